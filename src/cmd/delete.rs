@@ -1,0 +1,41 @@
+//! `kiln delete`: remove baked pages.
+
+use std::sync::Arc;
+
+use crate::bake::{Baker, Outcome};
+use crate::cli::{Exit, GlobalArgs, UsageError};
+use crate::targets::Target;
+
+/// `kiln delete` flags.
+#[derive(Debug, clap::Args)]
+pub struct DeleteArgs {
+    /// URL paths whose files to remove
+    #[arg(required = true, value_name = "URL")]
+    pub urls: Vec<String>,
+}
+
+/// Removes each URL's file and compressed siblings and marks it deleted.
+pub async fn run(g: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<Exit> {
+    let mut paths = Vec::new();
+    for u in &args.urls {
+        match Target::parse(u) {
+            Ok(Target::Url(p)) | Ok(Target::Delete(p)) => paths.push(p),
+            _ => return Err(UsageError(format!("`{u}` is not a URL path; delete takes paths like /blog/old-post/")).into()),
+        }
+    }
+    let cfg = Arc::new(g.load_config()?);
+    let out = cfg.out.clone();
+    let baker = Baker::new(cfg, &out)?;
+    let mut failed = false;
+    for p in paths {
+        match baker.remove(&p, None).await {
+            Outcome::Failed(e) => {
+                eprintln!("failed to delete {p}: {e}");
+                failed = true;
+            }
+            _ => println!("deleted {p}"),
+        }
+    }
+    baker.index().flush().await?;
+    Ok(if failed { Exit::PagesFailed } else { Exit::Clean })
+}

@@ -1,0 +1,514 @@
+//! The dependency index: an embedded SQLite database of every baked URL, its
+//! file, content hash, status, last error and tags.
+//!
+//! One thread owns the connection; everyone else talks to it over a bounded
+//! channel ([`Index`] is a cheap clonable handle). Writes are queued without
+//! waiting and committed in batches (one transaction per burst); a read first
+//! commits what is pending, so every reader sees every earlier write. Tag
+//! lookups use the `(tag, url)` primary key, never a scan of all pages.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+
+/// Index failures. Opening is fatal; a failed batch is logged.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The database could not be opened or migrated.
+    #[error("failed to open index `{path}`")]
+    Open {
+        /// Database path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The directory for the database could not be created.
+    #[error("failed to create directory `{path}` for the index")]
+    Dir {
+        /// Directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A query failed.
+    #[error("index query failed")]
+    Query(#[from] rusqlite::Error),
+    /// The index thread has stopped.
+    #[error("the index thread has stopped")]
+    Closed,
+}
+
+/// Page status as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Baked and current.
+    Ok,
+    /// Refused by a safety check; nothing written.
+    Refused,
+    /// Last attempt failed; the last good file (if any) stays.
+    Failed,
+    /// Origin said 404/410; file removed.
+    Deleted,
+    /// Origin redirects elsewhere.
+    Redirect,
+}
+
+impl Status {
+    /// Stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Refused => "refused",
+            Status::Failed => "failed",
+            Status::Deleted => "deleted",
+            Status::Redirect => "redirect",
+        }
+    }
+
+    fn parse(s: &str) -> Status {
+        match s {
+            "ok" => Status::Ok,
+            "refused" => Status::Refused,
+            "deleted" => Status::Deleted,
+            "redirect" => Status::Redirect,
+            _ => Status::Failed,
+        }
+    }
+}
+
+/// One row of the index.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PageRecord {
+    /// URL path (index key).
+    pub url: String,
+    /// File relative to the output root, when one is baked.
+    pub file: Option<String>,
+    /// blake3 of the baked body.
+    pub hash: Option<String>,
+    /// Status of the last attempt.
+    pub status: Status,
+    /// HTTP status of the last response, if any.
+    pub http_status: Option<u16>,
+    /// Error or refusal reason of the last attempt.
+    pub error: Option<String>,
+    /// Unix seconds of the last attempt.
+    pub fetched_at: i64,
+    /// Dependency tags (replaced on every successful fetch). `None` keeps the stored ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+}
+
+/// Counts and problems, for `kiln status`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    /// Pages per status.
+    pub by_status: Vec<(String, i64)>,
+    /// Distinct tags.
+    pub tags: i64,
+    /// Failed or refused pages with their reason (first 50).
+    pub problems: Vec<(String, String, String)>,
+    /// Recorded redirects.
+    pub redirects: i64,
+}
+
+/// A recorded same-origin redirect, emitted by `kiln nginx`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Redirect {
+    /// Requested path.
+    pub from: String,
+    /// Final path.
+    pub to: String,
+    /// 301, 302, 307, 308.
+    pub code: u16,
+}
+
+type Job = Box<dyn FnOnce(&Connection) + Send>;
+type WriteJob = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
+
+enum Command {
+    Write(WriteJob),
+    Read(Job),
+}
+
+/// Handle to the index thread.
+#[derive(Clone)]
+pub struct Index {
+    tx: mpsc::Sender<Command>,
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS pages (
+    url TEXT PRIMARY KEY,
+    file TEXT,
+    hash TEXT,
+    status TEXT NOT NULL,
+    http_status INTEGER,
+    error TEXT,
+    fetched_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tags (
+    tag TEXT NOT NULL,
+    url TEXT NOT NULL,
+    PRIMARY KEY (tag, url)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_by_url ON tags (url);
+CREATE TABLE IF NOT EXISTS redirects (
+    from_url TEXT PRIMARY KEY,
+    to_url TEXT NOT NULL,
+    code INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// Writes folded into one transaction at most.
+const BATCH: usize = 2000;
+
+impl Index {
+    /// Opens (creating if needed) the database at `path` and starts its thread.
+    pub fn open(path: &Path) -> Result<Index, IndexError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| IndexError::Dir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let open_err = |source| IndexError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
+        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        let (tx, rx) = mpsc::channel(4096);
+        std::thread::Builder::new()
+            .name("kiln-index".into())
+            .spawn(move || owner(conn, rx))
+            .map_err(|e| IndexError::Dir {
+                path: path.to_path_buf(),
+                source: e,
+            })?;
+        Ok(Index { tx })
+    }
+
+    async fn write(&self, job: WriteJob) {
+        if self.tx.send(Command::Write(job)).await.is_err() {
+            tracing::error!("index thread stopped; a page record was lost");
+        }
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, IndexError> {
+        let (reply, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = reply.send(f(conn));
+        });
+        self.tx
+            .send(Command::Read(job))
+            .await
+            .map_err(|_| IndexError::Closed)?;
+        Ok(rx.await.map_err(|_| IndexError::Closed)??)
+    }
+
+    /// Waits until every queued write is committed.
+    pub async fn flush(&self) -> Result<(), IndexError> {
+        self.read(|_| Ok(())).await
+    }
+
+    /// Upserts a page; replaces its tags when `record.tags` is `Some`.
+    pub async fn record(&self, record: PageRecord) {
+        self.write(Box::new(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO pages (url, file, hash, status, http_status, error, fetched_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(url) DO UPDATE SET
+                   file = COALESCE(excluded.file, pages.file),
+                   hash = COALESCE(excluded.hash, pages.hash),
+                   status = excluded.status, http_status = excluded.http_status,
+                   error = excluded.error, fetched_at = excluded.fetched_at",
+            )?
+            .execute(params![
+                record.url,
+                record.file,
+                record.hash,
+                record.status.as_str(),
+                record.http_status,
+                record.error,
+                record.fetched_at
+            ])?;
+            if record.status == Status::Deleted {
+                conn.prepare_cached("UPDATE pages SET file = NULL, hash = NULL WHERE url = ?1")?
+                    .execute([&record.url])?;
+            }
+            if let Some(tags) = &record.tags {
+                conn.prepare_cached("DELETE FROM tags WHERE url = ?1")?
+                    .execute([&record.url])?;
+                let mut insert =
+                    conn.prepare_cached("INSERT OR IGNORE INTO tags (tag, url) VALUES (?1, ?2)")?;
+                for tag in tags {
+                    insert.execute([tag, &record.url])?;
+                }
+            }
+            Ok(())
+        }))
+        .await;
+    }
+
+    /// Records that `from` redirects to `to`.
+    pub async fn record_redirect(&self, redirect: Redirect) {
+        self.write(Box::new(move |conn| {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO redirects (from_url, to_url, code) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![redirect.from, redirect.to, redirect.code])?;
+            Ok(())
+        }))
+        .await;
+    }
+
+    /// Forgets a redirect (the URL now answers itself).
+    pub async fn clear_redirect(&self, from: String) {
+        self.write(Box::new(move |conn| {
+            conn.prepare_cached("DELETE FROM redirects WHERE from_url = ?1")?
+                .execute([from])?;
+            Ok(())
+        }))
+        .await;
+    }
+
+    /// One page.
+    pub async fn page(&self, url: &str) -> Result<Option<PageRecord>, IndexError> {
+        let url = url.to_string();
+        self.read(move |conn| {
+            let mut rec = conn
+                .prepare_cached(
+                    "SELECT url, file, hash, status, http_status, error, fetched_at FROM pages WHERE url = ?1",
+                )?
+                .query_row([&url], row_to_record)
+                .optional()?;
+            if let Some(r) = rec.as_mut() {
+                r.tags = Some(tags_of(conn, &url)?);
+            }
+            Ok(rec)
+        })
+        .await
+    }
+
+    /// URLs carrying any of `tags` (exact match, via the tag index).
+    pub async fn urls_for_tags(&self, tags: Vec<String>) -> Result<Vec<String>, IndexError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT url FROM tags WHERE tag = ?1")?;
+            let mut out = Vec::new();
+            for tag in &tags {
+                for url in stmt.query_map([tag], |r| r.get::<_, String>(0))? {
+                    out.push(url?);
+                }
+            }
+            out.sort();
+            out.dedup();
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Every URL kiln knows and has not seen deleted.
+    pub async fn live_urls(&self) -> Result<Vec<String>, IndexError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT url FROM pages WHERE status != 'deleted' ORDER BY url")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// True when the URL is in the index (any status).
+    pub async fn knows(&self, url: &str) -> Result<bool, IndexError> {
+        let url = url.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT 1 FROM pages WHERE url = ?1")?
+                .query_row([url], |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
+        .await
+    }
+
+    /// Redirects recorded so far.
+    pub async fn redirects(&self) -> Result<Vec<Redirect>, IndexError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT from_url, to_url, code FROM redirects ORDER BY from_url")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Redirect {
+                    from: r.get(0)?,
+                    to: r.get(1)?,
+                    code: r.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Counts by status, failing URLs, tag count.
+    pub async fn summary(&self) -> Result<Summary, IndexError> {
+        self.read(|conn| {
+            let mut s = Summary::default();
+            let mut stmt = conn.prepare_cached(
+                "SELECT status, COUNT(*) FROM pages GROUP BY status ORDER BY status",
+            )?;
+            for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+                s.by_status.push(row?);
+            }
+            s.tags = conn.query_row("SELECT COUNT(DISTINCT tag) FROM tags", [], |r| r.get(0))?;
+            s.redirects = conn.query_row("SELECT COUNT(*) FROM redirects", [], |r| r.get(0))?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT url, status, COALESCE(error, '') FROM pages
+                 WHERE status IN ('failed', 'refused') ORDER BY url LIMIT 50",
+            )?;
+            for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
+                s.problems.push(row?);
+            }
+            Ok(s)
+        })
+        .await
+    }
+}
+
+fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<PageRecord> {
+    Ok(PageRecord {
+        url: r.get(0)?,
+        file: r.get(1)?,
+        hash: r.get(2)?,
+        status: Status::parse(&r.get::<_, String>(3)?),
+        http_status: r.get(4)?,
+        error: r.get(5)?,
+        fetched_at: r.get(6)?,
+        tags: None,
+    })
+}
+
+fn tags_of(conn: &Connection, url: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT tag FROM tags WHERE url = ?1 ORDER BY tag")?;
+    let rows = stmt.query_map([url], |r| r.get::<_, String>(0))?;
+    rows.collect()
+}
+
+/// The index thread: applies writes in batched transactions, answers reads
+/// after committing what is pending.
+fn owner(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut next = Some(first);
+        let mut pending_read = None;
+        match conn.transaction() {
+            Ok(tx) => {
+                let mut n = 0;
+                while let Some(cmd) = next.take() {
+                    match cmd {
+                        Command::Write(job) => {
+                            if let Err(e) = job(&tx) {
+                                tracing::error!(error = %e, "index write failed");
+                            }
+                            n += 1;
+                        }
+                        Command::Read(job) => {
+                            pending_read = Some(job);
+                            break;
+                        }
+                    }
+                    if n >= BATCH {
+                        break;
+                    }
+                    next = rx.try_recv().ok();
+                }
+                if let Err(e) = tx.commit() {
+                    tracing::error!(error = %e, "index commit failed");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "index transaction failed to start"),
+        }
+        if let Some(job) = pending_read {
+            job(&conn);
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(url: &str, tags: &[&str]) -> PageRecord {
+        PageRecord {
+            url: url.into(),
+            file: Some(format!("{}index.html", url.trim_start_matches('/'))),
+            hash: Some("h".into()),
+            status: Status::Ok,
+            http_status: Some(200),
+            error: None,
+            fetched_at: now(),
+            tags: Some(tags.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    #[tokio::test]
+    async fn tags_are_replaced_and_looked_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = Index::open(&dir.path().join("i.db")).unwrap();
+        idx.record(rec("/a/", &["post:1", "list"])).await;
+        idx.record(rec("/b/", &["post:2", "list"])).await;
+        assert_eq!(idx.urls_for_tags(vec!["list".into()]).await.unwrap(), vec!["/a/", "/b/"]);
+        idx.record(rec("/a/", &["post:3"])).await;
+        assert_eq!(idx.urls_for_tags(vec!["list".into()]).await.unwrap(), vec!["/b/"]);
+        let a = idx.page("/a/").await.unwrap().unwrap();
+        assert_eq!(a.tags.unwrap(), vec!["post:3"]);
+        // A failure keeps the file and hash of the last good bake.
+        idx.record(PageRecord {
+            file: None,
+            hash: None,
+            status: Status::Failed,
+            error: Some("boom".into()),
+            tags: None,
+            ..rec("/a/", &[])
+        })
+        .await;
+        let a = idx.page("/a/").await.unwrap().unwrap();
+        assert_eq!(a.status, Status::Failed);
+        assert_eq!(a.hash.as_deref(), Some("h"));
+        assert_eq!(a.tags.unwrap(), vec!["post:3"]);
+    }
+
+    #[tokio::test]
+    async fn tag_lookup_uses_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = Index::open(&dir.path().join("i.db")).unwrap();
+        let plan = idx
+            .read(|conn| {
+                let mut s = conn.prepare("EXPLAIN QUERY PLAN SELECT url FROM tags WHERE tag = ?1")?;
+                let rows = s.query_map(["x"], |r| r.get::<_, String>(3))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await
+            .unwrap()
+            .join(" ");
+        assert!(plan.contains("USING PRIMARY KEY"), "{plan}");
+        assert!(!plan.contains("SCAN"), "{plan}");
+    }
+}

@@ -1,0 +1,34 @@
+//! kiln keeps a directory of static files, served by nginx, equal to what a
+//! dynamic site or a set of templates would produce, and regenerates only the
+//! files a change affects.
+//!
+//! # Layout
+//!
+//! The modules follow the pipeline a page travels:
+//!
+//! - [`config`]: `site.toml`, parsed raw then validated into typed values.
+//! - [`targets`]: the event grammar (`/path/`, `tag:`, `glob:`, `delete:`, `all`).
+//! - [`crawl`]: link and sitemap discovery, scope, and the concurrent frontier.
+//! - [`source::fetch`] / [`source::render`]: where a page's bytes come from.
+//! - [`check`]: privacy checks that refuse per-visitor pages.
+//! - [`urlmap`]: URL path → file, the gate that keeps writes inside the root.
+//! - [`write`]: the web root; the only code that writes or removes served files.
+//! - [`index`]: the SQLite dependency index (pages, tags, redirects).
+//! - [`bake`]: one page through all of the above; target resolution; summaries.
+//! - [`cmd`]: one module per subcommand, driven by [`run`].
+#![warn(missing_docs, unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+pub mod bake;
+pub mod check;
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod crawl;
+pub mod index;
+pub mod source;
+pub mod targets;
+pub mod urlmap;
+pub mod write;
+
+pub use cli::{run, Cli};

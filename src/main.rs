@@ -1,0 +1,47 @@
+//! The `kiln` binary: parse flags, set up logging and the runtime, hand off to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use kiln::cli::{is_usage_error, Exit, LogFormat};
+
+fn main() -> ExitCode {
+    let cli = kiln::Cli::parse();
+    init_tracing(cli.global.log_format, cli.global.verbose, cli.global.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(kiln::run(cli)) {
+        Ok(Exit::Clean) => ExitCode::SUCCESS,
+        Ok(Exit::PagesFailed) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(if is_usage_error(&e) { 2 } else { 1 })
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat, verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "kiln=debug,info",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,371 @@
+//! Fetching pages from the origin: anonymous GETs with keep-alive reuse,
+//! retries with exponential backoff, a body size cap, and same-origin
+//! redirects followed by hand so each hop can be recorded and loops caught.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, LOCATION};
+use reqwest::StatusCode;
+use url::Url;
+
+use crate::config::{Origin, TagSeparator};
+
+/// Redirect hops followed before giving up.
+const MAX_REDIRECTS: usize = 10;
+
+/// A fetch that produced no usable response. Decides retry vs give up.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// TCP connect failed (origin down?).
+    #[error("could not connect to {url}")]
+    Connect {
+        /// Full URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// No complete response within the timeout.
+    #[error("{url} timed out after {timeout:?}")]
+    Timeout {
+        /// Full URL.
+        url: String,
+        /// The configured timeout.
+        timeout: Duration,
+    },
+    /// The origin answered 5xx on every attempt.
+    #[error("{url} answered {status} after {attempts} attempts")]
+    ServerError {
+        /// Full URL.
+        url: String,
+        /// Last status.
+        status: u16,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The body exceeded `origin.max-body`.
+    #[error("{url} body exceeds origin.max-body ({limit} bytes)")]
+    TooLarge {
+        /// Full URL.
+        url: String,
+        /// The cap.
+        limit: u64,
+    },
+    /// Redirects came back to a URL already visited.
+    #[error("{url} redirect loop: {chain}")]
+    RedirectLoop {
+        /// Start URL.
+        url: String,
+        /// The hops.
+        chain: String,
+    },
+    /// Too many redirect hops.
+    #[error("{url} redirected more than {MAX_REDIRECTS} times")]
+    TooManyRedirects {
+        /// Start URL.
+        url: String,
+    },
+    /// A redirect without a usable Location.
+    #[error("{url} sent a redirect with a missing or invalid Location header")]
+    BadRedirect {
+        /// The URL.
+        url: String,
+    },
+    /// Any other transport error.
+    #[error("request to {url} failed")]
+    Other {
+        /// Full URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+impl FetchError {
+    fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Connect { .. } | FetchError::Timeout { .. } | FetchError::Other { .. }
+        )
+    }
+}
+
+/// A redirect hop the origin sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    /// Path requested.
+    pub from: String,
+    /// Where it points: a path for same-origin, a full URL otherwise.
+    pub to: String,
+    /// Status code.
+    pub code: u16,
+    /// True when `to` is on the origin.
+    pub same_origin: bool,
+}
+
+/// A complete response.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// Final path on the origin (after same-origin redirects).
+    pub final_path: String,
+    /// HTTP status of the final response.
+    pub status: u16,
+    /// Its headers.
+    pub headers: HeaderMap,
+    /// Its body.
+    pub body: Bytes,
+    /// Redirect hops followed (same-origin) or stopped at (cross-origin, last).
+    pub hops: Vec<Hop>,
+}
+
+impl Fetched {
+    /// True when the response is HTML (and so has links and maps to `index.html`).
+    pub fn is_html(&self) -> bool {
+        is_html(&self.headers)
+    }
+
+    /// True when the last hop left the origin (nothing to bake).
+    pub fn left_origin(&self) -> bool {
+        self.hops.last().is_some_and(|h| !h.same_origin)
+    }
+}
+
+/// True for `text/html` and `application/xhtml+xml`.
+pub fn is_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let v = v.to_ascii_lowercase();
+            v.starts_with("text/html") || v.starts_with("application/xhtml+xml")
+        })
+        .unwrap_or(false)
+}
+
+/// Client for one origin. Clone is cheap and shares the connection pool.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    origin: Origin,
+}
+
+impl Fetcher {
+    /// Builds the pooled client: no cookie store, no automatic redirects.
+    pub fn new(origin: &Origin) -> Result<Fetcher, reqwest::Error> {
+        let mut headers = HeaderMap::new();
+        for (k, v) in &origin.headers {
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
+                headers.insert(k, v);
+            }
+        }
+        if let Some(host) = &origin.host {
+            if let Ok(v) = HeaderValue::from_str(host) {
+                headers.insert(reqwest::header::HOST, v);
+            }
+        }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(origin.timeout)
+            .connect_timeout(origin.timeout.min(Duration::from_secs(10)))
+            .pool_max_idle_per_host(origin.concurrency)
+            .tcp_nodelay(true)
+            .user_agent(origin.user_agent.clone())
+            .default_headers(headers)
+            .build()?;
+        Ok(Fetcher {
+            client,
+            origin: origin.clone(),
+        })
+    }
+
+    /// The full origin URL of a path.
+    pub fn url_of(&self, path: &str) -> String {
+        match self.origin.url.join(path) {
+            Ok(u) => u.to_string(),
+            Err(_) => format!("{}{}", self.origin.url.as_str().trim_end_matches('/'), path),
+        }
+    }
+
+    /// Parses the configured tags header of a response.
+    pub fn tags_from(&self, headers: &HeaderMap) -> Vec<String> {
+        let mut tags = Vec::new();
+        for v in headers.get_all(self.origin.tags_header.as_str()) {
+            let Ok(v) = v.to_str() else { continue };
+            match self.origin.tags_separator {
+                TagSeparator::Space => tags.extend(v.split_whitespace().map(str::to_string)),
+                TagSeparator::Comma => tags.extend(
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_string),
+                ),
+            }
+        }
+        tags
+    }
+
+    /// If `url` is on the origin, its path (with query); otherwise `None`.
+    pub fn same_origin_path(&self, url: &Url) -> Option<String> {
+        let o = &self.origin.url;
+        if url.scheme() != o.scheme()
+            || url.host_str() != o.host_str()
+            || url.port_or_known_default() != o.port_or_known_default()
+        {
+            return None;
+        }
+        let mut p = url.path().to_string();
+        if let Some(q) = url.query() {
+            p.push('?');
+            p.push_str(q);
+        }
+        Some(p)
+    }
+
+    /// GETs `path`, following same-origin redirects, retrying transient failures.
+    pub async fn fetch(&self, path: &str) -> Result<Fetched, FetchError> {
+        let mut current = path.to_string();
+        let mut hops: Vec<Hop> = Vec::new();
+        let mut visited = vec![current.clone()];
+        loop {
+            let (status, headers, body) = self.get_with_retries(&current).await?;
+            let code = status.as_u16();
+            if !status.is_redirection() || code == 304 {
+                return Ok(Fetched {
+                    final_path: current,
+                    status: code,
+                    headers,
+                    body,
+                    hops,
+                });
+            }
+            let full = self.url_of(&current);
+            let location = headers
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|loc| Url::parse(&full).ok()?.join(loc).ok())
+                .ok_or_else(|| FetchError::BadRedirect { url: full.clone() })?;
+            match self.same_origin_path(&location) {
+                None => {
+                    hops.push(Hop {
+                        from: current.clone(),
+                        to: location.to_string(),
+                        code,
+                        same_origin: false,
+                    });
+                    return Ok(Fetched {
+                        final_path: current,
+                        status: code,
+                        headers,
+                        body,
+                        hops,
+                    });
+                }
+                Some(next) => {
+                    hops.push(Hop {
+                        from: current.clone(),
+                        to: next.clone(),
+                        code,
+                        same_origin: true,
+                    });
+                    if visited.contains(&next) {
+                        let chain = visited
+                            .iter()
+                            .chain(std::iter::once(&next))
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(" -> ");
+                        return Err(FetchError::RedirectLoop {
+                            url: self.url_of(path),
+                            chain,
+                        });
+                    }
+                    if hops.len() >= MAX_REDIRECTS {
+                        return Err(FetchError::TooManyRedirects {
+                            url: self.url_of(path),
+                        });
+                    }
+                    visited.push(next.clone());
+                    current = next;
+                }
+            }
+        }
+    }
+
+    async fn get_with_retries(
+        &self,
+        path: &str,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), FetchError> {
+        let attempts = self.origin.retries + 1;
+        let mut delay = self.origin.backoff;
+        for attempt in 1..=attempts {
+            let last = attempt == attempts;
+            match self.get_once(path).await {
+                Ok((status, _, _)) if status.is_server_error() && !last => {
+                    tracing::debug!(path, %status, attempt, "server error, retrying");
+                }
+                Ok((status, _, _)) if status.is_server_error() => {
+                    return Err(FetchError::ServerError {
+                        url: self.url_of(path),
+                        status: status.as_u16(),
+                        attempts,
+                    });
+                }
+                Ok(ok) => return Ok(ok),
+                Err(e) if e.is_retryable() && !last => {
+                    tracing::debug!(path, error = %e, attempt, "transient failure, retrying");
+                }
+                Err(e) => return Err(e),
+            }
+            tokio::time::sleep(delay).await;
+            delay = delay.saturating_mul(2);
+        }
+        unreachable!("the last attempt always returns")
+    }
+
+    async fn get_once(&self, path: &str) -> Result<(StatusCode, HeaderMap, Bytes), FetchError> {
+        let url = self.url_of(path);
+        let classify = |e: reqwest::Error, url: &str| {
+            if e.is_timeout() {
+                FetchError::Timeout {
+                    url: url.to_string(),
+                    timeout: self.origin.timeout,
+                }
+            } else if e.is_connect() {
+                FetchError::Connect {
+                    url: url.to_string(),
+                    source: e,
+                }
+            } else {
+                FetchError::Other {
+                    url: url.to_string(),
+                    source: e,
+                }
+            }
+        };
+        let mut resp = self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| classify(e, &url))?;
+        let limit = self.origin.max_body;
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(FetchError::TooLarge { url, limit });
+        }
+        let status = resp.status();
+        let headers = std::mem::take(resp.headers_mut());
+        let mut body = BytesMut::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| classify(e, &url))? {
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(FetchError::TooLarge { url, limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, headers, body.freeze()))
+    }
+}

@@ -1,0 +1,174 @@
+//! The target grammar every entry point shares: CLI arguments, stdin, spool
+//! files and the HTTP API all name work as `/path/`, `tag:NAME`,
+//! `glob:PATTERN`, `delete:/path/` or `all`.
+
+use std::fmt;
+
+/// One unit of requested work, before it is resolved to URLs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(into = "String")]
+pub enum Target {
+    /// Regenerate one URL path (may carry a query string).
+    Url(String),
+    /// Regenerate every page carrying this dependency tag.
+    Tag(String),
+    /// Regenerate every known URL whose path matches this glob.
+    Glob(String),
+    /// Remove the baked file of this URL path.
+    Delete(String),
+    /// Regenerate everything known.
+    All,
+}
+
+/// A line that is not a target, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad target `{text}`: {reason}")]
+pub struct TargetError {
+    /// The offending text.
+    pub text: String,
+    /// Why, and what would be accepted.
+    pub reason: String,
+}
+
+impl Target {
+    /// Parses one target. Surrounding whitespace is ignored.
+    pub fn parse(text: &str) -> Result<Target, TargetError> {
+        let t = text.trim();
+        let err = |reason: &str| TargetError {
+            text: t.to_string(),
+            reason: reason.to_string(),
+        };
+        if t.is_empty() {
+            return Err(err("empty target"));
+        }
+        if t.chars().any(char::is_control) {
+            return Err(err("contains control characters"));
+        }
+        if t == "all" {
+            return Ok(Target::All);
+        }
+        if let Some(tag) = t.strip_prefix("tag:") {
+            if tag.is_empty() || tag.chars().any(char::is_whitespace) {
+                return Err(err("a tag is one word with no spaces, e.g. tag:post:42"));
+            }
+            return Ok(Target::Tag(tag.to_string()));
+        }
+        if let Some(pattern) = t.strip_prefix("glob:") {
+            if !pattern.starts_with('/') {
+                return Err(err("a glob matches URL paths and starts with `/`, e.g. glob:/blog/**"));
+            }
+            crate::config::path_glob(pattern).map_err(|e| err(&format!("bad glob: {e}")))?;
+            return Ok(Target::Glob(pattern.to_string()));
+        }
+        if let Some(path) = t.strip_prefix("delete:") {
+            return Ok(Target::Delete(url_path(path).map_err(|r| err(&r))?));
+        }
+        if t.starts_with('/') {
+            return Ok(Target::Url(url_path(t).map_err(|r| err(&r))?));
+        }
+        Err(err(
+            "expected /path/, tag:NAME, glob:/PATTERN, delete:/path/ or all",
+        ))
+    }
+
+    /// Parses a list of lines (stdin, spool files): blank lines and `#`
+    /// comments are skipped; bad lines come back with their 1-based line number.
+    pub fn parse_lines(text: &str) -> (Vec<Target>, Vec<(usize, TargetError)>) {
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match Target::parse(line) {
+                Ok(t) => good.push(t),
+                Err(e) => bad.push((i + 1, e)),
+            }
+        }
+        (good, bad)
+    }
+}
+
+/// Checks a URL path target: starts with `/`, fragment dropped.
+fn url_path(text: &str) -> Result<String, String> {
+    if !text.starts_with('/') {
+        return Err("a URL path starts with `/`".into());
+    }
+    if text.starts_with("//") {
+        return Err("`//` would name another host; give a path on the origin".into());
+    }
+    let without_fragment = text.split('#').next().unwrap_or(text);
+    Ok(without_fragment.to_string())
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Url(p) => write!(f, "{p}"),
+            Target::Tag(t) => write!(f, "tag:{t}"),
+            Target::Glob(g) => write!(f, "glob:{g}"),
+            Target::Delete(p) => write!(f, "delete:{p}"),
+            Target::All => write!(f, "all"),
+        }
+    }
+}
+
+impl From<Target> for String {
+    fn from(t: Target) -> String {
+        t.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form() {
+        let cases = [
+            ("/", Target::Url("/".into())),
+            ("  /blog/post-1/ ", Target::Url("/blog/post-1/".into())),
+            ("/a?page=2", Target::Url("/a?page=2".into())),
+            ("/a#top", Target::Url("/a".into())),
+            ("tag:post:42", Target::Tag("post:42".into())),
+            ("glob:/blog/**", Target::Glob("/blog/**".into())),
+            ("delete:/old/", Target::Delete("/old/".into())),
+            ("all", Target::All),
+        ];
+        for (text, want) in cases {
+            assert_eq!(Target::parse(text).unwrap(), want, "{text}");
+            // Display round-trips (fragment aside).
+            let again = Target::parse(&want.to_string()).unwrap();
+            assert_eq!(again, want);
+        }
+    }
+
+    #[test]
+    fn rejects_with_reason() {
+        for text in [
+            "",
+            "blog/",
+            "tag:",
+            "tag:a b",
+            "glob:blog/*",
+            "glob:/a/[",
+            "delete:old",
+            "//evil.example/",
+            "ALL",
+            "http://example.com/",
+            "/a\u{0}b",
+        ] {
+            let e = Target::parse(text).unwrap_err();
+            assert!(!e.reason.is_empty());
+            assert!(e.to_string().contains("bad target"), "{text}");
+        }
+    }
+
+    #[test]
+    fn lines_skip_comments_and_report_bad_lines() {
+        let (good, bad) = Target::parse_lines("# deploy\n/\n\nnonsense\ntag:x\n  # c\nglob:nope\n");
+        assert_eq!(good, vec![Target::Url("/".into()), Target::Tag("x".into())]);
+        assert_eq!(bad.iter().map(|(n, _)| *n).collect::<Vec<_>>(), vec![4, 7]);
+    }
+}

@@ -1,0 +1,253 @@
+//! URL path → file path under the output root (DESIGN.md guarantees 4 and 6).
+//!
+//! This is the gate that keeps every write inside the root: paths are
+//! percent-decoded once and each segment is checked, so `..`, `%2e%2e`,
+//! `%2f`, NUL, backslashes and over-long names never reach the filesystem.
+
+use std::path::PathBuf;
+
+use percent_encoding::percent_decode_str;
+
+use crate::config::QueryPolicy;
+
+/// Longest file name most filesystems accept.
+const MAX_SEGMENT_BYTES: usize = 255;
+/// Longest relative path kiln will create.
+const MAX_PATH_BYTES: usize = 1024;
+
+/// Why a URL cannot be mapped to a file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// Not an absolute path.
+    #[error("URL path `{0}` does not start with `/`")]
+    NotAbsolute(String),
+    /// Carries a query string and the policy is to skip those.
+    #[error("URL `{0}` has a query string; set `output.query-strings = \"strip\"` to bake it without")]
+    HasQuery(String),
+    /// Not valid UTF-8 after decoding.
+    #[error("URL path `{0}` is not valid UTF-8 once decoded")]
+    NotUtf8(String),
+    /// A `.` or `..` segment, literal or encoded.
+    #[error("URL path `{0}` contains a `.` or `..` segment; refusing to write outside the output root")]
+    Traversal(String),
+    /// An encoded `/` inside a segment.
+    #[error("URL path `{0}` contains an encoded `/` (%2F) inside a segment")]
+    EncodedSlash(String),
+    /// A backslash, which Windows-style consumers treat as a separator.
+    #[error("URL path `{0}` contains a backslash")]
+    Backslash(String),
+    /// NUL or another control character.
+    #[error("URL path `{0}` contains a NUL or control character")]
+    Control(String),
+    /// A segment starting with `.` (hidden files; kiln's temp files are dot-named).
+    #[error("URL path `{0}` names a dot-file; nginx is configured to deny those")]
+    DotFile(String),
+    /// `//` inside the path.
+    #[error("URL path `{0}` has an empty segment (`//`)")]
+    EmptySegment(String),
+    /// A segment or the whole path is too long for the filesystem.
+    #[error("URL path `{0}` is too long to store as a file")]
+    TooLong(String),
+}
+
+/// Strips the query according to policy; returns the bare path.
+pub fn apply_query_policy(url_path: &str, policy: QueryPolicy) -> Result<&str, PathError> {
+    match url_path.split_once('?') {
+        None => Ok(url_path),
+        Some((path, _)) => match policy {
+            QueryPolicy::Skip => Err(PathError::HasQuery(url_path.to_string())),
+            QueryPolicy::Strip => Ok(path),
+        },
+    }
+}
+
+/// Decodes and validates a URL path into its segments.
+pub fn segments(url_path: &str) -> Result<Vec<String>, PathError> {
+    let owned = || url_path.to_string();
+    let Some(rest) = url_path.strip_prefix('/') else {
+        return Err(PathError::NotAbsolute(owned()));
+    };
+    if url_path.len() > MAX_PATH_BYTES * 3 {
+        return Err(PathError::TooLong(owned()));
+    }
+    let mut out = Vec::new();
+    let raw_segments: Vec<&str> = rest.split('/').collect();
+    let last = raw_segments.len() - 1;
+    let mut total = 0;
+    for (i, raw) in raw_segments.into_iter().enumerate() {
+        if raw.is_empty() {
+            if i == last {
+                break; // trailing slash
+            }
+            return Err(PathError::EmptySegment(owned()));
+        }
+        let decoded = percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| PathError::NotUtf8(owned()))?;
+        if decoded == "." || decoded == ".." {
+            return Err(PathError::Traversal(owned()));
+        }
+        if decoded.contains('/') {
+            return Err(PathError::EncodedSlash(owned()));
+        }
+        if decoded.contains('\\') {
+            return Err(PathError::Backslash(owned()));
+        }
+        if decoded.chars().any(char::is_control) {
+            return Err(PathError::Control(owned()));
+        }
+        if decoded.starts_with('.') {
+            return Err(PathError::DotFile(owned()));
+        }
+        // Room for `index.html`, `.gz` and the temp prefix.
+        if decoded.len() > MAX_SEGMENT_BYTES - 20 {
+            return Err(PathError::TooLong(owned()));
+        }
+        total += decoded.len() + 1;
+        out.push(decoded.into_owned());
+    }
+    if total > MAX_PATH_BYTES {
+        return Err(PathError::TooLong(owned()));
+    }
+    Ok(out)
+}
+
+/// Maps a URL path to a file relative to the output root.
+///
+/// `/` → `index.html`; `/a/` and `/a` → `a/index.html` for HTML; a last
+/// segment with an extension (`/feed.xml`) or a non-HTML response keeps its
+/// path.
+pub fn file_for(url_path: &str, is_html: bool, policy: QueryPolicy) -> Result<PathBuf, PathError> {
+    let path = apply_query_policy(url_path, policy)?;
+    let segs = segments(path)?;
+    let mut file = PathBuf::new();
+    for s in &segs {
+        file.push(s);
+    }
+    let ends_with_slash = path.ends_with('/');
+    let has_extension = segs.last().is_some_and(|s| s.contains('.'));
+    if segs.is_empty() || ends_with_slash || (is_html && !has_extension) {
+        file.push("index.html");
+    }
+    Ok(file)
+}
+
+/// Every path prefix of a URL path, itself included: `/a/b/` → `/`, `/a/`, `/a/b/`.
+/// Stored as `path:` tags so prefix and glob lookups use the tag index.
+pub fn path_prefixes(url_path: &str) -> Vec<String> {
+    let path = url_path.split('?').next().unwrap_or(url_path);
+    let mut out = vec!["/".to_string()];
+    let mut acc = String::from("/");
+    let trimmed = path.trim_start_matches('/');
+    let parts: Vec<&str> = trimmed.split('/').collect();
+    for (i, p) in parts.iter().enumerate() {
+        if p.is_empty() {
+            continue;
+        }
+        acc.push_str(p);
+        if i + 1 < parts.len() {
+            acc.push('/');
+        }
+        out.push(acc.clone());
+    }
+    out.dedup();
+    out
+}
+
+/// The longest literal directory prefix of a glob (`/blog/*/x` → `/blog/`).
+pub fn glob_literal_prefix(pattern: &str) -> &str {
+    let meta = pattern
+        .find(['*', '?', '[', '{', '\\'])
+        .unwrap_or(pattern.len());
+    let upto = &pattern[..meta];
+    match upto.rfind('/') {
+        Some(i) => &pattern[..=i],
+        None => "/",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(p: &str, html: bool) -> Result<String, PathError> {
+        file_for(p, html, QueryPolicy::Skip).map(|f| f.to_string_lossy().into_owned())
+    }
+
+    #[test]
+    fn maps_urls_to_files() {
+        let cases = [
+            ("/", true, "index.html"),
+            ("/a/", true, "a/index.html"),
+            ("/a", true, "a/index.html"),
+            ("/a/b/", true, "a/b/index.html"),
+            ("/feed.xml", false, "feed.xml"),
+            ("/feed.xml", true, "feed.xml"),
+            ("/page.html", true, "page.html"),
+            ("/api/data", false, "api/data"),
+            ("/api/data/", false, "api/data/index.html"),
+            ("/caf%C3%A9/", true, "café/index.html"),
+            ("/a%20b/", true, "a b/index.html"),
+            ("/static/app.css", false, "static/app.css"),
+        ];
+        for (url, html, want) in cases {
+            assert_eq!(map(url, html).unwrap(), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn refuses_every_traversal_trick() {
+        let long = format!("/{}/", "a".repeat(300));
+        let deep = format!("/{}", "abcdefghi/".repeat(120));
+        let cases: Vec<(&str, fn(&PathError) -> bool)> = vec![
+            ("/..", |e| matches!(e, PathError::Traversal(_))),
+            ("/../etc/passwd", |e| matches!(e, PathError::Traversal(_))),
+            ("/a/../../etc/", |e| matches!(e, PathError::Traversal(_))),
+            ("/%2e%2e/etc/passwd", |e| matches!(e, PathError::Traversal(_))),
+            ("/%2E%2E/", |e| matches!(e, PathError::Traversal(_))),
+            ("/.%2e/x", |e| matches!(e, PathError::Traversal(_))),
+            ("/a/./b", |e| matches!(e, PathError::Traversal(_))),
+            ("/a/%2e/b", |e| matches!(e, PathError::Traversal(_))),
+            ("/..%2fetc", |e| matches!(e, PathError::EncodedSlash(_))),
+            ("/a%2F..%2F..%2Fetc", |e| matches!(e, PathError::EncodedSlash(_))),
+            ("/..%5cwindows", |e| matches!(e, PathError::Backslash(_))),
+            ("/a\\b", |e| matches!(e, PathError::Backslash(_))),
+            ("/a%00.html", |e| matches!(e, PathError::Control(_))),
+            ("/a%0a", |e| matches!(e, PathError::Control(_))),
+            ("/.git/config", |e| matches!(e, PathError::DotFile(_))),
+            ("/.kiln-tmp-x", |e| matches!(e, PathError::DotFile(_))),
+            ("/a//b", |e| matches!(e, PathError::EmptySegment(_))),
+            ("//etc/passwd", |e| matches!(e, PathError::EmptySegment(_))),
+            ("/%ff%fe", |e| matches!(e, PathError::NotUtf8(_))),
+            ("relative", |e| matches!(e, PathError::NotAbsolute(_))),
+            ("/a?x=1", |e| matches!(e, PathError::HasQuery(_))),
+        ];
+        for (url, is_expected) in cases {
+            let e = map(url, true).unwrap_err();
+            assert!(is_expected(&e), "{url}: got {e:?}");
+            assert!(e.to_string().contains("URL"), "{url}: message names the URL");
+        }
+        assert!(matches!(map(&long, true), Err(PathError::TooLong(_))));
+        assert!(matches!(map(&deep, true), Err(PathError::TooLong(_))));
+    }
+
+    #[test]
+    fn query_policy() {
+        assert_eq!(
+            file_for("/a/?p=2", true, QueryPolicy::Strip).unwrap(),
+            PathBuf::from("a/index.html")
+        );
+        assert!(file_for("/a/?p=2", true, QueryPolicy::Skip).is_err());
+    }
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(path_prefixes("/"), vec!["/"]);
+        assert_eq!(path_prefixes("/a/b/"), vec!["/", "/a/", "/a/b/"]);
+        assert_eq!(path_prefixes("/a/feed.xml"), vec!["/", "/a/", "/a/feed.xml"]);
+        assert_eq!(glob_literal_prefix("/blog/**"), "/blog/");
+        assert_eq!(glob_literal_prefix("/blog/2024-*/x"), "/blog/");
+        assert_eq!(glob_literal_prefix("/**"), "/");
+        assert_eq!(glob_literal_prefix("/exact/page/"), "/exact/page/");
+    }
+}
