@@ -76,7 +76,10 @@ pub struct Summary {
 }
 
 mod humantime_serde_secs {
-    pub(super) fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
     }
 }
@@ -141,7 +144,11 @@ impl Summary {
     /// The human summary.
     pub fn render(&self) -> String {
         let secs = self.elapsed.as_secs_f64();
-        let rate = if secs > 0.0 { self.pages() as f64 / secs } else { 0.0 };
+        let rate = if secs > 0.0 {
+            self.pages() as f64 / secs
+        } else {
+            0.0
+        };
         let mut s = format!(
             "{} pages in {:.2}s ({:.0} pages/s): {} written, {} unchanged, {} deleted, {} redirects, {} refused, {} failed",
             self.pages(),
@@ -299,7 +306,9 @@ impl Baker {
     pub async fn bake(&self, url: &str) -> PageResult {
         let result = self.bake_inner(url).await;
         match &result.outcome {
-            Outcome::Failed(e) => tracing::warn!(url, error = %e, "page failed; last good file kept"),
+            Outcome::Failed(e) => {
+                tracing::warn!(url, error = %e, "page failed; last good file kept")
+            }
             Outcome::Refused(e) => tracing::warn!(url, reason = %e, "page refused"),
             o => tracing::debug!(url, outcome = ?o, "page done"),
         }
@@ -358,7 +367,11 @@ impl Baker {
         let final_path = fetched.final_path.clone();
         result.final_path = Some(final_path.clone());
         if fetched.left_origin() {
-            let hop = fetched.hops.last().cloned().expect("left_origin implies a hop");
+            let hop = fetched
+                .hops
+                .last()
+                .cloned()
+                .expect("left_origin implies a hop");
             self.index
                 .record_redirect(Redirect {
                     from: hop.from.clone(),
@@ -367,8 +380,16 @@ impl Baker {
                 })
                 .await;
             self.remove_stale_file(&path).await;
-            self.record(&path, None, None, Status::Redirect, Some(hop.code), Some(format!("redirects to {}", hop.to)), None)
-                .await;
+            self.record(
+                &path,
+                None,
+                None,
+                Status::Redirect,
+                Some(hop.code),
+                Some(format!("redirects to {}", hop.to)),
+                None,
+            )
+            .await;
             result.outcome = Outcome::Redirected(hop.to);
             return result;
         }
@@ -383,7 +404,11 @@ impl Baker {
             }
             code => {
                 result.outcome = self
-                    .fail(&path, Some(code), format!("{} answered {code}", fetcher.url_of(&final_path)))
+                    .fail(
+                        &path,
+                        Some(code),
+                        format!("{} answered {code}", fetcher.url_of(&final_path)),
+                    )
                     .await;
                 return result;
             }
@@ -402,20 +427,45 @@ impl Baker {
                     code: hop.code,
                 })
                 .await;
-            self.record(&hop.from, None, None, Status::Redirect, Some(hop.code), Some(format!("redirects to {}", hop.to)), None)
-                .await;
+            self.record(
+                &hop.from,
+                None,
+                None,
+                Status::Redirect,
+                Some(hop.code),
+                Some(format!("redirects to {}", hop.to)),
+                None,
+            )
+            .await;
         }
-        if let Err(refusal) = self.checker.check(&final_path, &fetched.headers, &fetched.body) {
+        if let Err(refusal) = self
+            .checker
+            .check(&final_path, &fetched.headers, &fetched.body)
+        {
             let why = refusal.to_string();
-            self.record(&final_path, None, None, Status::Refused, Some(fetched.status), Some(why.clone()), None)
-                .await;
+            self.record(
+                &final_path,
+                None,
+                None,
+                Status::Refused,
+                Some(fetched.status),
+                Some(why.clone()),
+                None,
+            )
+            .await;
             result.outcome = Outcome::Refused(why);
             return result;
         }
         let is_html = fetched.is_html();
         let tags = fetcher.tags_from(&fetched.headers);
         let outcome = self
-            .store(&final_path, &fetched.body, is_html, tags, Some(fetched.status))
+            .store(
+                &final_path,
+                &fetched.body,
+                is_html,
+                tags,
+                Some(fetched.status),
+            )
             .await;
         if fetched.hops.is_empty() {
             self.index.clear_redirect(final_path.clone()).await;
@@ -463,15 +513,22 @@ impl Baker {
         let root = self.root.clone();
         let rel2 = rel.clone();
         let owned = body.to_vec();
-        let written =
-            tokio::task::spawn_blocking(move || root.write_page(&rel2, &owned)).await;
+        let written = tokio::task::spawn_blocking(move || root.write_page(&rel2, &owned)).await;
         let outcome = match written {
             Ok(Ok(WriteOutcome::Written)) => Outcome::Written,
             Ok(Ok(WriteOutcome::Unchanged)) => Outcome::Unchanged,
             Ok(Err(e)) => return self.fail(path, http_status, error_chain(&e)).await,
-            Err(e) => return self.fail(path, http_status, format!("write task failed: {e}")).await,
+            Err(e) => {
+                return self
+                    .fail(path, http_status, format!("write task failed: {e}"))
+                    .await
+            }
         };
-        tags.extend(urlmap::path_prefixes(path).into_iter().map(|p| format!("path:{p}")));
+        tags.extend(
+            urlmap::path_prefixes(path)
+                .into_iter()
+                .map(|p| format!("path:{p}")),
+        );
         tags.sort();
         tags.dedup();
         let hash = blake3::hash(body).to_hex().to_string();
@@ -489,8 +546,16 @@ impl Baker {
     }
 
     async fn fail(&self, path: &str, http_status: Option<u16>, error: String) -> Outcome {
-        self.record(path, None, None, Status::Failed, http_status, Some(error.clone()), None)
-            .await;
+        self.record(
+            path,
+            None,
+            None,
+            Status::Failed,
+            http_status,
+            Some(error.clone()),
+            None,
+        )
+        .await;
         Outcome::Failed(error)
     }
 
@@ -498,8 +563,16 @@ impl Baker {
     pub async fn remove(&self, path: &str, http_status: Option<u16>) -> Outcome {
         match self.remove_file_of(path).await {
             Ok(_) => {
-                self.record(path, None, None, Status::Deleted, http_status, None, Some(Vec::new()))
-                    .await;
+                self.record(
+                    path,
+                    None,
+                    None,
+                    Status::Deleted,
+                    http_status,
+                    None,
+                    Some(Vec::new()),
+                )
+                .await;
                 Outcome::Deleted
             }
             Err(e) => self.fail(path, http_status, e).await,
@@ -569,7 +642,8 @@ impl Baker {
                     r.delete.insert(u.clone());
                 }
                 Target::Tag(tag) => {
-                    r.bake.extend(self.index.urls_for_tags(vec![tag.clone()]).await?);
+                    r.bake
+                        .extend(self.index.urls_for_tags(vec![tag.clone()]).await?);
                     for rule in &self.cfg.depend {
                         if rule.tags.is_match(tag) {
                             r.bake.extend(rule.urls.iter().cloned());
@@ -580,15 +654,19 @@ impl Baker {
                     }
                 }
                 Target::Glob(pattern) => {
-                    let Ok(matcher) = crate::config::path_matcher(pattern) else { continue };
+                    let Ok(matcher) = crate::config::path_matcher(pattern) else {
+                        continue;
+                    };
                     let prefix = urlmap::glob_literal_prefix(pattern);
                     let candidates = self
                         .index
                         .urls_for_tags(vec![format!("path:{prefix}")])
                         .await?;
-                    r.bake.extend(candidates.into_iter().filter(|u| matcher.is_match(u)));
+                    r.bake
+                        .extend(candidates.into_iter().filter(|u| matcher.is_match(u)));
                     if let Some(renderer) = self.renderer() {
-                        r.bake.extend(renderer.urls().into_iter().filter(|u| matcher.is_match(u)));
+                        r.bake
+                            .extend(renderer.urls().into_iter().filter(|u| matcher.is_match(u)));
                     }
                 }
                 Target::All => {

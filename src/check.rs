@@ -68,7 +68,8 @@ impl Checker {
         for value in headers.get_all(VARY) {
             let v = value.to_str().unwrap_or("");
             for field in v.split(',').map(str::trim) {
-                if field.eq_ignore_ascii_case("cookie") || field.eq_ignore_ascii_case("authorization")
+                if field.eq_ignore_ascii_case("cookie")
+                    || field.eq_ignore_ascii_case("authorization")
                 {
                     return Err(Refusal::Vary(field.to_string()));
                 }
@@ -86,6 +87,7 @@ impl Checker {
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
@@ -116,13 +118,41 @@ mod tests {
             (&[], "<p>hi</p>", None),
             (&[("cache-control", "public, max-age=60")], "", None),
             (&[("vary", "Accept-Encoding")], "", None),
-            (&[("set-cookie", "sessionid=1")], "", Some(Refusal::SetsCookie)),
-            (&[("cache-control", "max-age=0, private")], "", Some(Refusal::CacheControl("private".into()))),
-            (&[("cache-control", "No-Store")], "", Some(Refusal::CacheControl("no-store".into()))),
-            (&[("vary", "Accept-Encoding, Cookie")], "", Some(Refusal::Vary("Cookie".into()))),
-            (&[("vary", "authorization")], "", Some(Refusal::Vary("authorization".into()))),
-            (&[], "<input name=\"csrfmiddlewaretoken\" value=\"x\">", Some(Refusal::ForbiddenPattern("csrfmiddlewaretoken".into()))),
-            (&[], "<body data-user-id=7>", Some(Refusal::ForbiddenPattern("data-user-id".into()))),
+            (
+                &[("set-cookie", "sessionid=1")],
+                "",
+                Some(Refusal::SetsCookie),
+            ),
+            (
+                &[("cache-control", "max-age=0, private")],
+                "",
+                Some(Refusal::CacheControl("private".into())),
+            ),
+            (
+                &[("cache-control", "No-Store")],
+                "",
+                Some(Refusal::CacheControl("no-store".into())),
+            ),
+            (
+                &[("vary", "Accept-Encoding, Cookie")],
+                "",
+                Some(Refusal::Vary("Cookie".into())),
+            ),
+            (
+                &[("vary", "authorization")],
+                "",
+                Some(Refusal::Vary("authorization".into())),
+            ),
+            (
+                &[],
+                "<input name=\"csrfmiddlewaretoken\" value=\"x\">",
+                Some(Refusal::ForbiddenPattern("csrfmiddlewaretoken".into())),
+            ),
+            (
+                &[],
+                "<body data-user-id=7>",
+                Some(Refusal::ForbiddenPattern("data-user-id".into())),
+            ),
         ];
         for (h, body, want) in cases {
             let got = c.check("/p/", &headers(h), body.as_bytes()).err();

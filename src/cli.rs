@@ -85,7 +85,12 @@ pub struct UsageError(pub String);
 
 /// True when an error should exit with code 2.
 pub fn is_usage_error(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<ConfigError>().is_some() || e.downcast_ref::<UsageError>().is_some()
+    e.downcast_ref::<ConfigError>().is_some()
+        || e.downcast_ref::<UsageError>().is_some()
+        || matches!(
+            e.downcast_ref::<crate::bake::SetupError>(),
+            Some(crate::bake::SetupError::NoSource)
+        )
 }
 
 impl GlobalArgs {

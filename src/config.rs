@@ -442,7 +442,11 @@ impl Config {
                 .state
                 .unwrap_or_else(|| PathBuf::from(".kiln/index.db")),
         );
-        let queue = resolve(raw.site.queue.unwrap_or_else(|| PathBuf::from(".kiln/queue")));
+        let queue = resolve(
+            raw.site
+                .queue
+                .unwrap_or_else(|| PathBuf::from(".kiln/queue")),
+        );
         let templates = resolve(
             raw.site
                 .templates
@@ -680,8 +684,12 @@ fn parse_origin(
     };
     let mut headers = Vec::new();
     for (k, v) in raw.headers {
-        reqwest::header::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| invalid("origin.headers", format!("`{k}` is not a valid header name")))?;
+        reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+            invalid(
+                "origin.headers",
+                format!("`{k}` is not a valid header name"),
+            )
+        })?;
         reqwest::header::HeaderValue::from_str(&v).map_err(|_| {
             invalid(
                 "origin.headers",
@@ -828,16 +836,37 @@ mod tests {
     fn errors_name_file_and_key() {
         let cases: &[(&str, &str)] = &[
             ("[origin]\nurl = \"ftp://x\"\n", "`origin.url`"),
-            ("[origin]\nurl = \"http://x\"\ntimeout = \"soon\"\n", "`origin.timeout`"),
-            ("[origin]\nurl = \"http://x\"\nmax-body = \"lots\"\n", "`origin.max-body`"),
-            ("[origin]\nurl = \"http://x\"\nconcurrency = 0\n", "`origin.concurrency`"),
+            (
+                "[origin]\nurl = \"http://x\"\ntimeout = \"soon\"\n",
+                "`origin.timeout`",
+            ),
+            (
+                "[origin]\nurl = \"http://x\"\nmax-body = \"lots\"\n",
+                "`origin.max-body`",
+            ),
+            (
+                "[origin]\nurl = \"http://x\"\nconcurrency = 0\n",
+                "`origin.concurrency`",
+            ),
             ("[crawl]\nseeds = [\"index.html\"]\n", "`crawl.seeds`"),
             ("[crawl]\ninclude = [\"/a/[\"]\n", "`crawl.include`"),
-            ("[output]\nprecompress = [\"zstd\"]\n", "`output.precompress`"),
-            ("[output]\nquery-strings = \"keep\"\n", "`output.query-strings`"),
+            (
+                "[output]\nprecompress = [\"zstd\"]\n",
+                "`output.precompress`",
+            ),
+            (
+                "[output]\nquery-strings = \"keep\"\n",
+                "`output.query-strings`",
+            ),
             ("[daemon]\nlisten = \"localhost\"\n", "`daemon.listen`"),
-            ("[[depend]]\ntags = [\"post:*\"]\nurls = [\"feed.xml\"]\n", "`depend[0].urls`"),
-            ("[[render]]\ntemplate = \"a.html\"\nurl = \"/p/{slug}/\"\n", "`render[0].url`"),
+            (
+                "[[depend]]\ntags = [\"post:*\"]\nurls = [\"feed.xml\"]\n",
+                "`depend[0].urls`",
+            ),
+            (
+                "[[render]]\ntemplate = \"a.html\"\nurl = \"/p/{slug}/\"\n",
+                "`render[0].url`",
+            ),
             ("[site]\nkeep-releases = 0\n", "`site.keep-releases`"),
         ];
         for (text, key) in cases {
@@ -852,7 +881,9 @@ mod tests {
         let err = load("[crawl]\nmax-pagse = 3\n").unwrap_err().to_string();
         assert!(err.contains("max-pagse"), "{err}");
         assert!(err.contains("site.toml"), "{err}");
-        let err = load("[orign]\nurl = \"http://x\"\n").unwrap_err().to_string();
+        let err = load("[orign]\nurl = \"http://x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("orign"), "{err}");
     }
 

@@ -26,7 +26,8 @@ pub fn extract_links(html: &[u8], assets: bool) -> (Option<String>, Vec<String>)
     };
     let mut handlers = vec![
         element!("base[href]", |el| {
-            base.borrow_mut().get_or_insert(el.get_attribute("href").unwrap_or_default());
+            base.borrow_mut()
+                .get_or_insert(el.get_attribute("href").unwrap_or_default());
             Ok(())
         }),
         element!("a[href], area[href]", |el| {
@@ -34,8 +35,13 @@ pub fn extract_links(html: &[u8], assets: bool) -> (Option<String>, Vec<String>)
             Ok(())
         }),
         element!("link[href]", |el| {
-            let rel = el.get_attribute("rel").unwrap_or_default().to_ascii_lowercase();
-            let is_page = rel.split_whitespace().any(|r| r == "alternate" || r == "next" || r == "prev");
+            let rel = el
+                .get_attribute("rel")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let is_page = rel
+                .split_whitespace()
+                .any(|r| r == "alternate" || r == "next" || r == "prev");
             if is_page || assets {
                 push(el.get_attribute("href"));
             }
@@ -43,10 +49,13 @@ pub fn extract_links(html: &[u8], assets: bool) -> (Option<String>, Vec<String>)
         }),
     ];
     if assets {
-        handlers.push(element!("script[src], img[src], source[src], video[src], audio[src]", |el| {
-            push(el.get_attribute("src"));
-            Ok(())
-        }));
+        handlers.push(element!(
+            "script[src], img[src], source[src], video[src], audio[src]",
+            |el| {
+                push(el.get_attribute("src"));
+                Ok(())
+            }
+        ));
         handlers.push(element!("img[srcset], source[srcset]", |el| {
             if let Some(set) = el.get_attribute("srcset") {
                 for candidate in set.split(',') {
@@ -194,16 +203,21 @@ pub async fn run(
     let mut in_flight = FuturesUnordered::new();
     loop {
         while in_flight.len() < concurrency && !shutdown.is_cancelled() {
-            let Some((url, depth)) = queue.pop_front() else { break };
+            let Some((url, depth)) = queue.pop_front() else {
+                break;
+            };
             in_flight.push(async move { (baker.bake(&url).await, depth) });
         }
-        let Some((result, depth)) = in_flight.next().await else { break };
+        let Some((result, depth)) = in_flight.next().await else {
+            break;
+        };
         let result: PageResult = result;
         progress.inc(1);
         if let Some(final_path) = &result.final_path {
             seen.insert(final_path.clone());
         }
-        if follow != Follow::None && matches!(result.outcome, Outcome::Written | Outcome::Unchanged) {
+        if follow != Follow::None && matches!(result.outcome, Outcome::Written | Outcome::Unchanged)
+        {
             for link in &result.links {
                 if depth + 1 > limits.max_depth || seen.len() >= limits.max_pages {
                     break;
@@ -220,7 +234,10 @@ pub async fn run(
             }
             if seen.len() >= limits.max_pages && !summary.hit_page_limit {
                 summary.hit_page_limit = true;
-                tracing::warn!(max_pages = limits.max_pages, "crawl.max-pages reached; not following more links");
+                tracing::warn!(
+                    max_pages = limits.max_pages,
+                    "crawl.max-pages reached; not following more links"
+                );
             }
         }
         summary.add(result);
@@ -259,7 +276,11 @@ mod tests {
         )
         .unwrap()
         .crawl;
-        let scope = Scope::new(&crawl, QueryPolicy::Skip, Url::parse("http://127.0.0.1:8000/").ok());
+        let scope = Scope::new(
+            &crawl,
+            QueryPolicy::Skip,
+            Url::parse("http://127.0.0.1:8000/").ok(),
+        );
         let cases = [
             ("/blog/", "post-1/", Some("/blog/post-1/")),
             ("/blog/", "../about/", Some("/about/")),
@@ -276,14 +297,21 @@ mod tests {
         for (page, raw, want) in cases {
             assert_eq!(scope.admit(page, None, raw).as_deref(), want, "{raw}");
         }
-        assert_eq!(scope.admit("/a/b/", Some("/base/"), "c/").as_deref(), Some("/base/c/"));
+        assert_eq!(
+            scope.admit("/a/b/", Some("/base/"), "c/").as_deref(),
+            Some("/base/c/")
+        );
     }
 
     #[test]
     fn sitemaps() {
-        let xml = br#"<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+        let xml =
+            br#"<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
             <url><loc>http://h/a/</loc></url><url><loc> http://h/b/ </loc></url></urlset>"#;
-        assert_eq!(sitemap_locs(xml).unwrap(), vec!["http://h/a/", "http://h/b/"]);
+        assert_eq!(
+            sitemap_locs(xml).unwrap(),
+            vec!["http://h/a/", "http://h/b/"]
+        );
         assert!(sitemap_locs(b"<rss><channel/></rss>").is_none());
     }
 }

@@ -322,8 +322,8 @@ impl Index {
     /// Every URL kiln knows and has not seen deleted.
     pub async fn live_urls(&self) -> Result<Vec<String>, IndexError> {
         self.read(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT url FROM pages WHERE status != 'deleted' ORDER BY url")?;
+            let mut stmt = conn
+                .prepare_cached("SELECT url FROM pages WHERE status != 'deleted' ORDER BY url")?;
             let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
             rows.collect()
         })
@@ -346,8 +346,8 @@ impl Index {
     /// Redirects recorded so far.
     pub async fn redirects(&self) -> Result<Vec<Redirect>, IndexError> {
         self.read(|conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT from_url, to_url, code FROM redirects ORDER BY from_url")?;
+            let mut stmt = conn
+                .prepare_cached("SELECT from_url, to_url, code FROM redirects ORDER BY from_url")?;
             let rows = stmt.query_map([], |r| {
                 Ok(Redirect {
                     from: r.get(0)?,
@@ -474,9 +474,15 @@ mod tests {
         let idx = Index::open(&dir.path().join("i.db")).unwrap();
         idx.record(rec("/a/", &["post:1", "list"])).await;
         idx.record(rec("/b/", &["post:2", "list"])).await;
-        assert_eq!(idx.urls_for_tags(vec!["list".into()]).await.unwrap(), vec!["/a/", "/b/"]);
+        assert_eq!(
+            idx.urls_for_tags(vec!["list".into()]).await.unwrap(),
+            vec!["/a/", "/b/"]
+        );
         idx.record(rec("/a/", &["post:3"])).await;
-        assert_eq!(idx.urls_for_tags(vec!["list".into()]).await.unwrap(), vec!["/b/"]);
+        assert_eq!(
+            idx.urls_for_tags(vec!["list".into()]).await.unwrap(),
+            vec!["/b/"]
+        );
         let a = idx.page("/a/").await.unwrap().unwrap();
         assert_eq!(a.tags.unwrap(), vec!["post:3"]);
         // A failure keeps the file and hash of the last good bake.
@@ -501,7 +507,8 @@ mod tests {
         let idx = Index::open(&dir.path().join("i.db")).unwrap();
         let plan = idx
             .read(|conn| {
-                let mut s = conn.prepare("EXPLAIN QUERY PLAN SELECT url FROM tags WHERE tag = ?1")?;
+                let mut s =
+                    conn.prepare("EXPLAIN QUERY PLAN SELECT url FROM tags WHERE tag = ?1")?;
                 let rows = s.query_map(["x"], |r| r.get::<_, String>(3))?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })

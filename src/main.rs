@@ -8,7 +8,10 @@ use kiln::cli::{is_usage_error, Exit, LogFormat};
 fn main() -> ExitCode {
     let cli = kiln::Cli::parse();
     init_tracing(cli.global.log_format, cli.global.verbose, cli.global.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: failed to start the async runtime: {e}");

@@ -55,7 +55,9 @@ impl Target {
         }
         if let Some(pattern) = t.strip_prefix("glob:") {
             if !pattern.starts_with('/') {
-                return Err(err("a glob matches URL paths and starts with `/`, e.g. glob:/blog/**"));
+                return Err(err(
+                    "a glob matches URL paths and starts with `/`, e.g. glob:/blog/**",
+                ));
             }
             crate::config::path_glob(pattern).map_err(|e| err(&format!("bad glob: {e}")))?;
             return Ok(Target::Glob(pattern.to_string()));

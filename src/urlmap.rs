@@ -22,13 +22,17 @@ pub enum PathError {
     #[error("URL path `{0}` does not start with `/`")]
     NotAbsolute(String),
     /// Carries a query string and the policy is to skip those.
-    #[error("URL `{0}` has a query string; set `output.query-strings = \"strip\"` to bake it without")]
+    #[error(
+        "URL `{0}` has a query string; set `output.query-strings = \"strip\"` to bake it without"
+    )]
     HasQuery(String),
     /// Not valid UTF-8 after decoding.
     #[error("URL path `{0}` is not valid UTF-8 once decoded")]
     NotUtf8(String),
     /// A `.` or `..` segment, literal or encoded.
-    #[error("URL path `{0}` contains a `.` or `..` segment; refusing to write outside the output root")]
+    #[error(
+        "URL path `{0}` contains a `.` or `..` segment; refusing to write outside the output root"
+    )]
     Traversal(String),
     /// An encoded `/` inside a segment.
     #[error("URL path `{0}` contains an encoded `/` (%2F) inside a segment")]
@@ -167,6 +171,7 @@ pub fn glob_literal_prefix(pattern: &str) -> &str {
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
 
@@ -203,13 +208,17 @@ mod tests {
             ("/..", |e| matches!(e, PathError::Traversal(_))),
             ("/../etc/passwd", |e| matches!(e, PathError::Traversal(_))),
             ("/a/../../etc/", |e| matches!(e, PathError::Traversal(_))),
-            ("/%2e%2e/etc/passwd", |e| matches!(e, PathError::Traversal(_))),
+            ("/%2e%2e/etc/passwd", |e| {
+                matches!(e, PathError::Traversal(_))
+            }),
             ("/%2E%2E/", |e| matches!(e, PathError::Traversal(_))),
             ("/.%2e/x", |e| matches!(e, PathError::Traversal(_))),
             ("/a/./b", |e| matches!(e, PathError::Traversal(_))),
             ("/a/%2e/b", |e| matches!(e, PathError::Traversal(_))),
             ("/..%2fetc", |e| matches!(e, PathError::EncodedSlash(_))),
-            ("/a%2F..%2F..%2Fetc", |e| matches!(e, PathError::EncodedSlash(_))),
+            ("/a%2F..%2F..%2Fetc", |e| {
+                matches!(e, PathError::EncodedSlash(_))
+            }),
             ("/..%5cwindows", |e| matches!(e, PathError::Backslash(_))),
             ("/a\\b", |e| matches!(e, PathError::Backslash(_))),
             ("/a%00.html", |e| matches!(e, PathError::Control(_))),
@@ -225,7 +234,10 @@ mod tests {
         for (url, is_expected) in cases {
             let e = map(url, true).unwrap_err();
             assert!(is_expected(&e), "{url}: got {e:?}");
-            assert!(e.to_string().contains("URL"), "{url}: message names the URL");
+            assert!(
+                e.to_string().contains("URL"),
+                "{url}: message names the URL"
+            );
         }
         assert!(matches!(map(&long, true), Err(PathError::TooLong(_))));
         assert!(matches!(map(&deep, true), Err(PathError::TooLong(_))));
@@ -244,7 +256,10 @@ mod tests {
     fn prefixes() {
         assert_eq!(path_prefixes("/"), vec!["/"]);
         assert_eq!(path_prefixes("/a/b/"), vec!["/", "/a/", "/a/b/"]);
-        assert_eq!(path_prefixes("/a/feed.xml"), vec!["/", "/a/", "/a/feed.xml"]);
+        assert_eq!(
+            path_prefixes("/a/feed.xml"),
+            vec!["/", "/a/", "/a/feed.xml"]
+        );
         assert_eq!(glob_literal_prefix("/blog/**"), "/blog/");
         assert_eq!(glob_literal_prefix("/blog/2024-*/x"), "/blog/");
         assert_eq!(glob_literal_prefix("/**"), "/");

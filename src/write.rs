@@ -98,7 +98,8 @@ impl WebRoot {
             let is_temp = entry.file_type().is_file()
                 && entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
             if is_temp {
-                fs::remove_file(entry.path()).map_err(io("remove stale temp file", entry.path()))?;
+                fs::remove_file(entry.path())
+                    .map_err(io("remove stale temp file", entry.path()))?;
                 swept += 1;
             }
         }
@@ -267,17 +268,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = WebRoot::open(dir.path(), vec![Encoding::Gzip], 10).unwrap();
         let rel = Path::new("a/index.html");
-        assert_eq!(root.write_page(rel, b"hello world, hello").unwrap(), WriteOutcome::Written);
+        assert_eq!(
+            root.write_page(rel, b"hello world, hello").unwrap(),
+            WriteOutcome::Written
+        );
         let file = dir.path().join(rel);
         let meta = fs::metadata(&file).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o644);
         assert!(sibling_path(&file, Encoding::Gzip).exists());
         let mtime = meta.modified().unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(root.write_page(rel, b"hello world, hello").unwrap(), WriteOutcome::Unchanged);
+        assert_eq!(
+            root.write_page(rel, b"hello world, hello").unwrap(),
+            WriteOutcome::Unchanged
+        );
         assert_eq!(fs::metadata(&file).unwrap().modified().unwrap(), mtime);
         // A body below the threshold drops the sibling rather than leave it stale.
-        assert_eq!(root.write_page(rel, b"tiny").unwrap(), WriteOutcome::Written);
+        assert_eq!(
+            root.write_page(rel, b"tiny").unwrap(),
+            WriteOutcome::Written
+        );
         assert!(!sibling_path(&file, Encoding::Gzip).exists());
         assert!(root.remove_page(rel).unwrap());
         assert!(!file.exists());
@@ -307,7 +317,9 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
         let root = WebRoot::open(dir.path(), vec![], 0).unwrap();
-        let err = root.write_page(Path::new("link/index.html"), b"x").unwrap_err();
+        let err = root
+            .write_page(Path::new("link/index.html"), b"x")
+            .unwrap_err();
         assert!(matches!(err, WriteError::OutsideRoot(_)), "{err}");
         assert!(!outside.path().join("index.html").exists());
     }
@@ -317,7 +329,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = WebRoot::open(dir.path(), vec![], 0).unwrap();
         root.write_page(Path::new("api"), b"{}").unwrap();
-        let err = root.write_page(Path::new("api/x/index.html"), b"x").unwrap_err();
+        let err = root
+            .write_page(Path::new("api/x/index.html"), b"x")
+            .unwrap_err();
         assert!(err.to_string().contains("is a file"), "{err}");
     }
 }

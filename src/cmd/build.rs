@@ -19,10 +19,21 @@ pub async fn run(g: &GlobalArgs, _args: BuildArgs) -> anyhow::Result<Exit> {
     let baker = Baker::new(cfg, &out)?;
     let progress = g.progress();
     let shutdown = CancellationToken::new();
-    let summary = crawl::run(&baker, baker.build_seeds(), Follow::All, &progress, &shutdown).await;
+    let summary = crawl::run(
+        &baker,
+        baker.build_seeds(),
+        Follow::All,
+        &progress,
+        &shutdown,
+    )
+    .await;
     progress.finish_and_clear();
     baker.index().flush().await?;
     println!("{}", summary.render());
     println!("output: {}", baker.root().path().display());
-    Ok(if summary.has_failures() { Exit::PagesFailed } else { Exit::Clean })
+    Ok(if summary.has_failures() {
+        Exit::PagesFailed
+    } else {
+        Exit::Clean
+    })
 }

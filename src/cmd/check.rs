@@ -17,10 +17,17 @@ pub async fn run(g: &GlobalArgs, _args: CheckArgs) -> anyhow::Result<Exit> {
     println!("index:   {}", cfg.state.display());
     println!("queue:   {}", cfg.queue.display());
     match &cfg.origin {
-        Some(o) => println!("origin:  {} (concurrency {}, timeout {:?}, retries {})", o.url, o.concurrency, o.timeout, o.retries),
+        Some(o) => println!(
+            "origin:  {} (concurrency {}, timeout {:?}, retries {})",
+            o.url, o.concurrency, o.timeout, o.retries
+        ),
         None => println!("origin:  none"),
     }
-    println!("routes:  {} render routes, {} depend rules", cfg.render.len(), cfg.depend.len());
+    println!(
+        "routes:  {} render routes, {} depend rules",
+        cfg.render.len(),
+        cfg.depend.len()
+    );
     if cfg.origin.is_none() && cfg.render.is_empty() {
         println!("warning: nothing to bake: set [origin] url or add [[render]] routes");
     }

@@ -20,7 +20,12 @@ pub async fn run(g: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<Exit> {
     for u in &args.urls {
         match Target::parse(u) {
             Ok(Target::Url(p)) | Ok(Target::Delete(p)) => paths.push(p),
-            _ => return Err(UsageError(format!("`{u}` is not a URL path; delete takes paths like /blog/old-post/")).into()),
+            _ => {
+                return Err(UsageError(format!(
+                    "`{u}` is not a URL path; delete takes paths like /blog/old-post/"
+                ))
+                .into())
+            }
         }
     }
     let cfg = Arc::new(g.load_config()?);
@@ -37,5 +42,9 @@ pub async fn run(g: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<Exit> {
         }
     }
     baker.index().flush().await?;
-    Ok(if failed { Exit::PagesFailed } else { Exit::Clean })
+    Ok(if failed {
+        Exit::PagesFailed
+    } else {
+        Exit::Clean
+    })
 }

@@ -15,7 +15,12 @@ pub async fn run(g: &GlobalArgs, args: ExplainArgs) -> anyhow::Result<Exit> {
     let cfg = g.load_config()?;
     let index = Index::open(&cfg.state)?;
     let Some(page) = index.page(&args.url).await? else {
-        return Err(UsageError(format!("{} is not in the index `{}`: it has never been baked", args.url, cfg.state.display())).into());
+        return Err(UsageError(format!(
+            "{} is not in the index `{}`: it has never been baked",
+            args.url,
+            cfg.state.display()
+        ))
+        .into());
     };
     println!("url:     {}", page.url);
     println!("file:    {}", page.file.as_deref().unwrap_or("-"));
@@ -29,7 +34,10 @@ pub async fn run(g: &GlobalArgs, args: ExplainArgs) -> anyhow::Result<Exit> {
     }
     for rule in &cfg.depend {
         if rule.urls.contains(&page.url) {
-            println!("  and any tag matched by a [[depend]] rule listing {}", page.url);
+            println!(
+                "  and any tag matched by a [[depend]] rule listing {}",
+                page.url
+            );
         }
     }
     Ok(Exit::Clean)

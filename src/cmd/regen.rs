@@ -59,5 +59,9 @@ pub async fn run(g: &GlobalArgs, args: RegenArgs) -> anyhow::Result<Exit> {
     summary.finish();
     baker.index().flush().await?;
     println!("{}", summary.render());
-    Ok(if summary.has_failures() { Exit::PagesFailed } else { Exit::Clean })
+    Ok(if summary.has_failures() {
+        Exit::PagesFailed
+    } else {
+        Exit::Clean
+    })
 }

@@ -1,0 +1,362 @@
+//! `kiln build`, `regen`, `delete`, `status` against a real origin.
+
+use std::time::Duration;
+
+use crate::util::{linked_site, Origin, Page, TestSite};
+
+async fn origin_with(n: usize, extra: Vec<(&str, Page)>) -> Origin {
+    let pages = linked_site(n);
+    let mut all: Vec<(&str, Page)> = pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    all.extend(extra);
+    // The borrowed keys live until start() copies them.
+    Origin::start(all).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_crawl_is_byte_identical_to_the_origin_with_no_config_file() {
+    let origin = origin_with(200, vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let site = TestSite { dir };
+    let out = site.out();
+    let run = site
+        .kiln(&[
+            "build",
+            "--origin",
+            &origin.url(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("201 pages"), "{}", run.stdout);
+    assert!(run.stdout.contains("201 written"), "{}", run.stdout);
+    let files = site.files();
+    assert_eq!(files.len(), 201, "{files:?}");
+    for (path, page) in linked_site(200) {
+        let rel = if path == "/" {
+            "index.html".to_string()
+        } else {
+            format!("{}index.html", &path[1..])
+        };
+        let baked = std::fs::read(site.file(&rel)).unwrap();
+        assert_eq!(baked, page.body, "{path} differs from the origin");
+    }
+    // Each page fetched exactly once, despite many links to it.
+    assert_eq!(origin.hits("/p/7/"), 1);
+    // Second build: everything unchanged, nothing rewritten.
+    let mtime = site.mtime("p/7/index.html");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let run = site
+        .kiln(&[
+            "build",
+            "--origin",
+            &origin.url(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("201 unchanged"), "{}", run.stdout);
+    assert_eq!(site.mtime("p/7/index.html"), mtime);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regen_touches_only_the_named_pages_and_tags_resolve_through_the_index() {
+    let origin = origin_with(20, vec![]).await;
+    let site = TestSite::for_origin(&origin, "");
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    origin.reset_hits();
+    let before: Vec<_> = site
+        .files()
+        .iter()
+        .map(|f| (f.clone(), site.mtime(f)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    origin.set(
+        "/p/3/",
+        Page::html("<p>changed 3</p>").with_header("surrogate-key", "post:3 list"),
+    );
+    origin.set(
+        "/p/5/",
+        Page::html("<p>changed 5</p>").with_header("surrogate-key", "post:5 list"),
+    );
+
+    let run = site.kiln(&["regen", "/p/3/"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(origin.total_hits(), 1, "only /p/3/ fetched");
+    assert_eq!(site.read("p/3/index.html").unwrap(), "<p>changed 3</p>");
+    for (f, m) in &before {
+        if f != "p/3/index.html" {
+            assert_eq!(&site.mtime(f), m, "{f} was touched");
+        }
+    }
+    // tag:post:5 resolves to exactly /p/5/.
+    origin.reset_hits();
+    let dry = site.kiln(&["regen", "--dry-run", "tag:post:5"]).await;
+    assert_eq!(dry.stdout.trim(), "regen  /p/5/", "{}", dry.all());
+    let run = site.kiln(&["regen", "tag:post:5"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(origin.total_hits(), 1);
+    assert_eq!(site.read("p/5/index.html").unwrap(), "<p>changed 5</p>");
+    // glob: uses the path tags.
+    let dry = site.kiln(&["regen", "--dry-run", "glob:/p/1*/"]).await;
+    let lines: Vec<&str> = dry.stdout.lines().collect();
+    assert_eq!(lines.len(), 11, "{}", dry.stdout); // /p/1/ and /p/10/../p/19/
+                                                   // explain shows the tags.
+    let ex = site.kiln(&["explain", "/p/5/"]).await;
+    assert!(ex.stdout.contains("tag:post:5"), "{}", ex.stdout);
+    assert!(ex.stdout.contains("tag:path:/p/"), "{}", ex.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_keep_the_last_good_file_and_404_deletes_it() {
+    let origin = origin_with(5, vec![]).await;
+    let site = TestSite::for_origin(
+        &origin,
+        "[output]\nprecompress = [\"gzip\"]\nprecompress-min-bytes = 10\n",
+    );
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let good = site.read("p/1/index.html").unwrap();
+    assert!(site.file("p/1/index.html.gz").exists());
+
+    origin.set("/p/1/", Page::html("oops").status(500));
+    let run = site.kiln(&["regen", "/p/1/"]).await;
+    assert_eq!(run.code, 1, "a failed page exits 1: {}", run.all());
+    assert!(run.stdout.contains("failed  /p/1/"), "{}", run.stdout);
+    assert!(run.stdout.contains("500"), "{}", run.stdout);
+    assert_eq!(
+        origin.hits("/p/1/"),
+        1 + 2,
+        "one build fetch, then two attempts (retries = 1)"
+    );
+    assert_eq!(
+        site.read("p/1/index.html").unwrap(),
+        good,
+        "last good file kept"
+    );
+
+    // Origin down entirely: connection errors also keep the file.
+    let status = site.kiln(&["status", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(v["pages"]["failed"], 1, "{}", status.stdout);
+
+    origin.set("/p/1/", Page::html("gone").status(404));
+    let run = site.kiln(&["regen", "/p/1/"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("1 deleted"), "{}", run.stdout);
+    assert!(!site.file("p/1/index.html").exists());
+    assert!(
+        !site.file("p/1/index.html.gz").exists(),
+        "sibling removed too"
+    );
+    assert!(site.file("p/2/index.html").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_refused_keeps_files() {
+    let origin = origin_with(3, vec![]).await;
+    let site = TestSite::for_origin(&origin, "");
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let url = origin.url();
+    drop(origin);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let run = site.kiln(&["regen", "all", "--origin", &url]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stdout.contains("could not connect"), "{}", run.stdout);
+    assert_eq!(site.files().len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_pages_are_refused_and_reported() {
+    let origin = Origin::start(vec![
+        ("/", Page::html("<a href=\"/cookie/\">c</a><a href=\"/private/\">p</a><a href=\"/nostore/\">n</a><a href=\"/vary/\">v</a><a href=\"/form/\">f</a><a href=\"/fine/\">ok</a>")),
+        ("/cookie/", Page::html("hello").with_header("set-cookie", "sessionid=abc; HttpOnly")),
+        ("/private/", Page::html("hello").with_header("cache-control", "private, max-age=0")),
+        ("/nostore/", Page::html("hello").with_header("cache-control", "no-store")),
+        ("/vary/", Page::html("hello").with_header("vary", "Cookie")),
+        ("/form/", Page::html("<form><input type=hidden name=\"csrfmiddlewaretoken\" value=\"s3cr3t\"></form>")),
+        ("/fine/", Page::html("public")),
+    ])
+    .await;
+    let site = TestSite::for_origin(&origin, "");
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "refusals are not failures: {}", run.all());
+    assert!(run.stdout.contains("5 refused"), "{}", run.stdout);
+    for (url, why) in [
+        ("/cookie/", "Set-Cookie"),
+        ("/private/", "private"),
+        ("/nostore/", "no-store"),
+        ("/vary/", "Cookie"),
+        ("/form/", "csrfmiddlewaretoken"),
+    ] {
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.contains(&format!("refused {url}")))
+            .unwrap_or_else(|| panic!("{url} not reported: {}", run.stdout));
+        assert!(line.contains(why), "{line}");
+    }
+    assert_eq!(site.files(), vec!["fine/index.html", "index.html"]);
+    let status = site.kiln(&["status"]).await;
+    assert!(status.stdout.contains("refused: 5"), "{}", status.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loops_huge_bodies_and_slow_pages_end_with_clear_errors() {
+    let huge = "x".repeat(300_000);
+    let origin = Origin::start(vec![
+        ("/", Page::html("<a href=\"/loop-a\">a</a><a href=\"/huge/\">h</a><a href=\"/slow/\">s</a><a href=\"/ok/\">ok</a>")),
+        ("/loop-a", Page::html("").status(302).with_header("location", "/loop-b")),
+        ("/loop-b", Page::html("").status(302).with_header("location", "/loop-a")),
+        ("/huge/", Page::html(huge)),
+        ("/slow/", Page::html("late").delay(Duration::from_secs(30))),
+        ("/ok/", Page::html("fine")),
+    ])
+    .await;
+    let site = TestSite::for_origin(&origin, "max-body = \"100KiB\"\n");
+    let started = std::time::Instant::now();
+    let run = site.kiln(&["build"]).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "no hang: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    let failed = |url: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.contains(&format!("failed  {url}")))
+            .unwrap_or_else(|| panic!("{url}: {}", run.stdout))
+            .to_string()
+    };
+    assert!(
+        failed("/loop-a").contains("redirect loop"),
+        "{}",
+        run.stdout
+    );
+    assert!(failed("/huge/").contains("max-body"), "{}", run.stdout);
+    assert!(failed("/slow/").contains("timed out"), "{}", run.stdout);
+    assert!(site.file("ok/index.html").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crawl_trap_stops_at_the_configured_limits() {
+    let origin = Origin::start(vec![("/", Page::html("<a href=\"/calendar/1/\">cal</a>"))]).await;
+    let site = TestSite::for_origin(&origin, "[crawl]\nmax-pages = 50\n");
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let n = site.files().len();
+    assert!((40..=50).contains(&n), "stopped near max-pages: {n}");
+    assert!(run.stdout.contains("max-pages"), "{}", run.stdout);
+
+    let site = TestSite::for_origin(&origin, "[crawl]\nmax-depth = 5\n");
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    // depth 1 is /calendar/1/, each level adds one: depth 5 reaches /calendar/9/.
+    assert_eq!(
+        site.files().len(),
+        1 + 9,
+        "/ plus calendar pages to depth 5: {:?}",
+        site.files()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_followed_recorded_and_never_escape_the_root() {
+    let origin = Origin::start(vec![
+        ("/", Page::html("<a href=\"/a\">a</a><a href=\"/old/\">old</a><a href=\"/%2e%2e/%2e%2e/etc/\">x</a><a href=\"/ext/\">e</a><a href=\"/feed.xml\">f</a>")),
+        ("/a", Page::html("").status(301).with_header("location", "/a/")),
+        ("/a/", Page::html("A")),
+        ("/old/", Page::html("").status(301).with_header("location", "/new/")),
+        ("/new/", Page::html("NEW")),
+        ("/ext/", Page::html("").status(302).with_header("location", "https://example.com/")),
+        ("/feed.xml", Page::html("<rss/>").typed("application/rss+xml")),
+    ])
+    .await;
+    let site = TestSite::for_origin(&origin, "");
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(site.read("a/index.html").unwrap(), "A");
+    assert_eq!(site.read("new/index.html").unwrap(), "NEW");
+    assert_eq!(site.read("feed.xml").unwrap(), "<rss/>");
+    assert!(!site.file("old/index.html").exists());
+    assert!(!site.path().join("etc").exists());
+    assert_eq!(
+        site.files(),
+        vec!["a/index.html", "feed.xml", "index.html", "new/index.html"],
+        "{}",
+        run.all()
+    );
+    let status = site.kiln(&["status", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(v["redirects"], 3, "{}", status.stdout);
+
+    // A hostile target on the command line is refused up front.
+    let bad = site.kiln(&["regen", "/../../etc/passwd"]).await;
+    assert_eq!(bad.code, 1, "{}", bad.all());
+    assert!(
+        bad.stdout.contains("outside the output root"),
+        "{}",
+        bad.all()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_config_and_usage_exit_2_with_a_clear_message() {
+    let site = TestSite::new("[origin]\nurl = \"http://127.0.0.1:1\"\ntimeout = \"forever\"\n");
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("site.toml") && run.stderr.contains("origin.timeout"),
+        "{}",
+        run.stderr
+    );
+
+    let site = TestSite::new("[crawl]\nmax_pages = 3\n");
+    let run = site.kiln(&["check"]).await;
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("max_pages"), "{}", run.stderr);
+
+    let site = TestSite::new("");
+    let run = site.kiln(&["regen", "blog/"]).await;
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("bad target `blog/`"), "{}", run.stderr);
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("--origin"),
+        "no source explains the fix: {}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_removes_the_file_and_stdin_targets_work() {
+    let origin = origin_with(4, vec![]).await;
+    let site = TestSite::for_origin(&origin, "");
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let run = site.kiln(&["delete", "/p/2/"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(!site.file("p/2/index.html").exists());
+    origin.reset_hits();
+    let mut cmd = site.command(&["regen", "-"]);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"# from a deploy hook\n/p/2/\ntag:post:3\n")
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(site.file("p/2/index.html").exists());
+    assert_eq!(origin.hits("/p/2/"), 1);
+    assert_eq!(origin.hits("/p/3/"), 1);
+    assert_eq!(origin.total_hits(), 2);
+}

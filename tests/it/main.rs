@@ -1,0 +1,5 @@
+//! Integration tests: the real `kiln` binary against real servers on loopback.
+
+mod util;
+
+mod build;

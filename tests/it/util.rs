@@ -1,0 +1,318 @@
+//! Test helpers: a real HTTP origin on 127.0.0.1:0 and a `TestSite` that runs
+#![allow(dead_code)] // helpers shared by test modules; not every module uses each
+//! the real `kiln` binary against it in a temp directory.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Uri};
+use tokio::sync::oneshot;
+
+/// A canned response.
+#[derive(Clone, Debug)]
+pub struct Page {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub delay: Duration,
+}
+
+impl Page {
+    pub fn html(body: impl Into<String>) -> Page {
+        Page {
+            status: 200,
+            headers: vec![("content-type".into(), "text/html; charset=utf-8".into())],
+            body: body.into().into_bytes(),
+            delay: Duration::ZERO,
+        }
+    }
+    pub fn with_header(mut self, k: &str, v: &str) -> Page {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+    pub fn status(mut self, s: u16) -> Page {
+        self.status = s;
+        self
+    }
+    pub fn delay(mut self, d: Duration) -> Page {
+        self.delay = d;
+        self
+    }
+    pub fn typed(mut self, ct: &str) -> Page {
+        self.headers.retain(|(k, _)| k != "content-type");
+        self.headers.push(("content-type".into(), ct.into()));
+        self
+    }
+}
+
+#[derive(Default)]
+pub struct OriginState {
+    pub pages: HashMap<String, Page>,
+    pub hits: HashMap<String, usize>,
+}
+
+/// A real HTTP server on loopback whose pages the test controls.
+pub struct Origin {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<OriginState>>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+async fn serve(State(state): State<Arc<Mutex<OriginState>>>, uri: Uri) -> Response<Body> {
+    let key = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| uri.path().to_string());
+    let page = {
+        let mut s = state.lock().unwrap();
+        *s.hits.entry(key.clone()).or_default() += 1;
+        s.pages.get(&key).cloned().or_else(|| dynamic(&key))
+    };
+    let page = page.unwrap_or_else(|| Page::html("<h1>not found</h1>").status(404));
+    if !page.delay.is_zero() {
+        tokio::time::sleep(page.delay).await;
+    }
+    let mut resp = Response::new(Body::from(page.body));
+    *resp.status_mut() = StatusCode::from_u16(page.status).unwrap();
+    let headers: &mut HeaderMap = resp.headers_mut();
+    for (k, v) in page.headers {
+        headers.append(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(&v).unwrap(),
+        );
+    }
+    resp
+}
+
+/// Pages generated on the fly: an infinite calendar (a crawl trap).
+fn dynamic(path: &str) -> Option<Page> {
+    let rest = path.strip_prefix("/calendar/")?;
+    let n: u64 = rest.trim_end_matches('/').parse().ok()?;
+    Some(Page::html(format!(
+        "<h1>day {n}</h1><a href=\"/calendar/{}/\">next</a><a href=\"/calendar/{}/\">next2</a>",
+        n + 1,
+        n + 2
+    )))
+}
+
+impl Origin {
+    pub async fn start(pages: Vec<(&str, Page)>) -> Origin {
+        let state = Arc::new(Mutex::new(OriginState {
+            pages: pages.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            hits: HashMap::new(),
+        }));
+        let app = axum::Router::new()
+            .fallback(serve)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        Origin {
+            addr,
+            state,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set(&self, path: &str, page: Page) {
+        self.state.lock().unwrap().pages.insert(path.into(), page);
+    }
+
+    pub fn remove(&self, path: &str) {
+        self.state.lock().unwrap().pages.remove(path);
+    }
+
+    pub fn hits(&self, path: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .hits
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn total_hits(&self) -> usize {
+        self.state.lock().unwrap().hits.values().sum()
+    }
+
+    pub fn reset_hits(&self) {
+        self.state.lock().unwrap().hits.clear();
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Output of one kiln run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// A temp directory with a site.toml, an output dir, and the kiln binary.
+pub struct TestSite {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestSite {
+    pub fn new(site_toml: &str) -> TestSite {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("site.toml"), site_toml).unwrap();
+        TestSite { dir }
+    }
+
+    /// A site fetching from `origin` with fast retries.
+    pub fn for_origin(origin: &Origin, extra: &str) -> TestSite {
+        TestSite::new(&format!(
+            "[origin]\nurl = \"{}\"\nretries = 1\nbackoff = \"10ms\"\ntimeout = \"2s\"\n{extra}",
+            origin.url()
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn out(&self) -> PathBuf {
+        self.dir.path().join("public")
+    }
+
+    pub fn file(&self, rel: &str) -> PathBuf {
+        self.out().join(rel)
+    }
+
+    pub fn read(&self, rel: &str) -> Option<String> {
+        std::fs::read_to_string(self.file(rel)).ok()
+    }
+
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiln"));
+        c.current_dir(self.path())
+            .args(args)
+            .env_remove("KILN_TOKEN")
+            .env("KILN_LOG", "kiln=info,warn")
+            .kill_on_drop(true);
+        c
+    }
+
+    pub async fn kiln(&self, args: &[&str]) -> Run {
+        let out = tokio::time::timeout(Duration::from_secs(120), self.command(args).output())
+            .await
+            .expect("kiln did not finish within 120 s")
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Every file under the output root, relative, sorted.
+    pub fn files(&self) -> Vec<String> {
+        let mut v: Vec<String> = walkdir::WalkDir::new(self.out())
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+            .map(|e| {
+                e.path()
+                    .strip_prefix(self.out())
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn mtime(&self, rel: &str) -> std::time::SystemTime {
+        std::fs::metadata(self.file(rel))
+            .unwrap()
+            .modified()
+            .unwrap()
+    }
+}
+
+/// A linked site of `n` pages: `/` links to every page, each page links to its neighbours.
+pub fn linked_site(n: usize) -> Vec<(String, Page)> {
+    let mut pages = Vec::new();
+    let mut index = String::from("<html><body><h1>Home</h1><ul>");
+    for i in 0..n {
+        index.push_str(&format!("<li><a href=\"/p/{i}/\">page {i}</a></li>"));
+    }
+    index.push_str("</ul></body></html>");
+    pages.push((
+        "/".to_string(),
+        Page::html(index).with_header("surrogate-key", "home list"),
+    ));
+    for i in 0..n {
+        let body = format!(
+            "<html><body><h1>Page {i}</h1><p>{}</p><a href=\"/p/{}/\">next</a> <a href=\"../{}/#c\">prev</a> <a href=\"/\">home</a></body></html>",
+            "lorem ipsum ".repeat(40),
+            (i + 1) % n,
+            (i + n - 1) % n
+        );
+        pages.push((
+            format!("/p/{i}/"),
+            Page::html(body).with_header("surrogate-key", &format!("post:{i} list")),
+        ));
+    }
+    pages
+}
+
+pub fn has_cmd(cmd: &str) -> bool {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Skips (loudly) when a tool is missing, except under CI=true where it fails.
+#[macro_export]
+macro_rules! require {
+    ($cmd:expr) => {
+        if !$crate::util::has_cmd($cmd) {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("`{}` is required under CI=true but is not on PATH", $cmd);
+            }
+            eprintln!(
+                "\n*** SKIPPED: `{}` not found on PATH; install it to run this test ***\n",
+                $cmd
+            );
+            return;
+        }
+    };
+}
