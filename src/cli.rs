@@ -67,6 +67,10 @@ pub enum Command {
     Check(cmd::check::CheckArgs),
     /// Show the tags and state kiln holds for a URL
     Explain(cmd::explain::ExplainArgs),
+    /// Queue targets for the daemon (durable spool file)
+    Enqueue(cmd::enqueue::EnqueueArgs),
+    /// Run beside nginx: watch the spool, serve the HTTP endpoint, regenerate on events
+    Daemon(cmd::daemon::DaemonArgs),
 }
 
 /// How a successful run ended.
@@ -131,6 +135,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Status(a) => cmd::status::run(g, a).await,
         Command::Check(a) => cmd::check::run(g, a).await,
         Command::Explain(a) => cmd::explain::run(g, a).await,
+        Command::Enqueue(a) => cmd::enqueue::run(g, a).await,
+        Command::Daemon(a) => cmd::daemon::run(g, a).await,
     }
 }
 

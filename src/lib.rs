@@ -15,6 +15,11 @@
 //! - [`write`]: the web root; the only code that writes or removes served files.
 //! - [`index`]: the SQLite dependency index (pages, tags, redirects).
 //! - [`bake`]: one page through all of the above; target resolution; summaries.
+//! - [`queue`]: the durable spool directory (`tmp/` → `new/` → done or `failed/`).
+//! - [`schedule`]: debounce, single flight, bounded concurrency, retries.
+//! - [`http`]: the loopback API; [`metrics`]: Prometheus counters.
+//! - [`watch`]: template and data watching in render mode.
+//! - [`daemon`]: the supervisor that runs the long-lived workers.
 //! - [`cmd`]: one module per subcommand, driven by [`run`].
 #![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -25,10 +30,16 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod crawl;
+pub mod daemon;
+pub mod http;
 pub mod index;
+pub mod metrics;
+pub mod queue;
+pub mod schedule;
 pub mod source;
 pub mod targets;
 pub mod urlmap;
+pub mod watch;
 pub mod write;
 
 pub use cli::{run, Cli};

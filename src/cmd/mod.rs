@@ -2,7 +2,9 @@
 
 pub mod build;
 pub mod check;
+pub mod daemon;
 pub mod delete;
+pub mod enqueue;
 pub mod explain;
 pub mod regen;
 pub mod status;

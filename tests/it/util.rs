@@ -1,6 +1,6 @@
 //! Test helpers: a real HTTP origin on 127.0.0.1:0 and a `TestSite` that runs
-#![allow(dead_code)] // helpers shared by test modules; not every module uses each
 //! the real `kiln` binary against it in a temp directory.
+#![allow(dead_code)] // helpers shared by test modules; not every module uses each
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -315,4 +315,125 @@ macro_rules! require {
             return;
         }
     };
+}
+
+/// A running `kiln daemon` child process.
+pub struct Daemon {
+    pub child: tokio::process::Child,
+    pub http: String,
+}
+
+impl TestSite {
+    /// Starts `kiln daemon --listen 127.0.0.1:0` and waits for its ready line.
+    pub async fn daemon(&self, env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = self.command(&["daemon", "--listen", "127.0.0.1:0"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("daemon did not start within 30 s")
+            .unwrap()
+            .expect("daemon exited before it was ready");
+        let http = line
+            .strip_prefix("kiln daemon listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_string();
+        Daemon { child, http }
+    }
+
+    pub fn queue_files(&self, sub: &str) -> Vec<PathBuf> {
+        std::fs::read_dir(self.path().join(".kiln/queue").join(sub))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Daemon {
+    pub fn signal(&self, sig: i32) {
+        let pid = self.child.id().expect("daemon still running") as i32;
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    }
+
+    /// Waits for exit and returns the exit code.
+    pub async fn wait(mut self, limit: Duration) -> Option<i32> {
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .expect("daemon did not exit in time")
+            .unwrap()
+            .code()
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &str,
+        token: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}{path}", self.http))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let v =
+            serde_json::from_str(&resp.text().await.unwrap()).unwrap_or(serde_json::Value::Null);
+        (status, v)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut req = reqwest::Client::new().get(format!("{}{path}", self.http));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    /// Waits until the scheduler has nothing pending or in flight.
+    pub async fn settle(&self, token: Option<&str>) {
+        wait_until(Duration::from_secs(30), "daemon to settle", || async {
+            let (_, body) = self.get("/v1/status", token).await;
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            v["pending_urls"] == 0 && v["in_flight_urls"] == 0 && v["queue_depth"] == 0
+        })
+        .await;
+    }
+
+    /// Waits for a job to be done and returns its JSON.
+    pub async fn job_done(&self, id: u64, token: Option<&str>) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        for _ in 0..1500 {
+            let (_, body) = self.get(&format!("/v1/jobs/{id}"), token).await;
+            last = serde_json::from_str(&body).unwrap();
+            if last["state"] == "done" {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("job {id} not done: {last}");
+    }
+}
+
+/// Polls `cond` every 20 ms until true, failing after `limit`.
+pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
 }

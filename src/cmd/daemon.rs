@@ -1,0 +1,63 @@
+//! `kiln daemon`: run beside nginx and regenerate pages as events arrive.
+
+use std::sync::Arc;
+
+use crate::cli::{Exit, GlobalArgs};
+
+/// `kiln daemon` flags.
+#[derive(Debug, clap::Args)]
+pub struct DaemonArgs {
+    /// HTTP listen address, overriding `[daemon] listen` ("off" disables it)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+/// Runs the daemon until SIGTERM or Ctrl-C.
+pub async fn run(g: &GlobalArgs, args: DaemonArgs) -> anyhow::Result<Exit> {
+    let mut cfg = g.load_config()?;
+    if let Some(l) = args.listen {
+        cfg.daemon.listen = match l.as_str() {
+            "off" | "" => None,
+            s => Some(s.parse().map_err(|_| {
+                crate::cli::UsageError(format!(
+                    "--listen `{s}` is not an address like 127.0.0.1:7878 (or \"off\")"
+                ))
+            })?),
+        };
+    }
+    let token = std::env::var(&cfg.daemon.token_env)
+        .ok()
+        .filter(|t| !t.is_empty());
+    crate::daemon::run(Arc::new(cfg), token, shutdown_signal(), |ready| {
+        if let Some(addr) = ready.http {
+            // One line on stdout that scripts and tests can wait for.
+            println!("kiln daemon listening on http://{addr}");
+        } else {
+            println!("kiln daemon running (HTTP endpoint off)");
+        }
+    })
+    .await?;
+    Ok(Exit::Clean)
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,303 @@
+//! `kiln daemon`: the supervisor. Spawns the spool worker, the HTTP worker,
+//! the template watcher (render mode) and the scheduler into one `JoinSet`,
+//! and stops them all when the shutdown future passed in completes.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::Watcher;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::bake::{Baker, SetupError};
+use crate::config::Config;
+use crate::http::{self, ApiState};
+use crate::metrics::Metrics;
+use crate::queue::{Spool, SpoolError};
+use crate::schedule::{self, Request, Settings, Submitter};
+
+/// Fatal daemon errors (exit code 1 or 2); per-page errors never end up here.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Output root, index or sources.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// The spool directory.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// Off-loopback without a token.
+    #[error("refusing to listen on {0} without a token: set the environment variable named by `daemon.token-env` (default KILN_TOKEN), or listen on 127.0.0.1")]
+    NoToken(SocketAddr),
+    /// Could not bind.
+    #[error("failed to listen on {addr}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Things the caller may want to learn once the daemon is up.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// The bound HTTP address, if the endpoint is enabled.
+    pub http: Option<SocketAddr>,
+}
+
+/// Runs until `shutdown` completes; then in-flight pages finish, unprocessed
+/// spool files stay for the next start.
+pub async fn run(
+    cfg: Arc<Config>,
+    token: Option<String>,
+    shutdown: impl Future<Output = ()> + Send,
+    ready: impl FnOnce(Ready) + Send,
+) -> Result<(), DaemonError> {
+    let out = cfg.out.clone();
+    let baker = Arc::new(Baker::new(cfg.clone(), &out)?);
+    let spool = Spool::open(&cfg.queue)?;
+    let metrics = Arc::new(Metrics::new());
+    let cancel = CancellationToken::new();
+    let (submitter, requests) = schedule::channel(1024);
+
+    let listener = match cfg.daemon.listen {
+        Some(addr) => {
+            if !addr.ip().is_loopback() && token.is_none() {
+                return Err(DaemonError::NoToken(addr));
+            }
+            Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| DaemonError::Bind { addr, source })?,
+            )
+        }
+        None => None,
+    };
+    let http_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(schedule::worker(
+        baker.clone(),
+        submitter.jobs().clone(),
+        requests,
+        Settings {
+            debounce: cfg.daemon.debounce,
+            concurrency: baker.concurrency(),
+            attempts: 3,
+            retry_delay: cfg
+                .origin
+                .as_ref()
+                .map_or(Duration::from_millis(500), |o| o.backoff * 4),
+        },
+        metrics.clone(),
+        cancel.clone(),
+    ));
+    tasks.spawn(spool_worker(
+        spool,
+        submitter.clone(),
+        cfg.daemon.rescan,
+        cancel.clone(),
+    ));
+    if let Some(listener) = listener {
+        let state = ApiState {
+            submit: submitter.clone(),
+            index: baker.index().clone(),
+            metrics: metrics.clone(),
+            token,
+            queue: cfg.queue.clone(),
+        };
+        let stop = cancel.clone();
+        tasks.spawn(async move {
+            let app = http::router(state);
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+            {
+                tracing::error!(error = %e, "HTTP endpoint stopped");
+            }
+        });
+    }
+    if cfg.renders() && cfg.daemon.watch {
+        tasks.spawn(crate::watch::worker(
+            cfg.clone(),
+            baker.clone(),
+            submitter.clone(),
+            cancel.clone(),
+        ));
+    }
+    tracing::info!(http = ?http_addr, queue = %cfg.queue.display(), out = %baker.root().path().display(), "daemon started");
+    ready(Ready { http: http_addr });
+
+    shutdown.await;
+    tracing::info!("shutting down: finishing in-flight pages");
+    cancel.cancel();
+    while tasks.join_next().await.is_some() {}
+    tracing::info!("daemon stopped");
+    Ok(())
+}
+
+/// Watches `queue/new` (notify, with periodic rescans because notify can
+/// miss events) and submits each spool file as one job. A file is removed
+/// only when its job completes; failed URLs are recorded in `failed/`.
+async fn spool_worker(
+    spool: Spool,
+    submit: Submitter,
+    rescan_every: Duration,
+    shutdown: CancellationToken,
+) {
+    let (hint_tx, mut hints) = mpsc::channel::<PathBuf>(1024);
+    let overflow = Arc::new(AtomicBool::new(false));
+    let overflow_cb = overflow.clone();
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        // Only convert and try_send: never block notify's thread.
+        match res {
+            Ok(ev) => {
+                for p in ev.paths {
+                    if hint_tx.try_send(p).is_err() {
+                        overflow_cb.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+            Err(_) => overflow_cb.store(true, Ordering::Relaxed),
+        }
+    });
+    let _watcher = match watcher {
+        Ok(mut w) => match w.watch(&spool.new_dir(), notify::RecursiveMode::NonRecursive) {
+            Ok(()) => Some(w),
+            Err(e) => {
+                warn_watch_error(&e, &spool.new_dir(), rescan_every);
+                None
+            }
+        },
+        Err(e) => {
+            warn_watch_error(&e, &spool.new_dir(), rescan_every);
+            None
+        }
+    };
+    let (done_tx, mut done_rx) = mpsc::channel::<PathBuf>(1024);
+    let mut claimed: HashSet<PathBuf> = HashSet::new();
+    let mut tick = tokio::time::interval(rescan_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut to_check: Vec<PathBuf> = Vec::new();
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            Some(p) = done_rx.recv() => { claimed.remove(&p); }
+            Some(p) = hints.recv() => {
+                to_check.push(p);
+                while let Ok(p) = hints.try_recv() {
+                    to_check.push(p);
+                }
+            }
+            _ = tick.tick() => {
+                // Start-up scan, periodic safety net, and recovery from overflow.
+                overflow.store(false, Ordering::Relaxed);
+                match spool.pending() {
+                    Ok(files) => to_check.extend(files),
+                    Err(e) => tracing::error!(error = %e, "spool rescan failed"),
+                }
+            }
+        }
+        if overflow.swap(false, Ordering::Relaxed) {
+            if let Ok(files) = spool.pending() {
+                to_check.extend(files);
+            }
+        }
+        for path in to_check {
+            if claimed.contains(&path)
+                || !path.starts_with(spool.new_dir())
+                || !crate::queue::is_spool_name(&path)
+            {
+                continue;
+            }
+            claimed.insert(path.clone());
+            take_spool_file(&spool, &submit, path, done_tx.clone()).await;
+        }
+    }
+}
+
+fn warn_watch_error(e: &notify::Error, dir: &std::path::Path, rescan: Duration) {
+    if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
+        tracing::warn!(dir = %dir.display(), "inotify watch limit reached: raise it with `sysctl fs.inotify.max_user_watches=524288` (and fs.inotify.max_user_instances); until then the spool is rescanned every {rescan:?}");
+    } else {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the spool directory; falling back to rescanning every {rescan:?}");
+    }
+}
+
+async fn take_spool_file(
+    spool: &Spool,
+    submit: &Submitter,
+    path: PathBuf,
+    done: mpsc::Sender<PathBuf>,
+) {
+    let file = match spool.read(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            // Vanished between listing and reading (another daemon?), or unreadable.
+            tracing::warn!(error = %e, "skipping spool file");
+            let _ = done.send(path).await;
+            return;
+        }
+    };
+    if !file.bad.is_empty() {
+        let lines: Vec<String> = file
+            .bad
+            .iter()
+            .map(|(n, e)| format!("line {n}: {} # {}", e.text, e.reason))
+            .collect();
+        match spool.record_failures(&path, "bad-lines", &lines) {
+            Ok(rec) => {
+                tracing::warn!(file = %path.display(), record = %rec.display(), bad = lines.len(), "spool file has bad lines; kept them in failed/")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not record bad spool lines; leaving the file in place");
+                return;
+            }
+        }
+    }
+    if file.targets.is_empty() {
+        if let Err(e) = spool.done(&path) {
+            tracing::error!(error = %e, "could not remove spool file");
+        }
+        let _ = done.send(path).await;
+        return;
+    }
+    let (reply, report) = oneshot::channel();
+    let submitted = submit
+        .submit(Request {
+            targets: file.targets,
+            reply: Some(reply),
+        })
+        .await;
+    if submitted.is_none() {
+        return; // shutting down; the file stays for the next start
+    }
+    let spool = spool.clone();
+    tokio::spawn(async move {
+        // Dropped reply = shutdown before completion: keep the file.
+        let Ok(report) = report.await else { return };
+        if !report.failed.is_empty() {
+            let lines: Vec<String> = report
+                .failed
+                .iter()
+                .map(|(u, e)| format!("{u} # {e}"))
+                .collect();
+            if let Err(e) = spool.record_failures(&path, "failed-urls", &lines) {
+                tracing::error!(error = %e, "could not record failed URLs; leaving the spool file in place");
+                return;
+            }
+        }
+        if let Err(e) = spool.done(&path) {
+            tracing::error!(error = %e, "could not remove processed spool file");
+        }
+        let _ = done.send(path).await;
+    });
+}

@@ -1,0 +1,159 @@
+//! The loopback HTTP endpoint: `POST /v1/regen`, `GET /v1/jobs/{id}`,
+//! `GET /v1/status`, `GET /metrics`, `GET /healthz`. A bearer token guards
+//! everything but `/healthz` whenever one is configured.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::index::Index;
+use crate::metrics::Metrics;
+use crate::schedule::{Request as WorkRequest, Submitter};
+use crate::targets::Target;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Submits work to the scheduler.
+    pub submit: Submitter,
+    /// Reads status.
+    pub index: Index,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Required bearer token, if any.
+    pub token: Option<String>,
+    /// Spool directory (for queue depth).
+    pub queue: std::path::PathBuf,
+}
+
+/// Builds the router.
+pub fn router(state: ApiState) -> Router {
+    let guarded = Router::new()
+        .route("/v1/regen", post(regen))
+        .route("/v1/jobs/{id}", get(job))
+        .route("/v1/status", get(status))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(guarded)
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+async fn require_token(State(s): State<ApiState>, req: Request, next: Next) -> Response {
+    if let Some(token) = &s.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()));
+        if !ok {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token: send `Authorization: Bearer $TOKEN`",
+            );
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegenBody {
+    targets: Vec<String>,
+}
+
+async fn regen(State(s): State<ApiState>, body: axum::body::Bytes) -> Response {
+    let parsed: RegenBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "body must be JSON like {{\"targets\": [\"/blog/\", \"tag:post:42\"]}}: {e}"
+                ),
+            )
+        }
+    };
+    if parsed.targets.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "`targets` is empty");
+    }
+    let mut targets = Vec::new();
+    let mut bad = Vec::new();
+    for t in &parsed.targets {
+        match Target::parse(t) {
+            Ok(t) => targets.push(t),
+            Err(e) => bad.push(e.to_string()),
+        }
+    }
+    if !bad.is_empty() {
+        return error(StatusCode::BAD_REQUEST, bad.join("; "));
+    }
+    match s
+        .submit
+        .submit(WorkRequest {
+            targets,
+            reply: None,
+        })
+        .await
+    {
+        Some(id) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "job": id, "status": format!("/v1/jobs/{id}") })),
+        )
+            .into_response(),
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon is shutting down",
+        ),
+    }
+}
+
+async fn job(State(s): State<ApiState>, Path(id): Path<u64>) -> Response {
+    match s.submit.jobs().get(id) {
+        Some(info) => Json(info).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no job {id}")),
+    }
+}
+
+async fn status(State(s): State<ApiState>) -> Response {
+    match s.index.summary().await {
+        Ok(sum) => Json(serde_json::json!({
+            "pages": sum.by_status.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+            "tags": sum.tags,
+            "redirects": sum.redirects,
+            "problems": sum.problems.iter().map(|(u, st, e)| serde_json::json!({"url": u, "status": st, "error": e})).collect::<Vec<_>>(),
+            "queue_depth": crate::cmd::queue_depth(&s.queue),
+            "pending_urls": s.metrics.pending.get(),
+            "in_flight_urls": s.metrics.in_flight.get(),
+        }))
+        .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn metrics(State(s): State<ApiState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+        .into_response()
+}

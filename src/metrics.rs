@@ -1,0 +1,117 @@
+//! Daemon counters exported at `GET /metrics` in Prometheus text format
+//! (prometheus-client does the encoding).
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::bake::Outcome;
+
+/// Label for page outcomes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// written, unchanged, deleted, refused, failed, redirected, skipped.
+    pub outcome: &'static str,
+}
+
+/// Every metric the daemon exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Targets received (spool, HTTP, watcher).
+    pub events: Counter,
+    /// Bakes started.
+    pub fetches: Counter,
+    /// Failed attempts (including ones that will be retried).
+    pub errors: Counter,
+    /// Finished pages by outcome.
+    pub pages: Family<OutcomeLabel, Counter>,
+    /// Event → file-in-place latency.
+    pub latency: Histogram,
+    /// URLs waiting for their debounce window or a slot.
+    pub pending: Gauge,
+    /// URLs being baked.
+    pub in_flight: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers everything.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("kiln");
+        let events = Counter::default();
+        let fetches = Counter::default();
+        let errors = Counter::default();
+        let pages = Family::<OutcomeLabel, Counter>::default();
+        let latency = Histogram::new([
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]);
+        let pending = Gauge::default();
+        let in_flight = Gauge::default();
+        registry.register("events", "Targets received", events.clone());
+        registry.register("fetches", "Page bakes started", fetches.clone());
+        registry.register("errors", "Failed page attempts", errors.clone());
+        registry.register("pages", "Finished pages by outcome", pages.clone());
+        registry.register(
+            "event_to_fresh_seconds",
+            "Time from the first event for a URL to its file being in place",
+            latency.clone(),
+        );
+        registry.register("pending_urls", "URLs waiting to be baked", pending.clone());
+        registry.register("in_flight_urls", "URLs being baked", in_flight.clone());
+        Metrics {
+            registry,
+            events,
+            fetches,
+            errors,
+            pages,
+            latency,
+            pending,
+            in_flight,
+        }
+    }
+
+    /// Counts a finished page.
+    pub fn record_outcome(&self, outcome: &Outcome, latency: Duration) {
+        let name = match outcome {
+            Outcome::Written => "written",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Deleted => "deleted",
+            Outcome::Refused(_) => "refused",
+            Outcome::Failed(_) => "failed",
+            Outcome::Redirected(_) => "redirected",
+            Outcome::Skipped(_) => "skipped",
+        };
+        if matches!(outcome, Outcome::Failed(_)) {
+            self.errors.inc();
+        }
+        self.pages
+            .get_or_create(&OutcomeLabel { outcome: name })
+            .inc();
+        self.latency.observe(latency.as_secs_f64());
+    }
+
+    /// Updates the backlog gauges.
+    pub fn set_backlog(&self, pending: usize, in_flight: usize) {
+        self.pending.set(pending as i64);
+        self.in_flight.set(in_flight as i64);
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

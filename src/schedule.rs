@@ -1,0 +1,597 @@
+//! The scheduler: turns requests (targets from the spool, HTTP or the file
+//! watcher) into page bakes, with a debounce window, per-URL single flight,
+//! bounded concurrency and retries that never hold up other URLs.
+//!
+//! The coalescing rules live in [`Coalescer`], a pure state machine driven by
+//! explicit instants so it can be table-tested without sleeping:
+//! - events for a URL within the debounce window (counted from the first) cost one bake;
+//! - an event that arrives while the URL is being baked causes exactly one
+//!   more bake after it, however many such events arrive.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::bake::{Baker, Outcome};
+use crate::metrics::Metrics;
+use crate::targets::Target;
+
+/// Identifies a request; reported by the HTTP API.
+pub type JobId = u64;
+
+/// What to do with a URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Fetch or render and write.
+    Bake,
+    /// Remove the file.
+    Delete,
+}
+
+#[derive(Debug)]
+struct Pending {
+    op: Op,
+    due: Instant,
+    first_event: Instant,
+    jobs: Vec<JobId>,
+    attempt: u32,
+}
+
+/// A bake the coalescer has released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatch {
+    /// URL path.
+    pub url: String,
+    /// Bake or delete.
+    pub op: Op,
+    /// Jobs this bake completes.
+    pub jobs: Vec<JobId>,
+    /// When the first coalesced event arrived (for latency).
+    pub first_event: Instant,
+    /// Retry attempt (0 first).
+    pub attempt: u32,
+}
+
+/// Pure coalescing state: pending URLs with due times, URLs in flight.
+#[derive(Debug, Default)]
+pub struct Coalescer {
+    pending: HashMap<String, Pending>,
+    in_flight: HashMap<String, ()>,
+}
+
+impl Coalescer {
+    /// Records an event for `url` at `now`.
+    pub fn event(
+        &mut self,
+        url: String,
+        op: Op,
+        job: Option<JobId>,
+        now: Instant,
+        debounce: Duration,
+    ) {
+        let p = self.pending.entry(url).or_insert_with(|| Pending {
+            op,
+            due: now + debounce,
+            first_event: now,
+            jobs: Vec::new(),
+            attempt: 0,
+        });
+        p.op = op; // the latest intent wins (a delete after a bake deletes)
+        if let Some(j) = job {
+            p.jobs.push(j);
+        }
+    }
+
+    /// Puts a failed bake back with a later due time, keeping its jobs.
+    pub fn retry(&mut self, d: Dispatch, due: Instant) {
+        let p = self.pending.entry(d.url).or_insert_with(|| Pending {
+            op: d.op,
+            due,
+            first_event: d.first_event,
+            jobs: Vec::new(),
+            attempt: d.attempt + 1,
+        });
+        p.jobs.extend(d.jobs);
+        p.attempt = p.attempt.max(d.attempt + 1);
+    }
+
+    /// The earliest due time of a URL that could start now.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.pending
+            .iter()
+            .filter(|(u, _)| !self.in_flight.contains_key(*u))
+            .map(|(_, p)| p.due)
+            .min()
+    }
+
+    /// Releases up to `slots` due URLs that are not in flight, marking them in flight.
+    pub fn take_due(&mut self, now: Instant, slots: usize) -> Vec<Dispatch> {
+        let mut ready: Vec<(Instant, String)> = self
+            .pending
+            .iter()
+            .filter(|(u, p)| p.due <= now && !self.in_flight.contains_key(*u))
+            .map(|(u, p)| (p.due, u.clone()))
+            .collect();
+        ready.sort();
+        ready.truncate(slots);
+        ready
+            .into_iter()
+            .filter_map(|(_, url)| {
+                let p = self.pending.remove(&url)?;
+                self.in_flight.insert(url.clone(), ());
+                Some(Dispatch {
+                    url,
+                    op: p.op,
+                    jobs: p.jobs,
+                    first_event: p.first_event,
+                    attempt: p.attempt,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks a bake finished; a pending entry for the URL (events during the
+    /// bake) becomes eligible.
+    pub fn finished(&mut self, url: &str) {
+        self.in_flight.remove(url);
+    }
+
+    /// URLs waiting or running.
+    pub fn backlog(&self) -> (usize, usize) {
+        (self.pending.len(), self.in_flight.len())
+    }
+}
+
+/// A request for work.
+#[derive(Debug)]
+pub struct Request {
+    /// What to regenerate.
+    pub targets: Vec<Target>,
+    /// Called when every URL of the request is done.
+    pub reply: Option<oneshot::Sender<JobReport>>,
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct JobReport {
+    /// URLs the targets resolved to.
+    pub urls: usize,
+    /// Outcome counts by kind.
+    pub written: usize,
+    /// Unchanged pages.
+    pub unchanged: usize,
+    /// Deleted pages.
+    pub deleted: usize,
+    /// Failed URLs with errors (after retries).
+    pub failed: Vec<(String, String)>,
+    /// Refused URLs with reasons.
+    pub refused: Vec<(String, String)>,
+}
+
+/// A job as the HTTP API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobInfo {
+    /// Id.
+    pub id: JobId,
+    /// `queued`, `running` or `done`.
+    pub state: &'static str,
+    /// Targets as given.
+    pub targets: Vec<String>,
+    /// URLs done so far.
+    pub done: usize,
+    /// The report so far.
+    pub report: JobReport,
+}
+
+/// Job table shared with the HTTP API (short std-mutex sections, no await inside).
+#[derive(Debug, Default, Clone)]
+pub struct Jobs {
+    inner: Arc<Mutex<JobTable>>,
+}
+
+#[derive(Debug, Default)]
+struct JobTable {
+    next: JobId,
+    jobs: HashMap<JobId, JobEntry>,
+}
+
+#[derive(Debug)]
+struct JobEntry {
+    info: JobInfo,
+    remaining: usize,
+    reply: Option<oneshot::Sender<JobReport>>,
+}
+
+/// Jobs remembered after they finish, for `GET /v1/jobs/ID`.
+const KEEP_FINISHED: usize = 10_000;
+
+impl Jobs {
+    fn create(&self, targets: &[Target], reply: Option<oneshot::Sender<JobReport>>) -> JobId {
+        let Ok(mut t) = self.inner.lock() else {
+            return 0;
+        };
+        t.next += 1;
+        let id = t.next;
+        if t.jobs.len() > KEEP_FINISHED {
+            let mut done: Vec<JobId> = t
+                .jobs
+                .iter()
+                .filter(|(_, j)| j.info.state == "done")
+                .map(|(id, _)| *id)
+                .collect();
+            done.sort();
+            for old in done.into_iter().take(KEEP_FINISHED / 2) {
+                t.jobs.remove(&old);
+            }
+        }
+        t.jobs.insert(
+            id,
+            JobEntry {
+                info: JobInfo {
+                    id,
+                    state: "queued",
+                    targets: targets.iter().map(Target::to_string).collect(),
+                    done: 0,
+                    report: JobReport::default(),
+                },
+                remaining: 0,
+                reply,
+            },
+        );
+        id
+    }
+
+    fn set_urls(&self, id: JobId, n: usize) {
+        if let Ok(mut t) = self.inner.lock() {
+            if let Some(j) = t.jobs.get_mut(&id) {
+                j.remaining = n;
+                j.info.report.urls = n;
+                j.info.state = "running";
+            }
+        }
+        if n == 0 {
+            self.complete_if_done(id);
+        }
+    }
+
+    fn url_done(&self, id: JobId, url: &str, outcome: &Outcome) {
+        if let Ok(mut t) = self.inner.lock() {
+            if let Some(j) = t.jobs.get_mut(&id) {
+                j.remaining = j.remaining.saturating_sub(1);
+                j.info.done += 1;
+                let r = &mut j.info.report;
+                match outcome {
+                    Outcome::Written => r.written += 1,
+                    Outcome::Unchanged => r.unchanged += 1,
+                    Outcome::Deleted => r.deleted += 1,
+                    Outcome::Failed(e) => r.failed.push((url.to_string(), e.clone())),
+                    Outcome::Refused(e) => r.refused.push((url.to_string(), e.clone())),
+                    Outcome::Redirected(_) | Outcome::Skipped(_) => r.unchanged += 1,
+                }
+            }
+        }
+        self.complete_if_done(id);
+    }
+
+    fn complete_if_done(&self, id: JobId) {
+        let reply = {
+            let Ok(mut t) = self.inner.lock() else { return };
+            let Some(j) = t.jobs.get_mut(&id) else { return };
+            if j.remaining > 0 || j.info.state == "done" {
+                return;
+            }
+            j.info.state = "done";
+            j.reply.take().map(|r| (r, j.info.report.clone()))
+        };
+        if let Some((tx, report)) = reply {
+            let _ = tx.send(report);
+        }
+    }
+
+    /// A job's current state.
+    pub fn get(&self, id: JobId) -> Option<JobInfo> {
+        self.inner
+            .lock()
+            .ok()?
+            .jobs
+            .get(&id)
+            .map(|j| j.info.clone())
+    }
+}
+
+/// Handle for submitting requests; the HTTP API and spool worker hold one.
+#[derive(Debug, Clone)]
+pub struct Submitter {
+    tx: mpsc::Sender<(JobId, Request)>,
+    jobs: Jobs,
+}
+
+impl Submitter {
+    /// Queues a request; returns its job id. Waits when the scheduler is saturated.
+    pub async fn submit(&self, req: Request) -> Option<JobId> {
+        let id = self.jobs.create(&req.targets, None);
+        self.tx.send((id, req)).await.ok()?;
+        Some(id)
+    }
+
+    /// The job table.
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+}
+
+/// Creates the request channel.
+pub fn channel(capacity: usize) -> (Submitter, mpsc::Receiver<(JobId, Request)>) {
+    let (tx, rx) = mpsc::channel(capacity);
+    (
+        Submitter {
+            tx,
+            jobs: Jobs::default(),
+        },
+        rx,
+    )
+}
+
+/// Scheduler settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Debounce window.
+    pub debounce: Duration,
+    /// Parallel bakes.
+    pub concurrency: usize,
+    /// Attempts per URL in the daemon (each attempt has the fetcher's own quick retries).
+    pub attempts: u32,
+    /// First delay between attempts, doubled each time.
+    pub retry_delay: Duration,
+}
+
+type BakeDone = (Dispatch, Outcome, Vec<String>);
+
+/// The long-running scheduler task. Stops taking new work when `shutdown`
+/// fires, lets in-flight bakes finish, then returns.
+pub async fn worker(
+    baker: Arc<Baker>,
+    jobs: Jobs,
+    mut requests: mpsc::Receiver<(JobId, Request)>,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let mut co = Coalescer::default();
+    let mut tasks: JoinSet<BakeDone> = JoinSet::new();
+    loop {
+        let wake = co.next_due();
+        let can_start = tasks.len() < settings.concurrency;
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                match done {
+                    Ok(d) => finish(&baker, &jobs, &mut co, &settings, &metrics, d).await,
+                    Err(e) => tracing::error!(error = %e, "bake task panicked"),
+                }
+            }
+            Some((id, req)) = requests.recv() => {
+                let now = Instant::now();
+                metrics.events.inc_by(req.targets.len() as u64);
+                if let Some(reply) = req.reply {
+                    jobs.attach_reply(id, reply);
+                }
+                match baker.resolve(&req.targets).await {
+                    Ok(resolved) => {
+                        jobs.set_urls(id, resolved.bake.len() + resolved.delete.len());
+                        for u in resolved.bake {
+                            co.event(u, Op::Bake, Some(id), now, settings.debounce);
+                        }
+                        for u in resolved.delete {
+                            co.event(u, Op::Delete, Some(id), now, settings.debounce);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not resolve targets");
+                        jobs.set_urls(id, 0);
+                    }
+                }
+            }
+            _ = sleep_until(wake), if wake.is_some() && can_start => {
+                let slots = settings.concurrency - tasks.len();
+                for d in co.take_due(Instant::now(), slots) {
+                    let baker = baker.clone();
+                    metrics.fetches.inc();
+                    tasks.spawn(async move {
+                        let (outcome, links) = match d.op {
+                            Op::Bake => {
+                                let r = baker.bake(&d.url).await;
+                                (r.outcome, r.links)
+                            }
+                            Op::Delete => (baker.remove(&d.url, None).await, Vec::new()),
+                        };
+                        (d, outcome, links)
+                    });
+                }
+            }
+        }
+        let (pending, running) = co.backlog();
+        metrics.set_backlog(pending, running);
+    }
+    // Graceful stop: in-flight pages finish and are recorded; pending work
+    // stays in the spool for the next start.
+    while let Some(done) = tasks.join_next().await {
+        if let Ok((d, outcome, _)) = done {
+            co.finished(&d.url);
+            metrics.record_outcome(&outcome, d.first_event.elapsed());
+            for j in &d.jobs {
+                jobs.url_done(*j, &d.url, &outcome);
+            }
+        }
+    }
+    if let Err(e) = baker.index().flush().await {
+        tracing::error!(error = %e, "index flush at shutdown failed");
+    }
+}
+
+async fn finish(
+    baker: &Baker,
+    jobs: &Jobs,
+    co: &mut Coalescer,
+    settings: &Settings,
+    metrics: &Metrics,
+    (d, outcome, links): BakeDone,
+) {
+    co.finished(&d.url);
+    if let Outcome::Failed(e) = &outcome {
+        if d.attempt + 1 < settings.attempts {
+            let delay = settings.retry_delay.saturating_mul(1 << d.attempt.min(10));
+            tracing::info!(url = %d.url, error = %e, attempt = d.attempt + 1, ?delay, "will retry");
+            metrics.errors.inc();
+            co.retry(d, Instant::now() + delay);
+            return;
+        }
+    }
+    metrics.record_outcome(&outcome, d.first_event.elapsed());
+    for j in &d.jobs {
+        jobs.url_done(*j, &d.url, &outcome);
+    }
+    // New pages linked from a regenerated page are baked too.
+    for link in links {
+        if baker.index().knows(&link).await.unwrap_or(true) {
+            continue;
+        }
+        co.event(link, Op::Bake, None, Instant::now(), settings.debounce);
+    }
+}
+
+impl Jobs {
+    fn attach_reply(&self, id: JobId, reply: oneshot::Sender<JobReport>) {
+        if let Ok(mut t) = self.inner.lock() {
+            if let Some(j) = t.jobs.get_mut(&id) {
+                j.reply = Some(reply);
+            }
+        }
+    }
+}
+
+async fn sleep_until(when: Option<Instant>) {
+    match when {
+        Some(w) => tokio::time::sleep_until(w).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: Duration = Duration::from_millis(100);
+
+    #[test]
+    fn a_burst_within_the_window_costs_one_bake() {
+        let t0 = Instant::now();
+        let mut co = Coalescer::default();
+        for i in 0..1000 {
+            co.event(
+                "/a/".into(),
+                Op::Bake,
+                Some(i),
+                t0 + Duration::from_micros(i * 50),
+                W,
+            );
+        }
+        assert!(
+            co.take_due(t0 + Duration::from_millis(99), 8).is_empty(),
+            "not before the window ends"
+        );
+        let d = co.take_due(t0 + W, 8);
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            d[0].jobs.len(),
+            1000,
+            "every job is completed by the one bake"
+        );
+        co.finished("/a/");
+        assert!(co.take_due(t0 + W * 10, 8).is_empty());
+    }
+
+    #[test]
+    fn events_during_a_bake_cause_exactly_one_more() {
+        let t0 = Instant::now();
+        let mut co = Coalescer::default();
+        co.event("/a/".into(), Op::Bake, Some(1), t0, W);
+        let first = co.take_due(t0 + W, 8);
+        assert_eq!(first.len(), 1);
+        // 500 events while in flight, some long after the window.
+        for i in 0..500 {
+            co.event(
+                "/a/".into(),
+                Op::Bake,
+                Some(2 + i),
+                t0 + W + Duration::from_millis(i),
+                W,
+            );
+        }
+        assert!(
+            co.take_due(t0 + W * 20, 8).is_empty(),
+            "single flight: nothing while in flight"
+        );
+        assert_eq!(co.next_due(), None);
+        co.finished("/a/");
+        let second = co.take_due(t0 + W * 20, 8);
+        assert_eq!(second.len(), 1, "exactly one more");
+        assert_eq!(second[0].jobs.len(), 500);
+        co.finished("/a/");
+        assert!(co.take_due(t0 + W * 40, 8).is_empty());
+    }
+
+    #[test]
+    fn slots_bound_concurrency_and_other_urls_are_not_blocked() {
+        let t0 = Instant::now();
+        let mut co = Coalescer::default();
+        for u in ["/a/", "/b/", "/c/"] {
+            co.event(u.into(), Op::Bake, None, t0, W);
+        }
+        assert_eq!(co.take_due(t0 + W, 2).len(), 2);
+        assert_eq!(co.take_due(t0 + W, 2).len(), 1);
+        // A retry of /a/ later does not hold /d/.
+        let d = Dispatch {
+            url: "/a/".into(),
+            op: Op::Bake,
+            jobs: vec![7],
+            first_event: t0,
+            attempt: 0,
+        };
+        co.finished("/a/");
+        co.retry(d, t0 + W * 50);
+        co.event("/d/".into(), Op::Bake, None, t0 + W, W);
+        let now = co.take_due(t0 + W * 2, 8);
+        assert_eq!(
+            now.iter().map(|d| d.url.as_str()).collect::<Vec<_>>(),
+            vec!["/d/"]
+        );
+        let later = co.take_due(t0 + W * 50, 8);
+        assert_eq!(later[0].url, "/a/");
+        assert_eq!(later[0].attempt, 1);
+        assert_eq!(later[0].jobs, vec![7]);
+    }
+
+    #[test]
+    fn latest_intent_wins() {
+        let t0 = Instant::now();
+        let mut co = Coalescer::default();
+        co.event("/a/".into(), Op::Bake, None, t0, W);
+        co.event("/a/".into(), Op::Delete, None, t0, W);
+        assert_eq!(co.take_due(t0 + W, 8)[0].op, Op::Delete);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sleep_until_honours_paused_time() {
+        let start = Instant::now();
+        sleep_until(Some(start + Duration::from_secs(5))).await;
+        assert!(Instant::now() - start >= Duration::from_secs(5));
+    }
+}

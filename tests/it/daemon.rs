@@ -1,0 +1,242 @@
+//! `kiln daemon` as a real process: spool, HTTP, coalescing, crash safety, shutdown.
+
+use std::time::Duration;
+
+use crate::util::{linked_site, wait_until, Origin, Page, TestSite};
+
+const DAEMON_TOML: &str = "[daemon]\ndebounce = \"50ms\"\nrescan = \"500ms\"\n";
+
+async fn built_site(n: usize, extra: &str) -> (Origin, TestSite) {
+    let pages = linked_site(n);
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(&origin, &format!("{extra}{DAEMON_TOML}"));
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    origin.reset_hits();
+    (origin, site)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_and_http_make_pages_fresh() {
+    let (origin, site) = built_site(5, "").await;
+    let d = site.daemon(&[]).await;
+    origin.set("/p/1/", Page::html("fresh one"));
+    let run = site.kiln(&["enqueue", "/p/1/"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    wait_until(Duration::from_secs(10), "/p/1/ to be fresh", || async {
+        site.read("p/1/index.html").as_deref() == Some("fresh one")
+    })
+    .await;
+
+    origin.set("/p/2/", Page::html("fresh two"));
+    let (code, v) = d.post("/v1/regen", r#"{"targets": ["/p/2/"]}"#, None).await;
+    assert_eq!(code, 202, "{v}");
+    let job = d.job_done(v["job"].as_u64().unwrap(), None).await;
+    assert_eq!(job["report"]["written"], 1, "{job}");
+    assert_eq!(site.read("p/2/index.html").unwrap(), "fresh two");
+    d.settle(None).await;
+    assert!(site.queue_files("new").is_empty());
+
+    let (code, metrics) = d.get("/metrics", None).await;
+    assert_eq!(code, 200);
+    assert!(metrics.contains("kiln_fetches_total"), "{metrics}");
+    assert!(
+        metrics.contains("kiln_event_to_fresh_seconds_bucket"),
+        "{metrics}"
+    );
+    let (code, health) = d.get("/healthz", None).await;
+    assert_eq!((code, health.trim()), (200, "ok"));
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(Duration::from_secs(10)).await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_1000_events_for_one_url_costs_at_most_two_fetches() {
+    let (origin, site) = built_site(3, "").await;
+    // A slow page, so the whole burst lands while the first fetch is in flight.
+    origin.set(
+        "/p/1/",
+        Page::html("burst").delay(Duration::from_millis(1000)),
+    );
+    let d = site.daemon(&[]).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/regen", d.http);
+    let mut sent = 0;
+    for chunk in 0..4 {
+        let futs = (0..250).map(|_| {
+            client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(r#"{"targets": ["/p/1/"]}"#)
+                .send()
+        });
+        for r in futures_util::future::join_all(futs).await {
+            assert_eq!(r.unwrap().status().as_u16(), 202, "chunk {chunk}");
+            sent += 1;
+        }
+    }
+    assert_eq!(sent, 1000);
+    d.settle(None).await;
+    let hits = origin.hits("/p/1/");
+    assert!((1..=2).contains(&hits), "1000 events cost {hits} fetches");
+    assert_eq!(site.read("p/1/index.html").unwrap(), "burst");
+    assert_eq!(origin.total_hits(), hits, "no other page fetched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_regenerates_exactly_the_pages_that_carry_it() {
+    let pages = linked_site(12);
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    // /p/9/ also shows post 1 (say, a "related posts" box).
+    origin.set(
+        "/p/9/",
+        Page::html("nine").with_header("surrogate-key", "post:9 post:1"),
+    );
+    let site = TestSite::for_origin(&origin, DAEMON_TOML);
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    origin.reset_hits();
+    let d = site.daemon(&[]).await;
+    let (code, v) = d
+        .post("/v1/regen", r#"{"targets": ["tag:post:1"]}"#, None)
+        .await;
+    assert_eq!(code, 202);
+    let job = d.job_done(v["job"].as_u64().unwrap(), None).await;
+    assert_eq!(job["report"]["urls"], 2, "{job}");
+    let mut hit: Vec<String> = origin.state.lock().unwrap().hits.keys().cloned().collect();
+    hit.sort();
+    assert_eq!(hit, vec!["/p/1/", "/p/9/"]);
+    assert_eq!(origin.total_hits(), 2);
+    // [[depend]] rules and the dry run answer "what if".
+    let dry = site.kiln(&["regen", "--dry-run", "tag:list"]).await;
+    assert_eq!(dry.stdout.lines().count(), 1 + 11, "{}", dry.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_queue_loses_no_event() {
+    let (origin, site) = built_site(10, "concurrency = 1\n").await;
+    for i in 0..10 {
+        origin.set(
+            &format!("/p/{i}/"),
+            Page::html(format!("v2 of {i}")).delay(Duration::from_millis(150)),
+        );
+        assert_eq!(site.kiln(&["enqueue", &format!("/p/{i}/")]).await.code, 0);
+    }
+    assert_eq!(site.queue_files("new").len(), 10);
+    let mut d = site.daemon(&[]).await;
+    wait_until(Duration::from_secs(10), "the first fetch", || async {
+        origin.total_hits() >= 1
+    })
+    .await;
+    d.child.start_kill().unwrap(); // SIGKILL
+    d.child.wait().await.unwrap();
+    let left = site.queue_files("new").len();
+    assert!(left > 0, "kill -9 came too late to test anything");
+    let d = site.daemon(&[]).await;
+    d.settle(None).await;
+    for i in 0..10 {
+        assert_eq!(
+            site.read(&format!("p/{i}/index.html")).unwrap(),
+            format!("v2 of {i}"),
+            "page {i}"
+        );
+    }
+    assert!(site.queue_files("new").is_empty());
+    assert!(site.queue_files("failed").is_empty());
+    let temp: Vec<_> = site
+        .files()
+        .into_iter()
+        .filter(|f| f.contains(".kiln-tmp"))
+        .collect();
+    assert!(temp.is_empty(), "{temp:?}");
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(Duration::from_secs(10)).await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_spool_file_keeps_good_lines_and_records_bad_ones() {
+    let (origin, site) = built_site(3, "").await;
+    origin.set("/p/1/", Page::html("good line done"));
+    let d = site.daemon(&[]).await;
+    let q = site.path().join(".kiln/queue");
+    std::fs::write(
+        q.join("tmp/123.hand"),
+        "# written by hand\n/p/1/\nthis is bogus\ntag:\n",
+    )
+    .unwrap();
+    std::fs::rename(q.join("tmp/123.hand"), q.join("new/123.hand")).unwrap();
+    wait_until(Duration::from_secs(10), "spool file processed", || async {
+        site.queue_files("new").is_empty()
+    })
+    .await;
+    assert_eq!(site.read("p/1/index.html").unwrap(), "good line done");
+    let failed = site.queue_files("failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let text = std::fs::read_to_string(&failed[0]).unwrap();
+    assert!(text.contains("line 3: this is bogus"), "{text}");
+    assert!(text.contains("line 4: tag:"), "{text}");
+    assert!(text.contains("expected /path/"), "reason recorded: {text}");
+    drop(d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_required_when_configured() {
+    let (_origin, site) = built_site(2, "").await;
+    let d = site.daemon(&[("KILN_TOKEN", "s3cret")]).await;
+    let (code, v) = d.post("/v1/regen", r#"{"targets": ["/"]}"#, None).await;
+    assert_eq!(code, 401, "{v}");
+    let (code, _) = d
+        .post("/v1/regen", r#"{"targets": ["/"]}"#, Some("wrong"))
+        .await;
+    assert_eq!(code, 401);
+    assert_eq!(d.get("/v1/status", None).await.0, 401);
+    assert_eq!(d.get("/metrics", None).await.0, 401);
+    assert_eq!(d.get("/healthz", None).await.0, 200);
+    let (code, _) = d
+        .post("/v1/regen", r#"{"targets": ["/"]}"#, Some("s3cret"))
+        .await;
+    assert_eq!(code, 202);
+    let (code, v) = d
+        .post("/v1/regen", r#"{"targets": ["nope"]}"#, Some("s3cret"))
+        .await;
+    assert_eq!(code, 400);
+    assert!(
+        v["error"].as_str().unwrap().contains("bad target `nope`"),
+        "{v}"
+    );
+    let (code, v) = d.post("/v1/regen", "{not json", Some("s3cret")).await;
+    assert_eq!(code, 400);
+    assert!(v["error"].as_str().unwrap().contains("JSON"), "{v}");
+
+    // Off loopback without a token: refuses to start.
+    let run = site.kiln(&["daemon", "--listen", "0.0.0.0:0"]).await;
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("without a token"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_pages_finish() {
+    let (origin, site) = built_site(3, "").await;
+    origin.set(
+        "/p/1/",
+        Page::html("finished during shutdown").delay(Duration::from_millis(1500)),
+    );
+    let d = site.daemon(&[]).await;
+    let (code, _) = d.post("/v1/regen", r#"{"targets": ["/p/1/"]}"#, None).await;
+    assert_eq!(code, 202);
+    wait_until(Duration::from_secs(10), "the fetch to start", || async {
+        origin.hits("/p/1/") == 1
+    })
+    .await;
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(Duration::from_secs(15)).await, Some(0));
+    assert_eq!(
+        site.read("p/1/index.html").unwrap(),
+        "finished during shutdown"
+    );
+    let temp: Vec<_> = site
+        .files()
+        .into_iter()
+        .filter(|f| f.contains(".kiln-tmp"))
+        .collect();
+    assert!(temp.is_empty(), "{temp:?}");
+}
