@@ -71,6 +71,8 @@ pub enum Command {
     Enqueue(cmd::enqueue::EnqueueArgs),
     /// Run beside nginx: watch the spool, serve the HTTP endpoint, regenerate on events
     Daemon(cmd::daemon::DaemonArgs),
+    /// Switch `current` back to the previous release
+    Rollback(cmd::rollback::RollbackArgs),
 }
 
 /// How a successful run ended.
@@ -137,6 +139,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Explain(a) => cmd::explain::run(g, a).await,
         Command::Enqueue(a) => cmd::enqueue::run(g, a).await,
         Command::Daemon(a) => cmd::daemon::run(g, a).await,
+        Command::Rollback(a) => cmd::rollback::run(g, a).await,
     }
 }
 

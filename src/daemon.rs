@@ -60,8 +60,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
     ready: impl FnOnce(Ready) + Send,
 ) -> Result<(), DaemonError> {
-    let out = cfg.out.clone();
-    let baker = Arc::new(Baker::new(cfg.clone(), &out)?);
+    let out = crate::release::live_root(&cfg.out);
+    // The scheduler retries failed pages itself, with backoff, without holding
+    // a fetch slot; the fetcher makes a single attempt per dispatch.
+    let attempts = cfg.origin.as_ref().map_or(1, |o| o.retries + 1);
+    let mut baker_cfg = (*cfg).clone();
+    if let Some(o) = baker_cfg.origin.as_mut() {
+        o.retries = 0;
+    }
+    let baker = Arc::new(Baker::new(Arc::new(baker_cfg), &out)?);
     let spool = Spool::open(&cfg.queue)?;
     let metrics = Arc::new(Metrics::new());
     let cancel = CancellationToken::new();
@@ -90,11 +97,11 @@ pub async fn run(
         Settings {
             debounce: cfg.daemon.debounce,
             concurrency: baker.concurrency(),
-            attempts: 3,
+            attempts,
             retry_delay: cfg
                 .origin
                 .as_ref()
-                .map_or(Duration::from_millis(500), |o| o.backoff * 4),
+                .map_or(Duration::from_millis(200), |o| o.backoff),
         },
         metrics.clone(),
         cancel.clone(),
@@ -125,12 +132,20 @@ pub async fn run(
         });
     }
     if cfg.renders() && cfg.daemon.watch {
-        tasks.spawn(crate::watch::worker(
-            cfg.clone(),
-            baker.clone(),
-            submitter.clone(),
-            cancel.clone(),
-        ));
+        match crate::watch::start(&cfg) {
+            Ok(handle) => {
+                tasks.spawn(crate::watch::worker(
+                    handle,
+                    cfg.clone(),
+                    baker.clone(),
+                    submitter.clone(),
+                    cancel.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch templates and data; edits need `kiln regen`")
+            }
+        }
     }
     tracing::info!(http = ?http_addr, queue = %cfg.queue.display(), out = %baker.root().path().display(), "daemon started");
     ready(Ready { http: http_addr });

@@ -20,6 +20,7 @@
 //! - [`http`]: the loopback API; [`metrics`]: Prometheus counters.
 //! - [`watch`]: template and data watching in render mode.
 //! - [`daemon`]: the supervisor that runs the long-lived workers.
+//! - [`release`]: atomic release directories and the `current` symlink.
 //! - [`cmd`]: one module per subcommand, driven by [`run`].
 #![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -35,6 +36,7 @@ pub mod http;
 pub mod index;
 pub mod metrics;
 pub mod queue;
+pub mod release;
 pub mod schedule;
 pub mod source;
 pub mod targets;

@@ -5,7 +5,7 @@
 use std::fmt;
 
 /// One unit of requested work, before it is resolved to URLs.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(into = "String")]
 pub enum Target {
     /// Regenerate one URL path (may carry a query string).

@@ -1,20 +1,248 @@
-//! Render mode: watch `templates/` and data directories, debounced, and
-//! regenerate only the pages that depend on what changed.
+//! Render mode: watch `templates/` and the data directories with notify,
+//! debounce the burst an editor save produces, reload templates and data, and
+//! regenerate only the pages that depend on what changed. A template that no
+//! longer compiles is reported with file and line; every last good file stays
+//! and the next save that fixes it recovers.
 
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use notify::Watcher;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::bake::Baker;
 use crate::config::Config;
-use crate::schedule::Submitter;
+use crate::schedule::{Request, Submitter};
+use crate::source::render::{is_editor_junk, Renderer};
+use crate::targets::Target;
 
-/// The watcher task.
+/// What a changed path means.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Change {
+    /// A template, by name relative to the templates directory.
+    Template(String),
+    /// A data file, relative to the site directory.
+    Data(String),
+}
+
+/// Classifies a changed path; `None` for anything kiln does not care about
+/// (editor temp files, files outside templates and data globs).
+pub fn classify(cfg: &Config, path: &Path) -> Option<Change> {
+    if is_editor_junk(path) {
+        return None;
+    }
+    let rel_to = |base: &Path| -> Option<String> {
+        let base = base.canonicalize().unwrap_or_else(|_| base.to_path_buf());
+        let p = path
+            .parent()
+            .and_then(|d| d.canonicalize().ok())
+            .map(|d| d.join(path.file_name().unwrap_or_default()))
+            .unwrap_or_else(|| path.to_path_buf());
+        p.strip_prefix(&base)
+            .ok()
+            .map(|r| r.to_string_lossy().replace('\\', "/"))
+    };
+    if let Some(name) = rel_to(&cfg.templates) {
+        return Some(Change::Template(name));
+    }
+    let rel = rel_to(&cfg.base_dir)?;
+    cfg.render
+        .iter()
+        .filter_map(|r| r.data.as_deref())
+        .any(|g| crate::config::path_matcher(g).is_ok_and(|m| m.is_match(&rel)))
+        .then_some(Change::Data(rel))
+}
+
+/// Targets that regenerate everything a set of changes affects.
+pub fn targets_for(cfg: &Config, renderer: &Renderer, changes: &BTreeSet<Change>) -> Vec<Target> {
+    let mut out = BTreeSet::new();
+    for c in changes {
+        match c {
+            Change::Template(name) => {
+                out.insert(Target::Tag(format!("template:{name}")));
+            }
+            Change::Data(rel) => {
+                out.insert(Target::Tag(format!("data:{rel}")));
+                for coll in renderer.collections_of_data(cfg, rel) {
+                    out.insert(Target::Tag(format!("collection:{coll}")));
+                }
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+fn watched_dirs(cfg: &Config) -> Vec<PathBuf> {
+    let mut dirs = vec![cfg.templates.clone()];
+    for r in &cfg.render {
+        if let Some(g) = &r.data {
+            let literal = g.find(['*', '?', '[', '{']).map(|i| &g[..i]).unwrap_or(g);
+            let dir = match literal.rfind('/') {
+                Some(i) => cfg.base_dir.join(&literal[..i]),
+                None => cfg.base_dir.clone(),
+            };
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    dirs
+}
+
+/// A live notify watcher and the channel it feeds. Created before the
+/// daemon reports ready, so no edit made after that is missed.
+pub struct WatchHandle {
+    _watcher: notify::RecommendedWatcher,
+    rx: mpsc::Receiver<PathBuf>,
+    overflow: Arc<AtomicBool>,
+}
+
+/// Starts watching the templates directory and every data directory.
+pub fn start(cfg: &Config) -> Result<WatchHandle, notify::Error> {
+    let (tx, rx) = mpsc::channel::<PathBuf>(4096);
+    let overflow = Arc::new(AtomicBool::new(false));
+    let overflow_cb = overflow.clone();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        // Only convert and try_send: never block notify's thread.
+        match res {
+            Ok(ev) if ev.kind.is_access() => {}
+            Ok(ev) => {
+                for p in ev.paths {
+                    if tx.try_send(p).is_err() {
+                        overflow_cb.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+            Err(_) => overflow_cb.store(true, Ordering::Relaxed),
+        }
+    })?;
+    for dir in watched_dirs(cfg) {
+        if let Err(e) = watcher.watch(&dir, notify::RecursiveMode::Recursive) {
+            if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
+                tracing::error!(dir = %dir.display(), "inotify watch limit reached: raise it with `sysctl fs.inotify.max_user_watches=524288`");
+            } else {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory");
+            }
+        }
+    }
+    Ok(WatchHandle {
+        _watcher: watcher,
+        rx,
+        overflow,
+    })
+}
+
+/// The watcher task: debounce, classify, reload, submit.
 pub async fn worker(
-    _cfg: Arc<Config>,
-    _baker: Arc<Baker>,
-    _submit: Submitter,
+    handle: WatchHandle,
+    cfg: Arc<Config>,
+    baker: Arc<Baker>,
+    submit: Submitter,
     shutdown: CancellationToken,
 ) {
-    shutdown.cancelled().await;
+    let WatchHandle {
+        _watcher,
+        mut rx,
+        overflow,
+    } = handle;
+    let debounce = cfg.daemon.debounce;
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            p = rx.recv() => match p { Some(p) => p, None => return },
+        };
+        let mut paths = vec![first];
+        let deadline = tokio::time::Instant::now() + debounce;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                p = rx.recv() => match p { Some(p) => paths.push(p), None => break },
+            }
+        }
+        let mut changes: BTreeSet<Change> =
+            paths.iter().filter_map(|p| classify(&cfg, p)).collect();
+        let everything = overflow.swap(false, Ordering::Relaxed);
+        if changes.is_empty() && !everything {
+            continue;
+        }
+        let cfg2 = cfg.clone();
+        let loaded = tokio::task::spawn_blocking(move || Renderer::load(&cfg2)).await;
+        let renderer = match loaded {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "templates or data do not load; every baked file is kept as it was until this is fixed");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "template reload task failed");
+                continue;
+            }
+        };
+        let mut targets = targets_for(&cfg, &renderer, &changes);
+        if everything {
+            targets = vec![Target::All];
+            changes.clear();
+        }
+        tracing::info!(changes = ?changes, targets = targets.len(), "templates or data changed");
+        baker.set_renderer(renderer);
+        if submit
+            .submit(Request {
+                targets,
+                reply: None,
+            })
+            .await
+            .is_none()
+        {
+            return;
+        }
+        // Bursts from a single save often arrive as several events; let them settle.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Overrides};
+
+    #[test]
+    fn classifies_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("templates/partials")).unwrap();
+        std::fs::create_dir_all(dir.path().join("content/posts")).unwrap();
+        let raw = Config::parse_raw(
+            "[[render]]\ntemplate = \"post.html\"\ndata = \"content/posts/*.md\"\nurl = \"/p/{slug}/\"\n",
+            Path::new("site.toml"),
+        )
+        .unwrap();
+        let cfg =
+            Config::from_raw(raw, None, dir.path().to_path_buf(), &Overrides::default()).unwrap();
+        let p = |rel: &str| dir.path().join(rel);
+        let cases = [
+            (
+                "templates/post.html",
+                Some(Change::Template("post.html".into())),
+            ),
+            (
+                "templates/partials/nav.html",
+                Some(Change::Template("partials/nav.html".into())),
+            ),
+            ("templates/.post.html.swp", None),
+            ("templates/post.html~", None),
+            (
+                "content/posts/a.md",
+                Some(Change::Data("content/posts/a.md".into())),
+            ),
+            ("content/posts/a.txt", None),
+            ("content/other/a.md", None),
+            ("README.md", None),
+        ];
+        for (rel, want) in cases {
+            assert_eq!(classify(&cfg, &p(rel)), want, "{rel}");
+        }
+    }
 }

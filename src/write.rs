@@ -68,16 +68,16 @@ pub struct WebRoot {
 }
 
 impl WebRoot {
-    /// Creates the root if needed and resolves it to a canonical path.
+    /// Creates the root if needed. The root may be a symlink (`current` of a
+    /// release layout): it is resolved at each write, so a release switch is
+    /// followed by a running daemon.
     pub fn open(
         root: &Path,
         precompress: Vec<Encoding>,
         precompress_min_bytes: u64,
     ) -> Result<WebRoot, WriteError> {
         fs::create_dir_all(root).map_err(io("create output directory", root))?;
-        let root = root
-            .canonicalize()
-            .map_err(io("resolve output directory", root))?;
+        let root = std::path::absolute(root).map_err(io("resolve output directory", root))?;
         Ok(WebRoot {
             root,
             precompress,
@@ -161,9 +161,37 @@ impl WebRoot {
         Ok(removed)
     }
 
-    /// Reads a baked file (for tests and comparisons).
-    pub fn read(&self, rel: &Path) -> Option<Vec<u8>> {
-        fs::read(self.root.join(rel)).ok()
+    /// Replaces every file that is byte-identical to the same path under
+    /// `previous` with a hard link to it, so a new release shares unchanged
+    /// files (same inode, mtime and ETag) with the one before. Returns how many.
+    pub fn share_unchanged_with(&self, previous: &Path) -> Result<usize, WriteError> {
+        let mut shared = 0;
+        for entry in walkdir::WalkDir::new(&self.root).follow_links(false) {
+            let Ok(entry) = entry else { continue };
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let Ok(rel) = entry.path().strip_prefix(&self.root) else {
+                continue;
+            };
+            let old = previous.join(rel);
+            let same = match (fs::metadata(&old), entry.metadata()) {
+                (Ok(a), Ok(b)) if a.is_file() && a.len() == b.len() => {
+                    fs::read(&old).ok() == fs::read(entry.path()).ok()
+                }
+                _ => false,
+            };
+            if !same {
+                continue;
+            }
+            let dir = entry.path().parent().unwrap_or(&self.root);
+            let tmp = dir.join(format!("{TEMP_PREFIX}link-{}", std::process::id()));
+            let _ = fs::remove_file(&tmp);
+            fs::hard_link(&old, &tmp).map_err(io("hard-link", &old))?;
+            fs::rename(&tmp, entry.path()).map_err(io("rename hard link over", entry.path()))?;
+            shared += 1;
+        }
+        Ok(shared)
     }
 
     /// Creates the parent directories of `target` and checks they stay inside the root.
@@ -188,7 +216,11 @@ impl WebRoot {
             return Err(io("create directory", dir)(e));
         }
         let real = dir.canonicalize().map_err(io("resolve directory", dir))?;
-        if !real.starts_with(&self.root) {
+        let real_root = self
+            .root
+            .canonicalize()
+            .map_err(io("resolve output directory", &self.root))?;
+        if !real.starts_with(&real_root) {
             return Err(WriteError::OutsideRoot(target.to_path_buf()));
         }
         if target.is_dir() {

@@ -1,4 +1,4 @@
-//! `kiln build`: bake the whole site.
+//! `kiln build`: bake the whole site, in place or as an atomic release.
 
 use std::sync::Arc;
 
@@ -7,16 +7,28 @@ use tokio_util::sync::CancellationToken;
 use crate::bake::Baker;
 use crate::cli::{Exit, GlobalArgs};
 use crate::crawl::{self, Follow};
+use crate::release::Releases;
 
 /// `kiln build` flags.
 #[derive(Debug, clap::Args)]
-pub struct BuildArgs {}
+pub struct BuildArgs {
+    /// Build into a new releases/<id>/ directory and switch the `current` symlink when done
+    #[arg(long)]
+    pub release: bool,
+}
 
 /// Renders every route, crawls the origin from the seeds, prints the summary.
-pub async fn run(g: &GlobalArgs, _args: BuildArgs) -> anyhow::Result<Exit> {
+pub async fn run(g: &GlobalArgs, args: BuildArgs) -> anyhow::Result<Exit> {
     let cfg = Arc::new(g.load_config()?);
-    let out = cfg.out.clone();
-    let baker = Baker::new(cfg, &out)?;
+    let releases = Releases::new(&cfg.out);
+    let previous = releases.live();
+    let (release, out) = if args.release {
+        let (id, dir) = releases.begin()?;
+        (Some(id), dir)
+    } else {
+        (None, crate::release::live_root(&cfg.out))
+    };
+    let baker = Baker::new(cfg.clone(), &out)?;
     let progress = g.progress();
     let shutdown = CancellationToken::new();
     let summary = crawl::run(
@@ -30,7 +42,29 @@ pub async fn run(g: &GlobalArgs, _args: BuildArgs) -> anyhow::Result<Exit> {
     progress.finish_and_clear();
     baker.index().flush().await?;
     println!("{}", summary.render());
-    println!("output: {}", baker.root().path().display());
+    if let Some(id) = release {
+        if summary.has_failures() && previous.is_some() {
+            println!(
+                "release {id} NOT switched live: {} page(s) failed; `current` still points at the last good release",
+                summary.failed.len()
+            );
+            return Ok(Exit::PagesFailed);
+        }
+        let shared = match &previous {
+            Some(prev) => baker
+                .root()
+                .share_unchanged_with(&cfg.out.join("releases").join(prev))?,
+            None => 0,
+        };
+        releases.switch(&id)?;
+        let pruned = releases.prune(cfg.keep_releases)?;
+        println!(
+            "release {id} is live at {} ({shared} unchanged files hard-linked, {pruned} old releases removed)",
+            releases.current_link().display()
+        );
+    } else {
+        println!("output: {}", baker.root().path().display());
+    }
     Ok(if summary.has_failures() {
         Exit::PagesFailed
     } else {

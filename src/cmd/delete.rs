@@ -29,7 +29,7 @@ pub async fn run(g: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<Exit> {
         }
     }
     let cfg = Arc::new(g.load_config()?);
-    let out = cfg.out.clone();
+    let out = crate::release::live_root(&cfg.out);
     let baker = Baker::new(cfg, &out)?;
     let mut failed = false;
     for p in paths {

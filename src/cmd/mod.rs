@@ -7,6 +7,7 @@ pub mod delete;
 pub mod enqueue;
 pub mod explain;
 pub mod regen;
+pub mod rollback;
 pub mod status;
 
 use std::io::Read;

@@ -23,7 +23,7 @@ pub struct RegenArgs {
 pub async fn run(g: &GlobalArgs, args: RegenArgs) -> anyhow::Result<Exit> {
     let targets = super::parse_target_args(&args.targets)?;
     let cfg = Arc::new(g.load_config()?);
-    let out = cfg.out.clone();
+    let out = crate::release::live_root(&cfg.out);
     let baker = Baker::new(cfg, &out)?;
     let resolved = baker.resolve(&targets).await?;
     if args.dry_run {

@@ -1,45 +1,843 @@
-//! Render mode: pages from minijinja templates and data files.
+//! Render mode: pages from minijinja templates fed by data files.
+//!
+//! [`Renderer::load`] reads every template under `templates/` and every data
+//! file the `[[render]]` routes name (TOML, JSON, YAML, Markdown with YAML or
+//! TOML front matter), once per build. Each page carries dependency tags
+//! computed up front: `template:NAME` for every template it uses (extends,
+//! include, import and from-import followed transitively), `data:PATH` for
+//! its data file, and `collection:NAME` for every collection it lists — so an
+//! edited partial or data file regenerates exactly the pages that use it.
 
-use crate::config::Config;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 
-/// A template or data problem.
+use minijinja::{context, Environment, Value};
+
+use crate::config::{Config, RawRender};
+
+/// A template or data problem, with the file and (for templates) the line.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
-    /// Placeholder.
-    #[error("render failed: {0}")]
-    Other(String),
+    /// A template failed to compile or render.
+    #[error("template error in `{file}`{}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Template {
+        /// Template path.
+        file: PathBuf,
+        /// Line, when known.
+        line: Option<usize>,
+        /// minijinja's message.
+        message: String,
+    },
+    /// A data file could not be read or parsed.
+    #[error("data file `{file}`: {message}")]
+    Data {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A route names a template that does not exist.
+    #[error("render[{route}] uses template `{template}`, which is not in `{dir}`")]
+    MissingTemplate {
+        /// Route index.
+        route: usize,
+        /// Template name.
+        template: String,
+        /// Templates directory.
+        dir: PathBuf,
+    },
+    /// Reading the templates directory failed.
+    #[error("failed to read templates directory `{dir}`")]
+    Io {
+        /// Directory.
+        dir: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A URL pattern placeholder has no value in an item.
+    #[error("render[{route}] url `{pattern}`: field `{field}` is missing in `{file}`")]
+    MissingField {
+        /// Route index.
+        route: usize,
+        /// URL pattern.
+        pattern: String,
+        /// Placeholder.
+        field: String,
+        /// Data file.
+        file: String,
+    },
+    /// Two routes or items produce one URL.
+    #[error("URL `{url}` is produced twice: by {first} and by {second}")]
+    DuplicateUrl {
+        /// The URL.
+        url: String,
+        /// First producer.
+        first: String,
+        /// Second producer.
+        second: String,
+    },
 }
 
 /// A rendered page.
 #[derive(Debug, Clone)]
 pub struct Rendered {
-    /// The HTML or XML.
+    /// The HTML, XML or CSS.
     pub body: String,
     /// Dependency tags.
     pub tags: Vec<String>,
-    /// Whether it maps to index.html.
+    /// Whether it maps to `index.html` (no extension or `.html`).
     pub is_html: bool,
 }
 
-/// Templates and data loaded once per build.
+#[derive(Debug, Clone)]
+struct PageSpec {
+    route: usize,
+    template: String,
+    item: Option<Value>,
+    data_path: Option<String>,
+    group: Option<String>,
+    items: Vec<String>,
+}
+
+/// Templates and data, loaded once per build (and again by the watcher on change).
 #[derive(Debug)]
-pub struct Renderer {}
+pub struct Renderer {
+    env: Environment<'static>,
+    pages: BTreeMap<String, PageSpec>,
+    template_deps: HashMap<String, BTreeSet<String>>,
+    collections: BTreeMap<String, Vec<Value>>,
+    site: Value,
+    data_files: BTreeMap<String, String>,
+}
 
 impl Renderer {
-    /// Loads templates and data.
-    pub fn load(_cfg: &Config) -> Result<Renderer, RenderError> {
-        Ok(Renderer {})
+    /// Loads and compiles every template and data file.
+    pub fn load(cfg: &Config) -> Result<Renderer, RenderError> {
+        let mut env = Environment::new();
+        env.set_keep_trailing_newline(true);
+        env.set_formatter(escape_formatter);
+        env.add_filter("markdown", |s: String| markdown(&s));
+        env.add_filter("xml_escape", |s: String| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+        });
+        let sources = read_templates(&cfg.templates)?;
+        for (name, source) in &sources {
+            env.add_template_owned(name.clone(), source.clone())
+                .map_err(|e| template_error(&cfg.templates, name, &e))?;
+        }
+        let template_deps = transitive_deps(&sources);
+
+        // Collections first: list pages need every item.
+        let mut collections: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        let mut pages: BTreeMap<String, PageSpec> = BTreeMap::new();
+        let mut producer: BTreeMap<String, String> = BTreeMap::new();
+        let mut data_files = BTreeMap::new();
+        let mut add = |url: String, spec: PageSpec, who: String| -> Result<(), RenderError> {
+            if let Some(first) = producer.get(&url) {
+                return Err(RenderError::DuplicateUrl {
+                    url,
+                    first: first.clone(),
+                    second: who,
+                });
+            }
+            producer.insert(url.clone(), who);
+            pages.insert(url, spec);
+            Ok(())
+        };
+        for (i, route) in cfg.render.iter().enumerate() {
+            if !sources.contains_key(&route.template) {
+                return Err(RenderError::MissingTemplate {
+                    route: i,
+                    template: route.template.clone(),
+                    dir: cfg.templates.clone(),
+                });
+            }
+            let Some(glob) = &route.data else { continue };
+            let mut items = Vec::new();
+            for (rel, abs) in find_data_files(&cfg.base_dir, glob)? {
+                let mut fields = read_data_file(&abs)?;
+                fields
+                    .entry("slug".to_string())
+                    .or_insert_with(|| serde_json::Value::String(stem(&rel)));
+                let url = fill_pattern(i, route, &fields, &rel)?;
+                fields.insert("url".into(), serde_json::Value::String(url.clone()));
+                fields.insert("source".into(), serde_json::Value::String(rel.clone()));
+                let value = Value::from_serialize(&fields);
+                data_files.insert(rel.clone(), url.clone());
+                add(
+                    url,
+                    PageSpec {
+                        route: i,
+                        template: route.template.clone(),
+                        item: Some(value.clone()),
+                        data_path: Some(rel.clone()),
+                        group: None,
+                        items: route.items.clone(),
+                    },
+                    rel.clone(),
+                )?;
+                items.push((fields, value));
+            }
+            // Newest first when items have dates; then by slug.
+            items.sort_by(|(a, _), (b, _)| {
+                let key = |f: &serde_json::Map<String, serde_json::Value>, k: &str| {
+                    f.get(k).map(|v| v.to_string()).unwrap_or_default()
+                };
+                key(b, "date")
+                    .cmp(&key(a, "date"))
+                    .then(key(a, "slug").cmp(&key(b, "slug")))
+            });
+            if let Some(name) = &route.collection {
+                collections
+                    .entry(name.clone())
+                    .or_default()
+                    .extend(items.into_iter().map(|(_, v)| v));
+            }
+        }
+        for (i, route) in cfg.render.iter().enumerate() {
+            if route.data.is_some() {
+                continue;
+            }
+            match &route.group_by {
+                None => add(
+                    route.url.clone(),
+                    PageSpec {
+                        route: i,
+                        template: route.template.clone(),
+                        item: None,
+                        data_path: None,
+                        group: None,
+                        items: route.items.clone(),
+                    },
+                    format!("render[{i}]"),
+                )?,
+                Some(field) => {
+                    let mut values = BTreeSet::new();
+                    for c in &route.items {
+                        for item in collections.get(c).into_iter().flatten() {
+                            if let Ok(list) = item.get_attr(field) {
+                                if let Ok(iter) = list.try_iter() {
+                                    values.extend(iter.map(|v| v.to_string()));
+                                } else if !list.is_undefined() && !list.is_none() {
+                                    values.insert(list.to_string());
+                                }
+                            }
+                        }
+                    }
+                    for v in values {
+                        let url = replace_placeholders(&route.url, |_| Some(slugify(&v)));
+                        add(
+                            url,
+                            PageSpec {
+                                route: i,
+                                template: route.template.clone(),
+                                item: None,
+                                data_path: None,
+                                group: Some(v.clone()),
+                                items: route.items.clone(),
+                            },
+                            format!("render[{i}] group `{v}`"),
+                        )?;
+                    }
+                }
+            }
+        }
+        let mut site: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+        for (k, v) in &cfg.vars {
+            if let Ok(j) = serde_json::to_value(v) {
+                site.insert(k.replace('-', "_"), j);
+            }
+        }
+        Ok(Renderer {
+            env,
+            pages,
+            template_deps,
+            collections,
+            site: Value::from_serialize(&site),
+            data_files,
+        })
     }
-    /// Every URL the routes produce.
+
+    /// Every URL the routes produce, sorted.
     pub fn urls(&self) -> Vec<String> {
-        Vec::new()
+        self.pages.keys().cloned().collect()
     }
-    /// URLs whose pages carry `tag`.
-    pub fn urls_for_tag(&self, _tag: &str) -> Vec<String> {
-        Vec::new()
+
+    /// The dependency tags of a page.
+    fn tags_of(&self, spec: &PageSpec) -> Vec<String> {
+        let mut tags = BTreeSet::new();
+        for t in self.template_deps.get(&spec.template).into_iter().flatten() {
+            tags.insert(format!("template:{t}"));
+        }
+        if let Some(d) = &spec.data_path {
+            tags.insert(format!("data:{d}"));
+        }
+        for c in &spec.items {
+            tags.insert(format!("collection:{c}"));
+        }
+        tags.insert(format!("route:{}", spec.route));
+        tags.into_iter().collect()
     }
+
+    /// URLs whose pages carry `tag` (as computed from the current templates and data).
+    pub fn urls_for_tag(&self, tag: &str) -> Vec<String> {
+        self.pages
+            .iter()
+            .filter(|(_, spec)| self.tags_of(spec).iter().any(|t| t == tag))
+            .map(|(u, _)| u.clone())
+            .collect()
+    }
+
+    /// The collection a data file belongs to (for change events).
+    pub fn collections_of_data(&self, cfg: &Config, rel: &str) -> Vec<String> {
+        cfg.render
+            .iter()
+            .filter(|r| {
+                r.data.as_deref().is_some_and(|g| {
+                    crate::config::path_glob(g)
+                        .map(|g| g.compile_matcher().is_match(rel))
+                        .unwrap_or(false)
+                })
+            })
+            .filter_map(|r| r.collection.clone())
+            .collect()
+    }
+
+    /// True when the data file produced a page at load time.
+    pub fn knows_data_file(&self, rel: &str) -> bool {
+        self.data_files.contains_key(rel)
+    }
+
     /// Renders `url` if a route owns it.
-    pub fn render(&self, _url: &str) -> Option<Result<Rendered, RenderError>> {
-        None
+    pub fn render(&self, url: &str) -> Option<Result<Rendered, RenderError>> {
+        let spec = self.pages.get(url)?;
+        Some(self.render_spec(url, spec))
+    }
+
+    fn render_spec(&self, url: &str, spec: &PageSpec) -> Result<Rendered, RenderError> {
+        let tmpl = self
+            .env
+            .get_template(&spec.template)
+            .map_err(|e| template_error(Path::new(""), &spec.template, &e))?;
+        let mut collections = BTreeMap::new();
+        for c in &spec.items {
+            let mut items = self.collections.get(c).cloned().unwrap_or_default();
+            if let Some(g) = &spec.group {
+                items.retain(|item| item_has(item, g));
+            }
+            collections.insert(c.clone(), Value::from(items));
+        }
+        let body = tmpl
+            .render(context! {
+                site => self.site.clone(),
+                page => spec.item.clone().unwrap_or(Value::UNDEFINED),
+                group => spec.group.clone(),
+                collections => collections,
+                url => url,
+                urls => self.urls(),
+            })
+            .map_err(|e| template_error(Path::new(""), &spec.template, &e))?;
+        let is_html = match url.rsplit('/').next() {
+            Some(last) if last.contains('.') => last.ends_with(".html"),
+            _ => true,
+        };
+        Ok(Rendered {
+            body,
+            tags: self.tags_of(spec),
+            is_html,
+        })
+    }
+}
+
+/// Auto-escaping for `.html` and `.xml` templates that escapes only what
+/// HTML and XML need (`& < > " '`), leaving URLs readable.
+fn escape_formatter(
+    out: &mut minijinja::Output<'_>,
+    state: &minijinja::State<'_, '_>,
+    value: &Value,
+) -> Result<(), minijinja::Error> {
+    if matches!(state.auto_escape(), minijinja::AutoEscape::None) || value.is_safe() {
+        return minijinja::escape_formatter(out, state, value);
+    }
+    if value.is_undefined() || value.is_none() {
+        return Ok(());
+    }
+    let text = value.to_string();
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    out.write_str(&escaped)
+        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
+}
+
+fn item_has(item: &Value, group: &str) -> bool {
+    // Any list field containing the value (group-by fields are lists like `tags`).
+    let Ok(keys) = item.try_iter() else {
+        return false;
+    };
+    for k in keys {
+        if let Ok(v) = item.get_item(&k) {
+            if let Ok(mut it) = v.try_iter() {
+                if v.kind() == minijinja::value::ValueKind::Seq
+                    && it.any(|x| x.to_string() == group)
+                {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+fn template_error(dir: &Path, name: &str, e: &minijinja::Error) -> RenderError {
+    let file = e.name().unwrap_or(name);
+    let mut message = e
+        .detail()
+        .map(str::to_string)
+        .unwrap_or_else(|| e.kind().to_string());
+    if e.detail().is_some() {
+        message = format!("{}: {message}", e.kind());
+    }
+    RenderError::Template {
+        file: dir.join(file),
+        line: e.line(),
+        message,
+    }
+}
+
+fn read_templates(dir: &Path) -> Result<BTreeMap<String, String>, RenderError> {
+    let mut out = BTreeMap::new();
+    if !dir.is_dir() {
+        return Err(RenderError::Io {
+            dir: dir.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+        });
+    }
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.map_err(|e| RenderError::Io {
+            dir: dir.to_path_buf(),
+            source: e.into(),
+        })?;
+        if !entry.file_type().is_file() || is_editor_junk(entry.path()) {
+            continue;
+        }
+        let rel = entry
+            .path()
+            .strip_prefix(dir)
+            .unwrap_or(entry.path())
+            .to_string_lossy()
+            .replace('\\', "/");
+        let source = std::fs::read_to_string(entry.path()).map_err(|e| RenderError::Io {
+            dir: entry.path().to_path_buf(),
+            source: e,
+        })?;
+        out.insert(rel, source);
+    }
+    Ok(out)
+}
+
+/// Editor swap, backup and lock files that must not trigger anything.
+pub fn is_editor_junk(p: &Path) -> bool {
+    let Some(name) = p.file_name().map(|n| n.to_string_lossy()) else {
+        return true;
+    };
+    name.starts_with('.')
+        || name.starts_with('#')
+        || name.ends_with('~')
+        || name.ends_with(".swp")
+        || name.ends_with(".swx")
+        || name.ends_with(".tmp")
+        || name == "4913"
+}
+
+/// Templates a template source names directly: extends, include (string or
+/// list of strings), import and from-import. Dynamic names are ignored.
+pub fn direct_deps(source: &str) -> BTreeSet<String> {
+    let mut deps = BTreeSet::new();
+    let mut rest = source;
+    while let Some(start) = rest.find("{%") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("%}") else { break };
+        let tag = after[..end].trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+        let keyword = tag.split_whitespace().next().unwrap_or("");
+        if matches!(keyword, "extends" | "include" | "import" | "from") {
+            let args = &tag[keyword.len()..];
+            // For `from "x" import a`, and `import "x" as y`, only the first string counts.
+            let first_only = matches!(keyword, "from" | "import" | "extends");
+            for s in string_literals(args) {
+                deps.insert(s);
+                if first_only {
+                    break;
+                }
+            }
+        }
+        rest = &after[end + 2..];
+    }
+    deps
+}
+
+fn string_literals(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = s.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        if c == '"' || c == '\'' {
+            let mut lit = String::new();
+            for (_, d) in chars.by_ref() {
+                if d == c {
+                    break;
+                }
+                lit.push(d);
+            }
+            out.push(lit);
+        } else if c.is_alphabetic() && out.is_empty() {
+            // `include some_variable`: dynamic, untrackable.
+            let word: String = std::iter::once(c)
+                .chain(std::iter::from_fn(|| {
+                    chars
+                        .next_if(|(_, d)| d.is_alphanumeric() || *d == '_')
+                        .map(|(_, d)| d)
+                }))
+                .collect();
+            if !matches!(
+                word.as_str(),
+                "ignore" | "missing" | "with" | "without" | "context"
+            ) {
+                tracing::debug!(word, "dynamic template reference is not tracked");
+            }
+        }
+    }
+    out
+}
+
+/// Each template with everything it uses, itself included.
+pub fn transitive_deps(sources: &BTreeMap<String, String>) -> HashMap<String, BTreeSet<String>> {
+    let direct: HashMap<&str, BTreeSet<String>> = sources
+        .iter()
+        .map(|(n, s)| (n.as_str(), direct_deps(s)))
+        .collect();
+    let mut out = HashMap::new();
+    for name in sources.keys() {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![name.clone()];
+        while let Some(t) = stack.pop() {
+            if !seen.insert(t.clone()) {
+                continue;
+            }
+            if let Some(ds) = direct.get(t.as_str()) {
+                stack.extend(ds.iter().cloned());
+            }
+        }
+        out.insert(name.clone(), seen);
+    }
+    out
+}
+
+fn find_data_files(base: &Path, glob: &str) -> Result<Vec<(String, PathBuf)>, RenderError> {
+    let matcher = crate::config::path_glob(glob)
+        .map_err(|e| RenderError::Data {
+            file: PathBuf::from(glob),
+            message: e.to_string(),
+        })?
+        .compile_matcher();
+    let literal = glob
+        .find(['*', '?', '[', '{'])
+        .map(|i| &glob[..i])
+        .unwrap_or(glob);
+    let start = match literal.rfind('/') {
+        Some(i) => base.join(&literal[..i]),
+        None => base.to_path_buf(),
+    };
+    let mut out = Vec::new();
+    if !start.exists() {
+        return Ok(out);
+    }
+    for entry in walkdir::WalkDir::new(&start).sort_by_file_name() {
+        let Ok(entry) = entry else { continue };
+        if !entry.file_type().is_file() || is_editor_junk(entry.path()) {
+            continue;
+        }
+        let rel = entry
+            .path()
+            .strip_prefix(base)
+            .unwrap_or(entry.path())
+            .to_string_lossy()
+            .replace('\\', "/");
+        let rel = rel.trim_start_matches("./").to_string();
+        if matcher.is_match(&rel) {
+            out.push((rel, entry.path().to_path_buf()));
+        }
+    }
+    Ok(out)
+}
+
+type Fields = serde_json::Map<String, serde_json::Value>;
+
+fn read_data_file(path: &Path) -> Result<Fields, RenderError> {
+    let err = |message: String| RenderError::Data {
+        file: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let value: serde_json::Value = match ext.as_str() {
+        "toml" => toml::from_str::<toml::Value>(&text)
+            .map_err(|e| err(e.to_string()))
+            .and_then(|v| serde_json::to_value(v).map_err(|e| err(e.to_string())))?,
+        "json" => serde_json::from_str(&text).map_err(|e| err(e.to_string()))?,
+        "yaml" | "yml" => serde_yaml::from_str(&text).map_err(|e| err(e.to_string()))?,
+        "md" | "markdown" => {
+            let (front, body) = split_front_matter(&text).map_err(err)?;
+            let mut map = match front {
+                None => Fields::new(),
+                Some(FrontMatter::Yaml(y)) => {
+                    match serde_yaml::from_str::<serde_json::Value>(y)
+                        .map_err(|e| err(format!("front matter: {e}")))?
+                    {
+                        serde_json::Value::Object(m) => m,
+                        serde_json::Value::Null => Fields::new(),
+                        _ => return Err(err("front matter must be a mapping of fields".into())),
+                    }
+                }
+                Some(FrontMatter::Toml(t)) => {
+                    let v: toml::Value =
+                        toml::from_str(t).map_err(|e| err(format!("front matter: {e}")))?;
+                    match serde_json::to_value(v).map_err(|e| err(e.to_string()))? {
+                        serde_json::Value::Object(m) => m,
+                        _ => Fields::new(),
+                    }
+                }
+            };
+            map.insert("content".into(), serde_json::Value::String(markdown(body)));
+            serde_json::Value::Object(map)
+        }
+        other => {
+            return Err(err(format!(
+                "unsupported data file type `.{other}`: use .md, .toml, .json, .yaml"
+            )))
+        }
+    };
+    match value {
+        serde_json::Value::Object(m) => Ok(m),
+        _ => Err(err("the file must hold a table/object of fields".into())),
+    }
+}
+
+enum FrontMatter<'a> {
+    Yaml(&'a str),
+    Toml(&'a str),
+}
+
+fn split_front_matter(text: &str) -> Result<(Option<FrontMatter<'_>>, &str), String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    for (fence, yaml) in [("---", true), ("+++", false)] {
+        let Some(rest) = text.strip_prefix(fence) else {
+            continue;
+        };
+        let Some(rest) = rest
+            .strip_prefix('\n')
+            .or_else(|| rest.strip_prefix("\r\n"))
+        else {
+            continue;
+        };
+        let close = format!("\n{fence}");
+        let Some(end) = rest.find(&close) else {
+            return Err(format!(
+                "front matter opened with `{fence}` is never closed"
+            ));
+        };
+        let front = &rest[..end];
+        let body = rest[end + close.len()..].trim_start_matches(['\r', '\n']);
+        return Ok((
+            Some(if yaml {
+                FrontMatter::Yaml(front)
+            } else {
+                FrontMatter::Toml(front)
+            }),
+            body,
+        ));
+    }
+    Ok((None, text))
+}
+
+/// Markdown → HTML (CommonMark plus tables, footnotes, strikethrough).
+pub fn markdown(text: &str) -> String {
+    use pulldown_cmark::{html, Options, Parser};
+    let opts = Options::ENABLE_TABLES
+        | Options::ENABLE_FOOTNOTES
+        | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_SMART_PUNCTUATION;
+    let mut out = String::with_capacity(text.len() * 3 / 2);
+    html::push_html(&mut out, Parser::new_ext(text, opts));
+    out
+}
+
+fn stem(rel: &str) -> String {
+    Path::new(rel)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Lowercase, ASCII alphanumerics and `-`.
+pub fn slugify(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_alphanumeric() {
+            out.extend(c.to_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+fn replace_placeholders(pattern: &str, mut value: impl FnMut(&str) -> Option<String>) -> String {
+    let mut out = String::new();
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let field = &after[..close];
+        out.push_str(&value(field).unwrap_or_default());
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn fill_pattern(
+    route_index: usize,
+    route: &RawRender,
+    fields: &Fields,
+    rel: &str,
+) -> Result<String, RenderError> {
+    let mut missing = None;
+    let url = replace_placeholders(&route.url, |field| {
+        let v = match fields.get(field) {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        if v.is_none() && missing.is_none() {
+            missing = Some(field.to_string());
+        }
+        v.map(|s| if field == "slug" { s } else { slugify(&s) })
+    });
+    match missing {
+        Some(field) => Err(RenderError::MissingField {
+            route: route_index,
+            pattern: route.url.clone(),
+            field,
+            file: rel.to_string(),
+        }),
+        None => Ok(url),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_direct_template_references() {
+        let cases = [
+            ("{% extends \"base.html\" %}", vec!["base.html"]),
+            (
+                "{%- include 'partials/nav.html' -%}",
+                vec!["partials/nav.html"],
+            ),
+            (
+                "{% include [\"a.html\", \"b.html\"] ignore missing %}",
+                vec!["a.html", "b.html"],
+            ),
+            ("{% import \"macros.html\" as m %}", vec!["macros.html"]),
+            (
+                "{% from \"macros.html\" import card, \"x\" %}",
+                vec!["macros.html"],
+            ),
+            ("{% include some_var %}", vec![]),
+            ("{{ \"include.html\" }} {% if x %}{% endif %}", vec![]),
+        ];
+        for (src, want) in cases {
+            let got: Vec<String> = direct_deps(src).into_iter().collect();
+            assert_eq!(got, want, "{src}");
+        }
+    }
+
+    #[test]
+    fn dependencies_are_transitive_and_cycle_safe() {
+        let mut s = BTreeMap::new();
+        s.insert(
+            "post.html".to_string(),
+            "{% extends \"base.html\" %}{% include \"comments.html\" %}".to_string(),
+        );
+        s.insert(
+            "base.html".to_string(),
+            "{% include \"nav.html\" %}".to_string(),
+        );
+        s.insert(
+            "nav.html".to_string(),
+            "{% import \"base.html\" as b %}".to_string(),
+        );
+        s.insert("comments.html".to_string(), String::new());
+        s.insert(
+            "about.html".to_string(),
+            "{% extends \"base.html\" %}".to_string(),
+        );
+        let d = transitive_deps(&s);
+        let post: Vec<_> = d["post.html"].iter().cloned().collect();
+        assert_eq!(
+            post,
+            vec!["base.html", "comments.html", "nav.html", "post.html"]
+        );
+        assert!(!d["about.html"].contains("comments.html"));
+    }
+
+    #[test]
+    fn front_matter_and_slugs() {
+        let (f, body) = split_front_matter("---\ntitle: A\n---\n# Hi\n").unwrap();
+        assert!(matches!(f, Some(FrontMatter::Yaml("title: A"))));
+        assert_eq!(body, "# Hi\n");
+        let (f, _) = split_front_matter("+++\ntitle = \"A\"\n+++\nx").unwrap();
+        assert!(matches!(f, Some(FrontMatter::Toml(_))));
+        assert!(split_front_matter("---\ntitle: A\n").is_err());
+        assert_eq!(slugify("Rust & Web Dev!"), "rust-web-dev");
+        assert_eq!(
+            replace_placeholders("/p/{slug}/", |_| Some("x".into())),
+            "/p/x/"
+        );
+    }
+
+    #[test]
+    fn editor_junk_is_ignored() {
+        for junk in [
+            ".post.html.swp",
+            "post.html~",
+            "#post.html#",
+            "4913",
+            ".#lock",
+        ] {
+            assert!(is_editor_junk(Path::new(junk)), "{junk}");
+        }
+        assert!(!is_editor_junk(Path::new("post.html")));
     }
 }

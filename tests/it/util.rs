@@ -437,3 +437,58 @@ where
     }
     panic!("timed out after {limit:?} waiting for {what}");
 }
+
+/// A temp copy of the bundled default site (site.toml, templates/, content/).
+pub fn default_site_copy() -> TestSite {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for entry in walkdir::WalkDir::new(repo) {
+        let entry = entry.unwrap();
+        let rel = entry.path().strip_prefix(repo).unwrap();
+        let top = rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned());
+        let wanted = matches!(
+            top.as_deref(),
+            Some("templates") | Some("content") | Some("site.toml")
+        );
+        if !wanted {
+            continue;
+        }
+        let dest = dir.path().join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+    TestSite { dir }
+}
+
+/// Every served file with its bytes (kiln's in-progress temp files excluded).
+pub fn snapshot(site: &TestSite) -> std::collections::BTreeMap<String, Vec<u8>> {
+    site.files()
+        .into_iter()
+        .filter(|f| !f.rsplit('/').next().unwrap_or("").starts_with(".kiln-tmp"))
+        .filter_map(|f| {
+            let b = std::fs::read(site.file(&f)).ok()?;
+            Some((f, b))
+        })
+        .collect()
+}
+
+/// Files whose bytes differ (or that appeared / disappeared) between two snapshots.
+pub fn changed(
+    a: &std::collections::BTreeMap<String, Vec<u8>>,
+    b: &std::collections::BTreeMap<String, Vec<u8>>,
+) -> Vec<String> {
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect()
+}

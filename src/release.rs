@@ -1,0 +1,189 @@
+//! Atomic releases (DESIGN.md guarantee 7): `build --release` bakes a full
+//! tree into `releases/<id>/` beside the live one, hard-links files that did
+//! not change, then switches the `current` symlink with one rename. nginx's
+//! root is `<out>/current`; it never sees a half-built site.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Release layout problems.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    /// Filesystem failure.
+    #[error("failed to {action} `{path}`")]
+    Io {
+        /// What kiln was doing.
+        action: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Nothing to roll back to.
+    #[error("no earlier release to roll back to in `{0}`")]
+    NothingToRollBack(PathBuf),
+    /// `out` exists but is a plain site, not a release layout.
+    #[error("`{0}` holds a plain (non-release) site; use a new --out for release builds or move it aside")]
+    NotReleaseLayout(PathBuf),
+}
+
+fn io<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ReleaseError + 'a {
+    move |source| ReleaseError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The `<out>/releases/*` + `<out>/current` layout.
+#[derive(Debug, Clone)]
+pub struct Releases {
+    out: PathBuf,
+}
+
+impl Releases {
+    /// The layout under `out`.
+    pub fn new(out: &Path) -> Releases {
+        Releases {
+            out: out.to_path_buf(),
+        }
+    }
+
+    /// `<out>/current`, the symlink nginx serves.
+    pub fn current_link(&self) -> PathBuf {
+        self.out.join("current")
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.out.join("releases")
+    }
+
+    /// Release ids, oldest first.
+    pub fn list(&self) -> Vec<String> {
+        let mut ids: Vec<String> = fs::read_dir(self.dir())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    /// The id `current` points at.
+    pub fn live(&self) -> Option<String> {
+        let target = fs::read_link(self.current_link()).ok()?;
+        target.file_name().map(|n| n.to_string_lossy().into_owned())
+    }
+
+    /// Creates a fresh, empty release directory.
+    pub fn begin(&self) -> Result<(String, PathBuf), ReleaseError> {
+        if self.out.join("index.html").exists() && !self.current_link().exists() {
+            return Err(ReleaseError::NotReleaseLayout(self.out.clone()));
+        }
+        let id = format!(
+            "{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros())
+                .unwrap_or(0)
+        );
+        let path = self.dir().join(&id);
+        fs::create_dir_all(&path).map_err(io("create release directory", &path))?;
+        Ok((id, path))
+    }
+
+    /// Points `current` at `id` atomically: a new symlink renamed over the old.
+    pub fn switch(&self, id: &str) -> Result<(), ReleaseError> {
+        let link = self.current_link();
+        let tmp = self.out.join(format!(".current-{}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(Path::new("releases").join(id), &tmp)
+            .map_err(io("create symlink", &tmp))?;
+        fs::rename(&tmp, &link).map_err(io("switch symlink", &link))?;
+        Ok(())
+    }
+
+    /// Removes all but the newest `keep` releases, never the live one.
+    pub fn prune(&self, keep: usize) -> Result<usize, ReleaseError> {
+        let live = self.live();
+        let ids = self.list();
+        let mut removed = 0;
+        let excess = ids.len().saturating_sub(keep);
+        for id in ids.into_iter().take(excess) {
+            if Some(&id) == live.as_ref() {
+                continue;
+            }
+            let p = self.dir().join(&id);
+            fs::remove_dir_all(&p).map_err(io("remove old release", &p))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Switches `current` to the release before the live one; returns its id.
+    pub fn rollback(&self) -> Result<String, ReleaseError> {
+        let ids = self.list();
+        let live = self.live();
+        let pos = live
+            .as_ref()
+            .and_then(|l| ids.iter().position(|i| i == l))
+            .unwrap_or(ids.len());
+        if pos == 0 {
+            return Err(ReleaseError::NothingToRollBack(self.out.clone()));
+        }
+        let prev = ids[pos - 1].clone();
+        self.switch(&prev)?;
+        Ok(prev)
+    }
+}
+
+/// Where pages are regenerated: `<out>/current` when a release layout
+/// exists, `<out>` otherwise.
+pub fn live_root(out: &Path) -> PathBuf {
+    let current = out.join("current");
+    if fs::symlink_metadata(&current).is_ok_and(|m| m.file_type().is_symlink()) {
+        current
+    } else {
+        out.to_path_buf()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switch_prune_rollback() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Releases::new(dir.path());
+        let mut ids = Vec::new();
+        for n in 0..4 {
+            let (id, path) = r.begin().unwrap();
+            fs::write(path.join("index.html"), format!("v{n}")).unwrap();
+            r.switch(&id).unwrap();
+            ids.push(id);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        assert_eq!(
+            fs::read_to_string(r.current_link().join("index.html")).unwrap(),
+            "v3"
+        );
+        assert_eq!(r.prune(2).unwrap(), 2);
+        assert_eq!(r.list(), ids[2..].to_vec());
+        assert_eq!(r.rollback().unwrap(), ids[2]);
+        assert_eq!(
+            fs::read_to_string(r.current_link().join("index.html")).unwrap(),
+            "v2"
+        );
+        assert!(r.rollback().is_err());
+        assert_eq!(live_root(dir.path()), dir.path().join("current"));
+    }
+}
