@@ -73,6 +73,8 @@ pub enum Command {
     Daemon(cmd::daemon::DaemonArgs),
     /// Switch `current` back to the previous release
     Rollback(cmd::rollback::RollbackArgs),
+    /// Print an nginx server block that serves the baked files and falls through to the origin
+    Nginx(cmd::nginx::NginxArgs),
 }
 
 /// How a successful run ended.
@@ -140,6 +142,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Enqueue(a) => cmd::enqueue::run(g, a).await,
         Command::Daemon(a) => cmd::daemon::run(g, a).await,
         Command::Rollback(a) => cmd::rollback::run(g, a).await,
+        Command::Nginx(a) => cmd::nginx::run(g, a).await,
     }
 }
 

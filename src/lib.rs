@@ -21,6 +21,7 @@
 //! - [`watch`]: template and data watching in render mode.
 //! - [`daemon`]: the supervisor that runs the long-lived workers.
 //! - [`release`]: atomic release directories and the `current` symlink.
+//! - [`nginx`]: the generated server block.
 //! - [`cmd`]: one module per subcommand, driven by [`run`].
 #![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -35,6 +36,7 @@ pub mod daemon;
 pub mod http;
 pub mod index;
 pub mod metrics;
+pub mod nginx;
 pub mod queue;
 pub mod release;
 pub mod schedule;

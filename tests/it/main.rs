@@ -4,4 +4,6 @@ mod util;
 
 mod build;
 mod daemon;
+mod django;
+mod nginx;
 mod render;

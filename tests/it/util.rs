@@ -492,3 +492,125 @@ pub fn changed(
         .cloned()
         .collect()
 }
+
+/// A port that was free a moment ago (for servers that cannot bind port 0 and report it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts TCP connections on the port.
+pub async fn wait_for_port(port: u16, what: &str) {
+    wait_until(Duration::from_secs(30), what, || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+}
+
+/// A real nginx serving a kiln-generated server block, in the foreground,
+/// stopped when dropped.
+pub struct Nginx {
+    pub child: tokio::process::Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn write_conf(dir: &Path, snippet: &str) -> PathBuf {
+        std::fs::write(dir.join("kiln.conf"), snippet).unwrap();
+        for sub in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+            let p = dir.join(sub);
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+                .unwrap();
+        }
+        let d = dir.display();
+        let conf = format!(
+            "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\nhttp {{\n  types {{ text/html html; text/css css; application/xml xml; application/atom+xml atom; application/json json; text/plain txt; }}\n  default_type application/octet-stream;\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/kiln.conf;\n}}\n"
+        );
+        let path = dir.join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        path
+    }
+
+    /// `nginx -t` on the snippet inside an `http {}` block.
+    pub fn test_config(snippet: &str) -> (bool, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = Self::write_conf(dir.path(), snippet);
+        let out = std::process::Command::new("nginx")
+            .args(["-t", "-p"])
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    pub async fn start(snippet: &str, port: u16) -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = Self::write_conf(dir.path(), snippet);
+        let child = tokio::process::Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let n = Nginx { child, port, dir };
+        wait_for_port(port, "nginx to listen").await;
+        n
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Fast shutdown via the master (SIGKILL would orphan the workers).
+    pub fn stop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            for _ in 0..250 {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Lets nginx workers (running as `nobody` under root) read the site.
+pub fn open_up(dir: &Path) {
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+/// A plain HTTP client for tests: no redirects followed, no cookie store.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}

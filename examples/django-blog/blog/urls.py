@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.post_list, name="post_list"),
+    path("posts/<int:pk>/", views.post_detail, name="post_detail"),
+    path("posts/<int:pk>/comment/", views.add_comment, name="add_comment"),
+    path("csrf/", views.csrf, name="csrf"),
+]

@@ -1,0 +1,52 @@
+//! `kiln nginx`: print a server block for this site.
+
+use crate::cli::{Exit, GlobalArgs};
+use crate::index::Index;
+use crate::nginx::{render, NginxOptions};
+
+/// `kiln nginx` flags.
+#[derive(Debug, clap::Args)]
+pub struct NginxArgs {
+    /// `listen` value for the server block
+    #[arg(long, default_value = "80")]
+    pub listen: String,
+    /// `server_name` value
+    #[arg(long, default_value = "_")]
+    pub server_name: String,
+    /// Cookie that marks a logged-in visitor (bypasses baked files); repeatable
+    #[arg(long = "session-cookie", default_values_t = vec!["sessionid".to_string()])]
+    pub session_cookies: Vec<String>,
+}
+
+/// Prints the config for the configured output (or its `current` release).
+pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
+    let cfg = g.load_config()?;
+    let out = std::path::absolute(&cfg.out)?;
+    let root = if cfg.out.join("releases").is_dir() || cfg.out.join("current").exists() {
+        out.join("current")
+    } else {
+        out
+    };
+    let redirects = if cfg.state.exists() {
+        Index::open(&cfg.state)?.redirects().await?
+    } else {
+        Vec::new()
+    };
+    print!(
+        "{}",
+        render(&NginxOptions {
+            root,
+            listen: args.listen,
+            server_name: args.server_name,
+            origin: cfg.origin.as_ref().map(|o| o.url.to_string()),
+            origin_host: cfg.origin.as_ref().and_then(|o| o.host.clone()),
+            session_cookies: args.session_cookies,
+            redirects,
+            brotli: cfg
+                .output
+                .precompress
+                .contains(&crate::config::Encoding::Brotli),
+        })
+    );
+    Ok(Exit::Clean)
+}

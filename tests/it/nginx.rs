@@ -1,0 +1,156 @@
+//! The generated nginx config, run by a real nginx over the baked output.
+
+use std::time::Duration;
+
+use crate::require;
+use crate::util::{client, free_port, linked_site, open_up, Nginx, Origin, Page, TestSite};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_serves_baked_files_and_falls_through_to_the_origin() {
+    require!("nginx");
+    let pages = linked_site(3);
+    let mut all: Vec<(&str, Page)> = pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    all.push(("/live/", Page::html("from the origin, live")));
+    all.push((
+        "/old/",
+        Page::html("").status(301).with_header("location", "/p/0/"),
+    ));
+    let origin = Origin::start(all).await;
+    let site = TestSite::for_origin(
+        &origin,
+        "[output]\nprecompress = [\"gzip\"]\n[crawl]\nseeds = [\"/\", \"/old/\"]\n",
+    );
+    open_up(site.path());
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    std::fs::write(site.file("p/1/.kiln-tmp-inprogress"), "partial").unwrap();
+
+    let port = free_port();
+    let snippet = site
+        .kiln(&["nginx", "--listen", &format!("127.0.0.1:{port}")])
+        .await;
+    assert_eq!(snippet.code, 0, "{}", snippet.all());
+    let (ok, msg) = Nginx::test_config(&snippet.stdout);
+    assert!(
+        ok,
+        "nginx -t rejected the generated config:\n{msg}\n{}",
+        snippet.stdout
+    );
+    let nginx = Nginx::start(&snippet.stdout, port).await;
+    let http = client();
+    origin.reset_hits();
+
+    // A baked page comes from disk, byte-identical.
+    let r = http.get(nginx.url("/p/1/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-kiln"], "static");
+    let want = pages
+        .iter()
+        .find(|(k, _)| k == "/p/1/")
+        .unwrap()
+        .1
+        .body
+        .clone();
+    assert_eq!(r.bytes().await.unwrap().to_vec(), want);
+    // gzip_static serves the precompressed sibling.
+    let r = http
+        .get(nginx.url("/p/1/"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("gzip")
+    );
+    assert_eq!(origin.total_hits(), 0, "no origin traffic for baked pages");
+
+    // Not baked: falls through to the origin.
+    let r = http.get(nginx.url("/live/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-kiln").is_none());
+    assert_eq!(r.text().await.unwrap(), "from the origin, live");
+    // A session cookie or a POST bypasses the baked file.
+    let r = http
+        .get(nginx.url("/p/1/"))
+        .header("cookie", "theme=dark; sessionid=abc")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers().get("x-kiln").is_none(),
+        "session visitors get the origin"
+    );
+    let r = http
+        .post(nginx.url("/p/2/"))
+        .body("x=1")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("x-kiln").is_none());
+    assert_eq!(origin.hits("/p/1/"), 1);
+    assert_eq!(origin.hits("/p/2/"), 1);
+    // Another cookie alone does not bypass.
+    let r = http
+        .get(nginx.url("/p/1/"))
+        .header("cookie", "notsessionid=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-kiln"], "static");
+    // Dot-files (kiln's temp files) are never served.
+    let r = http
+        .get(nginx.url("/p/1/.kiln-tmp-inprogress"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // Recorded redirects become nginx returns.
+    let r = http.get(nginx.url("/old/")).send().await.unwrap();
+    assert_eq!(r.status(), 301);
+    assert_eq!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next(),
+        Some("0")
+    );
+
+    // The origin goes away: baked pages are still served.
+    drop(origin);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = http.get(nginx.url("/p/2/")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", nginx.error_log());
+    assert_eq!(r.headers()["x-kiln"], "static");
+    let r = http.get(nginx.url("/live/")).send().await.unwrap();
+    assert_eq!(r.status(), 502, "un-baked paths need the origin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generated_config_passes_nginx_t_for_the_default_site_and_releases() {
+    require!("nginx");
+    let site = crate::util::default_site_copy();
+    assert_eq!(site.kiln(&["build", "--release"]).await.code, 0);
+    let snippet = site
+        .kiln(&["nginx", "--server-name", "emberandclay.example"])
+        .await;
+    assert!(
+        snippet.stdout.contains("/public/current\";"),
+        "{}",
+        snippet.stdout
+    );
+    assert!(
+        snippet.stdout.contains("=404;"),
+        "no origin: no fall-through"
+    );
+    let (ok, msg) = Nginx::test_config(
+        &snippet
+            .stdout
+            .replace("listen 80;", &format!("listen 127.0.0.1:{};", free_port())),
+    );
+    assert!(ok, "{msg}");
+}
