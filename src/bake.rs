@@ -467,9 +467,6 @@ impl Baker {
                 Some(fetched.status),
             )
             .await;
-        if fetched.hops.is_empty() {
-            self.index.clear_redirect(final_path.clone()).await;
-        }
         if matches!(outcome, Outcome::Written | Outcome::Unchanged) {
             result.links = self.links_of(&final_path, &fetched.body, is_html);
         }
@@ -510,19 +507,10 @@ impl Baker {
             Ok(r) => r,
             Err(e) => return self.fail(path, http_status, e.to_string()).await,
         };
-        let root = self.root.clone();
-        let rel2 = rel.clone();
-        let owned = body.to_vec();
-        let written = tokio::task::spawn_blocking(move || root.write_page(&rel2, &owned)).await;
-        let outcome = match written {
-            Ok(Ok(WriteOutcome::Written)) => Outcome::Written,
-            Ok(Ok(WriteOutcome::Unchanged)) => Outcome::Unchanged,
-            Ok(Err(e)) => return self.fail(path, http_status, error_chain(&e)).await,
-            Err(e) => {
-                return self
-                    .fail(path, http_status, format!("write task failed: {e}"))
-                    .await
-            }
+        let outcome = match blocking(|| self.root.write_page(&rel, body)) {
+            Ok(WriteOutcome::Written) => Outcome::Written,
+            Ok(WriteOutcome::Unchanged) => Outcome::Unchanged,
+            Err(e) => return self.fail(path, http_status, error_chain(&e)).await,
         };
         tags.extend(
             urlmap::path_prefixes(path)
@@ -598,11 +586,7 @@ impl Baker {
             Some(r) => r,
             None => urlmap::file_for(path, true, QueryPolicy::Strip).map_err(|e| e.to_string())?,
         };
-        let root = self.root.clone();
-        tokio::task::spawn_blocking(move || root.remove_page(&rel))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| error_chain(&e))
+        blocking(|| self.root.remove_page(&rel)).map_err(|e| error_chain(&e))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -693,6 +677,15 @@ pub struct Resolved {
 
 fn rel_to_string(p: &Path) -> String {
     p.to_string_lossy().into_owned()
+}
+
+/// Runs short filesystem work from async code without a thread hand-off:
+/// `block_in_place` on the multi-threaded runtime (the binary's), inline otherwise.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// `error: cause: cause`, for one-line reports.

@@ -168,6 +168,8 @@ CREATE TABLE IF NOT EXISTS redirects (
 
 /// Writes folded into one transaction at most.
 const BATCH: usize = 2000;
+/// How long a write batch may stay open waiting for more writes.
+const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl Index {
     /// Opens (creating if needed) the database at `path` and starts its thread.
@@ -244,6 +246,11 @@ impl Index {
                 record.error,
                 record.fetched_at
             ])?;
+            if record.status == Status::Ok {
+                // The URL answers itself now: forget any redirect recorded earlier.
+                conn.prepare_cached("DELETE FROM redirects WHERE from_url = ?1")?
+                    .execute([&record.url])?;
+            }
             if record.status == Status::Deleted {
                 conn.prepare_cached("UPDATE pages SET file = NULL, hash = NULL WHERE url = ?1")?
                     .execute([&record.url])?;
@@ -269,16 +276,6 @@ impl Index {
                 "INSERT OR REPLACE INTO redirects (from_url, to_url, code) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![redirect.from, redirect.to, redirect.code])?;
-            Ok(())
-        }))
-        .await;
-    }
-
-    /// Forgets a redirect (the URL now answers itself).
-    pub async fn clear_redirect(&self, from: String) {
-        self.write(Box::new(move |conn| {
-            conn.prepare_cached("DELETE FROM redirects WHERE from_url = ?1")?
-                .execute([from])?;
             Ok(())
         }))
         .await;
@@ -412,6 +409,7 @@ fn owner(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
         let mut pending_read = None;
         match conn.transaction() {
             Ok(tx) => {
+                let started = std::time::Instant::now();
                 let mut n = 0;
                 while let Some(cmd) = next.take() {
                     match cmd {
@@ -430,6 +428,12 @@ fn owner(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
                         break;
                     }
                     next = rx.try_recv().ok();
+                    // Under load, keep the transaction open a few ms so one
+                    // commit covers many pages; a read ends the batch at once.
+                    while next.is_none() && started.elapsed() < BATCH_WINDOW {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                        next = rx.try_recv().ok();
+                    }
                 }
                 if let Err(e) = tx.commit() {
                     tracing::error!(error = %e, "index commit failed");

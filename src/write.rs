@@ -63,6 +63,8 @@ pub enum WriteOutcome {
 #[derive(Debug, Clone)]
 pub struct WebRoot {
     root: PathBuf,
+    /// Directories (relative) already checked to be real directories.
+    verified: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
     precompress: Vec<Encoding>,
     precompress_min_bytes: u64,
 }
@@ -80,6 +82,7 @@ impl WebRoot {
         let root = std::path::absolute(root).map_err(io("resolve output directory", root))?;
         Ok(WebRoot {
             root,
+            verified: Default::default(),
             precompress,
             precompress_min_bytes,
         })
@@ -109,13 +112,36 @@ impl WebRoot {
     /// Writes `body` to `rel` (a path from [`crate::urlmap::file_for`]) with its
     /// compressed siblings. Identical content is left untouched (guarantee 3).
     pub fn write_page(&self, rel: &Path, body: &[u8]) -> Result<WriteOutcome, WriteError> {
+        match self.write_page_once(rel, body) {
+            // A directory vanished under us (removed by hand, or a release
+            // switch): forget what was verified and try once more.
+            Err(WriteError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                self.forget_verified();
+                self.write_page_once(rel, body)
+            }
+            other => other,
+        }
+    }
+
+    fn write_page_once(&self, rel: &Path, body: &[u8]) -> Result<WriteOutcome, WriteError> {
         let target = self.root.join(rel);
-        let dir = self.prepare_dir(&target)?;
-        let unchanged = is_same_content(&target, body);
-        let wanted: Vec<Encoding> = if (body.len() as u64) >= self.precompress_min_bytes {
-            self.precompress.clone()
+        let dir = self.prepare_dir(rel)?;
+        let existing = fs::symlink_metadata(&target).ok();
+        if existing.as_ref().is_some_and(|m| m.is_dir()) {
+            return Err(WriteError::Conflict {
+                path: target.clone(),
+                conflict: target,
+            });
+        }
+        let unchanged = existing.as_ref().is_some_and(|m| {
+            m.is_file()
+                && m.len() == body.len() as u64
+                && fs::read(&target).is_ok_and(|old| old == body)
+        });
+        let wanted: &[Encoding] = if (body.len() as u64) >= self.precompress_min_bytes {
+            &self.precompress
         } else {
-            Vec::new()
+            &[]
         };
         for enc in Encoding::ALL {
             let sibling = sibling_path(&target, enc);
@@ -124,7 +150,7 @@ impl WebRoot {
                     let compressed = compress(enc, body).map_err(io("compress", &sibling))?;
                     write_atomic(&dir, &sibling, &compressed)?;
                 }
-            } else if sibling.exists() {
+            } else if existing.is_some() && sibling.exists() {
                 // Stale or no longer wanted: nginx must not serve an old .gz.
                 fs::remove_file(&sibling).map_err(io("remove stale compressed file", &sibling))?;
             }
@@ -156,6 +182,7 @@ impl WebRoot {
             if d == self.root || fs::remove_dir(&d).is_err() {
                 break;
             }
+            self.forget_verified();
             dir = d.parent().map(Path::to_path_buf);
         }
         Ok(removed)
@@ -194,42 +221,57 @@ impl WebRoot {
         Ok(shared)
     }
 
-    /// Creates the parent directories of `target` and checks they stay inside the root.
-    fn prepare_dir(&self, target: &Path) -> Result<PathBuf, WriteError> {
-        let dir = target
-            .parent()
-            .ok_or_else(|| WriteError::OutsideRoot(target.to_path_buf()))?;
-        if let Err(e) = fs::create_dir_all(dir) {
-            // Find the ancestor that is a file, for a useful message.
-            let mut probe = dir.to_path_buf();
-            while probe.starts_with(&self.root) && probe != self.root {
-                if probe.is_file() {
-                    return Err(WriteError::Conflict {
-                        path: target.to_path_buf(),
-                        conflict: probe,
-                    });
-                }
-                if !probe.pop() {
-                    break;
-                }
+    /// Creates the parent directories of `rel`, checking that none of them is
+    /// a symlink (which could lead outside the root) or a file. Directories
+    /// already checked in this run are remembered, so a page costs one
+    /// `lstat` per new directory rather than a full path resolution.
+    fn prepare_dir(&self, rel: &Path) -> Result<PathBuf, WriteError> {
+        let Some(parent) = rel.parent() else {
+            return Ok(self.root.clone());
+        };
+        let mut prefix = PathBuf::new();
+        for comp in parent.components() {
+            match comp {
+                std::path::Component::Normal(c) => prefix.push(c),
+                _ => return Err(WriteError::OutsideRoot(self.root.join(rel))),
             }
-            return Err(io("create directory", dir)(e));
+            if self.is_verified(&prefix) {
+                continue;
+            }
+            let abs = self.root.join(&prefix);
+            match fs::symlink_metadata(&abs) {
+                Ok(m) if m.is_dir() => {}
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(WriteError::OutsideRoot(self.root.join(rel)))
+                }
+                Ok(_) => {
+                    return Err(WriteError::Conflict {
+                        path: self.root.join(rel),
+                        conflict: abs,
+                    })
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => match fs::create_dir(&abs) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && abs.is_dir() => {}
+                    Err(e) => return Err(io("create directory", &abs)(e)),
+                },
+                Err(e) => return Err(io("inspect directory", &abs)(e)),
+            }
+            if let Ok(mut v) = self.verified.lock() {
+                v.insert(prefix.clone());
+            }
         }
-        let real = dir.canonicalize().map_err(io("resolve directory", dir))?;
-        let real_root = self
-            .root
-            .canonicalize()
-            .map_err(io("resolve output directory", &self.root))?;
-        if !real.starts_with(&real_root) {
-            return Err(WriteError::OutsideRoot(target.to_path_buf()));
+        Ok(self.root.join(parent))
+    }
+
+    fn is_verified(&self, prefix: &Path) -> bool {
+        self.verified.lock().is_ok_and(|v| v.contains(prefix))
+    }
+
+    fn forget_verified(&self) {
+        if let Ok(mut v) = self.verified.lock() {
+            v.clear();
         }
-        if target.is_dir() {
-            return Err(WriteError::Conflict {
-                path: target.to_path_buf(),
-                conflict: target.to_path_buf(),
-            });
-        }
-        Ok(real)
     }
 }
 
@@ -238,15 +280,6 @@ pub fn sibling_path(target: &Path, enc: Encoding) -> PathBuf {
     let mut s = target.as_os_str().to_owned();
     s.push(enc.suffix());
     PathBuf::from(s)
-}
-
-fn is_same_content(target: &Path, body: &[u8]) -> bool {
-    match fs::metadata(target) {
-        Ok(m) if m.is_file() && m.len() == body.len() as u64 => {
-            fs::read(target).map(|old| old == body).unwrap_or(false)
-        }
-        _ => false,
-    }
 }
 
 fn compress(enc: Encoding, body: &[u8]) -> std::io::Result<Vec<u8>> {
