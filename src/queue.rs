@@ -58,9 +58,11 @@ impl Spool {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(err("create spool directory", &p))?;
         }
-        Ok(Spool {
-            root: root.to_path_buf(),
-        })
+        // Canonical, so paths from notify (absolute) compare equal to ours.
+        let root = root
+            .canonicalize()
+            .map_err(err("resolve spool directory", root))?;
+        Ok(Spool { root })
     }
 
     /// `queue/new`, the directory the daemon watches.

@@ -107,6 +107,10 @@ pub struct Renderer {
     pages: BTreeMap<String, PageSpec>,
     template_deps: HashMap<String, BTreeSet<String>>,
     collections: BTreeMap<String, Vec<Value>>,
+    /// The same collections as shared template values (cloning is a refcount).
+    collection_values: BTreeMap<String, Value>,
+    /// Every URL, as one shared template value.
+    urls_value: Value,
     site: Value,
     data_files: BTreeMap<String, String>,
 }
@@ -252,11 +256,18 @@ impl Renderer {
                 site.insert(k.replace('-', "_"), j);
             }
         }
+        let collection_values = collections
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+            .collect();
+        let urls_value = Value::from(pages.keys().cloned().collect::<Vec<_>>());
         Ok(Renderer {
             env,
             pages,
             template_deps,
             collections,
+            collection_values,
+            urls_value,
             site: Value::from_serialize(&site),
             data_files,
         })
@@ -325,11 +336,20 @@ impl Renderer {
             .map_err(|e| template_error(Path::new(""), &spec.template, &e))?;
         let mut collections = BTreeMap::new();
         for c in &spec.items {
-            let mut items = self.collections.get(c).cloned().unwrap_or_default();
-            if let Some(g) = &spec.group {
-                items.retain(|item| item_has(item, g));
-            }
-            collections.insert(c.clone(), Value::from(items));
+            let value = match &spec.group {
+                // Group pages get only the items in their group.
+                Some(g) => {
+                    let mut items = self.collections.get(c).cloned().unwrap_or_default();
+                    items.retain(|item| item_has(item, g));
+                    Value::from(items)
+                }
+                None => self
+                    .collection_values
+                    .get(c)
+                    .cloned()
+                    .unwrap_or_else(|| Value::from(Vec::<Value>::new())),
+            };
+            collections.insert(c.clone(), value);
         }
         let body = tmpl
             .render(context! {
@@ -338,7 +358,7 @@ impl Renderer {
                 group => spec.group.clone(),
                 collections => collections,
                 url => url,
-                urls => self.urls(),
+                urls => self.urls_value.clone(),
             })
             .map_err(|e| template_error(Path::new(""), &spec.template, &e))?;
         let is_html = match url.rsplit('/').next() {

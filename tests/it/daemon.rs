@@ -50,6 +50,29 @@ async fn enqueue_and_http_make_pages_fresh() {
     assert_eq!(d.wait(Duration::from_secs(10)).await, Some(0));
 }
 
+/// Regression: notify reports absolute paths; a relative spool path made the
+/// daemon ignore them and wait for the periodic rescan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_files_are_picked_up_by_notify_without_waiting_for_a_rescan() {
+    let pages = linked_site(3);
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(&origin, "[daemon]\ndebounce = \"10ms\"\nrescan = \"1h\"\n");
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let d = site.daemon(&[]).await;
+    // Give the start-up scan time to pass, so only notify can see the next file.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    origin.set("/p/2/", Page::html("seen by notify"));
+    assert_eq!(site.kiln(&["enqueue", "/p/2/"]).await.code, 0);
+    wait_until(
+        Duration::from_secs(5),
+        "the spool file to be processed via notify",
+        || async { site.read("p/2/index.html").as_deref() == Some("seen by notify") },
+    )
+    .await;
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(Duration::from_secs(10)).await, Some(0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_1000_events_for_one_url_costs_at_most_two_fetches() {
     let (origin, site) = built_site(3, "").await;
