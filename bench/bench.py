@@ -111,7 +111,7 @@ def fresh(path):
 
 def kiln_bake(origin_url, n, extra_toml=""):
     d = fresh(OUT / "kiln")
-    (d / "site.toml").write_text(f'[site]\nout = "out"\n{extra_toml}')
+    (d / "site.toml").write_text(f'[site]\nout = "out"\n[crawl]\nmax-pages = 10000000\n{extra_toml}')
     wall, rss, out = timed([KILN, "-q", "build", "--origin", origin_url], cwd=d)
     baked = sum(1 for _ in (d / "out").rglob("index.html"))
     assert baked == pages_of(n), f"kiln baked {baked} pages, expected {pages_of(n)}: {out}"
@@ -245,13 +245,14 @@ def bench_incremental():
         origin = Origin(site)
         try:
             d = fresh(OUT / f"incr-{n}")
-            (d / "site.toml").write_text(f'[site]\nout = "out"\n[origin]\nurl = "{origin.url}"\n')
+            (d / "site.toml").write_text(f'[site]\nout = "out"\n[crawl]\nmax-pages = 10000000\n[origin]\nurl = "{origin.url}"\n')
             log(f"incremental: baking {n} pages for the index")
-            bake_s, rss, _ = timed([KILN, "-q", "build"], cwd=d)
+            bake_s, rss, out = timed([KILN, "-q", "build"], cwd=d)
+            assert f"{pages_of(n)} written" in out, out
             times = []
             for _ in range(max(RUNS, 5)):
                 wall, _, out = timed([KILN, "regen", "tag:grp:12"], cwd=d)
-                assert "10 pages" in out, out
+                assert "10 pages" in out, (out, subprocess.run([KILN, "status"], cwd=d, capture_output=True, text=True).stdout)
                 times.append(wall)
             rows.append({"indexed_pages": pages_of(n), "regen_s": statistics.median(times), "runs": times, "bake_s": bake_s, "bake_rss_kib": rss})
             log(json.dumps(rows[-1]))
@@ -333,10 +334,15 @@ def main():
     which = sys.argv[1:] or ["bake", "latency", "incremental", "memory", "render"]
     WORK.mkdir(parents=True, exist_ok=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    started = time.time()
     for name in which:
         globals()[f"bench_{name}"]()
-    RESULTS["machine"] = {"nproc": os.cpu_count(), "kernel": os.uname().release, "seconds": round(time.time() - started)}
+        RESULTS["machine"] = {"nproc": os.cpu_count(), "kernel": os.uname().release}
+        save()
+    print(json.dumps(RESULTS, indent=2))
+
+
+def save():
+    """Merges this run's sections into bench/out/results.json (after each section)."""
     dest = ROOT / "bench/out"
     dest.mkdir(exist_ok=True)
     prev = {}
@@ -344,7 +350,6 @@ def main():
         prev = json.loads((dest / "results.json").read_text())
     prev.update(RESULTS)
     (dest / "results.json").write_text(json.dumps(prev, indent=2))
-    print(json.dumps(RESULTS, indent=2))
 
 
 if __name__ == "__main__":

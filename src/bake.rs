@@ -209,17 +209,13 @@ pub enum SetupError {
 }
 
 impl Baker {
-    /// Opens the root (sweeping stale temp files), the index, and the sources.
+    /// Opens the root, the index, and the sources.
     pub fn new(cfg: Arc<Config>, out: &Path) -> Result<Baker, SetupError> {
         let root = WebRoot::open(
             out,
             cfg.output.precompress.clone(),
             cfg.output.precompress_min_bytes,
         )?;
-        let swept = root.sweep_temp_files()?;
-        if swept > 0 {
-            tracing::info!(swept, "removed temp files left by an earlier crash");
-        }
         let index = Index::open(&cfg.state)?;
         let fetcher = match &cfg.origin {
             Some(o) => Some(Fetcher::new(o).map_err(SetupError::Client)?),
@@ -247,6 +243,16 @@ impl Baker {
             index,
             scope,
         })
+    }
+
+    /// Removes temp files a crashed kiln left in the root. Walks the whole
+    /// tree, so `build` and `daemon` do it, not every `regen`.
+    pub fn sweep_stale_temp_files(&self) -> Result<usize, SetupError> {
+        let swept = self.root.sweep_temp_files()?;
+        if swept > 0 {
+            tracing::info!(swept, "removed temp files left by an earlier crash");
+        }
+        Ok(swept)
     }
 
     /// The configuration.

@@ -69,6 +69,7 @@ pub async fn run(
         o.retries = 0;
     }
     let baker = Arc::new(Baker::new(Arc::new(baker_cfg), &out)?);
+    baker.sweep_stale_temp_files()?;
     let spool = Spool::open(&cfg.queue)?;
     let metrics = Arc::new(Metrics::new());
     let cancel = CancellationToken::new();

@@ -93,18 +93,26 @@ impl WebRoot {
         &self.root
     }
 
-    /// Removes temp files a crash left behind. Returns how many.
+    /// Removes temp files a crashed kiln left behind. Temp file names carry
+    /// the writer's PID; files of a process that is still running (a daemon
+    /// beside a `build`) are left alone. Returns how many were removed.
     pub fn sweep_temp_files(&self) -> Result<usize, WriteError> {
         let mut swept = 0;
         for entry in walkdir::WalkDir::new(&self.root).follow_links(false) {
             let Ok(entry) = entry else { continue };
-            let is_temp = entry.file_type().is_file()
-                && entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
-            if is_temp {
-                fs::remove_file(entry.path())
-                    .map_err(io("remove stale temp file", entry.path()))?;
-                swept += 1;
+            if !entry.file_type().is_file() {
+                continue;
             }
+            let name = entry.file_name().to_string_lossy();
+            let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
+                continue;
+            };
+            let writer: Option<i32> = rest.split('-').next().and_then(|p| p.parse().ok());
+            if writer.is_some_and(process_is_alive) {
+                continue;
+            }
+            fs::remove_file(entry.path()).map_err(io("remove stale temp file", entry.path()))?;
+            swept += 1;
         }
         Ok(swept)
     }
@@ -212,7 +220,7 @@ impl WebRoot {
                 continue;
             }
             let dir = entry.path().parent().unwrap_or(&self.root);
-            let tmp = dir.join(format!("{TEMP_PREFIX}link-{}", std::process::id()));
+            let tmp = dir.join(format!("{TEMP_PREFIX}{}-link", std::process::id()));
             let _ = fs::remove_file(&tmp);
             fs::hard_link(&old, &tmp).map_err(io("hard-link", &old))?;
             fs::rename(&tmp, entry.path()).map_err(io("rename hard link over", entry.path()))?;
@@ -275,6 +283,16 @@ impl WebRoot {
     }
 }
 
+fn process_is_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // Signal 0 checks existence; EPERM means it exists but is not ours.
+    // SAFETY: kill with signal 0 sends nothing.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// `a/index.html` → `a/index.html.gz`.
 pub fn sibling_path(target: &Path, enc: Encoding) -> PathBuf {
     let mut s = target.as_os_str().to_owned();
@@ -310,7 +328,7 @@ fn compress(enc: Encoding, body: &[u8]) -> std::io::Result<Vec<u8>> {
 /// renamed over `target`. On any error the temp file is removed.
 fn write_atomic(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
+        .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
         .tempfile_in(dir)
         .map_err(io("create temp file for", target))?;
     tmp.write_all(bytes).map_err(io("write", target))?;
@@ -370,10 +388,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("x")).unwrap();
         fs::write(dir.path().join("x/.kiln-tmp-abc"), "partial").unwrap();
+        fs::write(dir.path().join("x/.kiln-tmp-999999999-abc"), "dead writer").unwrap();
+        let mine = format!(".kiln-tmp-{}-abc", std::process::id());
+        fs::write(dir.path().join("x").join(&mine), "live writer").unwrap();
         fs::write(dir.path().join("x/keep.html"), "ok").unwrap();
         let root = WebRoot::open(dir.path(), vec![], 0).unwrap();
-        assert_eq!(root.sweep_temp_files().unwrap(), 1);
+        assert_eq!(root.sweep_temp_files().unwrap(), 2);
         assert!(dir.path().join("x/keep.html").exists());
+        assert!(
+            dir.path().join("x").join(&mine).exists(),
+            "a running writer's file is kept"
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub async fn run(g: &GlobalArgs, args: BuildArgs) -> anyhow::Result<Exit> {
         (None, crate::release::live_root(&cfg.out))
     };
     let baker = Baker::new(cfg.clone(), &out)?;
+    baker.sweep_stale_temp_files()?;
     let progress = g.progress();
     let shutdown = CancellationToken::new();
     let summary = crawl::run(

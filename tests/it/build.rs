@@ -360,3 +360,51 @@ async fn delete_removes_the_file_and_stdin_targets_work() {
     assert_eq!(origin.hits("/p/3/"), 1);
     assert_eq!(origin.total_hits(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sitemap_seeds_are_followed_and_brotli_siblings_are_written() {
+    let origin = Origin::start(vec![
+        (
+            "/sitemap.xml",
+            Page::html(r#"<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><url><loc>/only-in-sitemap/</loc></url></urlset>"#)
+                .typed("application/xml"),
+        ),
+        ("/only-in-sitemap/", Page::html("found through the sitemap ".repeat(20))),
+        ("/", Page::html("home, linking nowhere")),
+    ])
+    .await;
+    let site = TestSite::for_origin(
+        &origin,
+        "[crawl]\nseeds = [\"/\", \"/sitemap.xml\"]\n[output]\nprecompress = [\"gzip\", \"br\"]\nprecompress-min-bytes = 100\n",
+    );
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        site.read("only-in-sitemap/index.html").is_some(),
+        "{:?}",
+        site.files()
+    );
+    let br = std::fs::read(site.file("only-in-sitemap/index.html.br")).unwrap();
+    let mut plain = Vec::new();
+    brotli::BrotliDecompress(&mut std::io::Cursor::new(br), &mut plain).unwrap();
+    assert_eq!(
+        plain,
+        std::fs::read(site.file("only-in-sitemap/index.html")).unwrap()
+    );
+    assert!(
+        !site.file("index.html.br").exists(),
+        "tiny files get no sibling"
+    );
+    // Precompression turned off: siblings are removed on the next write, never left stale.
+    std::fs::write(
+        site.path().join("site.toml"),
+        std::fs::read_to_string(site.path().join("site.toml"))
+            .unwrap()
+            .replace("[\"gzip\", \"br\"]", "[]"),
+    )
+    .unwrap();
+    origin.set("/only-in-sitemap/", Page::html("changed ".repeat(30)));
+    assert_eq!(site.kiln(&["regen", "/only-in-sitemap/"]).await.code, 0);
+    assert!(!site.file("only-in-sitemap/index.html.br").exists());
+    assert!(!site.file("only-in-sitemap/index.html.gz").exists());
+}

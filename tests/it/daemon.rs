@@ -263,3 +263,23 @@ async fn sigterm_lets_in_flight_pages_finish() {
         .collect();
     assert!(temp.is_empty(), "{temp:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_links_on_a_regenerated_page_are_baked_too() {
+    let (origin, site) = built_site(3, "").await;
+    origin.set("/new-post/", Page::html("brand new"));
+    origin.set(
+        "/p/1/",
+        Page::html("<a href=\"/new-post/\">new</a> <a href=\"/p/2/\">old</a>"),
+    );
+    let d = site.daemon(&[]).await;
+    let (code, _) = d.post("/v1/regen", r#"{"targets": ["/p/1/"]}"#, None).await;
+    assert_eq!(code, 202);
+    wait_until(Duration::from_secs(10), "the newly linked page", || async {
+        site.read("new-post/index.html").as_deref() == Some("brand new")
+    })
+    .await;
+    d.settle(None).await;
+    assert_eq!(origin.hits("/p/2/"), 0, "known pages are not refetched");
+    drop(d);
+}
