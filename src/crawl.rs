@@ -5,8 +5,10 @@
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::sync::Arc;
+
 use lol_html::{element, HtmlRewriter, Settings};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -182,7 +184,7 @@ pub enum Follow {
 /// Bakes `seeds` and, per `follow`, the pages they link to. Stops taking new
 /// work when `shutdown` fires; in-flight pages finish.
 pub async fn run(
-    baker: &Baker,
+    baker: &Arc<Baker>,
     seeds: Vec<String>,
     follow: Follow,
     progress: &indicatif::ProgressBar,
@@ -200,18 +202,27 @@ pub async fn run(
         }
     }
     progress.set_length(queue.len() as u64);
-    let mut in_flight = FuturesUnordered::new();
+    // Each page is its own task, so the runtime spreads parsing, hashing and
+    // writing over every worker thread.
+    let mut in_flight: JoinSet<(PageResult, usize)> = JoinSet::new();
     loop {
         while in_flight.len() < concurrency && !shutdown.is_cancelled() {
             let Some((url, depth)) = queue.pop_front() else {
                 break;
             };
-            in_flight.push(async move { (baker.bake(&url).await, depth) });
+            let baker = Arc::clone(baker);
+            in_flight.spawn(async move { (baker.bake(&url).await, depth) });
         }
-        let Some((result, depth)) = in_flight.next().await else {
+        let Some(joined) = in_flight.join_next().await else {
             break;
         };
-        let result: PageResult = result;
+        let (result, depth) = match joined {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "page task failed");
+                continue;
+            }
+        };
         progress.inc(1);
         if let Some(final_path) = &result.final_path {
             seen.insert(final_path.clone());

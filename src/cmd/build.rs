@@ -28,7 +28,7 @@ pub async fn run(g: &GlobalArgs, args: BuildArgs) -> anyhow::Result<Exit> {
     } else {
         (None, crate::release::live_root(&cfg.out))
     };
-    let baker = Baker::new(cfg.clone(), &out)?;
+    let baker = std::sync::Arc::new(Baker::new(cfg.clone(), &out)?);
     baker.sweep_stale_temp_files()?;
     let progress = g.progress();
     let shutdown = CancellationToken::new();

@@ -24,7 +24,7 @@ pub async fn run(g: &GlobalArgs, args: RegenArgs) -> anyhow::Result<Exit> {
     let targets = super::parse_target_args(&args.targets)?;
     let cfg = Arc::new(g.load_config()?);
     let out = crate::release::live_root(&cfg.out);
-    let baker = Baker::new(cfg, &out)?;
+    let baker = std::sync::Arc::new(Baker::new(cfg, &out)?);
     let resolved = baker.resolve(&targets).await?;
     if args.dry_run {
         for u in &resolved.bake {
