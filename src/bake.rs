@@ -378,24 +378,8 @@ impl Baker {
                 .last()
                 .cloned()
                 .expect("left_origin implies a hop");
-            self.index
-                .record_redirect(Redirect {
-                    from: hop.from.clone(),
-                    to: hop.to.clone(),
-                    code: hop.code,
-                })
-                .await;
             self.remove_stale_file(&path).await;
-            self.record(
-                &path,
-                None,
-                None,
-                Status::Redirect,
-                Some(hop.code),
-                Some(format!("redirects to {}", hop.to)),
-                None,
-            )
-            .await;
+            self.record_redirect_hop(&hop.from, &hop.to, hop.code).await;
             result.outcome = Outcome::Redirected(hop.to);
             return result;
         }
@@ -426,23 +410,7 @@ impl Baker {
             if !same_file {
                 self.remove_stale_file(&hop.from).await;
             }
-            self.index
-                .record_redirect(Redirect {
-                    from: hop.from.clone(),
-                    to: hop.to.clone(),
-                    code: hop.code,
-                })
-                .await;
-            self.record(
-                &hop.from,
-                None,
-                None,
-                Status::Redirect,
-                Some(hop.code),
-                Some(format!("redirects to {}", hop.to)),
-                None,
-            )
-            .await;
+            self.record_redirect_hop(&hop.from, &hop.to, hop.code).await;
         }
         if let Err(refusal) = self
             .checker
@@ -537,6 +505,27 @@ impl Baker {
         )
         .await;
         outcome
+    }
+
+    /// Records that `from` answers with a redirect to `to` (for `kiln nginx`).
+    async fn record_redirect_hop(&self, from: &str, to: &str, code: u16) {
+        self.index
+            .record_redirect(Redirect {
+                from: from.to_string(),
+                to: to.to_string(),
+                code,
+            })
+            .await;
+        self.record(
+            from,
+            None,
+            None,
+            Status::Redirect,
+            Some(code),
+            Some(format!("redirects to {to}")),
+            None,
+        )
+        .await;
     }
 
     async fn fail(&self, path: &str, http_status: Option<u16>, error: String) -> Outcome {

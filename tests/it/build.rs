@@ -18,15 +18,9 @@ async fn full_crawl_is_byte_identical_to_the_origin_with_no_config_file() {
     let dir = tempfile::tempdir().unwrap();
     let site = TestSite { dir };
     let out = site.out();
-    let run = site
-        .kiln(&[
-            "build",
-            "--origin",
-            &origin.url(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .await;
+    let url = origin.url();
+    let build_args = ["build", "--origin", &url, "--out", out.to_str().unwrap()];
+    let run = site.kiln(&build_args).await;
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(run.stdout.contains("201 pages"), "{}", run.stdout);
     assert!(run.stdout.contains("201 written"), "{}", run.stdout);
@@ -46,15 +40,7 @@ async fn full_crawl_is_byte_identical_to_the_origin_with_no_config_file() {
     // Second build: everything unchanged, nothing rewritten.
     let mtime = site.mtime("p/7/index.html");
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let run = site
-        .kiln(&[
-            "build",
-            "--origin",
-            &origin.url(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .await;
+    let run = site.kiln(&build_args).await;
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(run.stdout.contains("201 unchanged"), "{}", run.stdout);
     assert_eq!(site.mtime("p/7/index.html"), mtime);

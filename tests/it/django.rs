@@ -77,23 +77,7 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
     let django_port = free_port();
     let origin = format!("http://127.0.0.1:{django_port}");
     // The daemon first: Django tells it about changes.
-    let daemon = {
-        let mut cmd = site.command(&["--origin", &origin, "daemon", "--listen", "127.0.0.1:0"]);
-        cmd.stdout(std::process::Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let http = line
-            .strip_prefix("kiln daemon listening on ")
-            .unwrap()
-            .to_string();
-        crate::util::Daemon { child, http }
-    };
+    let daemon = site.daemon_with(&["--origin", &origin], &[]).await;
     let kiln_bin = env!("CARGO_BIN_EXE_kiln").to_string();
     let site_toml = site.path().join("site.toml").display().to_string();
     let mut django = tokio::process::Command::new("python3")

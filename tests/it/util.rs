@@ -326,7 +326,14 @@ pub struct Daemon {
 impl TestSite {
     /// Starts `kiln daemon --listen 127.0.0.1:0` and waits for its ready line.
     pub async fn daemon(&self, env: &[(&str, &str)]) -> Daemon {
-        let mut cmd = self.command(&["daemon", "--listen", "127.0.0.1:0"]);
+        self.daemon_with(&[], env).await
+    }
+
+    /// Like [`TestSite::daemon`], with global flags (e.g. `--origin URL`) first.
+    pub async fn daemon_with(&self, global: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut args = global.to_vec();
+        args.extend(["daemon", "--listen", "127.0.0.1:0"]);
+        let mut cmd = self.command(&args);
         for (k, v) in env {
             cmd.env(k, v);
         }
