@@ -148,6 +148,10 @@ async fn status(State(s): State<ApiState>) -> Response {
 }
 
 async fn metrics(State(s): State<ApiState>) -> Response {
+    match s.index.summary().await {
+        Ok(sum) => s.metrics.set_index_pages(&sum.by_status),
+        Err(e) => tracing::warn!(error = %e, "index counts unavailable for /metrics"),
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -19,6 +19,13 @@ pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
 
+/// Label for index page counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    /// ok, failed, refused, deleted, redirect.
+    pub status: String,
+}
+
 /// Every metric the daemon exports.
 pub struct Metrics {
     registry: Registry,
@@ -36,6 +43,8 @@ pub struct Metrics {
     pub pending: Gauge,
     /// URLs being baked.
     pub in_flight: Gauge,
+    /// Pages in the index by status, refreshed at each scrape.
+    pub index_pages: Family<StatusLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -68,6 +77,12 @@ impl Metrics {
         );
         registry.register("pending_urls", "URLs waiting to be baked", pending.clone());
         registry.register("in_flight_urls", "URLs being baked", in_flight.clone());
+        let index_pages = Family::<StatusLabel, Gauge>::default();
+        registry.register(
+            "index_pages",
+            "Pages in the index by status",
+            index_pages.clone(),
+        );
         Metrics {
             registry,
             events,
@@ -77,6 +92,19 @@ impl Metrics {
             latency,
             pending,
             in_flight,
+            index_pages,
+        }
+    }
+
+    /// Sets the index page counts (from `Index::summary`).
+    pub fn set_index_pages(&self, by_status: &[(String, i64)]) {
+        self.index_pages.clear();
+        for (status, n) in by_status {
+            self.index_pages
+                .get_or_create(&StatusLabel {
+                    status: status.clone(),
+                })
+                .set(*n);
         }
     }
 
