@@ -369,3 +369,67 @@ impl Fetcher {
         Ok((status, headers, body.freeze()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Overrides};
+
+    fn fetcher(extra: &str) -> Fetcher {
+        let raw = Config::parse_raw(
+            &format!("[origin]\nurl = \"http://127.0.0.1:8000\"\n{extra}"),
+            std::path::Path::new("site.toml"),
+        )
+        .unwrap();
+        let cfg = Config::from_raw(raw, None, ".".into(), &Overrides::default()).unwrap();
+        Fetcher::new(cfg.origin.as_ref().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn tags_headers_in_every_dialect() {
+        let cases = [
+            (
+                "",
+                "surrogate-key",
+                "post:1  comments:1 ",
+                vec!["post:1", "comments:1"],
+            ),
+            (
+                "tags-header = \"Cache-Tag\"\n",
+                "cache-tag",
+                "post:1, comments:1,,",
+                vec!["post:1", "comments:1"],
+            ),
+            (
+                "tags-header = \"xkey\"\n",
+                "xkey",
+                "post:1 list",
+                vec!["post:1", "list"],
+            ),
+            ("", "x-other", "post:1", vec![]),
+        ];
+        for (cfg, header, value, want) in cases {
+            let f = fetcher(cfg);
+            let mut h = HeaderMap::new();
+            h.insert(
+                HeaderName::from_static(header),
+                HeaderValue::from_static(value),
+            );
+            assert_eq!(f.tags_from(&h), want, "{cfg} {header}");
+        }
+    }
+
+    #[test]
+    fn same_origin_means_scheme_host_and_port() {
+        let f = fetcher("");
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert_eq!(
+            f.same_origin_path(&u("http://127.0.0.1:8000/a/?q=1"))
+                .as_deref(),
+            Some("/a/?q=1")
+        );
+        assert_eq!(f.same_origin_path(&u("http://127.0.0.1:8001/a/")), None);
+        assert_eq!(f.same_origin_path(&u("https://127.0.0.1:8000/a/")), None);
+        assert_eq!(f.same_origin_path(&u("http://localhost:8000/a/")), None);
+    }
+}

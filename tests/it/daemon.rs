@@ -283,3 +283,34 @@ async fn new_links_on_a_regenerated_page_are_baked_too() {
     assert_eq!(origin.hits("/p/2/"), 0, "known pages are not refetched");
     drop(d);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_page_is_retried_without_holding_up_others_and_recorded_in_failed() {
+    let (origin, site) = built_site(3, "").await;
+    let good = site.read("p/1/index.html").unwrap();
+    origin.set("/p/1/", Page::html("down").status(503));
+    origin.set("/p/2/", Page::html("fresh two"));
+    let d = site.daemon(&[]).await;
+    assert_eq!(site.kiln(&["enqueue", "/p/1/"]).await.code, 0);
+    assert_eq!(site.kiln(&["enqueue", "/p/2/"]).await.code, 0);
+    // /p/2/ does not wait for /p/1/'s retries.
+    wait_until(Duration::from_secs(5), "/p/2/ to be fresh", || async {
+        site.read("p/2/index.html").as_deref() == Some("fresh two")
+    })
+    .await;
+    wait_until(Duration::from_secs(15), "the failure record", || async {
+        !site.queue_files("failed").is_empty() && site.queue_files("new").is_empty()
+    })
+    .await;
+    let record = std::fs::read_to_string(&site.queue_files("failed")[0]).unwrap();
+    assert!(
+        record.contains("/p/1/") && record.contains("503"),
+        "{record}"
+    );
+    // retries = 1 in the test config: two attempts, then give up; last good file kept.
+    assert_eq!(origin.hits("/p/1/"), 2);
+    assert_eq!(site.read("p/1/index.html").unwrap(), good);
+    let (_, status) = d.get("/v1/status", None).await;
+    assert!(status.contains("\"failed\":1"), "{status}");
+    drop(d);
+}
