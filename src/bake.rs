@@ -11,7 +11,7 @@ use crate::check::Checker;
 use crate::config::{Config, QueryPolicy};
 use crate::crawl::{self, Scope};
 use crate::index::{self, Index, PageRecord, Redirect, Status};
-use crate::source::fetch::{FetchError, Fetcher};
+use crate::source::fetch::{FetchError, Fetcher, Hop};
 use crate::source::render::Renderer;
 use crate::targets::Target;
 use crate::urlmap;
@@ -373,14 +373,14 @@ impl Baker {
         let final_path = fetched.final_path.clone();
         result.final_path = Some(final_path.clone());
         if fetched.left_origin() {
-            let hop = fetched
+            // Every hop is recorded (a chain may pass through the origin first).
+            self.record_hops(&fetched.hops).await;
+            let to = fetched
                 .hops
                 .last()
-                .cloned()
-                .expect("left_origin implies a hop");
-            self.remove_stale_file(&path).await;
-            self.record_redirect_hop(&hop.from, &hop.to, hop.code).await;
-            result.outcome = Outcome::Redirected(hop.to);
+                .map(|h| h.to.clone())
+                .unwrap_or_default();
+            result.outcome = Outcome::Redirected(to);
             return result;
         }
         match fetched.status {
@@ -404,14 +404,7 @@ impl Baker {
             }
         }
         // Same-origin redirect hops: recorded for `kiln nginx`; the final URL is baked.
-        for hop in &fetched.hops {
-            let same_file = urlmap::file_for(&hop.from, true, QueryPolicy::Strip).ok()
-                == urlmap::file_for(&hop.to, true, QueryPolicy::Strip).ok();
-            if !same_file {
-                self.remove_stale_file(&hop.from).await;
-            }
-            self.record_redirect_hop(&hop.from, &hop.to, hop.code).await;
-        }
+        self.record_hops(&fetched.hops).await;
         if let Err(refusal) = self
             .checker
             .check(&final_path, &fetched.headers, &fetched.body)
@@ -507,25 +500,34 @@ impl Baker {
         outcome
     }
 
-    /// Records that `from` answers with a redirect to `to` (for `kiln nginx`).
-    async fn record_redirect_hop(&self, from: &str, to: &str, code: u16) {
-        self.index
-            .record_redirect(Redirect {
-                from: from.to_string(),
-                to: to.to_string(),
-                code,
-            })
+    /// Records each redirect hop (for `kiln nginx`) and removes the baked
+    /// file of a URL that now redirects, unless its target maps to the same
+    /// file (`/a` → `/a/`). A target off the origin maps to no file.
+    async fn record_hops(&self, hops: &[Hop]) {
+        for hop in hops {
+            let same_file = urlmap::file_for(&hop.from, true, QueryPolicy::Strip).ok()
+                == urlmap::file_for(&hop.to, true, QueryPolicy::Strip).ok();
+            if !same_file {
+                self.remove_stale_file(&hop.from).await;
+            }
+            self.index
+                .record_redirect(Redirect {
+                    from: hop.from.clone(),
+                    to: hop.to.clone(),
+                    code: hop.code,
+                })
+                .await;
+            self.record(
+                &hop.from,
+                None,
+                None,
+                Status::Redirect,
+                Some(hop.code),
+                Some(format!("redirects to {}", hop.to)),
+                None,
+            )
             .await;
-        self.record(
-            from,
-            None,
-            None,
-            Status::Redirect,
-            Some(code),
-            Some(format!("redirects to {to}")),
-            None,
-        )
-        .await;
+        }
     }
 
     async fn fail(&self, path: &str, http_status: Option<u16>, error: String) -> Outcome {

@@ -251,7 +251,8 @@ impl Index {
                 conn.prepare_cached("DELETE FROM redirects WHERE from_url = ?1")?
                     .execute([&record.url])?;
             }
-            if record.status == Status::Deleted {
+            if matches!(record.status, Status::Deleted | Status::Redirect) {
+                // No baked file of its own any more.
                 conn.prepare_cached("UPDATE pages SET file = NULL, hash = NULL WHERE url = ?1")?
                     .execute([&record.url])?;
             }

@@ -394,3 +394,47 @@ async fn sitemap_seeds_are_followed_and_brotli_siblings_are_written() {
     assert!(!site.file("only-in-sitemap/index.html.br").exists());
     assert!(!site.file("only-in-sitemap/index.html.gz").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_chain_leaving_the_origin_records_every_hop() {
+    let origin = Origin::start(vec![
+        ("/", Page::html("<a href=\"/chain/\">c</a>")),
+        ("/chain/", Page::html("was a page")),
+    ])
+    .await;
+    let site = TestSite::for_origin(&origin, "");
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    assert!(site.file("chain/index.html").exists());
+    origin.set(
+        "/chain/",
+        Page::html("").status(301).with_header("location", "/mid/"),
+    );
+    origin.set(
+        "/mid/",
+        Page::html("")
+            .status(302)
+            .with_header("location", "https://example.com/"),
+    );
+    let run = site.kiln(&["regen", "/chain/"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        !site.file("chain/index.html").exists(),
+        "a page that now redirects is removed"
+    );
+    for (url, to) in [("/chain/", "/mid/"), ("/mid/", "https://example.com/")] {
+        let ex = site.kiln(&["explain", url]).await;
+        assert!(
+            ex.stdout.contains("status:  redirect"),
+            "{url}: {}",
+            ex.stdout
+        );
+        assert!(
+            ex.stdout.contains(&format!("redirects to {to}")),
+            "{url}: {}",
+            ex.stdout
+        );
+    }
+    let status = site.kiln(&["status", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(v["redirects"], 2, "{}", status.stdout);
+}
