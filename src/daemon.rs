@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::Watcher;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -168,35 +167,17 @@ async fn spool_worker(
     rescan_every: Duration,
     shutdown: CancellationToken,
 ) {
-    let (hint_tx, mut hints) = mpsc::channel::<PathBuf>(1024);
-    let overflow = Arc::new(AtomicBool::new(false));
-    let overflow_cb = overflow.clone();
-    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        // Only convert and try_send: never block notify's thread.
-        match res {
-            Ok(ev) => {
-                for p in ev.paths {
-                    if hint_tx.try_send(p).is_err() {
-                        overflow_cb.store(true, Ordering::Relaxed);
-                    }
-                }
-            }
-            Err(_) => overflow_cb.store(true, Ordering::Relaxed),
-        }
-    });
-    let _watcher = match watcher {
-        Ok(mut w) => match w.watch(&spool.new_dir(), notify::RecursiveMode::NonRecursive) {
-            Ok(()) => Some(w),
+    let fallback = format!("the spool is rescanned every {rescan_every:?}");
+    let new_dir = [spool.new_dir()];
+    let (_watcher, mut hints, overflow) =
+        match crate::watch::watch_dirs(&new_dir, notify::RecursiveMode::NonRecursive, &fallback) {
+            Ok(h) => (Some(h.watcher), h.rx, h.overflow),
             Err(e) => {
-                warn_watch_error(&e, &spool.new_dir(), rescan_every);
-                None
+                crate::watch::report_watch_error(&e, &new_dir[0], &fallback);
+                // A closed channel: only the periodic rescan finds files.
+                (None, mpsc::channel(1).1, Arc::new(AtomicBool::new(false)))
             }
-        },
-        Err(e) => {
-            warn_watch_error(&e, &spool.new_dir(), rescan_every);
-            None
-        }
-    };
+        };
     let (done_tx, mut done_rx) = mpsc::channel::<PathBuf>(1024);
     let mut claimed: HashSet<PathBuf> = HashSet::new();
     let mut tick = tokio::time::interval(rescan_every);
@@ -237,14 +218,6 @@ async fn spool_worker(
             claimed.insert(path.clone());
             take_spool_file(&spool, &submit, path, done_tx.clone()).await;
         }
-    }
-}
-
-fn warn_watch_error(e: &notify::Error, dir: &std::path::Path, rescan: Duration) {
-    if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
-        tracing::warn!(dir = %dir.display(), "inotify watch limit reached: raise it with `sysctl fs.inotify.max_user_watches=524288` (and fs.inotify.max_user_instances); until then the spool is rescanned every {rescan:?}");
-    } else {
-        tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the spool directory; falling back to rescanning every {rescan:?}");
     }
 }
 

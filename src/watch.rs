@@ -96,19 +96,29 @@ fn watched_dirs(cfg: &Config) -> Vec<PathBuf> {
 /// A live notify watcher and the channel it feeds. Created before the
 /// daemon reports ready, so no edit made after that is missed.
 pub struct WatchHandle {
-    _watcher: notify::RecommendedWatcher,
-    rx: mpsc::Receiver<PathBuf>,
-    overflow: Arc<AtomicBool>,
+    /// Kept alive for as long as events are wanted.
+    pub(crate) watcher: notify::RecommendedWatcher,
+    /// Changed paths, as notify reports them (absolute).
+    pub(crate) rx: mpsc::Receiver<PathBuf>,
+    /// Set when events were dropped (channel full or a notify error): rescan.
+    pub(crate) overflow: Arc<AtomicBool>,
 }
 
-/// Starts watching the templates directory and every data directory.
-pub fn start(cfg: &Config) -> Result<WatchHandle, notify::Error> {
+/// Watches `dirs` with notify. The callback only converts and `try_send`s,
+/// never blocking notify's thread; anything it cannot pass on sets
+/// `overflow`. A directory that cannot be watched is reported (naming the
+/// sysctl when the inotify limit is the cause) with `fallback`, what kiln
+/// does instead; the others are still watched.
+pub fn watch_dirs(
+    dirs: &[PathBuf],
+    mode: notify::RecursiveMode,
+    fallback: &str,
+) -> Result<WatchHandle, notify::Error> {
     let (tx, rx) = mpsc::channel::<PathBuf>(4096);
     let overflow = Arc::new(AtomicBool::new(false));
     let overflow_cb = overflow.clone();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        // Only convert and try_send: never block notify's thread.
-        match res {
+    let mut watcher =
+        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
             Ok(ev) if ev.kind.is_access() => {}
             Ok(ev) => {
                 for p in ev.paths {
@@ -118,22 +128,35 @@ pub fn start(cfg: &Config) -> Result<WatchHandle, notify::Error> {
                 }
             }
             Err(_) => overflow_cb.store(true, Ordering::Relaxed),
-        }
-    })?;
-    for dir in watched_dirs(cfg) {
-        if let Err(e) = watcher.watch(&dir, notify::RecursiveMode::Recursive) {
-            if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
-                tracing::error!(dir = %dir.display(), "inotify watch limit reached: raise it with `sysctl fs.inotify.max_user_watches=524288`");
-            } else {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory");
-            }
+        })?;
+    for dir in dirs {
+        if let Err(e) = watcher.watch(dir, mode) {
+            report_watch_error(&e, dir, fallback);
         }
     }
     Ok(WatchHandle {
-        _watcher: watcher,
+        watcher,
         rx,
         overflow,
     })
+}
+
+/// Logs why `dir` cannot be watched and what kiln does instead.
+pub fn report_watch_error(e: &notify::Error, dir: &Path, fallback: &str) {
+    if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
+        tracing::warn!(dir = %dir.display(), "inotify watch limit reached: raise it with `sysctl fs.inotify.max_user_watches=524288` (and fs.inotify.max_user_instances); {fallback}");
+    } else {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory; {fallback}");
+    }
+}
+
+/// Starts watching the templates directory and every data directory.
+pub fn start(cfg: &Config) -> Result<WatchHandle, notify::Error> {
+    watch_dirs(
+        &watched_dirs(cfg),
+        notify::RecursiveMode::Recursive,
+        "edits there need `kiln regen tag:template:NAME`",
+    )
 }
 
 /// The watcher task: debounce, classify, reload, submit.
@@ -145,7 +168,7 @@ pub async fn worker(
     shutdown: CancellationToken,
 ) {
     let WatchHandle {
-        _watcher,
+        watcher: _watcher,
         mut rx,
         overflow,
     } = handle;
