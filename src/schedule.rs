@@ -294,6 +294,12 @@ impl Jobs {
         }
     }
 
+    fn forget(&self, id: JobId) {
+        if let Ok(mut t) = self.inner.lock() {
+            t.jobs.remove(&id);
+        }
+    }
+
     /// A job's current state.
     pub fn get(&self, id: JobId) -> Option<JobInfo> {
         self.inner
@@ -314,9 +320,14 @@ pub struct Submitter {
 
 impl Submitter {
     /// Queues a request; returns its job id. Waits when the scheduler is saturated.
-    pub async fn submit(&self, req: Request) -> Option<JobId> {
-        let id = self.jobs.create(&req.targets, None);
-        self.tx.send((id, req)).await.ok()?;
+    pub async fn submit(&self, mut req: Request) -> Option<JobId> {
+        let id = self.jobs.create(&req.targets, req.reply.take());
+        if self.tx.send((id, req)).await.is_err() {
+            // Scheduler gone (shutting down): drop the job and its reply, so
+            // a waiting spool file is kept for the next start.
+            self.jobs.forget(id);
+            return None;
+        }
         Some(id)
     }
 
@@ -345,7 +356,7 @@ pub struct Settings {
     pub debounce: Duration,
     /// Parallel bakes.
     pub concurrency: usize,
-    /// Attempts per URL in the daemon (each attempt has the fetcher's own quick retries).
+    /// Attempts per URL (the daemon's fetcher makes one request per attempt).
     pub attempts: u32,
     /// First delay between attempts, doubled each time.
     pub retry_delay: Duration,
@@ -380,9 +391,6 @@ pub async fn worker(
             Some((id, req)) = requests.recv() => {
                 let now = Instant::now();
                 metrics.events.inc_by(req.targets.len() as u64);
-                if let Some(reply) = req.reply {
-                    jobs.attach_reply(id, reply);
-                }
                 match baker.resolve(&req.targets).await {
                     Ok(resolved) => {
                         jobs.set_urls(id, resolved.bake.len() + resolved.delete.len());
@@ -464,16 +472,6 @@ async fn finish(
             continue;
         }
         co.event(link, Op::Bake, None, Instant::now(), settings.debounce);
-    }
-}
-
-impl Jobs {
-    fn attach_reply(&self, id: JobId, reply: oneshot::Sender<JobReport>) {
-        if let Ok(mut t) = self.inner.lock() {
-            if let Some(j) = t.jobs.get_mut(&id) {
-                j.reply = Some(reply);
-            }
-        }
     }
 }
 
