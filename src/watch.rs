@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bake::Baker;
 use crate::config::Config;
 use crate::schedule::{Request, Submitter};
-use crate::source::render::{is_editor_junk, Renderer};
+use crate::source::render::{data_glob_dir, is_editor_junk, Renderer};
 use crate::targets::Target;
 
 /// What a changed path means.
@@ -80,11 +80,7 @@ fn watched_dirs(cfg: &Config) -> Vec<PathBuf> {
     let mut dirs = vec![cfg.templates.clone()];
     for r in &cfg.render {
         if let Some(g) = &r.data {
-            let literal = g.find(['*', '?', '[', '{']).map(|i| &g[..i]).unwrap_or(g);
-            let dir = match literal.rfind('/') {
-                Some(i) => cfg.base_dir.join(&literal[..i]),
-                None => cfg.base_dir.clone(),
-            };
+            let dir = data_glob_dir(&cfg.base_dir, g);
             if !dirs.contains(&dir) {
                 dirs.push(dir);
             }

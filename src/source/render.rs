@@ -112,7 +112,6 @@ pub struct Renderer {
     /// Every URL, as one shared template value.
     urls_value: Value,
     site: Value,
-    data_files: BTreeMap<String, String>,
 }
 
 impl Renderer {
@@ -122,12 +121,6 @@ impl Renderer {
         env.set_keep_trailing_newline(true);
         env.set_formatter(escape_formatter);
         env.add_filter("markdown", |s: String| markdown(&s));
-        env.add_filter("xml_escape", |s: String| {
-            s.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-                .replace('"', "&quot;")
-        });
         let sources = read_templates(&cfg.templates)?;
         for (name, source) in &sources {
             env.add_template_owned(name.clone(), source.clone())
@@ -139,7 +132,6 @@ impl Renderer {
         let mut collections: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         let mut pages: BTreeMap<String, PageSpec> = BTreeMap::new();
         let mut producer: BTreeMap<String, String> = BTreeMap::new();
-        let mut data_files = BTreeMap::new();
         let mut add = |url: String, spec: PageSpec, who: String| -> Result<(), RenderError> {
             if let Some(first) = producer.get(&url) {
                 return Err(RenderError::DuplicateUrl {
@@ -171,7 +163,6 @@ impl Renderer {
                 fields.insert("url".into(), serde_json::Value::String(url.clone()));
                 fields.insert("source".into(), serde_json::Value::String(rel.clone()));
                 let value = Value::from_serialize(&fields);
-                data_files.insert(rel.clone(), url.clone());
                 add(
                     url,
                     PageSpec {
@@ -269,7 +260,6 @@ impl Renderer {
             collection_values,
             urls_value,
             site: Value::from_serialize(&site),
-            data_files,
         })
     }
 
@@ -316,11 +306,6 @@ impl Renderer {
             })
             .filter_map(|r| r.collection.clone())
             .collect()
-    }
-
-    /// True when the data file produced a page at load time.
-    pub fn knows_data_file(&self, rel: &str) -> bool {
-        self.data_files.contains_key(rel)
     }
 
     /// Renders `url` if a route owns it.
@@ -564,6 +549,19 @@ pub fn transitive_deps(sources: &BTreeMap<String, String>) -> HashMap<String, BT
     out
 }
 
+/// The directory a data glob searches (and the watcher watches): its
+/// longest literal directory prefix under `base`.
+pub fn data_glob_dir(base: &Path, glob: &str) -> PathBuf {
+    let literal = glob
+        .find(['*', '?', '[', '{'])
+        .map(|i| &glob[..i])
+        .unwrap_or(glob);
+    match literal.rfind('/') {
+        Some(i) => base.join(&literal[..i]),
+        None => base.to_path_buf(),
+    }
+}
+
 fn find_data_files(base: &Path, glob: &str) -> Result<Vec<(String, PathBuf)>, RenderError> {
     let matcher = crate::config::path_glob(glob)
         .map_err(|e| RenderError::Data {
@@ -571,14 +569,7 @@ fn find_data_files(base: &Path, glob: &str) -> Result<Vec<(String, PathBuf)>, Re
             message: e.to_string(),
         })?
         .compile_matcher();
-    let literal = glob
-        .find(['*', '?', '[', '{'])
-        .map(|i| &glob[..i])
-        .unwrap_or(glob);
-    let start = match literal.rfind('/') {
-        Some(i) => base.join(&literal[..i]),
-        None => base.to_path_buf(),
-    };
+    let start = data_glob_dir(base, glob);
     let mut out = Vec::new();
     if !start.exists() {
         return Ok(out);
