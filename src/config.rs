@@ -578,15 +578,15 @@ impl Config {
             });
         }
 
-        let listen = match raw.daemon.listen.as_deref().unwrap_or("127.0.0.1:7878") {
-            "" | "off" => None,
-            s => Some(s.parse().map_err(|_| {
-                invalid(
-                    "daemon.listen",
-                    format!("is `{s}`: expected an address like \"127.0.0.1:7878\" or \"off\""),
-                )
-            })?),
-        };
+        let listen_text = raw.daemon.listen.as_deref().unwrap_or("127.0.0.1:7878");
+        let listen = parse_listen(listen_text).map_err(|_| {
+            invalid(
+                "daemon.listen",
+                format!(
+                    "is `{listen_text}`: expected an address like \"127.0.0.1:7878\" or \"off\""
+                ),
+            )
+        })?;
         let daemon = Daemon {
             listen,
             token_env: raw
@@ -738,6 +738,14 @@ fn duration(
             format!("is `{text}`: {e}; write a duration like \"500ms\" or \"10s\""),
         )
     })
+}
+
+/// Parses a listen address: `"off"` or empty disables the endpoint.
+pub fn parse_listen(text: &str) -> Result<Option<std::net::SocketAddr>, std::net::AddrParseError> {
+    match text {
+        "" | "off" => Ok(None),
+        s => s.parse().map(Some),
+    }
 }
 
 /// Parses `512`, `64KiB`, `10MB`, `1GiB` into bytes.

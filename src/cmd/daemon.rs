@@ -16,14 +16,11 @@ pub struct DaemonArgs {
 pub async fn run(g: &GlobalArgs, args: DaemonArgs) -> anyhow::Result<Exit> {
     let mut cfg = g.load_config()?;
     if let Some(l) = args.listen {
-        cfg.daemon.listen = match l.as_str() {
-            "off" | "" => None,
-            s => Some(s.parse().map_err(|_| {
-                crate::cli::UsageError(format!(
-                    "--listen `{s}` is not an address like 127.0.0.1:7878 (or \"off\")"
-                ))
-            })?),
-        };
+        cfg.daemon.listen = crate::config::parse_listen(&l).map_err(|_| {
+            crate::cli::UsageError(format!(
+                "--listen `{l}` is not an address like 127.0.0.1:7878 (or \"off\")"
+            ))
+        })?;
     }
     let token = std::env::var(&cfg.daemon.token_env)
         .ok()
