@@ -100,6 +100,12 @@ impl Releases {
         Ok((id, path))
     }
 
+    /// Removes a release that will not go live (its build failed).
+    pub fn discard(&self, id: &str) -> Result<(), ReleaseError> {
+        let p = self.dir().join(id);
+        fs::remove_dir_all(&p).map_err(io("remove failed release", &p))
+    }
+
     /// Points `current` at `id` atomically: a new symlink renamed over the old.
     pub fn switch(&self, id: &str) -> Result<(), ReleaseError> {
         let link = self.current_link();

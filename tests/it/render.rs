@@ -308,3 +308,45 @@ async fn release_switch_is_atomic_and_rollback_works() {
     assert!(about_now.contains("Revision 1.") && !about_now.contains("Revision 2."));
     assert_ne!(v1, "");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_release_is_not_switched_live_and_leaves_nothing_behind() {
+    let site = default_site_copy();
+    assert_eq!(site.kiln(&["build", "--release"]).await.code, 0);
+    let releases = || {
+        std::fs::read_dir(site.out().join("releases"))
+            .unwrap()
+            .count()
+    };
+    let live = std::fs::read_link(site.out().join("current")).unwrap();
+    let post = site.path().join("templates/post.html");
+    let good = std::fs::read_to_string(&post).unwrap();
+
+    // Pages fail to render: the new release is removed, `current` stays.
+    std::fs::write(
+        &post,
+        good.replace(
+            "{{ page.title }}</h1>",
+            "{{ page.title | no_such_filter }}</h1>",
+        ),
+    )
+    .unwrap();
+    let run = site.kiln(&["build", "--release"]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stdout.contains("NOT switched live"), "{}", run.stdout);
+    assert_eq!(releases(), 1);
+    assert_eq!(
+        std::fs::read_link(site.out().join("current")).unwrap(),
+        live
+    );
+
+    // Templates do not even load: same.
+    std::fs::write(&post, good.replace("{% endblock %}", "{% endblok %}")).unwrap();
+    let run = site.kiln(&["build", "--release"]).await;
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert_eq!(releases(), 1);
+    assert_eq!(
+        std::fs::read_link(site.out().join("current")).unwrap(),
+        live
+    );
+}
