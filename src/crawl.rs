@@ -229,19 +229,24 @@ pub async fn run(
         }
         if follow != Follow::None && matches!(result.outcome, Outcome::Written | Outcome::Unchanged)
         {
-            for link in &result.links {
+            let mut links: Vec<String> = result
+                .links
+                .iter()
+                .filter(|l| !seen.contains(*l) && scope.allows(l))
+                .cloned()
+                .collect();
+            if follow == Follow::NewOnly && !links.is_empty() {
+                // One index round trip for the whole page; on error follow none.
+                links = baker.index().unknown(links).await.unwrap_or_default();
+            }
+            for link in links {
                 if depth + 1 > limits.max_depth || seen.len() >= limits.max_pages {
                     break;
                 }
-                if seen.contains(link) || !scope.allows(link) {
-                    continue;
+                if seen.insert(link.clone()) {
+                    queue.push_back((link, depth + 1));
+                    progress.inc_length(1);
                 }
-                if follow == Follow::NewOnly && baker.index().knows(link).await.unwrap_or(true) {
-                    continue;
-                }
-                seen.insert(link.clone());
-                queue.push_back((link.clone(), depth + 1));
-                progress.inc_length(1);
             }
             if seen.len() >= limits.max_pages && !summary.hit_page_limit {
                 summary.hit_page_limit = true;

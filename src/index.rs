@@ -330,13 +330,20 @@ impl Index {
 
     /// True when the URL is in the index (any status).
     pub async fn knows(&self, url: &str) -> Result<bool, IndexError> {
-        let url = url.to_string();
+        Ok(self.unknown(vec![url.to_string()]).await?.is_empty())
+    }
+
+    /// Those of `urls` the index has never seen, in one round trip.
+    pub async fn unknown(&self, urls: Vec<String>) -> Result<Vec<String>, IndexError> {
         self.read(move |conn| {
-            Ok(conn
-                .prepare_cached("SELECT 1 FROM pages WHERE url = ?1")?
-                .query_row([url], |_| Ok(()))
-                .optional()?
-                .is_some())
+            let mut stmt = conn.prepare_cached("SELECT 1 FROM pages WHERE url = ?1")?;
+            let mut out = Vec::new();
+            for url in urls {
+                if !stmt.exists([&url])? {
+                    out.push(url);
+                }
+            }
+            Ok(out)
         })
         .await
     }

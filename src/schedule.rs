@@ -467,10 +467,10 @@ async fn finish(
         jobs.url_done(*j, &d.url, &outcome);
     }
     // New pages linked from a regenerated page are baked too.
-    for link in links {
-        if baker.index().knows(&link).await.unwrap_or(true) {
-            continue;
-        }
+    if links.is_empty() {
+        return;
+    }
+    for link in baker.index().unknown(links).await.unwrap_or_default() {
         co.event(link, Op::Bake, None, Instant::now(), settings.debounce);
     }
 }
