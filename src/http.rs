@@ -133,16 +133,12 @@ async fn job(State(s): State<ApiState>, Path(id): Path<u64>) -> Response {
 
 async fn status(State(s): State<ApiState>) -> Response {
     match s.index.summary().await {
-        Ok(sum) => Json(serde_json::json!({
-            "pages": sum.by_status.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-            "tags": sum.tags,
-            "redirects": sum.redirects,
-            "problems": sum.problems.iter().map(|(u, st, e)| serde_json::json!({"url": u, "status": st, "error": e})).collect::<Vec<_>>(),
-            "queue_depth": crate::cmd::queue_depth(&s.queue),
-            "pending_urls": s.metrics.pending.get(),
-            "in_flight_urls": s.metrics.in_flight.get(),
-        }))
-        .into_response(),
+        Ok(sum) => {
+            let mut v = sum.to_json(crate::queue::queue_depth(&s.queue));
+            v["pending_urls"] = s.metrics.pending.get().into();
+            v["in_flight_urls"] = s.metrics.in_flight.get().into();
+            Json(v).into_response()
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

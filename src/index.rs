@@ -116,6 +116,23 @@ pub struct Summary {
     pub redirects: i64,
 }
 
+impl Summary {
+    /// The JSON shape `kiln status --json` and `GET /v1/status` share.
+    pub fn to_json(&self, queue_depth: usize) -> serde_json::Value {
+        serde_json::json!({
+            "pages": self.by_status.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+            "tags": self.tags,
+            "redirects": self.redirects,
+            "problems": self
+                .problems
+                .iter()
+                .map(|(url, status, error)| serde_json::json!({"url": url, "status": status, "error": error}))
+                .collect::<Vec<_>>(),
+            "queue_depth": queue_depth,
+        })
+    }
+}
+
 /// A recorded same-origin redirect, emitted by `kiln nginx`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Redirect {

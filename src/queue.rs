@@ -159,6 +159,13 @@ impl Spool {
     }
 }
 
+/// Spool files waiting in `<queue>/new` (0 when there is no spool yet).
+pub fn queue_depth(queue: &Path) -> usize {
+    fs::read_dir(queue.join("new"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
 /// Skips dot-files and editor or partial files that are not ours.
 pub fn is_spool_name(p: &Path) -> bool {
     p.file_name()

@@ -44,10 +44,3 @@ pub fn parse_target_args(args: &[String]) -> anyhow::Result<Vec<Target>> {
     }
     Ok(targets)
 }
-
-/// Spool files waiting in `queue/new`.
-pub fn queue_depth(queue: &std::path::Path) -> usize {
-    std::fs::read_dir(queue.join("new"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}

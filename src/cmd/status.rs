@@ -16,16 +16,10 @@ pub async fn run(g: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
     let cfg = g.load_config()?;
     let index = Index::open(&cfg.state)?;
     let summary = index.summary().await?;
-    let queue_depth = crate::cmd::queue_depth(&cfg.queue);
+    let queue_depth = crate::queue::queue_depth(&cfg.queue);
     if args.json {
-        let v = serde_json::json!({
-            "pages": summary.by_status.iter().map(|(s, n)| (s.clone(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
-            "tags": summary.tags,
-            "redirects": summary.redirects,
-            "problems": summary.problems.iter().map(|(u, s, e)| serde_json::json!({"url": u, "status": s, "error": e})).collect::<Vec<_>>(),
-            "queue_depth": queue_depth,
-            "index": cfg.state,
-        });
+        let mut v = summary.to_json(queue_depth);
+        v["index"] = serde_json::json!(cfg.state);
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(Exit::Clean);
     }
