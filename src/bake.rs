@@ -4,14 +4,15 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::body::Body;
 use crate::check::Checker;
 use crate::config::{Config, QueryPolicy};
 use crate::crawl::{self, Scope};
-use crate::index::{self, Index, PageRecord, Redirect, Status};
-use crate::source::fetch::{FetchError, Fetcher, Hop};
+use crate::index::{Index, PageRecord, Redirect};
+use crate::source::fetch::{FetchError, Fetched, Fetcher, Hop};
 use crate::source::render::Renderer;
 use crate::targets::Target;
 use crate::urlmap;
@@ -36,6 +37,17 @@ pub enum Outcome {
     Skipped(String),
 }
 
+/// Whether a failure is worth retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Retry {
+    /// Permanent (or not a failure at all).
+    #[default]
+    No,
+    /// Transient (origin down, slow, 5xx, 429): retry, after the origin's
+    /// `Retry-After` when it sent one.
+    Transient(Option<Duration>),
+}
+
 /// The result of baking one URL.
 #[derive(Debug, Clone)]
 pub struct PageResult {
@@ -47,6 +59,24 @@ pub struct PageResult {
     pub outcome: Outcome,
     /// In-scope links (or sitemap entries) found in the page.
     pub links: Vec<String>,
+    /// Redirect hops recorded on the way.
+    pub hops: usize,
+    /// Whether a failure should be retried.
+    pub retry: Retry,
+}
+
+impl PageResult {
+    /// A result for `url` before anything happened.
+    pub fn new(url: &str) -> PageResult {
+        PageResult {
+            url: url.to_string(),
+            final_path: None,
+            outcome: Outcome::Skipped(String::new()),
+            links: Vec::new(),
+            hops: 0,
+            retry: Retry::No,
+        }
+    }
 }
 
 /// Tally of a run, printed at the end of `build` and `regen`.
@@ -60,8 +90,10 @@ pub struct Summary {
     pub deleted: usize,
     /// Redirects recorded.
     pub redirected: usize,
-    /// Skipped by policy.
-    pub skipped: usize,
+    /// Skipped URLs with the reason (not pages, nothing to remove, policy).
+    pub skipped: Vec<(String, String)>,
+    /// Targets that matched nothing, with why.
+    pub unmatched: Vec<(String, String)>,
     /// Refused pages with reasons.
     pub refused: Vec<(String, String)>,
     /// Failed pages with errors.
@@ -95,12 +127,13 @@ impl Summary {
 
     /// Counts one result.
     pub fn add(&mut self, r: PageResult) {
+        self.redirected += r.hops;
         match r.outcome {
             Outcome::Written => self.written += 1,
             Outcome::Unchanged => self.unchanged += 1,
             Outcome::Deleted => self.deleted += 1,
-            Outcome::Redirected(_) => self.redirected += 1,
-            Outcome::Skipped(_) => self.skipped += 1,
+            Outcome::Redirected(_) => {}
+            Outcome::Skipped(why) => self.skipped.push((r.url, why)),
             Outcome::Refused(why) => self.refused.push((r.url, why)),
             Outcome::Failed(why) => self.failed.push((r.url, why)),
         }
@@ -112,7 +145,8 @@ impl Summary {
         self.unchanged += other.unchanged;
         self.deleted += other.deleted;
         self.redirected += other.redirected;
-        self.skipped += other.skipped;
+        self.skipped.extend(other.skipped);
+        self.unmatched.extend(other.unmatched);
         self.refused.extend(other.refused);
         self.failed.extend(other.failed);
         self.hit_page_limit |= other.hit_page_limit;
@@ -130,8 +164,7 @@ impl Summary {
         self.written
             + self.unchanged
             + self.deleted
-            + self.redirected
-            + self.skipped
+            + self.skipped.len()
             + self.refused.len()
             + self.failed.len()
     }
@@ -161,8 +194,11 @@ impl Summary {
             self.refused.len(),
             self.failed.len()
         );
-        if self.skipped > 0 {
-            s.push_str(&format!(", {} skipped", self.skipped));
+        if !self.skipped.is_empty() {
+            s.push_str(&format!(", {} skipped", self.skipped.len()));
+        }
+        for (target, why) in &self.unmatched {
+            s.push_str(&format!("\n  {target} matched nothing: {why}"));
         }
         if self.hit_page_limit {
             s.push_str("\n  note: crawl.max-pages was reached; some links were not followed");
@@ -172,6 +208,15 @@ impl Summary {
         }
         for (url, why) in &self.failed {
             s.push_str(&format!("\n  failed  {url}: {why}"));
+        }
+        for (url, why) in self.skipped.iter().take(20) {
+            s.push_str(&format!("\n  skipped {url}: {why}"));
+        }
+        if self.skipped.len() > 20 {
+            s.push_str(&format!(
+                "\n  ... and {} more skipped",
+                self.skipped.len() - 20
+            ));
         }
         s
     }
@@ -186,6 +231,28 @@ pub struct Baker {
     root: WebRoot,
     index: Index,
     scope: Scope,
+    /// In a one-shot run, removals wait here until the run is over, so the
+    /// mass-delete guard can stop them all ([`Baker::apply_removals`]).
+    deferred: Option<Mutex<Vec<Removal>>>,
+}
+
+/// A file removal held back until the end of a run.
+#[derive(Debug, Clone)]
+struct Removal {
+    url: String,
+    rel: PathBuf,
+    http_status: Option<u16>,
+    /// The refusal reason, when the page was refused rather than gone.
+    refused: Option<String>,
+}
+
+/// How a run may treat the site (flags of `build`, `regen`, `daemon`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Hold removals back until the run ends and apply the mass-delete guard.
+    pub defer_removals: bool,
+    /// `--force`: bake from an origin other than the one the site came from.
+    pub force_origin: bool,
 }
 
 /// A fatal setup error (bad root, index, templates).
@@ -203,24 +270,60 @@ pub enum SetupError {
     /// The HTTP client.
     #[error("failed to set up the HTTP client")]
     Client(#[source] reqwest::Error),
+    /// The forbidden-pattern matcher.
+    #[error("`safety.forbid-patterns` cannot be compiled")]
+    Patterns(#[source] aho_corasick::BuildError),
     /// Nothing to bake from.
     #[error("no page source: set `[origin] url` in site.toml (or pass --origin http://HOST:PORT), or add `[[render]]` routes")]
     NoSource,
+    /// The output was baked from another origin.
+    #[error("this output was baked from {recorded}, not {given}: baking it from another origin could replace or delete every page; check `[origin] url` (or --origin), or pass --force if the site really moved")]
+    OtherOrigin {
+        /// The origin in the index.
+        recorded: String,
+        /// The origin configured now.
+        given: String,
+    },
+}
+
+/// The mass-delete guard stopped a run; nothing was removed.
+#[derive(Debug, thiserror::Error)]
+#[error("this run would remove {count} baked files of {known} ({examples}); that is more than the limit of {limit} (`safety.max-delete-pages` / `safety.max-delete-percent`), so nothing was removed. A wrong origin or a broken app looks like this; if the pages are really gone, run again with --allow-mass-delete")]
+pub struct MassDelete {
+    /// Files the run would remove.
+    pub count: usize,
+    /// Pages with a file before the run.
+    pub known: usize,
+    /// The limit that applied.
+    pub limit: usize,
+    /// A few of the URLs.
+    pub examples: String,
 }
 
 impl Baker {
     /// Opens the root, the index, and the sources.
-    pub fn new(cfg: Arc<Config>, out: &Path) -> Result<Baker, SetupError> {
+    pub async fn new(cfg: Arc<Config>, out: &Path, opts: RunOptions) -> Result<Baker, SetupError> {
         let root = WebRoot::open(
             out,
             cfg.output.precompress.clone(),
             cfg.output.precompress_min_bytes,
         )?;
         let index = Index::open(&cfg.state)?;
+        let spill_dir = cfg.state.parent().unwrap_or(Path::new(".")).to_path_buf();
         let fetcher = match &cfg.origin {
-            Some(o) => Some(Fetcher::new(o).map_err(SetupError::Client)?),
+            Some(o) => Some(Fetcher::new(o, &spill_dir).map_err(SetupError::Client)?),
             None => None,
         };
+        if let Some(o) = &cfg.origin {
+            let given = o.url.origin().ascii_serialization();
+            match index.meta("origin").await? {
+                Some(recorded) if recorded != given && !opts.force_origin => {
+                    return Err(SetupError::OtherOrigin { recorded, given })
+                }
+                Some(recorded) if recorded == given => {}
+                _ => index.set_meta("origin", given).await,
+            }
+        }
         let renderer = if cfg.renders() {
             Some(Arc::new(Renderer::load(&cfg)?))
         } else {
@@ -235,18 +338,20 @@ impl Baker {
             cfg.origin.as_ref().map(|o| o.url.clone()),
         );
         Ok(Baker {
-            checker: Checker::new(&cfg.safety),
+            checker: Checker::new(&cfg.safety).map_err(SetupError::Patterns)?,
             cfg,
             fetcher,
             renderer: RwLock::new(renderer),
             root,
             index,
             scope,
+            deferred: opts.defer_removals.then(Default::default),
         })
     }
 
     /// Removes temp files a crashed kiln left in the root. Walks the whole
-    /// tree, so `build` and `daemon` do it, not every `regen`.
+    /// tree, so `build` and `daemon` do it, not every `regen`. The caller
+    /// holds the output lock.
     pub fn sweep_stale_temp_files(&self) -> Result<usize, SetupError> {
         let swept = self.root.sweep_temp_files()?;
         if swept > 0 {
@@ -315,19 +420,16 @@ impl Baker {
             Outcome::Failed(e) => {
                 tracing::warn!(url, error = %e, "page failed; last good file kept")
             }
-            Outcome::Refused(e) => tracing::warn!(url, reason = %e, "page refused"),
+            Outcome::Refused(e) => {
+                tracing::warn!(url, reason = %e, "page refused; its baked file is removed")
+            }
             o => tracing::debug!(url, outcome = ?o, "page done"),
         }
         result
     }
 
     async fn bake_inner(&self, url: &str) -> PageResult {
-        let mut result = PageResult {
-            url: url.to_string(),
-            final_path: None,
-            outcome: Outcome::Skipped(String::new()),
-            links: Vec::new(),
-        };
+        let mut result = PageResult::new(url);
         let path = match urlmap::apply_query_policy(url, self.cfg.output.query_strings) {
             Ok(p) => p.to_string(),
             Err(e) => {
@@ -340,8 +442,8 @@ impl Baker {
                 result.final_path = Some(path.clone());
                 result.outcome = match rendered {
                     Ok(page) => {
-                        let tags = page.tags;
-                        self.store(&path, page.body.as_bytes(), page.is_html, tags, Some(200))
+                        let body = Body::from(page.body);
+                        self.store(&path, &body, page.is_html, page.tags, Some(200))
                             .await
                     }
                     Err(e) => self.fail(&path, None, error_chain(&e)).await,
@@ -355,76 +457,85 @@ impl Baker {
             ));
             if self.index.knows(&path).await.unwrap_or(false) {
                 // A page whose data file vanished: remove it.
-                result.outcome = self.remove(&path, None).await;
+                result.outcome = self.gone(&path, None).await;
             }
             return result;
         };
         let fetched = match fetcher.fetch(&path).await {
             Ok(f) => f,
             Err(e) => {
+                if let FetchError::NotOnOrigin(_) = e {
+                    // Never a page: not recorded, never fetched again.
+                    result.outcome = Outcome::Skipped(e.to_string());
+                    return result;
+                }
                 let code = match &e {
                     FetchError::ServerError { status, .. } => Some(*status),
                     _ => None,
                 };
+                if e.is_transient() {
+                    result.retry = Retry::Transient(e.retry_after());
+                }
                 result.outcome = self.fail(&path, code, error_chain(&e)).await;
                 return result;
             }
         };
+        self.classify(&mut result, &path, fetched).await;
+        result
+    }
+
+    /// Decides what a complete response means for the page and stores it.
+    async fn classify(&self, result: &mut PageResult, path: &str, fetched: Fetched) {
         let final_path = fetched.final_path.clone();
         result.final_path = Some(final_path.clone());
+        result.hops = fetched.hops.len();
+        // Every hop is recorded (a chain may pass through the origin first).
+        self.record_hops(&fetched.hops).await;
         if fetched.left_origin() {
-            // Every hop is recorded (a chain may pass through the origin first).
-            self.record_hops(&fetched.hops).await;
             let to = fetched
                 .hops
                 .last()
                 .map(|h| h.to.clone())
                 .unwrap_or_default();
             result.outcome = Outcome::Redirected(to);
-            return result;
+            return;
         }
         match fetched.status {
             200..=299 => {}
             404 | 410 => {
-                result.outcome = self.remove(&path, Some(fetched.status)).await;
+                result.outcome = self.gone(path, Some(fetched.status)).await;
                 if final_path != path {
-                    self.remove(&final_path, Some(fetched.status)).await;
+                    self.gone(&final_path, Some(fetched.status)).await;
                 }
-                return result;
+                return;
             }
             code => {
+                let url = self
+                    .fetcher
+                    .as_ref()
+                    .map(|f| f.url_of(&final_path))
+                    .unwrap_or_default();
                 result.outcome = self
-                    .fail(
-                        &path,
-                        Some(code),
-                        format!("{} answered {code}", fetcher.url_of(&final_path)),
-                    )
+                    .fail(path, Some(code), format!("{url} answered {code}"))
                     .await;
-                return result;
+                return;
             }
         }
-        // Same-origin redirect hops: recorded for `kiln nginx`; the final URL is baked.
-        self.record_hops(&fetched.hops).await;
         if let Err(refusal) = self
             .checker
             .check(&final_path, &fetched.headers, &fetched.body)
         {
-            let why = refusal.to_string();
-            self.record(
-                &final_path,
-                None,
-                None,
-                Status::Refused,
-                Some(fetched.status),
-                Some(why.clone()),
-                None,
-            )
-            .await;
-            result.outcome = Outcome::Refused(why);
-            return result;
+            result.outcome = self
+                .refuse(&final_path, Some(fetched.status), refusal.to_string())
+                .await;
+            return;
         }
         let is_html = fetched.is_html();
-        let tags = fetcher.tags_from(&fetched.headers);
+        let tags = self
+            .fetcher
+            .as_ref()
+            .map(|f| f.tags_from(&fetched.headers))
+            .unwrap_or_default();
         let outcome = self
             .store(
                 &final_path,
@@ -435,48 +546,55 @@ impl Baker {
             )
             .await;
         if matches!(outcome, Outcome::Written | Outcome::Unchanged) {
-            result.links = self.links_of(&final_path, &fetched.body, is_html);
+            result.links = blocking(|| self.links_of(&final_path, &fetched.body, is_html));
         }
         result.outcome = outcome;
-        result
     }
 
-    fn links_of(&self, page: &str, body: &[u8], is_html: bool) -> Vec<String> {
-        if is_html {
-            let (base, raw) = crawl::extract_links(body, self.cfg.crawl.assets);
-            let mut out: Vec<String> = raw
-                .iter()
-                .filter_map(|l| self.scope.admit(page, base.as_deref(), l))
-                .collect();
-            out.dedup();
-            out
+    fn links_of(&self, page: &str, body: &Body, is_html: bool) -> Vec<String> {
+        let (base, raw) = if is_html {
+            crawl::extract_links(body, self.cfg.crawl.assets)
         } else if page.ends_with(".xml") {
-            crawl::sitemap_locs(body)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|l| self.scope.admit(page, None, l))
-                .collect()
+            (None, crawl::sitemap_locs(body).unwrap_or_default())
         } else {
-            Vec::new()
-        }
+            return Vec::new();
+        };
+        let mut out: Vec<String> = raw
+            .iter()
+            .filter_map(|l| self.scope.admit(page, base.as_deref(), l))
+            .collect();
+        out.dedup();
+        out
     }
 
-    /// Writes a good body and records it with its tags.
+    /// Writes a good body and records it with its tags. A URL that cannot
+    /// be a file is refused with the reason (never a failure: a hostile link
+    /// must not fail every build).
     async fn store(
         &self,
         path: &str,
-        body: &[u8],
+        body: &Body,
         is_html: bool,
         mut tags: Vec<String>,
         http_status: Option<u16>,
     ) -> Outcome {
         let rel = match urlmap::file_for(path, is_html, self.cfg.output.query_strings) {
             Ok(r) => r,
-            Err(e) => return self.fail(path, http_status, e.to_string()).await,
+            Err(e) => {
+                let why = format!("cannot be stored as a file: {e}");
+                self.index
+                    .record(PageRecord::refused(path, http_status, why.clone()))
+                    .await;
+                return Outcome::Refused(why);
+            }
         };
-        let outcome = match blocking(|| self.root.write_page(&rel, body)) {
-            Ok(WriteOutcome::Written) => Outcome::Written,
-            Ok(WriteOutcome::Unchanged) => Outcome::Unchanged,
+        let written = blocking(|| {
+            let outcome = self.root.write_page(&rel, body)?;
+            Ok::<_, crate::write::WriteError>((outcome, body.hash()))
+        });
+        let (outcome, hash) = match written {
+            Ok((WriteOutcome::Written, h)) => (Outcome::Written, h),
+            Ok((WriteOutcome::Unchanged, h)) => (Outcome::Unchanged, h),
             Err(e) => return self.fail(path, http_status, error_chain(&e)).await,
         };
         tags.extend(
@@ -486,17 +604,16 @@ impl Baker {
         );
         tags.sort();
         tags.dedup();
-        let hash = blake3::hash(body).to_hex().to_string();
-        self.record(
-            path,
-            Some(rel_to_string(&rel)),
-            Some(hash),
-            Status::Ok,
-            http_status,
-            None,
-            Some(tags),
-        )
-        .await;
+        let hash = hash.map(|h| h.to_hex().to_string()).unwrap_or_default();
+        self.index
+            .record(PageRecord::baked(
+                path,
+                rel_to_string(&rel),
+                hash,
+                http_status,
+                tags,
+            ))
+            .await;
         outcome
     }
 
@@ -508,7 +625,9 @@ impl Baker {
             let same_file = urlmap::file_for(&hop.from, true, QueryPolicy::Strip).ok()
                 == urlmap::file_for(&hop.to, true, QueryPolicy::Strip).ok();
             if !same_file {
-                self.remove_stale_file(&hop.from).await;
+                if let Err(e) = self.remove_file_of(&hop.from).await {
+                    tracing::warn!(url = %hop.from, error = %e, "could not remove the file of a redirected URL");
+                }
             }
             self.index
                 .record_redirect(Redirect {
@@ -517,60 +636,164 @@ impl Baker {
                     code: hop.code,
                 })
                 .await;
-            self.record(
-                &hop.from,
-                None,
-                None,
-                Status::Redirect,
-                Some(hop.code),
-                Some(format!("redirects to {}", hop.to)),
-                None,
-            )
-            .await;
+            self.index
+                .record(PageRecord::redirect(&hop.from, hop.code, &hop.to))
+                .await;
         }
     }
 
     async fn fail(&self, path: &str, http_status: Option<u16>, error: String) -> Outcome {
-        self.record(
-            path,
-            None,
-            None,
-            Status::Failed,
-            http_status,
-            Some(error.clone()),
-            None,
-        )
-        .await;
+        self.index
+            .record(PageRecord::failed(path, http_status, error.clone()))
+            .await;
         Outcome::Failed(error)
     }
 
-    /// Removes the baked file of `path` (and siblings) and records the deletion.
-    pub async fn remove(&self, path: &str, http_status: Option<u16>) -> Outcome {
-        match self.remove_file_of(path).await {
-            Ok(_) => {
-                self.record(
-                    path,
-                    None,
-                    None,
-                    Status::Deleted,
+    /// A page that must not be served static any more: its file goes (now,
+    /// or at the end of a one-shot run) and the app serves it live.
+    async fn refuse(&self, path: &str, http_status: Option<u16>, reason: String) -> Outcome {
+        self.index
+            .record(PageRecord::refused(path, http_status, reason.clone()))
+            .await;
+        match self.file_of(path).await {
+            Ok(rel) if self.deferred.is_some() => {
+                self.defer(Removal {
+                    url: path.to_string(),
+                    rel,
                     http_status,
-                    None,
-                    Some(Vec::new()),
-                )
-                .await;
-                Outcome::Deleted
+                    refused: Some(reason.clone()),
+                });
             }
-            Err(e) => self.fail(path, http_status, e).await,
+            Ok(rel) => {
+                if let Err(e) = blocking(|| self.root.remove_page(&rel)) {
+                    let e = error_chain(&e);
+                    return Outcome::Failed(format!(
+                        "refused ({reason}), and its old file could not be removed: {e}"
+                    ));
+                }
+            }
+            Err(_) => {}
+        }
+        Outcome::Refused(reason)
+    }
+
+    /// The origin says the page is gone (404/410), or its data file went:
+    /// remove its file. `Deleted` only when a file was really there.
+    async fn gone(&self, path: &str, http_status: Option<u16>) -> Outcome {
+        let rel = match self.file_of(path).await {
+            Ok(rel) => rel,
+            Err(e) => {
+                return Outcome::Skipped(format!(
+                    "not a page ({e}); the origin answered {}",
+                    http_status.map_or("nothing".into(), |c| c.to_string())
+                ));
+            }
+        };
+        if !blocking(|| self.root.has_page(&rel)) {
+            if self.index.knows(path).await.unwrap_or(false) {
+                self.index
+                    .record(PageRecord::deleted(path, http_status))
+                    .await;
+            }
+            return Outcome::Skipped(match http_status {
+                Some(code) => format!("origin answered {code}; there was no baked file"),
+                None => "no baked file".into(),
+            });
+        }
+        if self.deferred.is_some() {
+            self.defer(Removal {
+                url: path.to_string(),
+                rel,
+                http_status,
+                refused: None,
+            });
+            return Outcome::Deleted;
+        }
+        self.remove_now(path, &rel, http_status).await
+    }
+
+    async fn remove_now(&self, path: &str, rel: &Path, http_status: Option<u16>) -> Outcome {
+        match blocking(|| self.root.remove_page(rel)) {
+            Ok(removed) => {
+                self.index
+                    .record(PageRecord::deleted(path, http_status))
+                    .await;
+                if removed {
+                    Outcome::Deleted
+                } else {
+                    Outcome::Skipped("no baked file".into())
+                }
+            }
+            Err(e) => self.fail(path, http_status, error_chain(&e)).await,
         }
     }
 
-    async fn remove_stale_file(&self, path: &str) {
-        if let Err(e) = self.remove_file_of(path).await {
-            tracing::warn!(url = path, error = %e, "could not remove the file of a redirected URL");
+    /// Removes the baked file of `path` at once (an explicit `delete:`,
+    /// which is its own consent and never deferred).
+    pub async fn remove(&self, path: &str, http_status: Option<u16>) -> Outcome {
+        match self.file_of(path).await {
+            Ok(rel) => self.remove_now(path, &rel, http_status).await,
+            Err(e) => Outcome::Skipped(format!("not a page: {e}")),
         }
     }
 
-    async fn remove_file_of(&self, path: &str) -> Result<bool, String> {
+    fn defer(&self, r: Removal) {
+        if let Some(d) = &self.deferred {
+            if let Ok(mut d) = d.lock() {
+                d.push(r);
+            }
+        }
+    }
+
+    /// Applies the removals a one-shot run held back, unless there are more
+    /// than the mass-delete limit and `allow_mass` is false: then nothing is
+    /// removed and [`MassDelete`] says why. Returns how many files went.
+    pub async fn apply_removals(&self, allow_mass: bool) -> Result<usize, MassDelete> {
+        let pending: Vec<Removal> = match &self.deferred {
+            Some(d) => d
+                .lock()
+                .map(|mut d| std::mem::take(&mut *d))
+                .unwrap_or_default(),
+            None => return Ok(0),
+        };
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let known = self.index.baked_count().await.unwrap_or(0);
+        let s = &self.cfg.safety;
+        let limit = s
+            .max_delete_pages
+            .min((known * s.max_delete_percent / 100).max(5));
+        if pending.len() > limit && !allow_mass {
+            let examples: Vec<&str> = pending.iter().take(3).map(|r| r.url.as_str()).collect();
+            return Err(MassDelete {
+                count: pending.len(),
+                known,
+                limit,
+                examples: format!("e.g. {}", examples.join(", ")),
+            });
+        }
+        let mut removed = 0;
+        for r in pending {
+            match blocking(|| self.root.remove_page(&r.rel)) {
+                Ok(true) => removed += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(url = %r.url, error = %error_chain(&e), "could not remove file");
+                    continue;
+                }
+            }
+            if r.refused.is_none() {
+                self.index
+                    .record(PageRecord::deleted(&r.url, r.http_status))
+                    .await;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The file a URL is baked into: the index's record, else the mapping.
+    async fn file_of(&self, path: &str) -> Result<PathBuf, String> {
         let stored = self
             .index
             .page(path)
@@ -579,42 +802,24 @@ impl Baker {
             .flatten()
             .and_then(|p| p.file)
             .map(PathBuf::from);
-        let rel = match stored {
-            Some(r) => r,
-            None => urlmap::file_for(path, true, QueryPolicy::Strip).map_err(|e| e.to_string())?,
-        };
+        match stored {
+            Some(r) => Ok(r),
+            None => urlmap::file_for(path, true, QueryPolicy::Strip).map_err(|e| e.to_string()),
+        }
+    }
+
+    async fn remove_file_of(&self, path: &str) -> Result<bool, String> {
+        let rel = self.file_of(path).await?;
         blocking(|| self.root.remove_page(&rel)).map_err(|e| error_chain(&e))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn record(
-        &self,
-        url: &str,
-        file: Option<String>,
-        hash: Option<String>,
-        status: Status,
-        http_status: Option<u16>,
-        error: Option<String>,
-        tags: Option<Vec<String>>,
-    ) {
-        self.index
-            .record(PageRecord {
-                url: url.to_string(),
-                file,
-                hash,
-                status,
-                http_status,
-                error,
-                fetched_at: index::now(),
-                tags,
-            })
-            .await;
-    }
-
-    /// Resolves targets to URLs to bake and URLs to delete.
+    /// Resolves targets to URLs to bake and URLs to delete, noting targets
+    /// that matched nothing and why.
     pub async fn resolve(&self, targets: &[Target]) -> Result<Resolved, crate::index::IndexError> {
         let mut r = Resolved::default();
         for t in targets {
+            let before = r.bake.len() + r.delete.len();
+            let mut why_empty = None;
             match t {
                 Target::Url(u) => {
                     r.bake.insert(u.clone());
@@ -633,26 +838,47 @@ impl Baker {
                     if let Some(renderer) = self.renderer() {
                         r.bake.extend(renderer.urls_for_tag(tag));
                     }
+                    why_empty =
+                        Some("no baked page carries that tag and no [[depend]] rule names it");
                 }
                 Target::Glob(pattern) => {
                     let Ok(matcher) = crate::config::path_matcher(pattern) else {
                         continue;
                     };
+                    // `glob:/posts/*` matches `/posts/1/`: the trailing slash
+                    // of a directory-style URL is not a path segment.
+                    let matches =
+                        |u: &str| matcher.is_match(u) || matcher.is_match(u.trim_end_matches('/'));
                     let prefix = urlmap::glob_literal_prefix(pattern);
                     let candidates = self
                         .index
                         .urls_for_tags(vec![format!("path:{prefix}")])
                         .await?;
-                    r.bake
-                        .extend(candidates.into_iter().filter(|u| matcher.is_match(u)));
+                    r.bake.extend(candidates.into_iter().filter(|u| matches(u)));
                     if let Some(renderer) = self.renderer() {
                         r.bake
-                            .extend(renderer.urls().into_iter().filter(|u| matcher.is_match(u)));
+                            .extend(renderer.urls().into_iter().filter(|u| matches(u)));
                     }
+                    why_empty = Some("no known URL matches that pattern");
+                }
+                Target::Failed => {
+                    r.bake.extend(self.index.failed_urls().await?);
+                    why_empty = Some("no page is failing");
                 }
                 Target::All => {
                     r.bake.extend(self.index.live_urls().await?);
                     r.bake.extend(self.build_seeds());
+                    why_empty = Some("the index knows no page yet (run `kiln build` first)");
+                }
+            }
+            if r.bake.len() + r.delete.len() == before {
+                if let Some(why) = why_empty {
+                    let why = if self.index.is_empty().await.unwrap_or(false) {
+                        "the index is empty: nothing was baked yet (run `kiln build` first)"
+                    } else {
+                        why
+                    };
+                    r.unmatched.push((t.to_string(), why.to_string()));
                 }
             }
         }
@@ -670,6 +896,8 @@ pub struct Resolved {
     pub bake: BTreeSet<String>,
     /// To remove.
     pub delete: BTreeSet<String>,
+    /// Targets that matched nothing, with why (said out loud, never silent).
+    pub unmatched: Vec<(String, String)>,
 }
 
 fn rel_to_string(p: &Path) -> String {

@@ -4,6 +4,7 @@
 use aho_corasick::AhoCorasick;
 use reqwest::header::{HeaderMap, CACHE_CONTROL, SET_COOKIE, VARY};
 
+use crate::body::Body;
 use crate::config::Safety;
 
 /// Why a response was refused. Shown to users as-is.
@@ -21,6 +22,9 @@ pub enum Refusal {
     /// The body contains a forbidden pattern such as a CSRF token.
     #[error("body contains forbidden pattern `{0}` (set safety.allow-private for this URL if it is really public)")]
     ForbiddenPattern(String),
+    /// The body could not be read back for scanning.
+    #[error("body could not be scanned: {0}")]
+    Unreadable(String),
 }
 
 /// Compiled privacy policy.
@@ -32,23 +36,25 @@ pub struct Checker {
 }
 
 impl Checker {
-    /// Builds the matcher once per run.
-    pub fn new(safety: &Safety) -> Checker {
+    /// Builds the matcher once per run. Fails closed: a pattern set that
+    /// cannot be compiled stops kiln rather than silently checking nothing.
+    pub fn new(safety: &Safety) -> Result<Checker, aho_corasick::BuildError> {
         let matcher = if safety.forbid_patterns.is_empty() {
             None
         } else {
-            // Patterns were validated as non-empty strings; construction cannot fail.
-            AhoCorasick::new(&safety.forbid_patterns).ok()
+            Some(AhoCorasick::new(&safety.forbid_patterns)?)
         };
-        Checker {
+        Ok(Checker {
             patterns: safety.forbid_patterns.clone(),
             matcher,
             allow_private: safety.allow_private.clone(),
-        }
+        })
     }
 
     /// Returns the first reason `url_path`'s response must not be baked.
-    pub fn check(&self, url_path: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), Refusal> {
+    /// Large bodies are scanned as a stream (patterns across chunk borders
+    /// included); a body that cannot be read is refused rather than baked.
+    pub fn check(&self, url_path: &str, headers: &HeaderMap, body: &Body) -> Result<(), Refusal> {
         let path = url_path.split('?').next().unwrap_or(url_path);
         if self.allow_private.is_match(path) {
             return Ok(());
@@ -76,9 +82,17 @@ impl Checker {
             }
         }
         if let Some(m) = &self.matcher {
-            if let Some(found) = m.find(body) {
+            let found = match body.as_bytes() {
+                Some(bytes) => m.find(bytes).map(|f| f.pattern()),
+                None => match m.stream_find_iter(body.reader()).next() {
+                    Some(Ok(f)) => Some(f.pattern()),
+                    Some(Err(e)) => return Err(Refusal::Unreadable(e.to_string())),
+                    None => None,
+                },
+            };
+            if let Some(p) = found {
                 return Err(Refusal::ForbiddenPattern(
-                    self.patterns[found.pattern().as_usize()].clone(),
+                    self.patterns[p.as_usize()].clone(),
                 ));
             }
         }
@@ -100,7 +114,10 @@ mod tests {
         Checker::new(&Safety {
             forbid_patterns: vec!["csrfmiddlewaretoken".into(), "data-user-id".into()],
             allow_private: b.build().unwrap(),
+            max_delete_pages: 50,
+            max_delete_percent: 10,
         })
+        .unwrap()
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -155,7 +172,9 @@ mod tests {
             ),
         ];
         for (h, body, want) in cases {
-            let got = c.check("/p/", &headers(h), body.as_bytes()).err();
+            let got = c
+                .check("/p/", &headers(h), &Body::from(body.to_string()))
+                .err();
             assert_eq!(&got, want, "{h:?} {body}");
         }
     }
@@ -164,7 +183,24 @@ mod tests {
     fn allow_private_waives_checks() {
         let c = checker(&["/account/**"]);
         let h = headers(&[("set-cookie", "a=b")]);
-        assert!(c.check("/account/x/", &h, b"").is_ok());
-        assert!(c.check("/other/", &h, b"").is_err());
+        let empty = Body::from(Vec::new());
+        assert!(c.check("/account/x/", &h, &empty).is_ok());
+        assert!(c.check("/other/", &h, &empty).is_err());
+    }
+
+    #[test]
+    fn large_bodies_are_scanned_across_chunk_borders() {
+        let c = checker(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = crate::body::BodyBuilder::new(dir.path());
+        let filler = vec![b'x'; crate::body::SPILL_BYTES + crate::body::CHUNK - 5];
+        b.push(&filler).unwrap();
+        b.push(b"csrfmiddlewaretoken").unwrap();
+        let body = b.finish();
+        assert!(body.as_bytes().is_none(), "spilled");
+        assert_eq!(
+            c.check("/p/", &HeaderMap::new(), &body).err(),
+            Some(Refusal::ForbiddenPattern("csrfmiddlewaretoken".into()))
+        );
     }
 }

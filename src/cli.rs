@@ -97,7 +97,17 @@ pub fn is_usage_error(e: &anyhow::Error) -> bool {
         || e.downcast_ref::<UsageError>().is_some()
         || matches!(
             e.downcast_ref::<crate::bake::SetupError>(),
-            Some(crate::bake::SetupError::NoSource)
+            Some(crate::bake::SetupError::NoSource | crate::bake::SetupError::OtherOrigin { .. })
+        )
+        || matches!(
+            e.downcast_ref::<crate::daemon::DaemonError>(),
+            Some(
+                crate::daemon::DaemonError::NoToken(_)
+                    | crate::daemon::DaemonError::Locked(crate::lock::LockError::Held { .. })
+                    | crate::daemon::DaemonError::Setup(
+                        crate::bake::SetupError::OtherOrigin { .. }
+                    )
+            )
         )
 }
 

@@ -148,6 +148,10 @@ pub struct RawSafety {
     pub forbid_patterns: Option<Vec<String>>,
     /// URL globs where the private-response checks are waived.
     pub allow_private: Option<Vec<String>>,
+    /// Most files one run may remove without --allow-mass-delete.
+    pub max_delete_pages: Option<usize>,
+    /// Most files one run may remove, in percent of the baked pages.
+    pub max_delete_percent: Option<usize>,
 }
 
 /// `[output]`
@@ -205,6 +209,14 @@ pub struct RawDaemon {
     pub rescan: Option<String>,
     /// Watch templates and data files (render mode).
     pub watch: Option<bool>,
+    /// Keep retrying a page that fails transiently for this long.
+    pub give_up_after: Option<String>,
+    /// Longest wait between two retries of one page.
+    pub max_retry_delay: Option<String>,
+    /// Largest spool file read; bigger ones go to `failed/` unread.
+    pub max_spool_file: Option<String>,
+    /// Most targets one request or spool file may name.
+    pub max_targets: Option<usize>,
 }
 
 /// How dependency tags are separated in the tags header.
@@ -298,6 +310,10 @@ pub struct Safety {
     pub forbid_patterns: Vec<String>,
     /// Paths where private responses are allowed.
     pub allow_private: GlobSet,
+    /// Mass-delete guard: most files one run may remove...
+    pub max_delete_pages: usize,
+    /// ...and in percent of the baked pages (never below 5 files).
+    pub max_delete_percent: usize,
 }
 
 /// `[output]`, resolved.
@@ -333,6 +349,14 @@ pub struct Daemon {
     pub rescan: Duration,
     /// Watch templates and data (render mode).
     pub watch: bool,
+    /// Transient failures are retried until this age, then given up.
+    pub give_up_after: Duration,
+    /// Cap of the exponential retry backoff.
+    pub max_retry_delay: Duration,
+    /// Largest spool file read.
+    pub max_spool_file: u64,
+    /// Most targets per request or spool file.
+    pub max_targets: usize,
 }
 
 /// The validated configuration every stage reads.
@@ -506,6 +530,8 @@ impl Config {
                 &raw.safety.allow_private.unwrap_or_default(),
                 &invalid,
             )?,
+            max_delete_pages: raw.safety.max_delete_pages.unwrap_or(50),
+            max_delete_percent: raw.safety.max_delete_percent.unwrap_or(10),
         };
         if safety.forbid_patterns.iter().any(String::is_empty) {
             return Err(invalid(
@@ -604,6 +630,22 @@ impl Config {
                 &invalid,
             )?,
             watch: raw.daemon.watch.unwrap_or(true),
+            give_up_after: duration(
+                "daemon.give-up-after",
+                raw.daemon.give_up_after.as_deref().unwrap_or("6h"),
+                &invalid,
+            )?,
+            max_retry_delay: duration(
+                "daemon.max-retry-delay",
+                raw.daemon.max_retry_delay.as_deref().unwrap_or("30s"),
+                &invalid,
+            )?,
+            max_spool_file: byte_size(
+                "daemon.max-spool-file",
+                raw.daemon.max_spool_file.as_deref().unwrap_or("4MiB"),
+                &invalid,
+            )?,
+            max_targets: raw.daemon.max_targets.unwrap_or(10_000).max(1),
         };
 
         Ok(Config {

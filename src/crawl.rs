@@ -13,12 +13,13 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::bake::{Baker, Outcome, PageResult, Summary};
+use crate::body::Body;
 use crate::config::{Crawl, QueryPolicy};
 
 /// Extracts raw link targets from an HTML page: `a[href]`,
 /// `link[rel=alternate]`, and with `assets` also stylesheets, icons,
 /// scripts and images. Honors `<base href>`.
-pub fn extract_links(html: &[u8], assets: bool) -> (Option<String>, Vec<String>) {
+pub fn extract_links(html: &Body, assets: bool) -> (Option<String>, Vec<String>) {
     let links = RefCell::new(Vec::new());
     let base = RefCell::new(None);
     let push = |v: Option<String>| {
@@ -77,15 +78,29 @@ pub fn extract_links(html: &[u8], assets: bool) -> (Option<String>, Vec<String>)
         |_: &[u8]| {},
     );
     // Malformed HTML is not an error for link discovery: keep what was found.
-    let _ = rewriter.write(html);
+    match html.as_bytes() {
+        Some(bytes) => {
+            let _ = rewriter.write(bytes);
+        }
+        None => {
+            // A large page streams through in chunks: memory stays flat.
+            let mut reader = html.reader();
+            let mut chunk = vec![0u8; crate::body::CHUNK];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut reader, &mut chunk) {
+                if rewriter.write(&chunk[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
     let _ = rewriter.end();
     (base.into_inner(), links.into_inner())
 }
 
 /// Extracts `<loc>` entries of a sitemap or sitemap index. `None` when the
 /// document is not a sitemap.
-pub fn sitemap_locs(xml: &[u8]) -> Option<Vec<String>> {
-    let mut reader = quick_xml::Reader::from_reader(xml);
+pub fn sitemap_locs(xml: &Body) -> Option<Vec<String>> {
+    let mut reader = quick_xml::Reader::from_reader(std::io::BufReader::new(xml.reader()));
     reader.config_mut().trim_text(true);
     let mut buf = Vec::new();
     let mut locs = Vec::new();
@@ -151,16 +166,11 @@ impl Scope {
         };
         let mut url = base.join(raw).ok()?;
         url.set_fragment(None);
-        if url.scheme() != origin.scheme()
-            || url.host_str() != origin.host_str()
-            || url.port_or_known_default() != origin.port_or_known_default()
-        {
+        if url.query().is_some() && self.query == QueryPolicy::Skip {
             return None;
         }
-        let path = match (url.query(), self.query) {
-            (Some(_), QueryPolicy::Skip) => return None,
-            _ => url.path().to_string(),
-        };
+        url.set_query(None);
+        let path = crate::urlpath::origin_path(&origin, &url)?;
         self.allows(&path).then_some(path)
     }
 
@@ -270,6 +280,7 @@ mod tests {
     fn extracts_page_links_and_optionally_assets() {
         let html = br#"<html><head><link rel="stylesheet" href="/s.css"><link rel="alternate" href="/feed.xml"></head>
             <body><a href="/a/">A</a><a href="b">B</a><a>none</a><img src="/i.png" srcset="/i2.png 2x, /i3.png 3x"><script src="/app.js"></script></body></html>"#;
+        let html = &Body::from(html.to_vec());
         let (_, pages) = extract_links(html, false);
         assert_eq!(pages, vec!["/feed.xml", "/a/", "b"]);
         let (_, all) = extract_links(html, true);
@@ -309,6 +320,10 @@ mod tests {
             ("/blog/", "/admin/users/", None),
             ("/blog/", "/search?q=x", None),
             ("/blog/", "javascript:void(0)", None),
+            ("/blog/", "/caf\u{e9}/", Some("/caf%C3%A9/")),
+            ("/blog/", "/caf%c3%a9/", Some("/caf%C3%A9/")),
+            ("/blog/", "/\\127.0.0.1:9999/x", None),
+            ("/blog/", "//127.0.0.1:9999/x", None),
         ];
         for (page, raw, want) in cases {
             assert_eq!(scope.admit(page, None, raw).as_deref(), want, "{raw}");
@@ -325,9 +340,9 @@ mod tests {
             br#"<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
             <url><loc>http://h/a/</loc></url><url><loc> http://h/b/ </loc></url></urlset>"#;
         assert_eq!(
-            sitemap_locs(xml).unwrap(),
+            sitemap_locs(&Body::from(xml.to_vec())).unwrap(),
             vec!["http://h/a/", "http://h/b/"]
         );
-        assert!(sitemap_locs(b"<rss><channel/></rss>").is_none());
+        assert!(sitemap_locs(&Body::from(b"<rss><channel/></rss>".to_vec())).is_none());
     }
 }

@@ -14,11 +14,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::bake::{Baker, SetupError};
+use crate::bake::{Baker, RunOptions, SetupError};
 use crate::config::Config;
 use crate::http::{self, ApiState};
 use crate::metrics::Metrics;
-use crate::queue::{Spool, SpoolError};
+use crate::queue::{Intake, Spool, SpoolError};
 use crate::schedule::{self, Request, Settings, Submitter};
 
 /// Fatal daemon errors (exit code 1 or 2); per-page errors never end up here.
@@ -30,6 +30,9 @@ pub enum DaemonError {
     /// The spool directory.
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    /// Another kiln owns the output.
+    #[error(transparent)]
+    Locked(#[from] crate::lock::LockError),
     /// Off-loopback without a token.
     #[error("refusing to listen on {0} without a token: set the environment variable named by `daemon.token-env` (default KILN_TOKEN), or listen on 127.0.0.1")]
     NoToken(SocketAddr),
@@ -56,9 +59,17 @@ pub struct Ready {
 pub async fn run(
     cfg: Arc<Config>,
     token: Option<String>,
+    opts: RunOptions,
     shutdown: impl Future<Output = ()> + Send,
     ready: impl FnOnce(Ready) + Send,
 ) -> Result<(), DaemonError> {
+    if let Some(addr) = cfg.daemon.listen {
+        if !addr.ip().is_loopback() && token.is_none() {
+            return Err(DaemonError::NoToken(addr));
+        }
+    }
+    // One writer per output: a second daemon (or a build) stops here.
+    let mut lock = crate::lock::try_lock(&cfg.state, "daemon")?;
     let out = crate::release::live_root(&cfg.out);
     // The scheduler retries failed pages itself, with backoff, without holding
     // a fetch slot; the fetcher makes a single attempt per dispatch.
@@ -67,27 +78,28 @@ pub async fn run(
     if let Some(o) = baker_cfg.origin.as_mut() {
         o.retries = 0;
     }
-    let baker = Arc::new(Baker::new(Arc::new(baker_cfg), &out)?);
+    let baker = Arc::new(Baker::new(Arc::new(baker_cfg), &out, opts).await?);
     baker.sweep_stale_temp_files()?;
     let spool = Spool::open(&cfg.queue)?;
     let metrics = Arc::new(Metrics::new());
+    let backlog = Arc::new(schedule::Backlog::default());
     let cancel = CancellationToken::new();
     let (submitter, requests) = schedule::channel(1024);
 
     let listener = match cfg.daemon.listen {
-        Some(addr) => {
-            if !addr.ip().is_loopback() && token.is_none() {
-                return Err(DaemonError::NoToken(addr));
-            }
-            Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| DaemonError::Bind { addr, source })?,
-            )
-        }
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Bind { addr, source })?,
+        ),
         None => None,
     };
     let http_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+    if let Some(addr) = http_addr {
+        if let Err(e) = lock.set_http(format!("http://{addr}")) {
+            tracing::warn!(error = %e, "could not record the HTTP address in the lock file; CLI commands will use the spool");
+        }
+    }
 
     let mut tasks = JoinSet::new();
     tasks.spawn(schedule::worker(
@@ -102,16 +114,42 @@ pub async fn run(
                 .origin
                 .as_ref()
                 .map_or(Duration::from_millis(200), |o| o.backoff),
+            max_retry_delay: cfg.daemon.max_retry_delay,
+            give_up_after: cfg.daemon.give_up_after,
         },
         metrics.clone(),
+        backlog.clone(),
         cancel.clone(),
     ));
     tasks.spawn(spool_worker(
         spool,
         submitter.clone(),
-        cfg.daemon.rescan,
+        SpoolLimits {
+            rescan: cfg.daemon.rescan,
+            max_bytes: cfg.daemon.max_spool_file,
+            max_targets: cfg.daemon.max_targets,
+        },
         cancel.clone(),
     ));
+    // Pages that were failing when the daemon last stopped (an origin
+    // outage, say) are retried: the pending set survives a restart.
+    if !baker
+        .index()
+        .failed_urls()
+        .await
+        .unwrap_or_default()
+        .is_empty()
+    {
+        let submit = submitter.clone();
+        tasks.spawn(async move {
+            submit
+                .submit(Request {
+                    targets: vec![crate::targets::Target::Failed],
+                    reply: None,
+                })
+                .await;
+        });
+    }
     if let Some(listener) = listener {
         let state = ApiState {
             submit: submitter.clone(),
@@ -119,6 +157,8 @@ pub async fn run(
             metrics: metrics.clone(),
             token,
             queue: cfg.queue.clone(),
+            backlog: backlog.clone(),
+            max_targets: cfg.daemon.max_targets,
         };
         let stop = cancel.clone();
         tasks.spawn(async move {
@@ -154,8 +194,17 @@ pub async fn run(
     tracing::info!("shutting down: finishing in-flight pages");
     cancel.cancel();
     while tasks.join_next().await.is_some() {}
+    drop(lock);
     tracing::info!("daemon stopped");
     Ok(())
+}
+
+/// Caps and timing of the spool intake.
+#[derive(Debug, Clone, Copy)]
+struct SpoolLimits {
+    rescan: Duration,
+    max_bytes: u64,
+    max_targets: usize,
 }
 
 /// Watches `queue/new` (notify, with periodic rescans because notify can
@@ -164,9 +213,13 @@ pub async fn run(
 async fn spool_worker(
     spool: Spool,
     submit: Submitter,
-    rescan_every: Duration,
+    limits: SpoolLimits,
     shutdown: CancellationToken,
 ) {
+    let rescan_every = limits.rescan;
+    // Waits for the reports of submitted files; owned here, so shutdown
+    // drops them (and their files stay for the next start).
+    let mut waiting: JoinSet<()> = JoinSet::new();
     let fallback = format!("the spool is rescanned every {rescan_every:?}");
     let new_dir = [spool.new_dir()];
     let (_watcher, mut hints, overflow) =
@@ -188,6 +241,7 @@ async fn spool_worker(
             biased;
             _ = shutdown.cancelled() => break,
             Some(p) = done_rx.recv() => { claimed.remove(&p); }
+            Some(_) = waiting.join_next(), if !waiting.is_empty() => {}
             Some(p) = hints.recv() => {
                 to_check.push(p);
                 while let Ok(p) = hints.try_recv() {
@@ -216,7 +270,7 @@ async fn spool_worker(
                 continue;
             }
             claimed.insert(path.clone());
-            take_spool_file(&spool, &submit, path, done_tx.clone()).await;
+            take_spool_file(&spool, &submit, path, limits, done_tx.clone(), &mut waiting).await;
         }
     }
 }
@@ -225,10 +279,24 @@ async fn take_spool_file(
     spool: &Spool,
     submit: &Submitter,
     path: PathBuf,
+    limits: SpoolLimits,
     done: mpsc::Sender<PathBuf>,
+    waiting: &mut JoinSet<()>,
 ) {
-    let file = match spool.read(&path) {
-        Ok(f) => f,
+    let file = match spool.read(&path, limits.max_bytes, limits.max_targets) {
+        Ok(Intake::Parsed(f)) => f,
+        Ok(Intake::Rejected(why)) => {
+            match spool.reject(&path, &why) {
+                Ok(dest) => {
+                    tracing::warn!(file = %path.display(), moved_to = %dest.display(), reason = %why, "spool file not read")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, reason = %why, "could not move an unreadable spool file aside")
+                }
+            }
+            let _ = done.send(path).await;
+            return;
+        }
         Err(e) => {
             // Vanished between listing and reading (another daemon?), or unreadable.
             tracing::warn!(error = %e, "skipping spool file");
@@ -270,11 +338,12 @@ async fn take_spool_file(
         return; // shutting down; the file stays for the next start
     }
     let spool = spool.clone();
-    tokio::spawn(async move {
+    waiting.spawn(async move {
         // Dropped reply = shutdown before completion: keep the file.
         let Ok(report) = report.await else { return };
-        if !report.failed.is_empty() {
+        if !report.tally.failed.is_empty() {
             let lines: Vec<String> = report
+                .tally
                 .failed
                 .iter()
                 .map(|(u, e)| format!("{u} # {e}"))

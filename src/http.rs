@@ -30,7 +30,14 @@ pub struct ApiState {
     pub token: Option<String>,
     /// Spool directory (for queue depth).
     pub queue: std::path::PathBuf,
+    /// The scheduler's backlog, read for `/v1/status`.
+    pub backlog: Arc<crate::schedule::Backlog>,
+    /// Most targets one request may name.
+    pub max_targets: usize,
 }
+
+/// Largest `POST /v1/regen` body read.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// Builds the router.
 pub fn router(state: ApiState) -> Router {
@@ -78,7 +85,31 @@ struct RegenBody {
     targets: Vec<String>,
 }
 
-async fn regen(State(s): State<ApiState>, body: axum::body::Bytes) -> Response {
+async fn regen(State(s): State<ApiState>, req: Request) -> Response {
+    // A browser's cross-site form can only send form or text bodies without
+    // a preflight; insisting on JSON keeps a page elsewhere from triggering
+    // regenerations on a daemon without a token.
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send `Content-Type: application/json` with a body like {\"targets\": [\"/blog/\"]}",
+        );
+    }
+    let body = match axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body is over {MAX_BODY_BYTES} bytes; send fewer targets per request"),
+            )
+        }
+    };
     let parsed: RegenBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => {
@@ -102,7 +133,32 @@ async fn regen(State(s): State<ApiState>, body: axum::body::Bytes) -> Response {
         }
     }
     if !bad.is_empty() {
-        return error(StatusCode::BAD_REQUEST, bad.join("; "));
+        let shown: Vec<String> = bad
+            .iter()
+            .take(10)
+            .map(|b| crate::queue::excerpt(b, 200))
+            .collect();
+        let more = bad.len().saturating_sub(shown.len());
+        let tail = if more > 0 {
+            format!("; and {more} more")
+        } else {
+            String::new()
+        };
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{}{tail}", shown.join("; ")),
+        );
+    }
+    let targets = crate::targets::dedup(targets);
+    if targets.len() > s.max_targets {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{} distinct targets, over `daemon.max-targets` ({}); split them into several requests",
+                targets.len(),
+                s.max_targets
+            ),
+        );
     }
     match s
         .submit
@@ -135,8 +191,15 @@ async fn status(State(s): State<ApiState>) -> Response {
     match s.index.summary().await {
         Ok(sum) => {
             let mut v = sum.to_json(crate::queue::queue_depth(&s.queue));
-            v["pending_urls"] = s.metrics.pending.get().into();
-            v["in_flight_urls"] = s.metrics.in_flight.get().into();
+            if let (Some(v), serde_json::Value::Object(b)) =
+                (v.as_object_mut(), s.backlog.to_json())
+            {
+                v.extend(b);
+                v.insert(
+                    "daemon".into(),
+                    serde_json::json!({"pid": std::process::id()}),
+                );
+            }
             Json(v).into_response()
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

@@ -103,6 +103,70 @@ pub struct PageRecord {
     pub tags: Option<Vec<String>>,
 }
 
+impl PageRecord {
+    fn new(url: &str, status: Status, http_status: Option<u16>) -> PageRecord {
+        PageRecord {
+            url: url.to_string(),
+            file: None,
+            hash: None,
+            status,
+            http_status,
+            error: None,
+            fetched_at: now(),
+            tags: None,
+        }
+    }
+
+    /// A page baked into `file` with content hash `hash` and its tags.
+    pub fn baked(
+        url: &str,
+        file: String,
+        hash: String,
+        http_status: Option<u16>,
+        tags: Vec<String>,
+    ) -> PageRecord {
+        PageRecord {
+            file: Some(file),
+            hash: Some(hash),
+            tags: Some(tags),
+            ..PageRecord::new(url, Status::Ok, http_status)
+        }
+    }
+
+    /// A failed attempt; the last good file and the tags stay.
+    pub fn failed(url: &str, http_status: Option<u16>, error: String) -> PageRecord {
+        PageRecord {
+            error: Some(error),
+            ..PageRecord::new(url, Status::Failed, http_status)
+        }
+    }
+
+    /// A refused page: its file is gone, its tags stay so a later change
+    /// to what it shows checks it again.
+    pub fn refused(url: &str, http_status: Option<u16>, reason: String) -> PageRecord {
+        PageRecord {
+            error: Some(reason),
+            ..PageRecord::new(url, Status::Refused, http_status)
+        }
+    }
+
+    /// A page whose file was removed (origin 404/410, `delete:`).
+    pub fn deleted(url: &str, http_status: Option<u16>) -> PageRecord {
+        PageRecord {
+            tags: Some(Vec::new()),
+            ..PageRecord::new(url, Status::Deleted, http_status)
+        }
+    }
+
+    /// A URL that redirects to `to`.
+    pub fn redirect(url: &str, code: u16, to: &str) -> PageRecord {
+        PageRecord {
+            error: Some(format!("redirects to {to}")),
+            ..PageRecord::new(url, Status::Redirect, Some(code))
+        }
+    }
+}
+
 /// Counts and problems, for `kiln status`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Summary {
@@ -176,6 +240,10 @@ CREATE TABLE IF NOT EXISTS tags (
     PRIMARY KEY (tag, url)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tags_by_url ON tags (url);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS redirects (
     from_url TEXT PRIMARY KEY,
     to_url TEXT NOT NULL,
@@ -268,7 +336,10 @@ impl Index {
                 conn.prepare_cached("DELETE FROM redirects WHERE from_url = ?1")?
                     .execute([&record.url])?;
             }
-            if matches!(record.status, Status::Deleted | Status::Redirect) {
+            if matches!(
+                record.status,
+                Status::Deleted | Status::Redirect | Status::Refused
+            ) {
                 // No baked file of its own any more.
                 conn.prepare_cached("UPDATE pages SET file = NULL, hash = NULL WHERE url = ?1")?
                     .execute([&record.url])?;
@@ -332,6 +403,71 @@ impl Index {
             Ok(out)
         })
         .await
+    }
+
+    /// URLs whose last attempt failed (the `failed` target; retried at daemon start).
+    pub async fn failed_urls(&self) -> Result<Vec<String>, IndexError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT url FROM pages WHERE status = 'failed' ORDER BY url")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// True before anything was ever recorded.
+    pub async fn is_empty(&self) -> Result<bool, IndexError> {
+        self.read(|conn| {
+            conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM pages)", [], |r| r.get(0))
+        })
+        .await
+    }
+
+    /// Pages that currently have a baked file.
+    pub async fn baked_count(&self) -> Result<usize, IndexError> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT COUNT(*) FROM pages WHERE file IS NOT NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+        })
+        .await
+    }
+
+    /// A value of the `meta` table (e.g. the origin the site was baked from).
+    pub async fn meta(&self, key: &'static str) -> Result<Option<String>, IndexError> {
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+                .query_row([key], |r| r.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    /// Sets a value of the `meta` table.
+    pub async fn set_meta(&self, key: &'static str, value: String) {
+        self.write(Box::new(move |conn| {
+            conn.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+                .execute([key, value.as_str()])?;
+            Ok(())
+        }))
+        .await;
+    }
+
+    /// Forgets a URL entirely (a page that never had a file and is gone).
+    pub async fn forget(&self, url: &str) {
+        let url = url.to_string();
+        self.write(Box::new(move |conn| {
+            conn.prepare_cached("DELETE FROM pages WHERE url = ?1")?
+                .execute([&url])?;
+            conn.prepare_cached("DELETE FROM tags WHERE url = ?1")?
+                .execute([&url])?;
+            Ok(())
+        }))
+        .await;
     }
 
     /// Every URL kiln knows and has not seen deleted.

@@ -11,9 +11,12 @@
 //! - [`crawl`]: link and sitemap discovery, scope, and the concurrent frontier.
 //! - [`source::fetch`] / [`source::render`]: where a page's bytes come from.
 //! - [`check`]: privacy checks that refuse per-visitor pages.
+//! - [`urlpath`]: the canonical URL key and the only way a path becomes a request URL.
 //! - [`urlmap`]: URL path → file, the gate that keeps writes inside the root.
+//! - [`body`]: page bodies, in memory or spilled to disk when large.
 //! - [`write`]: the web root; the only code that writes or removes served files.
 //! - [`index`]: the SQLite dependency index (pages, tags, redirects).
+//! - [`lock`]: one writer per output (the daemon, or one command at a time).
 //! - [`bake`]: one page through all of the above; target resolution; summaries.
 //! - [`queue`]: the durable spool directory (`tmp/` → `new/` → done or `failed/`).
 //! - [`schedule`]: debounce, single flight, bounded concurrency, retries.
@@ -27,6 +30,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod bake;
+pub mod body;
 pub mod check;
 pub mod cli;
 pub mod cmd;
@@ -35,6 +39,7 @@ pub mod crawl;
 pub mod daemon;
 pub mod http;
 pub mod index;
+pub mod lock;
 pub mod metrics;
 pub mod nginx;
 pub mod queue;
@@ -43,6 +48,7 @@ pub mod schedule;
 pub mod source;
 pub mod targets;
 pub mod urlmap;
+pub mod urlpath;
 pub mod watch;
 pub mod write;
 

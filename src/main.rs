@@ -7,6 +7,13 @@ use kiln::cli::{is_usage_error, Exit, LogFormat};
 
 fn main() -> ExitCode {
     let cli = kiln::Cli::parse();
+    if !matches!(cli.command, kiln::cli::Command::Daemon(_)) {
+        // `kiln status | head`: a closed pipe ends a one-shot command quietly,
+        // as for any Unix tool, instead of a panic in println!. The daemon
+        // keeps Rust's default (ignored), so no write can kill it.
+        // SAFETY: called before any thread is started.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     init_tracing(cli.global.log_format, cli.global.verbose, cli.global.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub pending: Gauge,
     /// URLs being baked.
     pub in_flight: Gauge,
+    /// Pending URLs that are retries of a failure.
+    pub retrying: Gauge,
     /// Pages in the index by status, refreshed at each scrape.
     pub index_pages: Family<StatusLabel, Gauge>,
 }
@@ -66,6 +68,7 @@ impl Metrics {
         ]);
         let pending = Gauge::default();
         let in_flight = Gauge::default();
+        let retrying = Gauge::default();
         registry.register("events", "Targets received", events.clone());
         registry.register("fetches", "Page bakes started", fetches.clone());
         registry.register("errors", "Failed page attempts", errors.clone());
@@ -77,6 +80,11 @@ impl Metrics {
         );
         registry.register("pending_urls", "URLs waiting to be baked", pending.clone());
         registry.register("in_flight_urls", "URLs being baked", in_flight.clone());
+        registry.register(
+            "retrying_urls",
+            "URLs whose last attempt failed and that wait for a retry",
+            retrying.clone(),
+        );
         let index_pages = Family::<StatusLabel, Gauge>::default();
         registry.register(
             "index_pages",
@@ -92,6 +100,7 @@ impl Metrics {
             latency,
             pending,
             in_flight,
+            retrying,
             index_pages,
         }
     }

@@ -8,7 +8,8 @@
 //! with the reason.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -41,6 +42,22 @@ pub struct SpoolFile {
     pub targets: Vec<Target>,
     /// Lines that did not, with line numbers.
     pub bad: Vec<(usize, TargetError)>,
+}
+
+/// Longest spool line kept; longer lines are bad lines.
+pub const MAX_LINE_BYTES: usize = 8192;
+/// How much of a bad line a failure record quotes.
+const EXCERPT_CHARS: usize = 120;
+/// Bad lines listed one by one in a failure record; the rest are counted.
+const MAX_LISTED_BAD_LINES: usize = 100;
+
+/// What reading a spool file gave.
+#[derive(Debug)]
+pub enum Intake {
+    /// A regular file of acceptable size, parsed.
+    Parsed(SpoolFile),
+    /// Not read: moved to `failed/` as it is, with this reason.
+    Rejected(String),
 }
 
 /// Handle to `queue/{tmp,new,failed}`.
@@ -114,16 +131,117 @@ impl Spool {
         Ok(files)
     }
 
-    /// Reads and parses one spool file.
-    pub fn read(&self, path: &Path) -> Result<SpoolFile, SpoolError> {
-        let bytes = fs::read(path).map_err(err("read spool file", path))?;
-        let text = String::from_utf8_lossy(&bytes);
-        let (targets, bad) = Target::parse_lines(&text);
-        Ok(SpoolFile {
+    /// Reads and parses one spool file, as a stream with caps: a symlink is
+    /// never followed and a FIFO or device never read (only regular files),
+    /// a file over `max_bytes` or naming more than `max_targets` targets is
+    /// not parsed, and an over-long line is a bad line.
+    pub fn read(
+        &self,
+        path: &Path,
+        max_bytes: u64,
+        max_targets: usize,
+    ) -> Result<Intake, SpoolError> {
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            // O_NONBLOCK: opening a FIFO must not wait for a writer.
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path);
+        let file = match opened {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Ok(Intake::Rejected(
+                    "is a symlink; spool files are never followed".into(),
+                ))
+            }
+            Err(e) => return Err(err("open spool file", path)(e)),
+        };
+        let meta = file.metadata().map_err(err("inspect spool file", path))?;
+        if !meta.is_file() {
+            let kind = if meta.file_type().is_fifo() {
+                "a FIFO"
+            } else {
+                "not a regular file"
+            };
+            return Ok(Intake::Rejected(format!(
+                "is {kind}; only regular files are read"
+            )));
+        }
+        if meta.len() > max_bytes {
+            return Ok(Intake::Rejected(format!(
+                "is {} bytes, over `daemon.max-spool-file` ({max_bytes} bytes); split it into smaller files",
+                meta.len()
+            )));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(max_bytes + 1)
+            .read_to_end(&mut bytes)
+            .map_err(err("read spool file", path))?;
+        if bytes.len() as u64 > max_bytes {
+            return Ok(Intake::Rejected(format!(
+                "grew over `daemon.max-spool-file` ({max_bytes} bytes) while being read"
+            )));
+        }
+        let mut targets = Vec::new();
+        let mut bad = Vec::new();
+        for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+            if line.len() > MAX_LINE_BYTES {
+                bad.push((
+                    i + 1,
+                    TargetError {
+                        text: String::from_utf8_lossy(&line[..EXCERPT_CHARS]).into_owned(),
+                        reason: format!("line is {} bytes, over {MAX_LINE_BYTES}", line.len()),
+                    },
+                ));
+                continue;
+            }
+            let (good, mut wrong) = Target::parse_lines(&String::from_utf8_lossy(line));
+            targets.extend(good);
+            bad.extend(wrong.drain(..).map(|(_, e)| (i + 1, e)));
+        }
+        let targets = crate::targets::dedup(targets);
+        if targets.len() > max_targets {
+            return Ok(Intake::Rejected(format!(
+                "names {} distinct targets, over `daemon.max-targets` ({max_targets}); split it into smaller files",
+                targets.len()
+            )));
+        }
+        Ok(Intake::Parsed(SpoolFile {
             path: path.to_path_buf(),
             targets,
             bad,
-        })
+        }))
+    }
+
+    /// Moves a spool file kiln will not read into `failed/` as it is (a
+    /// symlink moves as a link, its target never opened) with a `.reason`
+    /// file beside it. Nothing is lost and nothing is retried forever.
+    pub fn reject(&self, path: &Path, reason: &str) -> Result<PathBuf, SpoolError> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "unnamed".into());
+        let dest = self.failed_dir().join(&name);
+        fs::rename(path, &dest).map_err(err("move rejected spool file to", &dest))?;
+        self.write_record(
+            &dest.with_file_name(format!("{}.reason", name.to_string_lossy())),
+            &format!("# from spool file {}\n{reason}\n", path.display()),
+        )?;
+        Ok(dest)
+    }
+
+    /// Writes a failure record, readable by its owner only: it quotes what
+    /// producers sent, which is nobody else's business.
+    fn write_record(&self, out: &Path, text: &str) -> Result<(), SpoolError> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(out)
+            .map_err(err("write failure record", out))?;
+        f.write_all(text.as_bytes())
+            .map_err(err("write failure record", out))
     }
 
     /// Records problems of `path` in `failed/<name>.<kind>` (one line per
@@ -140,11 +258,17 @@ impl Spool {
             .unwrap_or_else(|| "unnamed".into());
         let out = self.failed_dir().join(format!("{name}.{kind}"));
         let mut text = format!("# from spool file {}\n", path.display());
-        for l in lines {
-            text.push_str(l);
+        for l in lines.iter().take(MAX_LISTED_BAD_LINES) {
+            text.push_str(&excerpt(l, EXCERPT_CHARS * 3));
             text.push('\n');
         }
-        fs::write(&out, text).map_err(err("write failure record", &out))?;
+        if lines.len() > MAX_LISTED_BAD_LINES {
+            text.push_str(&format!(
+                "# ... and {} more\n",
+                lines.len() - MAX_LISTED_BAD_LINES
+            ));
+        }
+        self.write_record(&out, &text)?;
         Ok(out)
     }
 
@@ -166,7 +290,17 @@ pub fn queue_depth(queue: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Skips dot-files and editor or partial files that are not ours.
+/// The first `max` characters of `s`, marked when cut.
+pub fn excerpt(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}… (cut)", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Skips dot-files and editor or partial files that are not ours. Looks at
+/// the name only: what the entry is, [`Spool::read`] checks without
+/// following it.
 pub fn is_spool_name(p: &Path) -> bool {
     p.file_name()
         .map(|n| {
@@ -174,7 +308,6 @@ pub fn is_spool_name(p: &Path) -> bool {
             !n.starts_with('.') && !n.ends_with('~') && !n.ends_with(".swp") && !n.ends_with(".tmp")
         })
         .unwrap_or(false)
-        && p.is_file()
 }
 
 #[cfg(test)]
@@ -190,7 +323,9 @@ mod tests {
         assert!(p.starts_with(spool.new_dir()));
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         assert_eq!(spool.pending().unwrap(), vec![p.clone()]);
-        let f = spool.read(&p).unwrap();
+        let Intake::Parsed(f) = spool.read(&p, 1 << 20, 100).unwrap() else {
+            panic!("parsed")
+        };
         assert_eq!(f.targets, targets);
         spool.done(&p).unwrap();
         assert!(spool.pending().unwrap().is_empty());
@@ -202,14 +337,60 @@ mod tests {
         let spool = Spool::open(dir.path()).unwrap();
         let p = spool.new_dir().join("1.x");
         fs::write(&p, "/ok/\nnot a target\n").unwrap();
-        let f = spool.read(&p).unwrap();
+        let Intake::Parsed(f) = spool.read(&p, 1 << 20, 100).unwrap() else {
+            panic!("parsed")
+        };
         assert_eq!(f.targets.len(), 1);
         assert_eq!(f.bad[0].0, 2);
         let rec = spool
             .record_failures(&p, "bad-lines", &[format!("line 2: {}", f.bad[0].1)])
             .unwrap();
-        assert!(fs::read_to_string(rec)
+        assert!(fs::read_to_string(&rec)
             .unwrap()
             .contains("bad target `not a target`"));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&rec).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn symlinks_fifos_and_oversize_files_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let secret = dir.path().join("secret");
+        fs::write(&secret, "/top-secret-line/\n").unwrap();
+        let link = spool.new_dir().join("1.link");
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+        let fifo = spool.new_dir().join("2.fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let big = spool.new_dir().join("3.big");
+        fs::write(&big, "/a/\n".repeat(1000)).unwrap();
+        for (p, want) in [
+            (&link, "symlink"),
+            (&fifo, "FIFO"),
+            (&big, "max-spool-file"),
+        ] {
+            match spool.read(p, 1000, 100).unwrap() {
+                Intake::Rejected(why) => {
+                    assert!(why.contains(want), "{why}");
+                    spool.reject(p, &why).unwrap();
+                }
+                Intake::Parsed(f) => panic!("{p:?} was read: {f:?}"),
+            }
+        }
+        assert!(spool.pending().unwrap().is_empty());
+        for entry in fs::read_dir(spool.failed_dir()).unwrap() {
+            let p = entry.unwrap().path();
+            if fs::symlink_metadata(&p).unwrap().is_file() {
+                assert!(
+                    !fs::read_to_string(&p).unwrap().contains("top-secret-line"),
+                    "{p:?}"
+                );
+            }
+        }
+        assert_eq!(fs::read_to_string(&secret).unwrap(), "/top-secret-line/\n");
     }
 }

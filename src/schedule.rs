@@ -8,7 +8,8 @@
 //! - an event that arrives while the URL is being baked causes exactly one
 //!   more bake after it, however many such events arrive.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::bake::{Baker, Outcome};
+use crate::bake::{Baker, Outcome, PageResult, Resolved, Retry, Summary};
 use crate::metrics::Metrics;
 use crate::targets::Target;
 
@@ -62,7 +63,7 @@ pub struct Dispatch {
 #[derive(Debug, Default)]
 pub struct Coalescer {
     pending: HashMap<String, Pending>,
-    in_flight: HashMap<String, ()>,
+    in_flight: HashSet<String>,
 }
 
 impl Coalescer {
@@ -105,7 +106,7 @@ impl Coalescer {
     pub fn next_due(&self) -> Option<Instant> {
         self.pending
             .iter()
-            .filter(|(u, _)| !self.in_flight.contains_key(*u))
+            .filter(|(u, _)| !self.in_flight.contains(*u))
             .map(|(_, p)| p.due)
             .min()
     }
@@ -115,7 +116,7 @@ impl Coalescer {
         let mut ready: Vec<(Instant, String)> = self
             .pending
             .iter()
-            .filter(|(u, p)| p.due <= now && !self.in_flight.contains_key(*u))
+            .filter(|(u, p)| p.due <= now && !self.in_flight.contains(*u))
             .map(|(u, p)| (p.due, u.clone()))
             .collect();
         ready.sort();
@@ -124,7 +125,7 @@ impl Coalescer {
             .into_iter()
             .filter_map(|(_, url)| {
                 let p = self.pending.remove(&url)?;
-                self.in_flight.insert(url.clone(), ());
+                self.in_flight.insert(url.clone());
                 Some(Dispatch {
                     url,
                     op: p.op,
@@ -146,6 +147,16 @@ impl Coalescer {
     pub fn backlog(&self) -> (usize, usize) {
         (self.pending.len(), self.in_flight.len())
     }
+
+    /// True when the URL is waiting or being baked.
+    pub fn is_scheduled(&self, url: &str) -> bool {
+        self.pending.contains_key(url) || self.in_flight.contains(url)
+    }
+
+    /// Pending URLs that are retries of a failure.
+    pub fn retrying(&self) -> usize {
+        self.pending.values().filter(|p| p.attempt > 0).count()
+    }
 }
 
 /// A request for work.
@@ -157,21 +168,27 @@ pub struct Request {
     pub reply: Option<oneshot::Sender<JobReport>>,
 }
 
-/// How a request ended.
+/// How a request ended: the URLs it named and the one outcome tally
+/// ([`Summary`], the same the CLI prints).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct JobReport {
     /// URLs the targets resolved to.
     pub urls: usize,
-    /// Outcome counts by kind.
-    pub written: usize,
-    /// Unchanged pages.
-    pub unchanged: usize,
-    /// Deleted pages.
-    pub deleted: usize,
-    /// Failed URLs with errors (after retries).
-    pub failed: Vec<(String, String)>,
-    /// Refused URLs with reasons.
-    pub refused: Vec<(String, String)>,
+    /// Outcomes (failures only once retries gave up).
+    #[serde(flatten)]
+    pub tally: Summary,
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Accepted, targets not resolved yet.
+    Queued,
+    /// URLs being baked (or retried).
+    Running,
+    /// Every URL finished.
+    Done,
 }
 
 /// A job as the HTTP API shows it.
@@ -179,8 +196,8 @@ pub struct JobReport {
 pub struct JobInfo {
     /// Id.
     pub id: JobId,
-    /// `queued`, `running` or `done`.
-    pub state: &'static str,
+    /// Where it is.
+    pub state: JobState,
     /// Targets as given.
     pub targets: Vec<String>,
     /// URLs done so far.
@@ -222,7 +239,7 @@ impl Jobs {
             let mut done: Vec<JobId> = t
                 .jobs
                 .iter()
-                .filter(|(_, j)| j.info.state == "done")
+                .filter(|(_, j)| j.info.state == JobState::Done)
                 .map(|(id, _)| *id)
                 .collect();
             done.sort();
@@ -235,7 +252,7 @@ impl Jobs {
             JobEntry {
                 info: JobInfo {
                     id,
-                    state: "queued",
+                    state: JobState::Queued,
                     targets: targets.iter().map(Target::to_string).collect(),
                     done: 0,
                     report: JobReport::default(),
@@ -247,12 +264,13 @@ impl Jobs {
         id
     }
 
-    fn set_urls(&self, id: JobId, n: usize) {
+    fn set_urls(&self, id: JobId, n: usize, unmatched: &[(String, String)]) {
         if let Ok(mut t) = self.inner.lock() {
             if let Some(j) = t.jobs.get_mut(&id) {
                 j.remaining = n;
                 j.info.report.urls = n;
-                j.info.state = "running";
+                j.info.report.tally.unmatched = unmatched.to_vec();
+                j.info.state = JobState::Running;
             }
         }
         if n == 0 {
@@ -260,20 +278,21 @@ impl Jobs {
         }
     }
 
-    fn url_done(&self, id: JobId, url: &str, outcome: &Outcome) {
+    fn add_urls(&self, id: JobId, n: usize) {
+        if let Ok(mut t) = self.inner.lock() {
+            if let Some(j) = t.jobs.get_mut(&id) {
+                j.remaining += n;
+                j.info.report.urls += n;
+            }
+        }
+    }
+
+    fn url_done(&self, id: JobId, result: &PageResult) {
         if let Ok(mut t) = self.inner.lock() {
             if let Some(j) = t.jobs.get_mut(&id) {
                 j.remaining = j.remaining.saturating_sub(1);
                 j.info.done += 1;
-                let r = &mut j.info.report;
-                match outcome {
-                    Outcome::Written => r.written += 1,
-                    Outcome::Unchanged => r.unchanged += 1,
-                    Outcome::Deleted => r.deleted += 1,
-                    Outcome::Failed(e) => r.failed.push((url.to_string(), e.clone())),
-                    Outcome::Refused(e) => r.refused.push((url.to_string(), e.clone())),
-                    Outcome::Redirected(_) | Outcome::Skipped(_) => r.unchanged += 1,
-                }
+                j.info.report.tally.add(result.clone());
             }
         }
         self.complete_if_done(id);
@@ -283,10 +302,10 @@ impl Jobs {
         let reply = {
             let Ok(mut t) = self.inner.lock() else { return };
             let Some(j) = t.jobs.get_mut(&id) else { return };
-            if j.remaining > 0 || j.info.state == "done" {
+            if j.remaining > 0 || j.info.state == JobState::Done {
                 return;
             }
-            j.info.state = "done";
+            j.info.state = JobState::Done;
             j.reply.take().map(|r| (r, j.info.report.clone()))
         };
         if let Some((tx, report)) = reply {
@@ -356,26 +375,92 @@ pub struct Settings {
     pub debounce: Duration,
     /// Parallel bakes.
     pub concurrency: usize,
-    /// Attempts per URL (the daemon's fetcher makes one request per attempt).
+    /// Attempts per URL for permanent failures (the daemon's fetcher makes
+    /// one request per attempt).
     pub attempts: u32,
-    /// First delay between attempts, doubled each time.
+    /// First delay between attempts, doubled each time...
     pub retry_delay: Duration,
+    /// ...up to this.
+    pub max_retry_delay: Duration,
+    /// Transient failures are retried until the first event is this old.
+    pub give_up_after: Duration,
 }
 
-type BakeDone = (Dispatch, Outcome, Vec<String>);
+impl Settings {
+    /// When to try a failed URL again, or `None` to give up. Transient
+    /// failures (origin down, 5xx, 429) are retried with capped backoff until
+    /// the give-up age, honouring `Retry-After`; others `attempts` times.
+    pub fn next_retry(&self, d: &Dispatch, retry: Retry, now: Instant) -> Option<Instant> {
+        let backoff = self
+            .retry_delay
+            .saturating_mul(1 << d.attempt.min(16))
+            .min(self.max_retry_delay);
+        match retry {
+            Retry::Transient(after) => {
+                let delay = after.map_or(backoff, |a| a.max(backoff));
+                let due = now + delay;
+                (due.duration_since(d.first_event) <= self.give_up_after).then_some(due)
+            }
+            Retry::No => (d.attempt + 1 < self.attempts).then(|| now + backoff),
+        }
+    }
+}
+
+/// What the scheduler is doing, for `/v1/status` and tests (read without
+/// asking the scheduler task).
+#[derive(Debug, Default)]
+pub struct Backlog {
+    /// URLs waiting (debounce or retry).
+    pub pending: AtomicUsize,
+    /// URLs being baked.
+    pub in_flight: AtomicUsize,
+    /// Pending URLs that are retries of failures.
+    pub retrying: AtomicUsize,
+    /// Requests whose targets are still being resolved.
+    pub resolving: AtomicUsize,
+}
+
+impl Backlog {
+    fn set(&self, co: &Coalescer, resolving: usize) {
+        let (pending, in_flight) = co.backlog();
+        self.pending.store(pending, Ordering::Relaxed);
+        self.in_flight.store(in_flight, Ordering::Relaxed);
+        self.retrying.store(co.retrying(), Ordering::Relaxed);
+        self.resolving.store(resolving, Ordering::Relaxed);
+    }
+
+    /// The numbers as JSON fields.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "pending_urls": self.pending.load(Ordering::Relaxed),
+            "in_flight_urls": self.in_flight.load(Ordering::Relaxed),
+            "retrying_urls": self.retrying.load(Ordering::Relaxed),
+            "resolving_requests": self.resolving.load(Ordering::Relaxed),
+        })
+    }
+}
+
+type BakeDone = (Dispatch, PageResult);
+type ResolveDone = (JobId, Instant, Result<Resolved, crate::index::IndexError>);
 
 /// The long-running scheduler task. Stops taking new work when `shutdown`
 /// fires, lets in-flight bakes finish, then returns.
+///
+/// Target resolution (`all`, `tag:`, `glob:` can name thousands of URLs)
+/// runs in its own tasks, so a slow request never holds up events already
+/// queued: the loop keeps dispatching while it resolves.
 pub async fn worker(
     baker: Arc<Baker>,
     jobs: Jobs,
     mut requests: mpsc::Receiver<(JobId, Request)>,
     settings: Settings,
     metrics: Arc<Metrics>,
+    backlog: Arc<Backlog>,
     shutdown: CancellationToken,
 ) {
     let mut co = Coalescer::default();
     let mut tasks: JoinSet<BakeDone> = JoinSet::new();
+    let mut resolving: JoinSet<ResolveDone> = JoinSet::new();
     loop {
         let wake = co.next_due();
         let can_start = tasks.len() < settings.concurrency;
@@ -388,24 +473,33 @@ pub async fn worker(
                     Err(e) => tracing::error!(error = %e, "bake task panicked"),
                 }
             }
-            Some((id, req)) = requests.recv() => {
-                let now = Instant::now();
-                metrics.events.inc_by(req.targets.len() as u64);
-                match baker.resolve(&req.targets).await {
+            Some(done) = resolving.join_next(), if !resolving.is_empty() => {
+                let Ok((id, at, resolved)) = done else { continue };
+                match resolved {
                     Ok(resolved) => {
-                        jobs.set_urls(id, resolved.bake.len() + resolved.delete.len());
+                        for (target, why) in &resolved.unmatched {
+                            tracing::info!(job = id, %target, why, "target matched nothing");
+                        }
+                        jobs.set_urls(id, resolved.bake.len() + resolved.delete.len(), &resolved.unmatched);
                         for u in resolved.bake {
-                            co.event(u, Op::Bake, Some(id), now, settings.debounce);
+                            co.event(u, Op::Bake, Some(id), at, settings.debounce);
                         }
                         for u in resolved.delete {
-                            co.event(u, Op::Delete, Some(id), now, settings.debounce);
+                            co.event(u, Op::Delete, Some(id), at, settings.debounce);
                         }
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "could not resolve targets");
-                        jobs.set_urls(id, 0);
+                        jobs.set_urls(id, 0, &[]);
                     }
                 }
+            }
+            Some((id, req)) = requests.recv() => {
+                let now = Instant::now();
+                metrics.events.inc_by(req.targets.len() as u64);
+                let baker = baker.clone();
+                let targets = crate::targets::dedup(req.targets);
+                resolving.spawn(async move { (id, now, baker.resolve(&targets).await) });
             }
             _ = sleep_until(wake), if wake.is_some() && can_start => {
                 let slots = settings.concurrency - tasks.len();
@@ -413,29 +507,34 @@ pub async fn worker(
                     let baker = baker.clone();
                     metrics.fetches.inc();
                     tasks.spawn(async move {
-                        let (outcome, links) = match d.op {
-                            Op::Bake => {
-                                let r = baker.bake(&d.url).await;
-                                (r.outcome, r.links)
+                        let result = match d.op {
+                            Op::Bake => baker.bake(&d.url).await,
+                            Op::Delete => {
+                                let mut r = PageResult::new(&d.url);
+                                r.outcome = baker.remove(&d.url, None).await;
+                                r
                             }
-                            Op::Delete => (baker.remove(&d.url, None).await, Vec::new()),
                         };
-                        (d, outcome, links)
+                        (d, result)
                     });
                 }
             }
         }
         let (pending, running) = co.backlog();
         metrics.set_backlog(pending, running);
+        metrics.retrying.set(co.retrying() as i64);
+        backlog.set(&co, resolving.len());
     }
     // Graceful stop: in-flight pages finish and are recorded; pending work
-    // stays in the spool for the next start.
+    // stays in the spool (and failed pages in the index) for the next start.
     while let Some(done) = tasks.join_next().await {
-        if let Ok((d, outcome, _)) = done {
+        if let Ok((d, result)) = done {
             co.finished(&d.url);
-            metrics.record_outcome(&outcome, d.first_event.elapsed());
-            for j in &d.jobs {
-                jobs.url_done(*j, &d.url, &outcome);
+            metrics.record_outcome(&result.outcome, d.first_event.elapsed());
+            if result.retry == Retry::No {
+                for j in &d.jobs {
+                    jobs.url_done(*j, &result);
+                }
             }
         }
     }
@@ -450,28 +549,78 @@ async fn finish(
     co: &mut Coalescer,
     settings: &Settings,
     metrics: &Metrics,
-    (d, outcome, links): BakeDone,
+    (d, result): BakeDone,
 ) {
     co.finished(&d.url);
-    if let Outcome::Failed(e) = &outcome {
-        if d.attempt + 1 < settings.attempts {
-            let delay = settings.retry_delay.saturating_mul(1 << d.attempt.min(10));
-            tracing::info!(url = %d.url, error = %e, attempt = d.attempt + 1, ?delay, "will retry");
+    let elapsed = d.first_event.elapsed();
+    if let Outcome::Failed(e) = &result.outcome {
+        let now = Instant::now();
+        if let Some(due) = settings.next_retry(&d, result.retry, now) {
+            tracing::info!(url = %d.url, error = %e, attempt = d.attempt + 1, retry_in = ?due.duration_since(now), "page failed; will retry");
             metrics.errors.inc();
-            co.retry(d, Instant::now() + delay);
+            co.retry(d, due);
             return;
         }
+        tracing::warn!(url = %d.url, error = %e, attempts = d.attempt + 1, "page failed; giving up");
     }
-    metrics.record_outcome(&outcome, d.first_event.elapsed());
+    let mut result = result;
+    if let Outcome::Failed(e) = &mut result.outcome {
+        // The reason says what really happened: every attempt counted.
+        if d.attempt > 0 {
+            e.push_str(&format!(" (gave up after {} attempts)", d.attempt + 1));
+        }
+    }
+    tracing::info!(url = %d.url, outcome = outcome_word(&result.outcome), ms = elapsed.as_millis() as u64, "regenerated");
+    metrics.record_outcome(&result.outcome, elapsed);
+    // New pages linked from a regenerated page are baked too, as part of the
+    // same jobs (a job is done when what it led to is done), registered
+    // before this URL counts as done so no job completes early.
+    if !result.links.is_empty() {
+        let new = baker
+            .index()
+            .unknown(result.links.clone())
+            .await
+            .unwrap_or_default();
+        for link in new {
+            if co.is_scheduled(&link) {
+                continue;
+            }
+            for j in &d.jobs {
+                jobs.add_urls(*j, 1);
+            }
+            co.event(
+                link.clone(),
+                Op::Bake,
+                None,
+                Instant::now(),
+                settings.debounce,
+            );
+            for j in &d.jobs {
+                co.event(
+                    link.clone(),
+                    Op::Bake,
+                    Some(*j),
+                    Instant::now(),
+                    settings.debounce,
+                );
+            }
+        }
+    }
     for j in &d.jobs {
-        jobs.url_done(*j, &d.url, &outcome);
+        jobs.url_done(*j, &result);
     }
-    // New pages linked from a regenerated page are baked too.
-    if links.is_empty() {
-        return;
-    }
-    for link in baker.index().unknown(links).await.unwrap_or_default() {
-        co.event(link, Op::Bake, None, Instant::now(), settings.debounce);
+}
+
+/// One word per outcome for log lines.
+fn outcome_word(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Written => "written",
+        Outcome::Unchanged => "unchanged",
+        Outcome::Deleted => "deleted",
+        Outcome::Refused(_) => "refused",
+        Outcome::Failed(_) => "failed",
+        Outcome::Redirected(_) => "redirected",
+        Outcome::Skipped(_) => "skipped",
     }
 }
 
@@ -586,10 +735,52 @@ mod tests {
         assert_eq!(co.take_due(t0 + W, 8)[0].op, Op::Delete);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn sleep_until_honours_paused_time() {
-        let start = Instant::now();
-        sleep_until(Some(start + Duration::from_secs(5))).await;
-        assert!(Instant::now() - start >= Duration::from_secs(5));
+    #[test]
+    fn transient_failures_retry_until_the_give_up_age_with_capped_backoff() {
+        let t0 = Instant::now();
+        let s = Settings {
+            debounce: W,
+            concurrency: 4,
+            attempts: 3,
+            retry_delay: Duration::from_millis(200),
+            max_retry_delay: Duration::from_secs(30),
+            give_up_after: Duration::from_secs(3600),
+        };
+        let mut d = Dispatch {
+            url: "/a/".into(),
+            op: Op::Bake,
+            jobs: vec![],
+            first_event: t0,
+            attempt: 0,
+        };
+        let transient = Retry::Transient(None);
+        assert_eq!(
+            s.next_retry(&d, transient, t0),
+            Some(t0 + Duration::from_millis(200))
+        );
+        d.attempt = 20;
+        let late = t0 + Duration::from_secs(600);
+        assert_eq!(
+            s.next_retry(&d, transient, late),
+            Some(late + Duration::from_secs(30)),
+            "capped"
+        );
+        assert_eq!(
+            s.next_retry(&d, Retry::Transient(Some(Duration::from_secs(90))), late),
+            Some(late + Duration::from_secs(90)),
+            "Retry-After wins over a shorter backoff"
+        );
+        assert_eq!(
+            s.next_retry(&d, transient, t0 + Duration::from_secs(3590)),
+            None,
+            "given up after an hour"
+        );
+        assert_eq!(
+            s.next_retry(&d, Retry::No, late),
+            None,
+            "permanent failures stop after `attempts`"
+        );
+        d.attempt = 1;
+        assert!(s.next_retry(&d, Retry::No, late).is_some());
     }
 }

@@ -1,6 +1,10 @@
 //! The target grammar every entry point shares: CLI arguments, stdin, spool
 //! files and the HTTP API all name work as `/path/`, `tag:NAME`,
-//! `glob:PATTERN`, `delete:/path/` or `all`.
+//! `glob:PATTERN`, `delete:/path/`, `failed` or `all`.
+//!
+//! URL paths are put in canonical form here, at the boundary
+//! ([`crate::urlpath::canonical`]); a path that could name another host or
+//! is not a path is refused before anything is built from it.
 
 use std::fmt;
 
@@ -16,6 +20,8 @@ pub enum Target {
     Glob(String),
     /// Remove the baked file of this URL path.
     Delete(String),
+    /// Regenerate every page whose last attempt failed.
+    Failed,
     /// Regenerate everything known.
     All,
 }
@@ -47,6 +53,9 @@ impl Target {
         if t == "all" {
             return Ok(Target::All);
         }
+        if t == "failed" {
+            return Ok(Target::Failed);
+        }
         if let Some(tag) = t.strip_prefix("tag:") {
             if tag.is_empty() || tag.chars().any(char::is_whitespace) {
                 return Err(err("a tag is one word with no spaces, e.g. tag:post:42"));
@@ -69,7 +78,7 @@ impl Target {
             return Ok(Target::Url(url_path(t).map_err(|r| err(&r))?));
         }
         Err(err(
-            "expected /path/, tag:NAME, glob:/PATTERN, delete:/path/ or all",
+            "expected /path/, tag:NAME, glob:/PATTERN, delete:/path/, failed or all",
         ))
     }
 
@@ -92,16 +101,19 @@ impl Target {
     }
 }
 
-/// Checks a URL path target: starts with `/`, fragment dropped.
+/// A URL path target in canonical form (fragment dropped).
 fn url_path(text: &str) -> Result<String, String> {
-    if !text.starts_with('/') {
-        return Err("a URL path starts with `/`".into());
-    }
-    if text.starts_with("//") {
-        return Err("`//` would name another host; give a path on the origin".into());
-    }
-    let without_fragment = text.split('#').next().unwrap_or(text);
-    Ok(without_fragment.to_string())
+    crate::urlpath::canonical(text).map_err(|e| e.to_string())
+}
+
+/// Drops repeated targets, keeping the first of each (a request naming
+/// `all` 20,000 times resolves it once).
+pub fn dedup(targets: Vec<Target>) -> Vec<Target> {
+    let mut seen = std::collections::HashSet::new();
+    targets
+        .into_iter()
+        .filter(|t| seen.insert(t.clone()))
+        .collect()
 }
 
 impl fmt::Display for Target {
@@ -111,6 +123,7 @@ impl fmt::Display for Target {
             Target::Tag(t) => write!(f, "tag:{t}"),
             Target::Glob(g) => write!(f, "glob:{g}"),
             Target::Delete(p) => write!(f, "delete:{p}"),
+            Target::Failed => write!(f, "failed"),
             Target::All => write!(f, "all"),
         }
     }
@@ -137,6 +150,9 @@ mod tests {
             ("glob:/blog/**", Target::Glob("/blog/**".into())),
             ("delete:/old/", Target::Delete("/old/".into())),
             ("all", Target::All),
+            ("failed", Target::Failed),
+            ("/caf\u{e9}/", Target::Url("/caf%C3%A9/".into())),
+            ("delete:/caf%c3%a9/", Target::Delete("/caf%C3%A9/".into())),
         ];
         for (text, want) in cases {
             assert_eq!(Target::parse(text).unwrap(), want, "{text}");
@@ -160,10 +176,24 @@ mod tests {
             "ALL",
             "http://example.com/",
             "/a\u{0}b",
+            "/\\127.0.0.1:9999/x",
+            "delete:/\\127.0.0.1:9999/x",
+            "/../../etc/passwd",
+            "/a/%2e%2e/b",
         ] {
             let e = Target::parse(text).unwrap_err();
             assert!(!e.reason.is_empty());
             assert!(e.to_string().contains("bad target"), "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics_and_urls_are_canonical(s in "\\PC{0,60}") {
+            if let Ok(Target::Url(p) | Target::Delete(p)) = Target::parse(&s) {
+                proptest::prop_assert_eq!(crate::urlpath::canonical(&p), Ok(p.clone()));
+                proptest::prop_assert!(!p.starts_with("//") && !p.contains('\\'));
+            }
         }
     }
 

@@ -1,15 +1,28 @@
 //! The web root: the only code that creates, replaces or removes files nginx serves.
 //!
-//! Every write goes through [`write_atomic`]: a dot-named temp file in the
-//! target's directory, mode 0644, fsync'd, then renamed over the target, so
-//! nginx sees the old file or the new one, never a partial one (guarantee 1).
-//! Compressed siblings are written before the main file and removed with it.
+//! Every path is resolved *at the moment of the operation*, one component at
+//! a time from a directory file descriptor, with `O_NOFOLLOW`: a symlink met
+//! anywhere below the root is an error for that page ([`WriteError::Symlink`]),
+//! never followed, so no swap of a directory for a symlink between two
+//! operations can lead a create, rename or unlink outside the root
+//! (DESIGN.md guarantee 4). Files are created, renamed and unlinked relative
+//! to the directory descriptor they live in (`openat`, `renameat`,
+//! `unlinkat`, `linkat`).
+//!
+//! Every write is a dot-named temp file in the target's directory, mode
+//! 0644, synced, then renamed over the target, so nginx sees the old file or
+//! the new one, never a partial one (guarantee 1). Compressed siblings are
+//! written before the main file and removed with it.
 
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+use crate::body::Body;
 use crate::config::Encoding;
 
 /// Prefix of kiln's temp files; swept at start.
@@ -27,13 +40,21 @@ pub enum WriteError {
         path: PathBuf,
         /// The cause.
         #[source]
-        source: std::io::Error,
+        source: io::Error,
     },
-    /// The resolved directory lies outside the root (a symlink inside the root points out).
-    #[error("refusing to write `{0}`: it resolves outside the output root")]
+    /// A path that is not a plain relative path under the root.
+    #[error("refusing to write `{0}`: it is not a plain path inside the output root")]
     OutsideRoot(PathBuf),
+    /// A symlink sits where kiln needs a directory or file; it is never followed.
+    #[error("refusing to touch `{path}`: `{link}` is a symlink, and kiln never follows symlinks inside the output root (remove it)")]
+    Symlink {
+        /// The file kiln wanted.
+        path: PathBuf,
+        /// The symlink met on the way.
+        link: PathBuf,
+    },
     /// A file exists where a directory is needed (or the reverse).
-    #[error("cannot write `{path}`: `{conflict}` is a file, not a directory")]
+    #[error("cannot write `{path}`: `{conflict}` is in the way (a file where a directory is needed, or the reverse)")]
     Conflict {
         /// The file we wanted.
         path: PathBuf,
@@ -42,7 +63,7 @@ pub enum WriteError {
     },
 }
 
-fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WriteError + 'a {
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> WriteError + 'a {
     move |source| WriteError::Io {
         action,
         path: path.to_path_buf(),
@@ -50,148 +71,344 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     }
 }
 
+fn errno<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(rustix::io::Errno) -> WriteError + 'a {
+    move |e| io_err(action, path)(e.into())
+}
+
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// The file was created or its content changed.
     Written,
-    /// Identical content was already there; nothing was touched.
+    /// Identical content was already there; nothing was touched (stale or
+    /// missing compressed siblings were repaired).
     Unchanged,
+}
+
+/// An open directory under the root with the path it was reached by.
+struct Dir {
+    fd: OwnedFd,
+    path: PathBuf,
 }
 
 /// The output directory nginx serves.
 #[derive(Debug, Clone)]
 pub struct WebRoot {
     root: PathBuf,
-    /// Directories (relative) already checked to be real directories.
-    verified: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
     precompress: Vec<Encoding>,
     precompress_min_bytes: u64,
 }
 
+const DIR_FLAGS: OFlags = OFlags::DIRECTORY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::RDONLY)
+    .union(OFlags::CLOEXEC);
+
 impl WebRoot {
-    /// Creates the root if needed. The root may be a symlink (`current` of a
-    /// release layout): it is resolved at each write, so a release switch is
-    /// followed by a running daemon.
+    /// Creates the root if needed. The root may be a symlink: `current` of a
+    /// release layout (relative, `releases/<id>`) is resolved at each
+    /// operation component by component without following anything inside,
+    /// so a release switch is followed by a running daemon; an absolute
+    /// symlink is the operator's own choice of location and is followed.
     pub fn open(
         root: &Path,
         precompress: Vec<Encoding>,
         precompress_min_bytes: u64,
     ) -> Result<WebRoot, WriteError> {
-        fs::create_dir_all(root).map_err(io("create output directory", root))?;
-        let root = std::path::absolute(root).map_err(io("resolve output directory", root))?;
-        Ok(WebRoot {
+        if fs::symlink_metadata(root).is_err() {
+            fs::create_dir_all(root).map_err(io_err("create output directory", root))?;
+        }
+        let root = std::path::absolute(root).map_err(io_err("resolve output directory", root))?;
+        let web = WebRoot {
             root,
-            verified: Default::default(),
             precompress,
             precompress_min_bytes,
-        })
+        };
+        web.root_dir()?;
+        Ok(web)
     }
 
-    /// The canonical root directory.
+    /// The root directory (the `current` link itself in a release layout).
     pub fn path(&self) -> &Path {
         &self.root
     }
 
-    /// Removes temp files a crashed kiln left behind. Temp file names carry
-    /// the writer's PID; files of a process that is still running (a daemon
-    /// beside a `build`) are left alone. Returns how many were removed.
+    /// Opens the root directory for one operation.
+    fn root_dir(&self) -> Result<Dir, WriteError> {
+        let root = &self.root;
+        let meta = fs::symlink_metadata(root).map_err(io_err("open output directory", root))?;
+        let link = meta
+            .file_type()
+            .is_symlink()
+            .then(|| fs::read_link(root))
+            .transpose()
+            .map_err(io_err("read symlink", root))?;
+        let fd = match (link, root.parent()) {
+            (Some(target), Some(parent)) if target.is_relative() => {
+                let base = rustix::fs::open(
+                    parent,
+                    DIR_FLAGS.difference(OFlags::NOFOLLOW),
+                    Mode::empty(),
+                )
+                .map_err(errno("open output directory", parent))?;
+                let mut dir = Dir {
+                    fd: base,
+                    path: parent.to_path_buf(),
+                };
+                for comp in target.components() {
+                    let Component::Normal(name) = comp else {
+                        return Err(WriteError::OutsideRoot(root.clone()));
+                    };
+                    dir = self.step(&dir, name, false, root)?.ok_or_else(|| {
+                        io_err("open output directory", root)(io::ErrorKind::NotFound.into())
+                    })?;
+                }
+                dir.fd
+            }
+            _ => rustix::fs::open(root, DIR_FLAGS.difference(OFlags::NOFOLLOW), Mode::empty())
+                .map_err(errno("open output directory", root))?,
+        };
+        Ok(Dir {
+            fd,
+            path: root.clone(),
+        })
+    }
+
+    /// Opens `name` inside `dir` as a directory without following a symlink;
+    /// creates it when `create`. `None` when it does not exist and `!create`.
+    fn step(
+        &self,
+        dir: &Dir,
+        name: &OsStr,
+        create: bool,
+        wanted: &Path,
+    ) -> Result<Option<Dir>, WriteError> {
+        let path = dir.path.join(name);
+        for _ in 0..2 {
+            match rustix::fs::openat(&dir.fd, name, DIR_FLAGS, Mode::empty()) {
+                Ok(fd) => return Ok(Some(Dir { fd, path })),
+                Err(rustix::io::Errno::NOENT) if create => {
+                    match rustix::fs::mkdirat(&dir.fd, name, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(rustix::io::Errno::EXIST) => continue,
+                        Err(e) => return Err(errno("create directory", &path)(e)),
+                    }
+                }
+                Err(rustix::io::Errno::NOENT) => return Ok(None),
+                Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+                    return Err(self.blocked(dir, name, wanted))
+                }
+                Err(e) => return Err(errno("open directory", &path)(e)),
+            }
+        }
+        Err(io_err("create directory", &path)(
+            io::ErrorKind::NotFound.into(),
+        ))
+    }
+
+    /// The error for an entry that is not the directory kiln needs.
+    fn blocked(&self, dir: &Dir, name: &OsStr, wanted: &Path) -> WriteError {
+        let at = dir.path.join(name);
+        match rustix::fs::statat(&dir.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
+                WriteError::Symlink {
+                    path: wanted.to_path_buf(),
+                    link: at,
+                }
+            }
+            _ => WriteError::Conflict {
+                path: wanted.to_path_buf(),
+                conflict: at,
+            },
+        }
+    }
+
+    /// Walks to the directory holding `rel`, returning every directory on
+    /// the way (root first) and the file name. `None` when a directory is
+    /// missing and `create` is false.
+    fn walk(&self, rel: &Path, create: bool) -> Result<Option<(Vec<Dir>, OsString)>, WriteError> {
+        let wanted = self.root.join(rel);
+        let mut names: Vec<&OsStr> = Vec::new();
+        for comp in rel.components() {
+            match comp {
+                Component::Normal(c) => names.push(c),
+                _ => return Err(WriteError::OutsideRoot(wanted)),
+            }
+        }
+        let Some(file) = names.pop() else {
+            return Err(WriteError::OutsideRoot(wanted));
+        };
+        let mut chain = vec![self.root_dir()?];
+        for name in names {
+            let parent = chain.last().expect("the root is always there");
+            match self.step(parent, name, create, &wanted)? {
+                Some(d) => chain.push(d),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some((chain, file.to_os_string())))
+    }
+
+    /// Removes temp files left by a writer that is gone. The caller holds
+    /// the output's lock ([`crate::lock`]), so every temp file but this
+    /// process's own belongs to a dead writer, whatever its PID (a kiln that
+    /// ran as PID 1 in a container included). Returns how many were removed.
     pub fn sweep_temp_files(&self) -> Result<usize, WriteError> {
+        let mine = format!("{TEMP_PREFIX}{}-", std::process::id());
+        let root = self.root_dir()?;
         let mut swept = 0;
-        for entry in walkdir::WalkDir::new(&self.root).follow_links(false) {
+        for entry in walkdir::WalkDir::new(&root.path).follow_links(false) {
             let Ok(entry) = entry else { continue };
-            if !entry.file_type().is_file() {
+            let name = entry.file_name().to_string_lossy();
+            if !entry.file_type().is_file()
+                || !name.starts_with(TEMP_PREFIX)
+                || name.starts_with(&mine)
+            {
                 continue;
             }
-            let name = entry.file_name().to_string_lossy();
-            let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
+            let Ok(rel) = entry.path().strip_prefix(&root.path) else {
                 continue;
             };
-            let writer: Option<i32> = rest.split('-').next().and_then(|p| p.parse().ok());
-            if writer.is_some_and(process_is_alive) {
-                continue;
+            if let Some((chain, file)) = self.walk(rel, false)? {
+                let dir = chain.last().expect("the root is always there");
+                match rustix::fs::unlinkat(&dir.fd, &file, AtFlags::empty()) {
+                    Ok(()) => swept += 1,
+                    Err(rustix::io::Errno::NOENT) => {}
+                    Err(e) => return Err(errno("remove stale temp file", entry.path())(e)),
+                }
             }
-            fs::remove_file(entry.path()).map_err(io("remove stale temp file", entry.path()))?;
-            swept += 1;
         }
         Ok(swept)
     }
 
-    /// Writes `body` to `rel` (a path from [`crate::urlmap::file_for`]) with its
-    /// compressed siblings. Identical content is left untouched (guarantee 3).
-    pub fn write_page(&self, rel: &Path, body: &[u8]) -> Result<WriteOutcome, WriteError> {
-        match self.write_page_once(rel, body) {
-            // A directory vanished under us (removed by hand, or a release
-            // switch): forget what was verified and try once more.
-            Err(WriteError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                self.forget_verified();
-                self.write_page_once(rel, body)
-            }
-            other => other,
-        }
-    }
-
-    fn write_page_once(&self, rel: &Path, body: &[u8]) -> Result<WriteOutcome, WriteError> {
+    /// Writes `body` to `rel` (a path from [`crate::urlmap::file_for`]) with
+    /// its compressed siblings. Identical content is left untouched
+    /// (guarantee 3), but siblings that do not match it are rewritten.
+    pub fn write_page(&self, rel: &Path, body: &Body) -> Result<WriteOutcome, WriteError> {
         let target = self.root.join(rel);
-        let dir = self.prepare_dir(rel)?;
-        let existing = fs::symlink_metadata(&target).ok();
-        if existing.as_ref().is_some_and(|m| m.is_dir()) {
-            return Err(WriteError::Conflict {
-                path: target.clone(),
-                conflict: target,
-            });
+        let (chain, name) = self
+            .walk(rel, true)?
+            .expect("walk with create always reaches the directory");
+        let dir = chain.last().expect("the root is always there");
+        let existing = match rustix::fs::statat(&dir.fd, &name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Some(st),
+            Err(rustix::io::Errno::NOENT) => None,
+            Err(e) => return Err(errno("inspect", &target)(e)),
+        };
+        if let Some(st) = &existing {
+            match FileType::from_raw_mode(st.st_mode) {
+                FileType::RegularFile => {}
+                FileType::Symlink => {
+                    return Err(WriteError::Symlink {
+                        path: target.clone(),
+                        link: target,
+                    })
+                }
+                _ => {
+                    return Err(WriteError::Conflict {
+                        path: target.clone(),
+                        conflict: target,
+                    })
+                }
+            }
         }
-        let unchanged = existing.as_ref().is_some_and(|m| {
-            m.is_file()
-                && m.len() == body.len() as u64
-                && fs::read(&target).is_ok_and(|old| old == body)
-        });
-        let wanted: &[Encoding] = if (body.len() as u64) >= self.precompress_min_bytes {
+        let unchanged = match &existing {
+            Some(st) if st.st_size as u64 == body.len() => {
+                let mut old = open_file(dir, &name).map_err(io_err("read", &target))?;
+                body.same_as(&mut old).map_err(io_err("read", &target))?
+            }
+            _ => false,
+        };
+        let wanted: &[Encoding] = if body.len() >= self.precompress_min_bytes {
             &self.precompress
         } else {
             &[]
         };
+        let mut written_siblings = Vec::new();
         for enc in Encoding::ALL {
-            let sibling = sibling_path(&target, enc);
+            let sibling = sibling_name(&name, enc);
+            let sibling_path = sibling_path(&target, enc);
             if wanted.contains(&enc) {
-                if !unchanged || !sibling.exists() {
-                    let compressed = compress(enc, body).map_err(io("compress", &sibling))?;
-                    write_atomic(&dir, &sibling, &compressed)?;
+                let current = unchanged
+                    && sibling_matches(dir, &sibling, enc, body)
+                        .map_err(io_err("read", &sibling_path))?;
+                if !current {
+                    let written =
+                        write_atomic(dir, &sibling, &sibling_path, |w| compress(enc, body, w));
+                    if let Err(e) = written {
+                        remove_quietly(dir, &written_siblings);
+                        return Err(e);
+                    }
+                    written_siblings.push(sibling);
                 }
-            } else if existing.is_some() && sibling.exists() {
+            } else {
                 // Stale or no longer wanted: nginx must not serve an old .gz.
-                fs::remove_file(&sibling).map_err(io("remove stale compressed file", &sibling))?;
+                match rustix::fs::unlinkat(&dir.fd, &sibling, AtFlags::empty()) {
+                    Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                    Err(e) => return Err(errno("remove stale compressed file", &sibling_path)(e)),
+                }
             }
         }
         if unchanged {
             return Ok(WriteOutcome::Unchanged);
         }
-        write_atomic(&dir, &target, body)?;
+        if let Err(e) = write_atomic(dir, &name, &target, |w| {
+            io::copy(&mut body.reader(), w).map(drop)
+        }) {
+            // Siblings made from the new body must not outlive its failed
+            // write: nginx would serve new compressed bytes beside old ones,
+            // or an orphan `.gz` for a page that does not exist.
+            remove_quietly(dir, &written_siblings);
+            return Err(e);
+        }
         Ok(WriteOutcome::Written)
     }
 
-    /// Removes the baked file of `rel` and its siblings; true when something was removed.
+    /// True when `rel` is a baked file (not following symlinks).
+    pub fn has_page(&self, rel: &Path) -> bool {
+        match self.walk(rel, false) {
+            Ok(Some((chain, name))) => {
+                let dir = chain.last().expect("the root is always there");
+                rustix::fs::statat(&dir.fd, &name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes the baked file of `rel` and its siblings; true when a file
+    /// was actually removed. Empty directories are tidied up to the root.
     pub fn remove_page(&self, rel: &Path) -> Result<bool, WriteError> {
         let target = self.root.join(rel);
+        let Some((chain, name)) = self.walk(rel, false)? else {
+            return Ok(false);
+        };
+        let dir = chain.last().expect("the root is always there");
         let mut removed = false;
-        for path in std::iter::once(target.clone())
-            .chain(Encoding::ALL.iter().map(|e| sibling_path(&target, *e)))
-        {
-            match fs::remove_file(&path) {
+        let names = std::iter::once(name.clone())
+            .chain(Encoding::ALL.iter().map(|e| sibling_name(&name, *e)));
+        for n in names {
+            match rustix::fs::unlinkat(&dir.fd, &n, AtFlags::empty()) {
                 Ok(()) => removed = true,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {}
-                Err(e) => return Err(io("remove", &path)(e)),
+                Err(rustix::io::Errno::NOENT) => {}
+                Err(rustix::io::Errno::ISDIR) => {
+                    return Err(WriteError::Conflict {
+                        path: target.clone(),
+                        conflict: dir.path.join(&n),
+                    })
+                }
+                Err(e) => return Err(errno("remove", &dir.path.join(&n))(e)),
             }
         }
         // Tidy empty directories up to the root so nginx falls through cleanly.
-        let mut dir = target.parent().map(Path::to_path_buf);
-        while let Some(d) = dir {
-            if d == self.root || fs::remove_dir(&d).is_err() {
+        for pair in chain.windows(2).rev() {
+            let Some(child) = pair[1].path.file_name() else {
+                break;
+            };
+            if rustix::fs::unlinkat(&pair[0].fd, child, AtFlags::REMOVEDIR).is_err() {
                 break;
             }
-            self.forget_verified();
-            dir = d.parent().map(Path::to_path_buf);
         }
         Ok(removed)
     }
@@ -199,98 +416,94 @@ impl WebRoot {
     /// Replaces every file that is byte-identical to the same path under
     /// `previous` with a hard link to it, so a new release shares unchanged
     /// files (same inode, mtime and ETag) with the one before. Returns how many.
-    pub fn share_unchanged_with(&self, previous: &Path) -> Result<usize, WriteError> {
+    pub fn share_unchanged_with(&self, previous: &WebRoot) -> Result<usize, WriteError> {
+        let root = self.root_dir()?;
         let mut shared = 0;
-        for entry in walkdir::WalkDir::new(&self.root).follow_links(false) {
+        for entry in walkdir::WalkDir::new(&root.path).follow_links(false) {
             let Ok(entry) = entry else { continue };
             if !entry.file_type().is_file() {
                 continue;
             }
-            let Ok(rel) = entry.path().strip_prefix(&self.root) else {
+            let Ok(rel) = entry.path().strip_prefix(&root.path) else {
                 continue;
             };
-            let old = previous.join(rel);
-            let same = match (fs::metadata(&old), entry.metadata()) {
-                (Ok(a), Ok(b)) if a.is_file() && a.len() == b.len() => {
-                    fs::read(&old).ok() == fs::read(entry.path()).ok()
-                }
-                _ => false,
+            let (Some((new_chain, name)), Some((old_chain, _))) =
+                (self.walk(rel, false)?, previous.walk(rel, false)?)
+            else {
+                continue;
             };
-            if !same {
+            let (new_dir, old_dir) = (
+                new_chain.last().expect("root"),
+                old_chain.last().expect("root"),
+            );
+            let (Ok(mut new), Ok(mut old)) = (open_file(new_dir, &name), open_file(old_dir, &name))
+            else {
+                continue;
+            };
+            if !same_content(&mut new, &mut old).map_err(io_err("compare", entry.path()))? {
                 continue;
             }
-            let dir = entry.path().parent().unwrap_or(&self.root);
-            let tmp = dir.join(format!("{TEMP_PREFIX}{}-link", std::process::id()));
-            let _ = fs::remove_file(&tmp);
-            fs::hard_link(&old, &tmp).map_err(io("hard-link", &old))?;
-            fs::rename(&tmp, entry.path()).map_err(io("rename hard link over", entry.path()))?;
+            let tmp = temp_name("link");
+            rustix::fs::linkat(&old_dir.fd, &name, &new_dir.fd, &tmp, AtFlags::empty())
+                .map_err(errno("hard-link", &old_dir.path.join(&name)))?;
+            rustix::fs::renameat(&new_dir.fd, &tmp, &new_dir.fd, &name)
+                .map_err(errno("rename hard link over", entry.path()))?;
             shared += 1;
         }
         Ok(shared)
     }
+}
 
-    /// Creates the parent directories of `rel`, checking that none of them is
-    /// a symlink (which could lead outside the root) or a file. Directories
-    /// already checked in this run are remembered, so a page costs one
-    /// `lstat` per new directory rather than a full path resolution.
-    fn prepare_dir(&self, rel: &Path) -> Result<PathBuf, WriteError> {
-        let Some(parent) = rel.parent() else {
-            return Ok(self.root.clone());
-        };
-        let mut prefix = PathBuf::new();
-        for comp in parent.components() {
-            match comp {
-                std::path::Component::Normal(c) => prefix.push(c),
-                _ => return Err(WriteError::OutsideRoot(self.root.join(rel))),
-            }
-            if self.is_verified(&prefix) {
-                continue;
-            }
-            let abs = self.root.join(&prefix);
-            match fs::symlink_metadata(&abs) {
-                Ok(m) if m.is_dir() => {}
-                Ok(m) if m.file_type().is_symlink() => {
-                    return Err(WriteError::OutsideRoot(self.root.join(rel)))
-                }
-                Ok(_) => {
-                    return Err(WriteError::Conflict {
-                        path: self.root.join(rel),
-                        conflict: abs,
-                    })
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => match fs::create_dir(&abs) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && abs.is_dir() => {}
-                    Err(e) => return Err(io("create directory", &abs)(e)),
-                },
-                Err(e) => return Err(io("inspect directory", &abs)(e)),
-            }
-            if let Ok(mut v) = self.verified.lock() {
-                v.insert(prefix.clone());
-            }
-        }
-        Ok(self.root.join(parent))
+/// Opens a regular file in `dir` for reading, never through a symlink.
+fn open_file(dir: &Dir, name: &OsStr) -> io::Result<File> {
+    let fd = rustix::fs::openat(
+        &dir.fd,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(File::from(fd))
+}
+
+fn same_content(a: &mut File, b: &mut File) -> io::Result<bool> {
+    if a.metadata()?.len() != b.metadata()?.len() {
+        return Ok(false);
     }
+    let mut buf = Vec::new();
+    a.read_to_end(&mut buf)?;
+    Body::from(buf).same_as(b)
+}
 
-    fn is_verified(&self, prefix: &Path) -> bool {
-        self.verified.lock().is_ok_and(|v| v.contains(prefix))
-    }
+/// True when the sibling decompresses to exactly `body`: a crash between
+/// writing a sibling and its page, or a page restored by hand, leaves a
+/// sibling that disagrees, and nginx would serve it.
+fn sibling_matches(dir: &Dir, sibling: &OsStr, enc: Encoding, body: &Body) -> io::Result<bool> {
+    let file = match open_file(dir, sibling) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let file = io::BufReader::new(file);
+    let matched = match enc {
+        Encoding::Gzip => body.same_as(&mut flate2::read::GzDecoder::new(file)),
+        Encoding::Brotli => body.same_as(&mut brotli::Decompressor::new(file, 4096)),
+    };
+    // Garbage in the sibling is a mismatch, not an error: it gets rewritten.
+    Ok(matched.unwrap_or(false))
+}
 
-    fn forget_verified(&self) {
-        if let Ok(mut v) = self.verified.lock() {
-            v.clear();
-        }
+fn remove_quietly(dir: &Dir, names: &[OsString]) {
+    for n in names {
+        let _ = rustix::fs::unlinkat(&dir.fd, n, AtFlags::empty());
     }
 }
 
-fn process_is_alive(pid: i32) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    // Signal 0 checks existence; EPERM means it exists but is not ours.
-    // SAFETY: kill with signal 0 sends nothing.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+/// `index.html` → `index.html.gz`.
+fn sibling_name(name: &OsStr, enc: Encoding) -> OsString {
+    let mut s = name.to_owned();
+    s.push(enc.suffix());
+    s
 }
 
 /// `a/index.html` → `a/index.html.gz`.
@@ -300,51 +513,87 @@ pub fn sibling_path(target: &Path, enc: Encoding) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn compress(enc: Encoding, body: &[u8]) -> std::io::Result<Vec<u8>> {
+fn compress(enc: Encoding, body: &Body, out: &mut File) -> io::Result<()> {
+    let mut input = body.reader();
     match enc {
         Encoding::Gzip => {
-            let mut e = flate2::write::GzEncoder::new(
-                Vec::with_capacity(body.len() / 3),
-                flate2::Compression::best(),
-            );
-            e.write_all(body)?;
-            e.finish()
+            let mut e =
+                flate2::write::GzEncoder::new(io::BufWriter::new(out), flate2::Compression::best());
+            io::copy(&mut input, &mut e)?;
+            e.finish()?.flush()
         }
         Encoding::Brotli => {
-            let mut out = Vec::with_capacity(body.len() / 3);
             let params = brotli::enc::BrotliEncoderParams {
                 quality: 11,
                 lgwin: 22,
                 ..Default::default()
             };
-            brotli::BrotliCompress(&mut std::io::Cursor::new(body), &mut out, &params)?;
-            Ok(out)
+            let mut w = io::BufWriter::new(out);
+            brotli::BrotliCompress(&mut input, &mut w, &params)?;
+            w.flush()
         }
     }
 }
 
-/// The one function that puts bytes into the web root: temp file in `dir`
-/// (the target's own directory, so rename is atomic), mode 0644, data synced,
-/// renamed over `target`. On any error the temp file is removed.
-fn write_atomic(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), WriteError> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
-        .tempfile_in(dir)
-        .map_err(io("create temp file for", target))?;
-    tmp.write_all(bytes).map_err(io("write", target))?;
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(0o644))
-        .map_err(io("set permissions on", target))?;
-    tmp.as_file().sync_data().map_err(io("sync", target))?;
-    tmp.persist(target)
-        .map_err(|e| io("rename temp file over", target)(e.error))?;
-    Ok(())
+/// A fresh temp file name: the prefix nginx's dot-file rule denies, the PID
+/// (so a sweep can tell our own files apart) and a random part.
+fn temp_name(kind: &str) -> OsString {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    OsString::from(format!(
+        "{TEMP_PREFIX}{}-{kind}-{nanos:x}{:x}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// The one function that puts bytes into the web root: a temp file created
+/// in `dir` (the target's own directory, so the rename is atomic) with
+/// `O_EXCL | O_NOFOLLOW`, mode 0644, filled by `fill`, data synced, renamed
+/// over `name`. On any error the temp file is removed.
+fn write_atomic(
+    dir: &Dir,
+    name: &OsStr,
+    target: &Path,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<(), WriteError> {
+    let tmp = temp_name("w");
+    let fd = rustix::fs::openat(
+        &dir.fd,
+        &tmp,
+        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .map_err(errno("create temp file for", target))?;
+    let mut file = File::from(fd);
+    let result = (|| {
+        fill(&mut file).map_err(io_err("write", target))?;
+        // The umask may have narrowed the mode; nginx must be able to read it.
+        rustix::fs::fchmod(file.as_fd(), Mode::from_raw_mode(0o644))
+            .map_err(errno("set permissions on", target))?;
+        file.sync_data().map_err(io_err("sync", target))?;
+        rustix::fs::renameat(&dir.fd, &tmp, &dir.fd, name)
+            .map_err(errno("rename temp file over", target))
+    })();
+    if result.is_err() {
+        let _ = rustix::fs::unlinkat(&dir.fd, &tmp, AtFlags::empty());
+    }
+    result
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
     use std::time::Duration;
+
+    fn body(s: &str) -> Body {
+        Body::from(s.to_string())
+    }
 
     #[test]
     fn writes_atomically_with_mode_0644_and_skips_identical() {
@@ -352,7 +601,7 @@ mod tests {
         let root = WebRoot::open(dir.path(), vec![Encoding::Gzip], 10).unwrap();
         let rel = Path::new("a/index.html");
         assert_eq!(
-            root.write_page(rel, b"hello world, hello").unwrap(),
+            root.write_page(rel, &body("hello world, hello")).unwrap(),
             WriteOutcome::Written
         );
         let file = dir.path().join(rel);
@@ -362,19 +611,20 @@ mod tests {
         let mtime = meta.modified().unwrap();
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(
-            root.write_page(rel, b"hello world, hello").unwrap(),
+            root.write_page(rel, &body("hello world, hello")).unwrap(),
             WriteOutcome::Unchanged
         );
         assert_eq!(fs::metadata(&file).unwrap().modified().unwrap(), mtime);
         // A body below the threshold drops the sibling rather than leave it stale.
         assert_eq!(
-            root.write_page(rel, b"tiny").unwrap(),
+            root.write_page(rel, &body("tiny")).unwrap(),
             WriteOutcome::Written
         );
         assert!(!sibling_path(&file, Encoding::Gzip).exists());
         assert!(root.remove_page(rel).unwrap());
         assert!(!file.exists());
         assert!(!dir.path().join("a").exists(), "empty dirs are tidied");
+        assert!(!root.remove_page(rel).unwrap(), "nothing left to remove");
         let leftovers: Vec<_> = walkdir::WalkDir::new(dir.path())
             .into_iter()
             .filter_map(Result::ok)
@@ -384,44 +634,129 @@ mod tests {
     }
 
     #[test]
-    fn sweeps_temp_files() {
+    fn sweeps_every_temp_file_but_our_own() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("x")).unwrap();
         fs::write(dir.path().join("x/.kiln-tmp-abc"), "partial").unwrap();
         fs::write(dir.path().join("x/.kiln-tmp-999999999-abc"), "dead writer").unwrap();
+        // PID 1 is alive on every machine: a container's kiln that crashed.
+        fs::write(dir.path().join("x/.kiln-tmp-1-abc"), "pid 1 in a container").unwrap();
         let mine = format!(".kiln-tmp-{}-abc", std::process::id());
-        fs::write(dir.path().join("x").join(&mine), "live writer").unwrap();
+        fs::write(dir.path().join("x").join(&mine), "ours").unwrap();
         fs::write(dir.path().join("x/keep.html"), "ok").unwrap();
         let root = WebRoot::open(dir.path(), vec![], 0).unwrap();
-        assert_eq!(root.sweep_temp_files().unwrap(), 2);
+        assert_eq!(root.sweep_temp_files().unwrap(), 3);
         assert!(dir.path().join("x/keep.html").exists());
-        assert!(
-            dir.path().join("x").join(&mine).exists(),
-            "a running writer's file is kept"
+        assert!(dir.path().join("x").join(&mine).exists());
+    }
+
+    #[test]
+    fn never_writes_or_removes_through_a_symlinked_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("index.html"), "outside").unwrap();
+        let root = WebRoot::open(dir.path(), vec![Encoding::Gzip], 0).unwrap();
+        // Baked once as a real directory, then swapped for a symlink: the
+        // next write and remove resolve the path again and refuse.
+        root.write_page(Path::new("p/77/index.html"), &body("v1"))
+            .unwrap();
+        fs::remove_dir_all(dir.path().join("p/77")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("p/77")).unwrap();
+        let err = root
+            .write_page(Path::new("p/77/index.html"), &body("v2"))
+            .unwrap_err();
+        assert!(matches!(err, WriteError::Symlink { .. }), "{err}");
+        let err = root.remove_page(Path::new("p/77/index.html")).unwrap_err();
+        assert!(matches!(err, WriteError::Symlink { .. }), "{err}");
+        assert_eq!(
+            fs::read_to_string(outside.path().join("index.html")).unwrap(),
+            "outside"
+        );
+        assert_eq!(
+            fs::read_dir(outside.path()).unwrap().count(),
+            1,
+            "no sibling or temp file outside"
+        );
+        // A symlink in the page's own place is not written through either.
+        std::os::unix::fs::symlink(
+            outside.path().join("index.html"),
+            dir.path().join("p/x.html"),
+        )
+        .unwrap();
+        let err = root
+            .write_page(Path::new("p/x.html"), &body("v3"))
+            .unwrap_err();
+        assert!(matches!(err, WriteError::Symlink { .. }), "{err}");
+        assert_eq!(
+            fs::read_to_string(outside.path().join("index.html")).unwrap(),
+            "outside"
         );
     }
 
     #[test]
-    fn refuses_symlink_escape() {
+    fn a_release_directory_swapped_for_a_symlink_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
-        let root = WebRoot::open(dir.path(), vec![], 0).unwrap();
-        let err = root
-            .write_page(Path::new("link/index.html"), b"x")
-            .unwrap_err();
-        assert!(matches!(err, WriteError::OutsideRoot(_)), "{err}");
-        assert!(!outside.path().join("index.html").exists());
+        fs::create_dir_all(dir.path().join("releases")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("releases/1")).unwrap();
+        std::os::unix::fs::symlink("releases/1", dir.path().join("current")).unwrap();
+        let err = WebRoot::open(&dir.path().join("current"), vec![], 0).unwrap_err();
+        assert!(matches!(err, WriteError::Symlink { .. }), "{err}");
+        fs::remove_file(dir.path().join("releases/1")).unwrap();
+        fs::create_dir(dir.path().join("releases/1")).unwrap();
+        let root = WebRoot::open(&dir.path().join("current"), vec![], 0).unwrap();
+        root.write_page(Path::new("index.html"), &body("live"))
+            .unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("releases/1/index.html")).unwrap(),
+            "live"
+        );
+    }
+
+    #[test]
+    fn siblings_that_disagree_with_an_unchanged_page_are_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = WebRoot::open(dir.path(), vec![Encoding::Gzip, Encoding::Brotli], 0).unwrap();
+        let rel = Path::new("a.html");
+        root.write_page(rel, &body("old page")).unwrap();
+        // A crash after the siblings of a newer version were written, before the page.
+        let newer = WebRoot::open(dir.path(), vec![Encoding::Gzip, Encoding::Brotli], 0).unwrap();
+        newer
+            .write_page(Path::new("b.html"), &body("new page"))
+            .unwrap();
+        for enc in Encoding::ALL {
+            fs::rename(
+                sibling_path(&dir.path().join("b.html"), enc),
+                sibling_path(&dir.path().join(rel), enc),
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            root.write_page(rel, &body("old page")).unwrap(),
+            WriteOutcome::Unchanged
+        );
+        let gz = fs::read(sibling_path(&dir.path().join(rel), Encoding::Gzip)).unwrap();
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "old page");
+        let br = fs::read(sibling_path(&dir.path().join(rel), Encoding::Brotli)).unwrap();
+        let mut text = String::new();
+        brotli::Decompressor::new(&br[..], 4096)
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "old page");
     }
 
     #[test]
     fn file_dir_conflict_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let root = WebRoot::open(dir.path(), vec![], 0).unwrap();
-        root.write_page(Path::new("api"), b"{}").unwrap();
+        root.write_page(Path::new("api"), &body("{}")).unwrap();
         let err = root
-            .write_page(Path::new("api/x/index.html"), b"x")
+            .write_page(Path::new("api/x/index.html"), &body("x"))
             .unwrap_err();
-        assert!(err.to_string().contains("is a file"), "{err}");
+        assert!(err.to_string().contains("is in the way"), "{err}");
     }
 }

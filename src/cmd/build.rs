@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::bake::{Baker, Summary};
-use crate::cli::{Exit, GlobalArgs};
+use crate::bake::{Baker, MassDelete, Summary};
+use crate::cli::{Exit, GlobalArgs, UsageError};
 use crate::crawl::{self, Follow};
 use crate::release::Releases;
 use crate::write::WebRoot;
@@ -16,11 +16,35 @@ pub struct BuildArgs {
     /// Build into a new releases/<id>/ directory and switch the `current` symlink when done
     #[arg(long)]
     pub release: bool,
+    /// Guards against destroying the site by mistake.
+    #[command(flatten)]
+    pub guard: super::GuardFlags,
 }
 
 /// Renders every route, crawls the origin from the seeds, prints the summary.
 pub async fn run(g: &GlobalArgs, args: BuildArgs) -> anyhow::Result<Exit> {
     let cfg = Arc::new(g.load_config()?);
+    let _lock = match super::lock_output(&cfg, "build").await? {
+        Ok(l) => l,
+        Err(daemon) if !args.release => {
+            // What would stop a build stops it here too (the daemon keeps
+            // serving its last good templates).
+            if cfg.renders() {
+                crate::source::render::Renderer::load(&cfg)?;
+            }
+            // A deploy hook's `kiln build` beside a running daemon: the
+            // daemon re-bakes everything (and follows new links) itself,
+            // so the two never race on a file.
+            return super::hand_to_daemon(&cfg, &daemon, &[crate::targets::Target::All], g.quiet).await;
+        }
+        Err(daemon) => {
+            return Err(UsageError(format!(
+                "a daemon (PID {}) owns this output's index; stop it to build a release, or run `kiln build` without --release to hand the work to it",
+                daemon.pid
+            ))
+            .into())
+        }
+    };
     let releases = Releases::new(&cfg.out);
     let previous = releases.live();
     let (release, out) = if args.release {
@@ -29,8 +53,8 @@ pub async fn run(g: &GlobalArgs, args: BuildArgs) -> anyhow::Result<Exit> {
     } else {
         (None, crate::release::live_root(&cfg.out))
     };
-    let baked = bake_all(g, cfg.clone(), &out).await;
-    let (summary, root) = match (baked, &release) {
+    let baked = bake_all(g, cfg.clone(), &out, &args).await;
+    let (summary, root, guarded) = match (baked, &release) {
         (Ok(done), _) => done,
         (Err(e), Some(id)) => {
             // Nothing of a release that failed to build may linger: pruning
@@ -41,32 +65,39 @@ pub async fn run(g: &GlobalArgs, args: BuildArgs) -> anyhow::Result<Exit> {
         (Err(e), None) => return Err(e),
     };
     if let Some(id) = release {
-        if summary.has_failures() && previous.is_some() {
+        if (summary.has_failures() || guarded.is_err()) && previous.is_some() {
             releases.discard(&id)?;
+            println!("{}", summary.render());
             println!(
                 "release {id} NOT switched live and removed: {} page(s) failed; `current` still points at the last good release",
                 summary.failed.len()
             );
-            return Ok(Exit::PagesFailed);
+            return match guarded {
+                Err(e) => Err(e.into()),
+                Ok(_) => Ok(Exit::PagesFailed),
+            };
         }
         let shared = match &previous {
-            Some(prev) => root.share_unchanged_with(&cfg.out.join("releases").join(prev))?,
+            Some(prev) => {
+                let old = WebRoot::open(&cfg.out.join("releases").join(prev), Vec::new(), 0)?;
+                root.share_unchanged_with(&old)?
+            }
             None => 0,
         };
         releases.switch(&id)?;
         let pruned = releases.prune(cfg.keep_releases)?;
+        let exit = super::finish_run(g, summary, guarded)?;
         println!(
             "release {id} is live at {} ({shared} unchanged files hard-linked, {pruned} old releases removed)",
             releases.current_link().display()
         );
-    } else {
+        return Ok(exit);
+    }
+    let exit = super::finish_run(g, summary, guarded);
+    if !g.quiet {
         println!("output: {}", root.path().display());
     }
-    Ok(if summary.has_failures() {
-        Exit::PagesFailed
-    } else {
-        Exit::Clean
-    })
+    exit
 }
 
 /// Bakes everything into `out`: render routes, then the crawl from the seeds.
@@ -74,12 +105,13 @@ async fn bake_all(
     g: &GlobalArgs,
     cfg: Arc<crate::config::Config>,
     out: &std::path::Path,
-) -> anyhow::Result<(Summary, WebRoot)> {
-    let baker = Arc::new(Baker::new(cfg, out)?);
+    args: &BuildArgs,
+) -> anyhow::Result<(Summary, WebRoot, Result<usize, MassDelete>)> {
+    let baker = Arc::new(Baker::new(cfg, out, args.guard.run_options()).await?);
     baker.sweep_stale_temp_files()?;
     let progress = g.progress();
     let shutdown = CancellationToken::new();
-    let summary = crawl::run(
+    let mut summary = crawl::run(
         &baker,
         baker.build_seeds(),
         Follow::All,
@@ -88,7 +120,8 @@ async fn bake_all(
     )
     .await;
     progress.finish_and_clear();
+    let guarded = baker.apply_removals(args.guard.allow_mass_delete).await;
+    summary.finish();
     baker.index().flush().await?;
-    println!("{}", summary.render());
-    Ok((summary, baker.root().clone()))
+    Ok((summary, baker.root().clone(), guarded))
 }

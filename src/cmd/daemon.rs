@@ -10,6 +10,9 @@ pub struct DaemonArgs {
     /// HTTP listen address, overriding `[daemon] listen` ("off" disables it)
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Bake from an origin other than the one this output was baked from
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Runs the daemon until SIGTERM or Ctrl-C.
@@ -25,7 +28,11 @@ pub async fn run(g: &GlobalArgs, args: DaemonArgs) -> anyhow::Result<Exit> {
     let token = std::env::var(&cfg.daemon.token_env)
         .ok()
         .filter(|t| !t.is_empty());
-    crate::daemon::run(Arc::new(cfg), token, shutdown_signal(), |ready| {
+    let opts = crate::bake::RunOptions {
+        defer_removals: false,
+        force_origin: args.force,
+    };
+    crate::daemon::run(Arc::new(cfg), token, opts, shutdown_signal(), |ready| {
         if let Some(addr) = ready.http {
             // One line on stdout that scripts and tests can wait for.
             println!("kiln daemon listening on http://{addr}");

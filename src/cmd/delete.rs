@@ -29,8 +29,15 @@ pub async fn run(g: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<Exit> {
         }
     }
     let cfg = Arc::new(g.load_config()?);
+    let _lock = match super::lock_output(&cfg, "delete").await? {
+        Ok(l) => l,
+        Err(daemon) => {
+            let targets: Vec<Target> = paths.into_iter().map(Target::Delete).collect();
+            return super::hand_to_daemon(&cfg, &daemon, &targets, g.quiet).await;
+        }
+    };
     let out = crate::release::live_root(&cfg.out);
-    let baker = Baker::new(cfg, &out)?;
+    let baker = Baker::new(cfg, &out, Default::default()).await?;
     let mut failed = false;
     for p in paths {
         match baker.remove(&p, None).await {
@@ -38,7 +45,9 @@ pub async fn run(g: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<Exit> {
                 eprintln!("failed to delete {p}: {e}");
                 failed = true;
             }
-            _ => println!("deleted {p}"),
+            Outcome::Deleted => println!("deleted {p}"),
+            Outcome::Skipped(why) => println!("nothing to delete for {p}: {why}"),
+            other => println!("{p}: {other:?}"),
         }
     }
     baker.index().flush().await?;

@@ -44,3 +44,143 @@ pub fn parse_target_args(args: &[String]) -> anyhow::Result<Vec<Target>> {
     }
     Ok(targets)
 }
+
+/// Flags of commands that may remove pages or switch origins.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct GuardFlags {
+    /// Remove pages even when more than the mass-delete limit would go
+    /// (`safety.max-delete-pages` / `safety.max-delete-percent`)
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+    /// Bake from an origin other than the one this output was baked from
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl GuardFlags {
+    /// Options for a one-shot run: removals are held back for the guard.
+    pub fn run_options(&self) -> crate::bake::RunOptions {
+        crate::bake::RunOptions {
+            defer_removals: true,
+            force_origin: self.force,
+        }
+    }
+}
+
+/// Takes the output lock for a one-shot command. `Ok(Err(holder))` when a
+/// daemon owns the output (the caller hands its work over or refuses).
+pub async fn lock_output(
+    cfg: &crate::config::Config,
+    role: &str,
+) -> anyhow::Result<Result<crate::lock::OutputLock, crate::lock::Holder>> {
+    match crate::lock::lock(&cfg.state, role).await {
+        Ok(l) => Ok(Ok(l)),
+        Err(crate::lock::LockError::Held { holder, .. }) if holder.role == "daemon" => {
+            Ok(Err(holder))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sends targets to the daemon that owns the output and waits for its
+/// report, so a CLI `regen` never races the daemon's fresher writes.
+pub async fn hand_to_daemon(
+    cfg: &crate::config::Config,
+    holder: &crate::lock::Holder,
+    targets: &[Target],
+    quiet: bool,
+) -> anyhow::Result<crate::cli::Exit> {
+    let Some(http) = &holder.http else {
+        let spool = crate::queue::Spool::open(&cfg.queue)?;
+        let path = spool.enqueue(targets)?;
+        println!(
+            "a daemon (PID {}) owns this output and has no HTTP endpoint to report back on; queued the targets for it in {}",
+            holder.pid,
+            path.display()
+        );
+        return Ok(crate::cli::Exit::Clean);
+    };
+    let token = std::env::var(&cfg.daemon.token_env)
+        .ok()
+        .filter(|t| !t.is_empty());
+    let client = reqwest::Client::new();
+    let with_token = |r: reqwest::RequestBuilder| match &token {
+        Some(t) => r.bearer_auth(t),
+        None => r,
+    };
+    let body =
+        serde_json::json!({ "targets": targets.iter().map(Target::to_string).collect::<Vec<_>>() });
+    let resp = with_token(client.post(format!("{http}/v1/regen")).json(&body))
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "a daemon (PID {}) owns this output, but {http} did not take the targets: {e}",
+                holder.pid
+            )
+        })?;
+    let status = resp.status();
+    let reply: serde_json::Value = resp.json().await.unwrap_or_default();
+    let Some(id) = reply["job"].as_u64() else {
+        anyhow::bail!(
+            "the daemon (PID {}) at {http} refused the targets ({status}): {}",
+            holder.pid,
+            reply["error"]
+        );
+    };
+    if !quiet {
+        eprintln!("a daemon (PID {}) owns this output: handed the targets to it as job {id}; waiting for it", holder.pid);
+    }
+    loop {
+        let job: serde_json::Value = with_token(client.get(format!("{http}/v1/jobs/{id}")))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if job["state"] == "done" {
+            let r = &job["report"];
+            println!(
+                "daemon job {id}: {} URLs: {} written, {} unchanged, {} deleted, {} refused, {} failed",
+                r["urls"], r["written"], r["unchanged"], r["deleted"], r["refused"].as_array().map_or(0, Vec::len), r["failed"].as_array().map_or(0, Vec::len)
+            );
+            for f in r["failed"].as_array().into_iter().flatten() {
+                println!(
+                    "  failed  {}: {}",
+                    f[0].as_str().unwrap_or(""),
+                    f[1].as_str().unwrap_or("")
+                );
+            }
+            let failed = r["failed"].as_array().is_some_and(|a| !a.is_empty());
+            return Ok(if failed {
+                crate::cli::Exit::PagesFailed
+            } else {
+                crate::cli::Exit::Clean
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Prints the summary of a one-shot run (unless `-q`) and turns a tripped
+/// mass-delete guard into the error it is, with a truthful summary.
+pub fn finish_run(
+    g: &crate::cli::GlobalArgs,
+    mut summary: crate::bake::Summary,
+    guarded: Result<usize, crate::bake::MassDelete>,
+) -> anyhow::Result<crate::cli::Exit> {
+    let blocked = guarded.err();
+    if blocked.is_some() {
+        summary.deleted = 0;
+    }
+    if !g.quiet || summary.has_failures() {
+        println!("{}", summary.render());
+    }
+    if let Some(e) = blocked {
+        return Err(e.into());
+    }
+    Ok(if summary.has_failures() {
+        crate::cli::Exit::PagesFailed
+    } else {
+        crate::cli::Exit::Clean
+    })
+}

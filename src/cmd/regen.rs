@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::bake::{Baker, Summary};
+use crate::bake::{Baker, PageResult, Summary};
 use crate::cli::{Exit, GlobalArgs};
 use crate::crawl::{self, Follow};
 
@@ -14,17 +14,28 @@ pub struct RegenArgs {
     /// Print the URLs the targets resolve to, and do nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Targets: /path/, tag:NAME, glob:PATTERN, delete:/path/, all, or - for stdin
+    /// Guards against destroying the site by mistake.
+    #[command(flatten)]
+    pub guard: super::GuardFlags,
+    /// Targets: /path/, tag:NAME, glob:PATTERN, delete:/path/, failed, all, or - for stdin
     #[arg(required = true, value_name = "TARGET")]
     pub targets: Vec<String>,
 }
 
 /// Resolves targets through the index and bakes (or deletes) exactly those URLs.
 pub async fn run(g: &GlobalArgs, args: RegenArgs) -> anyhow::Result<Exit> {
-    let targets = super::parse_target_args(&args.targets)?;
+    let targets = crate::targets::dedup(super::parse_target_args(&args.targets)?);
     let cfg = Arc::new(g.load_config()?);
+    let _lock = if args.dry_run {
+        None
+    } else {
+        match super::lock_output(&cfg, "regen").await? {
+            Ok(l) => Some(l),
+            Err(daemon) => return super::hand_to_daemon(&cfg, &daemon, &targets, g.quiet).await,
+        }
+    };
     let out = crate::release::live_root(&cfg.out);
-    let baker = std::sync::Arc::new(Baker::new(cfg, &out)?);
+    let baker = Arc::new(Baker::new(cfg, &out, args.guard.run_options()).await?);
     let resolved = baker.resolve(&targets).await?;
     if args.dry_run {
         for u in &resolved.bake {
@@ -33,16 +44,17 @@ pub async fn run(g: &GlobalArgs, args: RegenArgs) -> anyhow::Result<Exit> {
         for u in &resolved.delete {
             println!("delete {u}");
         }
+        for (t, why) in &resolved.unmatched {
+            println!("{t} matched nothing: {why}");
+        }
         return Ok(Exit::Clean);
     }
     let mut summary = Summary::start();
+    summary.unmatched = resolved.unmatched.clone();
     for url in &resolved.delete {
-        summary.add(crate::bake::PageResult {
-            url: url.clone(),
-            final_path: None,
-            outcome: baker.remove(url, None).await,
-            links: Vec::new(),
-        });
+        let mut r = PageResult::new(url);
+        r.outcome = baker.remove(url, None).await;
+        summary.add(r);
     }
     let progress = g.progress();
     let shutdown = CancellationToken::new();
@@ -56,12 +68,8 @@ pub async fn run(g: &GlobalArgs, args: RegenArgs) -> anyhow::Result<Exit> {
     .await;
     progress.finish_and_clear();
     summary.merge(baked);
+    let guarded = baker.apply_removals(args.guard.allow_mass_delete).await;
     summary.finish();
     baker.index().flush().await?;
-    println!("{}", summary.render());
-    Ok(if summary.has_failures() {
-        Exit::PagesFailed
-    } else {
-        Exit::Clean
-    })
+    super::finish_run(g, summary, guarded)
 }

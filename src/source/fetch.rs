@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, LOCATION};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::StatusCode;
 use url::Url;
 
+use crate::body::{Body, BodyBuilder};
 use crate::config::{Origin, TagSeparator};
+use crate::urlpath::{self, UrlPathError};
 
 /// Redirect hops followed before giving up.
 const MAX_REDIRECTS: usize = 10;
@@ -34,8 +35,8 @@ pub enum FetchError {
         /// The configured timeout.
         timeout: Duration,
     },
-    /// The origin answered 5xx on every attempt.
-    #[error("{url} answered {status} after {attempts} attempts")]
+    /// The origin answered 5xx or 429 on every attempt.
+    #[error("{url} answered {status}{}", attempts_note(*attempts))]
     ServerError {
         /// Full URL.
         url: String,
@@ -43,6 +44,20 @@ pub enum FetchError {
         status: u16,
         /// Attempts made.
         attempts: u32,
+        /// What the origin asked for in `Retry-After` (seconds form).
+        retry_after: Option<Duration>,
+    },
+    /// The path does not make a URL on the origin; nothing was sent.
+    #[error("refusing to fetch: {0}")]
+    NotOnOrigin(#[from] UrlPathError),
+    /// A large body could not be kept in its temp file.
+    #[error("failed to store the body of {url} in a temp file")]
+    Spill {
+        /// Full URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
     },
     /// The body exceeded `origin.max-body`.
     #[error("{url} body exceeds origin.max-body ({limit} bytes)")]
@@ -83,12 +98,34 @@ pub enum FetchError {
     },
 }
 
+fn attempts_note(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" on each of {attempts} attempts")
+    } else {
+        String::new()
+    }
+}
+
 impl FetchError {
     fn is_retryable(&self) -> bool {
         matches!(
             self,
             FetchError::Connect { .. } | FetchError::Timeout { .. } | FetchError::Other { .. }
         )
+    }
+
+    /// True for failures that may go away by themselves (origin down, slow,
+    /// overloaded): retried with backoff, never a reason to touch the file.
+    pub fn is_transient(&self) -> bool {
+        self.is_retryable() || matches!(self, FetchError::ServerError { .. })
+    }
+
+    /// How long the origin asked kiln to wait (429/503 `Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            FetchError::ServerError { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 }
 
@@ -106,7 +143,7 @@ pub struct Hop {
 }
 
 /// A complete response.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Fetched {
     /// Final path on the origin (after same-origin redirects).
     pub final_path: String,
@@ -114,8 +151,8 @@ pub struct Fetched {
     pub status: u16,
     /// Its headers.
     pub headers: HeaderMap,
-    /// Its body.
-    pub body: Bytes,
+    /// Its body (spilled to disk when large).
+    pub body: Body,
     /// Redirect hops followed (same-origin) or stopped at (cross-origin, last).
     pub hops: Vec<Hop>,
 }
@@ -130,6 +167,11 @@ impl Fetched {
     pub fn left_origin(&self) -> bool {
         self.hops.last().is_some_and(|h| !h.same_origin)
     }
+}
+
+/// 5xx and 429: the origin cannot answer now.
+fn is_unavailable(status: StatusCode) -> bool {
+    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
 }
 
 /// True for `text/html` and `application/xhtml+xml`.
@@ -149,11 +191,13 @@ pub fn is_html(headers: &HeaderMap) -> bool {
 pub struct Fetcher {
     client: reqwest::Client,
     origin: Origin,
+    spill_dir: std::path::PathBuf,
 }
 
 impl Fetcher {
     /// Builds the pooled client: no cookie store, no automatic redirects.
-    pub fn new(origin: &Origin) -> Result<Fetcher, reqwest::Error> {
+    /// Bodies over [`crate::body::SPILL_BYTES`] go to a temp file in `spill_dir`.
+    pub fn new(origin: &Origin, spill_dir: &std::path::Path) -> Result<Fetcher, reqwest::Error> {
         let mut headers = HeaderMap::new();
         for (k, v) in &origin.headers {
             if let (Ok(k), Ok(v)) = (
@@ -180,12 +224,13 @@ impl Fetcher {
         Ok(Fetcher {
             client,
             origin: origin.clone(),
+            spill_dir: spill_dir.to_path_buf(),
         })
     }
 
-    /// The full origin URL of a path.
+    /// The full origin URL of a path, for messages.
     pub fn url_of(&self, path: &str) -> String {
-        match self.origin.url.join(path) {
+        match urlpath::request_url(&self.origin.url, path) {
             Ok(u) => u.to_string(),
             Err(_) => format!("{}{}", self.origin.url.as_str().trim_end_matches('/'), path),
         }
@@ -209,21 +254,9 @@ impl Fetcher {
         tags
     }
 
-    /// If `url` is on the origin, its path (with query); otherwise `None`.
+    /// If `url` is on the origin, its canonical path (with query); otherwise `None`.
     pub fn same_origin_path(&self, url: &Url) -> Option<String> {
-        let o = &self.origin.url;
-        if url.scheme() != o.scheme()
-            || url.host_str() != o.host_str()
-            || url.port_or_known_default() != o.port_or_known_default()
-        {
-            return None;
-        }
-        let mut p = url.path().to_string();
-        if let Some(q) = url.query() {
-            p.push('?');
-            p.push_str(q);
-        }
-        Some(p)
+        urlpath::origin_path(&self.origin.url, url)
     }
 
     /// GETs `path`, following same-origin redirects, retrying transient failures.
@@ -299,20 +332,25 @@ impl Fetcher {
     async fn get_with_retries(
         &self,
         path: &str,
-    ) -> Result<(StatusCode, HeaderMap, Bytes), FetchError> {
+    ) -> Result<(StatusCode, HeaderMap, Body), FetchError> {
         let attempts = self.origin.retries + 1;
         let mut delay = self.origin.backoff;
         for attempt in 1..=attempts {
             let last = attempt == attempts;
             match self.get_once(path).await {
-                Ok((status, _, _)) if status.is_server_error() && !last => {
+                Ok((status, _, _)) if is_unavailable(status) && !last => {
                     tracing::debug!(path, %status, attempt, "server error, retrying");
                 }
-                Ok((status, _, _)) if status.is_server_error() => {
+                Ok((status, headers, _)) if is_unavailable(status) => {
                     return Err(FetchError::ServerError {
                         url: self.url_of(path),
                         status: status.as_u16(),
                         attempts,
+                        retry_after: headers
+                            .get(RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                            .map(Duration::from_secs),
                     });
                 }
                 Ok(ok) => return Ok(ok),
@@ -327,8 +365,10 @@ impl Fetcher {
         unreachable!("the last attempt always returns")
     }
 
-    async fn get_once(&self, path: &str) -> Result<(StatusCode, HeaderMap, Bytes), FetchError> {
-        let url = self.url_of(path);
+    async fn get_once(&self, path: &str) -> Result<(StatusCode, HeaderMap, Body), FetchError> {
+        // The one place a request URL is made: on the origin, or nothing is sent.
+        let target = urlpath::request_url(&self.origin.url, path)?;
+        let url = target.to_string();
         let classify = |e: reqwest::Error, url: &str| {
             if e.is_timeout() {
                 FetchError::Timeout {
@@ -349,7 +389,7 @@ impl Fetcher {
         };
         let mut resp = self
             .client
-            .get(&url)
+            .get(target)
             .send()
             .await
             .map_err(|e| classify(e, &url))?;
@@ -359,14 +399,16 @@ impl Fetcher {
         }
         let status = resp.status();
         let headers = std::mem::take(resp.headers_mut());
-        let mut body = BytesMut::new();
+        let mut body = BodyBuilder::new(&self.spill_dir);
         while let Some(chunk) = resp.chunk().await.map_err(|e| classify(e, &url))? {
-            if (body.len() + chunk.len()) as u64 > limit {
+            if body.len() + chunk.len() as u64 > limit {
                 return Err(FetchError::TooLarge { url, limit });
             }
-            body.extend_from_slice(&chunk);
+            if let Err(source) = body.push(&chunk) {
+                return Err(FetchError::Spill { url, source });
+            }
         }
-        Ok((status, headers, body.freeze()))
+        Ok((status, headers, body.finish()))
     }
 }
 
@@ -382,7 +424,7 @@ mod tests {
         )
         .unwrap();
         let cfg = Config::from_raw(raw, None, ".".into(), &Overrides::default()).unwrap();
-        Fetcher::new(cfg.origin.as_ref().unwrap()).unwrap()
+        Fetcher::new(cfg.origin.as_ref().unwrap(), std::path::Path::new(".")).unwrap()
     }
 
     #[test]

@@ -285,32 +285,70 @@ async fn new_links_on_a_regenerated_page_are_baked_too() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_page_is_retried_without_holding_up_others_and_recorded_in_failed() {
+async fn an_outage_is_retried_until_the_origin_recovers_and_permanent_failures_are_recorded() {
     let (origin, site) = built_site(3, "").await;
     let good = site.read("p/1/index.html").unwrap();
     origin.set("/p/1/", Page::html("down").status(503));
     origin.set("/p/2/", Page::html("fresh two"));
+    origin.set("/p/0/", Page::html("gone wrong").status(403));
     let d = site.daemon(&[]).await;
     assert_eq!(site.kiln(&["enqueue", "/p/1/"]).await.code, 0);
-    assert_eq!(site.kiln(&["enqueue", "/p/2/"]).await.code, 0);
+    assert_eq!(site.kiln(&["enqueue", "/p/2/", "/p/0/"]).await.code, 0);
     // /p/2/ does not wait for /p/1/'s retries.
     wait_until(Duration::from_secs(5), "/p/2/ to be fresh", || async {
         site.read("p/2/index.html").as_deref() == Some("fresh two")
     })
     .await;
+    // A permanent failure (403): `retries = 1`, two attempts, then recorded
+    // in failed/ with a reason that counts them truly.
     wait_until(Duration::from_secs(15), "the failure record", || async {
-        !site.queue_files("failed").is_empty() && site.queue_files("new").is_empty()
+        !site.queue_files("failed").is_empty()
     })
     .await;
     let record = std::fs::read_to_string(&site.queue_files("failed")[0]).unwrap();
     assert!(
-        record.contains("/p/1/") && record.contains("503"),
+        record.contains("/p/0/") && record.contains("403") && record.contains("after 2 attempts"),
         "{record}"
     );
-    // retries = 1 in the test config: two attempts, then give up; last good file kept.
-    assert_eq!(origin.hits("/p/1/"), 2);
+    assert_eq!(origin.hits("/p/0/"), 2);
+    // The outage: retried past the old attempt limit, the spool file stays,
+    // the last good file is served, and status says it is retrying.
+    wait_until(
+        Duration::from_secs(15),
+        "several retries of /p/1/",
+        || async { origin.hits("/p/1/") >= 4 },
+    )
+    .await;
     assert_eq!(site.read("p/1/index.html").unwrap(), good);
+    assert_eq!(
+        site.queue_files("new").len(),
+        1,
+        "the outage's spool file is kept"
+    );
     let (_, status) = d.get("/v1/status", None).await;
-    assert!(status.contains("\"failed\":1"), "{status}");
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v["retrying_urls"], 1, "{status}");
+    let (_, metrics) = d.get("/metrics", None).await;
+    assert!(metrics.contains("kiln_retrying_urls 1"), "{metrics}");
+    // The origin recovers: the page becomes fresh and the spool file goes.
+    origin.set("/p/1/", Page::html("back"));
+    wait_until(
+        Duration::from_secs(40),
+        "/p/1/ to be fresh after the outage",
+        || async {
+            site.read("p/1/index.html").as_deref() == Some("back")
+                && site.queue_files("new").is_empty()
+        },
+    )
+    .await;
+    assert!(
+        !site
+            .queue_files("failed")
+            .iter()
+            .any(|f| std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .contains("/p/1/")),
+        "the outage left no failure record"
+    );
     drop(d);
 }

@@ -1,0 +1,193 @@
+//! One writer per output: an exclusive `flock` on `kiln.lock` beside the
+//! index. The daemon holds it for its whole life; `build`, `regen` and
+//! `delete` hold it while they write. The file names the holder (PID, role,
+//! HTTP address) so a second daemon can say who is in the way and a CLI
+//! `regen` can hand its targets to the daemon instead of racing it. Because
+//! every writer holds the lock, the holder may treat every temp file it did
+//! not make as stale, whatever PID wrote it.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::FlockOperation;
+
+/// Who holds the lock, as written in the lock file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Holder {
+    /// Process id.
+    pub pid: u32,
+    /// `daemon`, `build`, `regen`, `delete`.
+    pub role: String,
+    /// The daemon's HTTP endpoint, when it has one.
+    pub http: Option<String>,
+}
+
+/// A lock problem.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another kiln holds the lock.
+    #[error("another kiln ({} with PID {}) owns this output (lock `{}`){}", .holder.role, .holder.pid, .path.display(), hint(.holder))]
+    Held {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it.
+        holder: Holder,
+    },
+    /// The lock file could not be used.
+    #[error("failed to lock `{path}`")]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn hint(holder: &Holder) -> &'static str {
+    if holder.role == "daemon" {
+        "; stop it first, or send it work with `kiln regen` / `kiln enqueue`"
+    } else {
+        ""
+    }
+}
+
+/// The held lock; released when dropped (and by the kernel if kiln dies).
+#[derive(Debug)]
+pub struct OutputLock {
+    file: File,
+    holder: Holder,
+}
+
+/// The lock file for an index path.
+pub fn lock_path(state: &Path) -> PathBuf {
+    state.with_file_name("kiln.lock")
+}
+
+fn open(path: &Path) -> Result<File, LockError> {
+    let io = |source| LockError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(io)
+}
+
+fn read_holder(file: &mut File) -> Holder {
+    let mut text = String::new();
+    let _ = file.rewind();
+    let _ = file.take(4096).read_to_string(&mut text);
+    serde_json::from_str(&text).unwrap_or(Holder {
+        pid: 0,
+        role: "unknown".into(),
+        http: None,
+    })
+}
+
+/// Takes the lock without waiting; `Held` names the holder.
+pub fn try_lock(state: &Path, role: &str) -> Result<OutputLock, LockError> {
+    let path = lock_path(state);
+    let mut file = open(&path)?;
+    match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            return Err(LockError::Held {
+                holder: read_holder(&mut file),
+                path,
+            })
+        }
+        Err(e) => {
+            return Err(LockError::Io {
+                path,
+                source: e.into(),
+            })
+        }
+    }
+    let lock = OutputLock {
+        file,
+        holder: Holder {
+            pid: std::process::id(),
+            role: role.to_string(),
+            http: None,
+        },
+    };
+    lock.publish()
+        .map_err(|source| LockError::Io { path, source })?;
+    Ok(lock)
+}
+
+/// Takes the lock, waiting while another one-shot command holds it; a
+/// daemon holding it is returned as `Held` at once (it never lets go).
+pub async fn lock(state: &Path, role: &str) -> Result<OutputLock, LockError> {
+    loop {
+        match try_lock(state, role) {
+            Err(LockError::Held { holder, path }) if holder.role != "daemon" => {
+                tracing::info!(pid = holder.pid, role = %holder.role, "waiting for another kiln to finish with this output");
+                let file = open(&path)?;
+                let waited = tokio::task::spawn_blocking(move || {
+                    rustix::fs::flock(&file, FlockOperation::LockShared)
+                        .and_then(|()| rustix::fs::flock(&file, FlockOperation::Unlock))
+                })
+                .await;
+                if let Ok(Err(e)) = waited {
+                    return Err(LockError::Io {
+                        path,
+                        source: e.into(),
+                    });
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+impl OutputLock {
+    /// Records the daemon's HTTP address for commands that hand work over.
+    pub fn set_http(&mut self, http: String) -> std::io::Result<()> {
+        self.holder.http = Some(http);
+        self.publish()
+    }
+
+    fn publish(&self) -> std::io::Result<()> {
+        let mut f = &self.file;
+        f.set_len(0)?;
+        f.rewind()?;
+        f.write_all(serde_json::to_string(&self.holder)?.as_bytes())?;
+        f.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_told_who_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("index.db");
+        let mut first = try_lock(&state, "daemon").unwrap();
+        first.set_http("http://127.0.0.1:7878".into()).unwrap();
+        match try_lock(&state, "daemon") {
+            Err(LockError::Held { holder, .. }) => {
+                assert_eq!(holder.pid, std::process::id());
+                assert_eq!(holder.role, "daemon");
+                assert_eq!(holder.http.as_deref(), Some("http://127.0.0.1:7878"));
+            }
+            other => panic!("expected Held, got {other:?}"),
+        }
+        drop(first);
+        try_lock(&state, "regen").unwrap();
+    }
+}
