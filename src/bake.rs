@@ -234,6 +234,9 @@ pub struct Baker {
     /// In a one-shot run, removals wait here until the run is over, so the
     /// mass-delete guard can stop them all ([`Baker::apply_removals`]).
     deferred: Option<Mutex<Vec<Removal>>>,
+    /// In a one-shot run, the pages baked (or being baked) so far: a page
+    /// reached again through a redirect is not fetched twice.
+    claimed: Option<Mutex<std::collections::HashSet<String>>>,
 }
 
 /// A file removal held back until the end of a run.
@@ -346,6 +349,7 @@ impl Baker {
             index,
             scope,
             deferred: opts.defer_removals.then(Default::default),
+            claimed: opts.defer_removals.then(Default::default),
         })
     }
 
@@ -461,7 +465,12 @@ impl Baker {
             }
             return result;
         };
-        let fetched = match fetcher.fetch(&path).await {
+        if !self.claim(&path) {
+            result.outcome =
+                Outcome::Skipped("already baked in this run (reached through a redirect)".into());
+            return result;
+        }
+        let fetched = match fetcher.fetch(&path, &|p| self.claim(p)).await {
             Ok(f) => f,
             Err(e) => {
                 if let FetchError::NotOnOrigin(_) = e {
@@ -549,6 +558,18 @@ impl Baker {
             result.links = blocking(|| self.links_of(&final_path, &fetched.body, is_html));
         }
         result.outcome = outcome;
+    }
+
+    /// True when this run may bake `path` (always in the daemon, where
+    /// coalescing does this job).
+    fn claim(&self, path: &str) -> bool {
+        match &self.claimed {
+            Some(c) => c
+                .lock()
+                .map(|mut c| c.insert(path.to_string()))
+                .unwrap_or(true),
+            None => true,
+        }
     }
 
     fn links_of(&self, page: &str, body: &Body, is_html: bool) -> Vec<String> {
@@ -689,7 +710,11 @@ impl Baker {
                 ));
             }
         };
-        if !blocking(|| self.root.has_page(&rel)) {
+        let exists = match blocking(|| self.root.has_page(&rel)) {
+            Ok(e) => e,
+            Err(e) => return self.fail(path, http_status, error_chain(&e)).await,
+        };
+        if !exists {
             if self.index.knows(path).await.unwrap_or(false) {
                 self.index
                     .record(PageRecord::deleted(path, http_status))

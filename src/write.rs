@@ -366,15 +366,16 @@ impl WebRoot {
         Ok(WriteOutcome::Written)
     }
 
-    /// True when `rel` is a baked file (not following symlinks).
-    pub fn has_page(&self, rel: &Path) -> bool {
-        match self.walk(rel, false) {
-            Ok(Some((chain, name))) => {
+    /// True when `rel` is a baked file (not following symlinks); a symlink
+    /// on the way is the same error a write or removal would meet.
+    pub fn has_page(&self, rel: &Path) -> Result<bool, WriteError> {
+        Ok(match self.walk(rel, false)? {
+            Some((chain, name)) => {
                 let dir = chain.last().expect("the root is always there");
                 rustix::fs::statat(&dir.fd, &name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
             }
-            _ => false,
-        }
+            None => false,
+        })
     }
 
     /// Removes the baked file of `rel` and its siblings; true when a file

@@ -163,9 +163,10 @@ impl Fetched {
         is_html(&self.headers)
     }
 
-    /// True when the last hop left the origin (nothing to bake).
+    /// True when the last hop left the origin, or was not followed because
+    /// its page is baked elsewhere in this run (nothing to bake here).
     pub fn left_origin(&self) -> bool {
-        self.hops.last().is_some_and(|h| !h.same_origin)
+        self.status != 304 && (300..400).contains(&self.status) && !self.hops.is_empty()
     }
 }
 
@@ -260,7 +261,16 @@ impl Fetcher {
     }
 
     /// GETs `path`, following same-origin redirects, retrying transient failures.
-    pub async fn fetch(&self, path: &str) -> Result<Fetched, FetchError> {
+    ///
+    /// `claim` is asked before following a redirect to another path: when it
+    /// says no (a one-shot run already baked or is baking that page), the
+    /// chain stops there and the response is the redirect itself, so a page
+    /// reached twice is fetched once.
+    pub async fn fetch(
+        &self,
+        path: &str,
+        claim: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Fetched, FetchError> {
         let mut current = path.to_string();
         let mut hops: Vec<Hop> = Vec::new();
         let mut visited = vec![current.clone()];
@@ -305,6 +315,15 @@ impl Fetcher {
                         code,
                         same_origin: true,
                     });
+                    if !visited.contains(&next) && !claim(&next) {
+                        return Ok(Fetched {
+                            final_path: current,
+                            status: code,
+                            headers,
+                            body,
+                            hops,
+                        });
+                    }
                     if visited.contains(&next) {
                         let chain = visited
                             .iter()

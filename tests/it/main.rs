@@ -5,5 +5,7 @@ mod util;
 mod build;
 mod daemon;
 mod django;
+mod hostile;
 mod nginx;
 mod render;
+mod stale;

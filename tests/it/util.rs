@@ -68,6 +68,21 @@ async fn serve(State(state): State<Arc<Mutex<OriginState>>>, uri: Uri) -> Respon
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| uri.path().to_string());
+    if let Some(mib) = key
+        .strip_prefix("/big/")
+        .and_then(|n| n.trim_end_matches('/').parse::<usize>().ok())
+    {
+        // A page of `mib` MiB, streamed: the test process never holds it.
+        *state.lock().unwrap().hits.entry(key.clone()).or_default() += 1;
+        let chunk = bytes::Bytes::from(vec![b'x'; 1 << 20]);
+        let stream = futures_util::stream::iter(
+            (0..mib).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+        );
+        let mut resp = Response::new(Body::from_stream(stream));
+        resp.headers_mut()
+            .insert("content-type", HeaderValue::from_static("text/html"));
+        return resp;
+    }
     let page = {
         let mut s = state.lock().unwrap();
         *s.hits.entry(key.clone()).or_default() += 1;
@@ -321,6 +336,8 @@ macro_rules! require {
 pub struct Daemon {
     pub child: tokio::process::Child,
     pub http: String,
+    /// Log lines, when started with [`TestSite::daemon_logged`].
+    pub log: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 impl TestSite {
@@ -329,8 +346,24 @@ impl TestSite {
         self.daemon_with(&[], env).await
     }
 
+    /// Like [`TestSite::daemon`], with its log lines collected in [`Daemon::log`].
+    pub async fn daemon_logged(&self) -> Daemon {
+        let mut d = self.daemon_with_stderr(&[], &[], true).await;
+        d.log = Some(d.log.take().unwrap_or_default());
+        d
+    }
+
     /// Like [`TestSite::daemon`], with global flags (e.g. `--origin URL`) first.
     pub async fn daemon_with(&self, global: &[&str], env: &[(&str, &str)]) -> Daemon {
+        self.daemon_with_stderr(global, env, false).await
+    }
+
+    async fn daemon_with_stderr(
+        &self,
+        global: &[&str],
+        env: &[(&str, &str)],
+        capture: bool,
+    ) -> Daemon {
         let mut args = global.to_vec();
         args.extend(["daemon", "--listen", "127.0.0.1:0"]);
         let mut cmd = self.command(&args);
@@ -338,7 +371,22 @@ impl TestSite {
             cmd.env(k, v);
         }
         cmd.stdout(std::process::Stdio::piped());
+        if capture {
+            cmd.stderr(std::process::Stdio::piped());
+        }
         let mut child = cmd.spawn().unwrap();
+        let log = capture.then(|| {
+            let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+            let stderr = child.stderr.take().unwrap();
+            let sink = lines.clone();
+            tokio::spawn(async move {
+                let mut r = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
+                while let Ok(Some(l)) = r.next_line().await {
+                    sink.lock().unwrap().push(l);
+                }
+            });
+            lines
+        });
         let stdout = child.stdout.take().unwrap();
         let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
         let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
@@ -350,7 +398,7 @@ impl TestSite {
             .strip_prefix("kiln daemon listening on ")
             .unwrap_or_else(|| panic!("unexpected first line: {line}"))
             .to_string();
-        Daemon { child, http }
+        Daemon { child, http, log }
     }
 
     pub fn queue_files(&self, sub: &str) -> Vec<PathBuf> {
@@ -361,6 +409,44 @@ impl TestSite {
 }
 
 impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("daemon still running")
+    }
+
+    /// Peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// Waits for a log line containing every one of `parts`.
+    pub async fn wait_for_log(&self, parts: &[&str]) -> String {
+        let log = self.log.clone().expect("started with daemon_logged");
+        let mut found = String::new();
+        wait_until(
+            Duration::from_secs(15),
+            &format!("a log line with {parts:?}"),
+            || {
+                let hit = log
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|l| parts.iter().all(|p| l.contains(p)))
+                    .cloned();
+                if let Some(h) = &hit {
+                    found = h.clone();
+                }
+                async move { hit.is_some() }
+            },
+        )
+        .await;
+        found
+    }
+
     pub fn signal(&self, sig: i32) {
         let pid = self.child.id().expect("daemon still running") as i32;
         assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
