@@ -96,6 +96,18 @@ fn read_holder(file: &mut File) -> Holder {
     })
 }
 
+/// Who seems to hold the lock, without touching it (for `kiln status`): the
+/// holder written in the file, if that process is still alive.
+pub fn peek(state: &Path) -> Option<Holder> {
+    let mut file = std::fs::File::open(lock_path(state)).ok()?;
+    let holder = read_holder(&mut file);
+    // SAFETY: signal 0 only checks that the process exists.
+    let alive = holder.pid > 0
+        && (unsafe { libc::kill(holder.pid as i32, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM));
+    alive.then_some(holder)
+}
+
 /// Takes the lock without waiting; `Held` names the holder.
 pub fn try_lock(state: &Path, role: &str) -> Result<OutputLock, LockError> {
     let path = lock_path(state);

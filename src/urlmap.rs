@@ -252,6 +252,31 @@ mod tests {
         assert!(file_for("/a/?p=2", true, QueryPolicy::Skip).is_err());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// Whatever the bytes, a mapped file is a plain relative path: only
+        /// normal components, so joined to the root it stays inside it.
+        #[test]
+        fn no_url_maps_outside_the_root(
+            raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            text in "[/a-z.%2eEfF5cC0\\\\?#]{0,40}",
+            html in proptest::prelude::any::<bool>(),
+        ) {
+            let lossy = format!("/{}", String::from_utf8_lossy(&raw));
+            let encoded: String = raw.iter().map(|b| format!("%{b:02x}")).collect();
+            for url in [lossy, format!("/{encoded}"), text.clone(), format!("/{text}")] {
+                for policy in [QueryPolicy::Skip, QueryPolicy::Strip] {
+                    if let Ok(file) = file_for(&url, html, policy) {
+                        proptest::prop_assert!(file.components().all(|c| matches!(c, std::path::Component::Normal(_))), "{url} -> {file:?}");
+                        proptest::prop_assert!(!file.to_string_lossy().contains('\0'));
+                        proptest::prop_assert!(file.components().all(|c| !c.as_os_str().to_string_lossy().starts_with('.')), "{url} -> {file:?}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn prefixes() {
         assert_eq!(path_prefixes("/"), vec!["/"]);

@@ -17,9 +17,11 @@ pub async fn run(g: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
     let index = Index::open(&cfg.state)?;
     let summary = index.summary().await?;
     let queue_depth = crate::queue::queue_depth(&cfg.queue);
+    let daemon = daemon_state(&cfg).await;
     if args.json {
         let mut v = summary.to_json(queue_depth);
         v["index"] = serde_json::json!(cfg.state);
+        v["daemon"] = daemon.clone().unwrap_or(serde_json::Value::Null);
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(Exit::Clean);
     }
@@ -33,8 +35,38 @@ pub async fn run(g: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
     println!("     tags: {}", summary.tags);
     println!("redirects: {}", summary.redirects);
     println!("    queue: {queue_depth} spool files waiting");
+    match &daemon {
+        Some(d) => println!(
+            "   daemon: PID {} running; {} URLs pending, {} in flight, {} retrying after failures",
+            d["pid"], d["pending_urls"], d["in_flight_urls"], d["retrying_urls"]
+        ),
+        None => println!("   daemon: not running"),
+    }
     for (url, status, err) in &summary.problems {
         println!("  {status} {url}: {err}");
     }
     Ok(Exit::Clean)
+}
+
+/// The running daemon's backlog, asked over its HTTP endpoint (found in
+/// the lock file); `None` when no daemon runs.
+async fn daemon_state(cfg: &crate::config::Config) -> Option<serde_json::Value> {
+    let holder = crate::lock::peek(&cfg.state).filter(|h| h.role == "daemon")?;
+    let mut state = serde_json::json!({ "pid": holder.pid });
+    if let Some(http) = &holder.http {
+        let mut req = reqwest::Client::new()
+            .get(format!("{http}/v1/status"))
+            .timeout(std::time::Duration::from_secs(2));
+        if let Ok(t) = std::env::var(&cfg.daemon.token_env) {
+            req = req.bearer_auth(t);
+        }
+        if let Ok(resp) = req.send().await {
+            if let Ok(v) = resp.json::<serde_json::Value>().await {
+                for k in ["pending_urls", "in_flight_urls", "retrying_urls"] {
+                    state[k] = v[k].clone();
+                }
+            }
+        }
+    }
+    Some(state)
 }

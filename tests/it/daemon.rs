@@ -330,6 +330,12 @@ async fn an_outage_is_retried_until_the_origin_recovers_and_permanent_failures_a
     assert_eq!(v["retrying_urls"], 1, "{status}");
     let (_, metrics) = d.get("/metrics", None).await;
     assert!(metrics.contains("kiln_retrying_urls 1"), "{metrics}");
+    let cli = site.kiln(&["status"]).await;
+    assert!(
+        cli.stdout.contains("1 retrying after failures"),
+        "{}",
+        cli.all()
+    );
     // The origin recovers: the page becomes fresh and the spool file goes.
     origin.set("/p/1/", Page::html("back"));
     wait_until(
