@@ -304,13 +304,22 @@ pub struct MassDelete {
 }
 
 impl Baker {
-    /// Opens the root, the index, and the sources.
+    /// Opens the root `out`, the index, and the sources.
     pub async fn new(cfg: Arc<Config>, out: &Path, opts: RunOptions) -> Result<Baker, SetupError> {
         let root = WebRoot::open(
             out,
             cfg.output.precompress.clone(),
             cfg.output.precompress_min_bytes,
         )?;
+        Baker::with_root(cfg, root, opts).await
+    }
+
+    /// Like [`Baker::new`] for a root opened by the caller (a release directory).
+    pub async fn with_root(
+        cfg: Arc<Config>,
+        root: WebRoot,
+        opts: RunOptions,
+    ) -> Result<Baker, SetupError> {
         let index = Index::open(&cfg.state)?;
         let spill_dir = cfg.state.parent().unwrap_or(Path::new(".")).to_path_buf();
         let fetcher = match &cfg.origin {

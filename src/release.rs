@@ -88,16 +88,35 @@ impl Releases {
         if self.out.join("index.html").exists() && !self.current_link().exists() {
             return Err(ReleaseError::NotReleaseLayout(self.out.clone()));
         }
-        let id = format!(
-            "{}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_micros())
-                .unwrap_or(0)
-        );
-        let path = self.dir().join(&id);
-        fs::create_dir_all(&path).map_err(io("create release directory", &path))?;
-        Ok((id, path))
+        let mut stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0);
+        let dir = self.dir();
+        fs::create_dir_all(&self.out).map_err(io("create output directory", &self.out))?;
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io("create releases directory", &dir)(e)),
+        }
+        if fs::symlink_metadata(&dir).is_ok_and(|m| !m.is_dir()) {
+            // Never create a release through a symlink (or over a file).
+            return Err(ReleaseError::NotReleaseLayout(dir));
+        }
+        // Ids are microsecond stamps, newer sorts later; two builds in the
+        // same microsecond (or a clock step back) take the next free one.
+        if let Some(newest) = self.list().last().and_then(|l| l.parse::<u128>().ok()) {
+            stamp = stamp.max(newest + 1);
+        }
+        loop {
+            let id = stamp.to_string();
+            let path = dir.join(&id);
+            match fs::create_dir(&path) {
+                Ok(()) => return Ok((id, path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => stamp += 1,
+                Err(e) => return Err(io("create release directory", &path)(e)),
+            }
+        }
     }
 
     /// Removes a release that will not go live (its build failed).
@@ -176,7 +195,6 @@ mod tests {
             fs::write(path.join("index.html"), format!("v{n}")).unwrap();
             r.switch(&id).unwrap();
             ids.push(id);
-            std::thread::sleep(std::time::Duration::from_millis(2));
         }
         assert_eq!(
             fs::read_to_string(r.current_link().join("index.html")).unwrap(),

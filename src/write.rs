@@ -18,6 +18,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
@@ -98,6 +99,9 @@ struct Dir {
 #[derive(Debug, Clone)]
 pub struct WebRoot {
     root: PathBuf,
+    /// The part of `root` kiln follows as given (the operator's own path);
+    /// everything below it is walked without following symlinks.
+    trusted: PathBuf,
     precompress: Vec<Encoding>,
     precompress_min_bytes: u64,
 }
@@ -122,8 +126,32 @@ impl WebRoot {
             fs::create_dir_all(root).map_err(io_err("create output directory", root))?;
         }
         let root = std::path::absolute(root).map_err(io_err("resolve output directory", root))?;
+        let trusted = root.parent().unwrap_or(&root).to_path_buf();
         let web = WebRoot {
             root,
+            trusted,
+            precompress,
+            precompress_min_bytes,
+        };
+        web.root_dir()?;
+        Ok(web)
+    }
+
+    /// A root `rel` below `base` (a release directory under `<out>`): `base`
+    /// is followed as given, every component of `rel` is walked without
+    /// following a symlink, so a release directory swapped for a symlink is
+    /// refused.
+    pub fn open_within(
+        base: &Path,
+        rel: &Path,
+        precompress: Vec<Encoding>,
+        precompress_min_bytes: u64,
+    ) -> Result<WebRoot, WriteError> {
+        let trusted =
+            std::path::absolute(base).map_err(io_err("resolve output directory", base))?;
+        let web = WebRoot {
+            root: trusted.join(rel),
+            trusted,
             precompress,
             precompress_min_bytes,
         };
@@ -136,43 +164,77 @@ impl WebRoot {
         &self.root
     }
 
-    /// Opens the root directory for one operation.
+    /// Opens the root directory for one operation: the trusted base as
+    /// given, then each component below it without following a symlink. The
+    /// root's own last component may be a symlink: a relative one (`current`
+    /// → `releases/<id>`) is expanded the same careful way; an absolute one
+    /// is the operator's choice of location and is followed, but only for a
+    /// root given whole to [`WebRoot::open`].
     fn root_dir(&self) -> Result<Dir, WriteError> {
         let root = &self.root;
-        let meta = fs::symlink_metadata(root).map_err(io_err("open output directory", root))?;
-        let link = meta
-            .file_type()
-            .is_symlink()
-            .then(|| fs::read_link(root))
-            .transpose()
-            .map_err(io_err("read symlink", root))?;
-        let fd = match (link, root.parent()) {
-            (Some(target), Some(parent)) if target.is_relative() => {
-                let base = rustix::fs::open(
-                    parent,
-                    DIR_FLAGS.difference(OFlags::NOFOLLOW),
-                    Mode::empty(),
-                )
-                .map_err(errno("open output directory", parent))?;
-                let mut dir = Dir {
-                    fd: base,
-                    path: parent.to_path_buf(),
-                };
-                for comp in target.components() {
-                    let Component::Normal(name) = comp else {
-                        return Err(WriteError::OutsideRoot(root.clone()));
-                    };
-                    dir = self.step(&dir, name, false, root)?.ok_or_else(|| {
-                        io_err("open output directory", root)(io::ErrorKind::NotFound.into())
-                    })?;
-                }
-                dir.fd
-            }
-            _ => rustix::fs::open(root, DIR_FLAGS.difference(OFlags::NOFOLLOW), Mode::empty())
-                .map_err(errno("open output directory", root))?,
+        let trusted = &self.trusted;
+        let base = rustix::fs::open(
+            trusted,
+            DIR_FLAGS.difference(OFlags::NOFOLLOW),
+            Mode::empty(),
+        )
+        .map_err(errno("open output directory", trusted))?;
+        let mut dir = Dir {
+            fd: base,
+            path: trusted.clone(),
         };
+        let below: Vec<&OsStr> = match root.strip_prefix(trusted) {
+            Ok(rel) => rel
+                .components()
+                .map(|c| match c {
+                    Component::Normal(n) => Ok(n),
+                    _ => Err(WriteError::OutsideRoot(root.clone())),
+                })
+                .collect::<Result<_, _>>()?,
+            Err(_) => return Err(WriteError::OutsideRoot(root.clone())),
+        };
+        let whole_root_given = self.root.parent() == Some(trusted.as_path());
+        for (i, name) in below.iter().enumerate() {
+            let last = i + 1 == below.len();
+            let link = if last {
+                match rustix::fs::readlinkat(&dir.fd, *name, Vec::new()) {
+                    Ok(target) => Some(PathBuf::from(std::ffi::OsString::from_vec(
+                        target.into_bytes(),
+                    ))),
+                    Err(_) => None,
+                }
+            } else {
+                None
+            };
+            dir = match link {
+                Some(target) if target.is_relative() => {
+                    let mut d = dir;
+                    for comp in target.components() {
+                        let Component::Normal(n) = comp else {
+                            return Err(WriteError::OutsideRoot(root.clone()));
+                        };
+                        d = self.step(&d, n, false, root)?.ok_or_else(|| {
+                            io_err("open output directory", root)(io::ErrorKind::NotFound.into())
+                        })?;
+                    }
+                    d
+                }
+                Some(_) if whole_root_given => Dir {
+                    fd: rustix::fs::open(
+                        root,
+                        DIR_FLAGS.difference(OFlags::NOFOLLOW),
+                        Mode::empty(),
+                    )
+                    .map_err(errno("open output directory", root))?,
+                    path: root.clone(),
+                },
+                _ => self.step(&dir, name, false, root)?.ok_or_else(|| {
+                    io_err("open output directory", root)(io::ErrorKind::NotFound.into())
+                })?,
+            };
+        }
         Ok(Dir {
-            fd,
+            fd: dir.fd,
             path: root.clone(),
         })
     }
@@ -703,6 +765,16 @@ mod tests {
         std::os::unix::fs::symlink("releases/1", dir.path().join("current")).unwrap();
         let err = WebRoot::open(&dir.path().join("current"), vec![], 0).unwrap_err();
         assert!(matches!(err, WriteError::Symlink { .. }), "{err}");
+        let err = WebRoot::open_within(dir.path(), Path::new("releases/1"), vec![], 0).unwrap_err();
+        assert!(matches!(err, WriteError::Symlink { .. }), "{err}");
+        // The whole `releases` directory swapped for a symlink, too.
+        fs::rename(dir.path().join("releases"), dir.path().join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("releases")).unwrap();
+        fs::create_dir(outside.path().join("2")).unwrap();
+        let err = WebRoot::open_within(dir.path(), Path::new("releases/2"), vec![], 0).unwrap_err();
+        assert!(matches!(err, WriteError::Symlink { .. }), "{err}");
+        fs::remove_file(dir.path().join("releases")).unwrap();
+        fs::rename(dir.path().join("elsewhere"), dir.path().join("releases")).unwrap();
         fs::remove_file(dir.path().join("releases/1")).unwrap();
         fs::create_dir(dir.path().join("releases/1")).unwrap();
         let root = WebRoot::open(&dir.path().join("current"), vec![], 0).unwrap();

@@ -47,13 +47,28 @@ pub async fn run(g: &GlobalArgs, args: BuildArgs) -> anyhow::Result<Exit> {
     };
     let releases = Releases::new(&cfg.out);
     let previous = releases.live();
-    let (release, out) = if args.release {
-        let (id, dir) = releases.begin()?;
-        (Some(id), dir)
+    let (release, root) = if args.release {
+        let (id, _) = releases.begin()?;
+        let root = WebRoot::open_within(
+            &cfg.out,
+            &std::path::Path::new("releases").join(&id),
+            cfg.output.precompress.clone(),
+            cfg.output.precompress_min_bytes,
+        );
+        (Some(id), root)
     } else {
-        (None, crate::release::live_root(&cfg.out))
+        let out = crate::release::live_root(&cfg.out);
+        let root = WebRoot::open(
+            &out,
+            cfg.output.precompress.clone(),
+            cfg.output.precompress_min_bytes,
+        );
+        (None, root)
     };
-    let baked = bake_all(g, cfg.clone(), &out, &args).await;
+    let baked = match root {
+        Ok(root) => bake_all(g, cfg.clone(), root, &args).await,
+        Err(e) => Err(e.into()),
+    };
     let (summary, root, guarded) = match (baked, &release) {
         (Ok(done), _) => done,
         (Err(e), Some(id)) => {
@@ -79,7 +94,12 @@ pub async fn run(g: &GlobalArgs, args: BuildArgs) -> anyhow::Result<Exit> {
         }
         let shared = match &previous {
             Some(prev) => {
-                let old = WebRoot::open(&cfg.out.join("releases").join(prev), Vec::new(), 0)?;
+                let old = WebRoot::open_within(
+                    &cfg.out,
+                    &std::path::Path::new("releases").join(prev),
+                    Vec::new(),
+                    0,
+                )?;
                 root.share_unchanged_with(&old)?
             }
             None => 0,
@@ -104,10 +124,10 @@ pub async fn run(g: &GlobalArgs, args: BuildArgs) -> anyhow::Result<Exit> {
 async fn bake_all(
     g: &GlobalArgs,
     cfg: Arc<crate::config::Config>,
-    out: &std::path::Path,
+    root: WebRoot,
     args: &BuildArgs,
 ) -> anyhow::Result<(Summary, WebRoot, Result<usize, MassDelete>)> {
-    let baker = Arc::new(Baker::new(cfg, out, args.guard.run_options()).await?);
+    let baker = Arc::new(Baker::with_root(cfg, root, args.guard.run_options()).await?);
     baker.sweep_stale_temp_files()?;
     let progress = g.progress();
     let shutdown = CancellationToken::new();

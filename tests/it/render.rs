@@ -107,7 +107,7 @@ async fn editing_a_partial_regenerates_exactly_the_pages_that_use_it() {
     .unwrap();
     assert_eq!(site.kiln(&["build"]).await.code, 0);
     let before = snapshot(&site);
-    let d = site.daemon(&[]).await;
+    let d = site.daemon_logged().await;
 
     // post-meta is used by post.html directly and by macros.html (index, tag pages).
     let partial = site.path().join("templates/partials/post-meta.html");
@@ -148,7 +148,11 @@ async fn editing_a_partial_regenerates_exactly_the_pages_that_use_it() {
     let nav = site.path().join("templates/partials/nav.html");
     let good_nav = std::fs::read_to_string(&nav).unwrap();
     std::fs::write(&nav, good_nav.replace("{% endif %}", "{% endiff %}")).unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Proof the watcher saw the edit, not a sleep: its error line.
+    let line = d
+        .wait_for_log(&["do not load", "partials/nav.html", "line 4"])
+        .await;
+    assert!(line.contains("ERROR"), "{line}");
     d.settle(None).await;
     assert!(
         changed(&after, &snapshot(&site)).is_empty(),
