@@ -84,7 +84,12 @@ async fn an_outage_survives_a_daemon_restart_and_regen_failed_retries() {
         serde_json::from_str::<serde_json::Value>(&s).unwrap()["retrying_urls"] == 2
     })
     .await;
-    // kill -9 in the middle of the outage: the HTTP job was in memory only.
+    // Once the failures are recorded in the index (a batch commit later)...
+    wait_until(Duration::from_secs(10), "the failures to be in the index", || async {
+        status_json(&site.kiln(&["status", "--json"]).await)["pages"]["failed"] == 2
+    })
+    .await;
+    // ...kill -9 in the middle of the outage: the HTTP job was in memory only.
     d.signal(libc::SIGKILL);
     d.wait(Duration::from_secs(10)).await;
     for i in 0..4 {
