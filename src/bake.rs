@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::body::Body;
-use crate::check::Checker;
+use crate::check::{Checker, Verdict};
 use crate::config::{Config, QueryPolicy};
 use crate::crawl::{self, Scope};
 use crate::index::{Index, PageRecord, Redirect};
@@ -350,7 +350,11 @@ impl Baker {
             cfg.origin.as_ref().map(|o| o.url.clone()),
         );
         Ok(Baker {
-            checker: Checker::new(&cfg.safety).map_err(SetupError::Patterns)?,
+            checker: Checker::new(
+                &cfg.safety,
+                cfg.origin.as_ref().map_or(&[][..], |o| &o.headers[..]),
+            )
+            .map_err(SetupError::Patterns)?,
             cfg,
             fetcher,
             renderer: RwLock::new(renderer),
@@ -539,15 +543,18 @@ impl Baker {
                 return;
             }
         }
-        if let Err(refusal) = self
+        let verdict = match self
             .checker
             .check(&final_path, &fetched.headers, &fetched.body)
         {
-            result.outcome = self
-                .refuse(&final_path, Some(fetched.status), refusal.to_string())
-                .await;
-            return;
-        }
+            Ok(v) => v,
+            Err(refusal) => {
+                result.outcome = self
+                    .refuse(&final_path, Some(fetched.status), refusal.to_string())
+                    .await;
+                return;
+            }
+        };
         let is_html = fetched.is_html();
         let tags = self
             .fetcher
@@ -563,6 +570,10 @@ impl Baker {
                 Some(fetched.status),
             )
             .await;
+        if verdict == Verdict::Anonymous && matches!(outcome, Outcome::Written | Outcome::Unchanged)
+        {
+            self.index.mark_anonymous_variant(&final_path).await;
+        }
         if matches!(outcome, Outcome::Written | Outcome::Unchanged) {
             result.links = blocking(|| self.links_of(&final_path, &fetched.body, is_html));
         }

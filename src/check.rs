@@ -5,7 +5,7 @@ use aho_corasick::AhoCorasick;
 use reqwest::header::{HeaderMap, CACHE_CONTROL, SET_COOKIE, VARY};
 
 use crate::body::Body;
-use crate::config::Safety;
+use crate::config::{Safety, VaryCookie};
 
 /// Why a response was refused. Shown to users as-is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,18 +27,36 @@ pub enum Refusal {
     Unreadable(String),
 }
 
+/// What a response that may be baked is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The same for every visitor.
+    Shared,
+    /// It varies by cookie (or authorization), and this is the variant for
+    /// a visitor without any: kiln sent none. nginx serves it only to
+    /// requests carrying no bypass cookie.
+    Anonymous,
+}
+
 /// Compiled privacy policy.
 #[derive(Debug, Clone)]
 pub struct Checker {
     patterns: Vec<String>,
     matcher: Option<AhoCorasick>,
     allow_private: globset::GlobSet,
+    vary_cookie: VaryCookie,
+    /// Request headers kiln sends (lowercase names): a `Vary` on one of them
+    /// is not the anonymous variant.
+    sent_headers: Vec<String>,
 }
 
 impl Checker {
     /// Builds the matcher once per run. Fails closed: a pattern set that
     /// cannot be compiled stops kiln rather than silently checking nothing.
-    pub fn new(safety: &Safety) -> Result<Checker, aho_corasick::BuildError> {
+    pub fn new(
+        safety: &Safety,
+        sent_headers: &[(String, String)],
+    ) -> Result<Checker, aho_corasick::BuildError> {
         let matcher = if safety.forbid_patterns.is_empty() {
             None
         } else {
@@ -48,17 +66,28 @@ impl Checker {
             patterns: safety.forbid_patterns.clone(),
             matcher,
             allow_private: safety.allow_private.clone(),
+            vary_cookie: safety.vary_cookie,
+            sent_headers: sent_headers
+                .iter()
+                .map(|(k, _)| k.to_ascii_lowercase())
+                .collect(),
         })
     }
 
     /// Returns the first reason `url_path`'s response must not be baked.
     /// Large bodies are scanned as a stream (patterns across chunk borders
     /// included); a body that cannot be read is refused rather than baked.
-    pub fn check(&self, url_path: &str, headers: &HeaderMap, body: &Body) -> Result<(), Refusal> {
+    pub fn check(
+        &self,
+        url_path: &str,
+        headers: &HeaderMap,
+        body: &Body,
+    ) -> Result<Verdict, Refusal> {
         let path = url_path.split('?').next().unwrap_or(url_path);
         if self.allow_private.is_match(path) {
-            return Ok(());
+            return Ok(Verdict::Shared);
         }
+        let mut verdict = Verdict::Shared;
         if headers.contains_key(SET_COOKIE) {
             return Err(Refusal::SetsCookie);
         }
@@ -74,10 +103,16 @@ impl Checker {
         for value in headers.get_all(VARY) {
             let v = value.to_str().unwrap_or("");
             for field in v.split(',').map(str::trim) {
-                if field.eq_ignore_ascii_case("cookie")
-                    || field.eq_ignore_ascii_case("authorization")
-                {
-                    return Err(Refusal::Vary(field.to_string()));
+                let lower = field.to_ascii_lowercase();
+                if lower == "cookie" || lower == "authorization" {
+                    // kiln sent no such header, so this is what a visitor
+                    // without one gets: the anonymous variant, unless the
+                    // site asked for the strict policy.
+                    let sent = self.sent_headers.contains(&lower);
+                    if sent || self.vary_cookie == VaryCookie::Refuse {
+                        return Err(Refusal::Vary(field.to_string()));
+                    }
+                    verdict = Verdict::Anonymous;
                 }
             }
         }
@@ -96,7 +131,7 @@ impl Checker {
                 ));
             }
         }
-        Ok(())
+        Ok(verdict)
     }
 }
 
@@ -107,16 +142,25 @@ mod tests {
     use reqwest::header::HeaderValue;
 
     fn checker(allow: &[&str]) -> Checker {
+        checker_with(allow, VaryCookie::Refuse, &[])
+    }
+
+    fn checker_with(allow: &[&str], vary_cookie: VaryCookie, sent: &[(String, String)]) -> Checker {
         let mut b = globset::GlobSetBuilder::new();
         for a in allow {
             b.add(globset::Glob::new(a).unwrap());
         }
-        Checker::new(&Safety {
-            forbid_patterns: vec!["csrfmiddlewaretoken".into(), "data-user-id".into()],
-            allow_private: b.build().unwrap(),
-            max_delete_pages: 50,
-            max_delete_percent: 10,
-        })
+        Checker::new(
+            &Safety {
+                forbid_patterns: vec!["csrfmiddlewaretoken".into(), "data-user-id".into()],
+                allow_private: b.build().unwrap(),
+                bypass_cookies: vec![],
+                vary_cookie,
+                max_delete_pages: 50,
+                max_delete_percent: 10,
+            },
+            sent,
+        )
         .unwrap()
     }
 
@@ -186,6 +230,38 @@ mod tests {
         let empty = Body::from(Vec::new());
         assert!(c.check("/account/x/", &h, &empty).is_ok());
         assert!(c.check("/other/", &h, &empty).is_err());
+    }
+
+    #[test]
+    fn vary_cookie_is_the_anonymous_variant_unless_kiln_sent_one_or_policy_is_strict() {
+        let empty = Body::from(Vec::new());
+        let vary = headers(&[("vary", "Accept-Encoding, Cookie")]);
+        let anon = checker_with(&[], VaryCookie::Anonymous, &[]);
+        assert_eq!(anon.check("/p/", &vary, &empty), Ok(Verdict::Anonymous));
+        assert_eq!(
+            anon.check("/p/", &HeaderMap::new(), &empty),
+            Ok(Verdict::Shared)
+        );
+        // Still refused, always: a cookie set, private, a CSRF token.
+        let set = headers(&[("vary", "Cookie"), ("set-cookie", "a=b")]);
+        assert_eq!(anon.check("/p/", &set, &empty), Err(Refusal::SetsCookie));
+        let token = Body::from("csrfmiddlewaretoken".to_string());
+        assert!(anon.check("/p/", &vary, &token).is_err());
+        // kiln sends an Authorization header: Vary on it is per-credential.
+        let sends_auth = checker_with(
+            &[],
+            VaryCookie::Anonymous,
+            &[("Authorization".into(), "x".into())],
+        );
+        let vary_auth = headers(&[("vary", "Authorization")]);
+        assert_eq!(
+            sends_auth.check("/p/", &vary_auth, &empty),
+            Err(Refusal::Vary("Authorization".into()))
+        );
+        assert_eq!(
+            checker(&[]).check("/p/", &vary, &empty),
+            Err(Refusal::Vary("Cookie".into()))
+        );
     }
 
     #[test]

@@ -148,6 +148,10 @@ pub struct RawSafety {
     pub forbid_patterns: Option<Vec<String>>,
     /// URL globs where the private-response checks are waived.
     pub allow_private: Option<Vec<String>>,
+    /// Cookies that mark a visitor nginx must send to the app.
+    pub bypass_cookies: Option<Vec<String>>,
+    /// `anonymous` (bake `Vary: Cookie` pages as the cookie-less variant) or `refuse`.
+    pub vary_cookie: Option<VaryCookie>,
     /// Most files one run may remove without --allow-mass-delete.
     pub max_delete_pages: Option<usize>,
     /// Most files one run may remove, in percent of the baked pages.
@@ -218,6 +222,30 @@ pub struct RawDaemon {
     /// Most targets one request or spool file may name.
     pub max_targets: Option<usize>,
 }
+
+/// What a `Vary: Cookie` (or `Authorization`) response to kiln's
+/// cookie-less request means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VaryCookie {
+    /// It is the page every visitor without cookies gets: bake it; nginx
+    /// sends visitors carrying a bypass cookie to the app.
+    #[default]
+    Anonymous,
+    /// Refuse it (the strict policy for sites that want it).
+    Refuse,
+}
+
+/// Session and login cookies of Django, Rails, PHP and WordPress.
+pub const DEFAULT_BYPASS_COOKIES: &[&str] = &[
+    "sessionid",
+    "_session_id",
+    "_*_session",
+    "PHPSESSID",
+    "wordpress_logged_in_*",
+    "wp-postpass_*",
+    "comment_author_*",
+];
 
 /// How dependency tags are separated in the tags header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,6 +338,11 @@ pub struct Safety {
     pub forbid_patterns: Vec<String>,
     /// Paths where private responses are allowed.
     pub allow_private: GlobSet,
+    /// Session or login cookies (name globs, `*` at the end only): a
+    /// request carrying one never gets a baked file.
+    pub bypass_cookies: Vec<String>,
+    /// What `Vary: Cookie` / `Vary: Authorization` on kiln's request means.
+    pub vary_cookie: VaryCookie,
     /// Mass-delete guard: most files one run may remove...
     pub max_delete_pages: usize,
     /// ...and in percent of the baked pages (never below 5 files).
@@ -530,9 +563,22 @@ impl Config {
                 &raw.safety.allow_private.unwrap_or_default(),
                 &invalid,
             )?,
+            bypass_cookies: raw.safety.bypass_cookies.unwrap_or_else(|| {
+                DEFAULT_BYPASS_COOKIES
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect()
+            }),
+            vary_cookie: raw.safety.vary_cookie.unwrap_or_default(),
             max_delete_pages: raw.safety.max_delete_pages.unwrap_or(50),
             max_delete_percent: raw.safety.max_delete_percent.unwrap_or(10),
         };
+        if let Some(bad) = safety.bypass_cookies.iter().find(|c| !is_cookie_glob(c)) {
+            return Err(invalid(
+                "safety.bypass-cookies",
+                format!("has `{bad}`: a cookie name is letters, digits, `_` and `-`, with `*` for any run of them"),
+            ));
+        }
         if safety.forbid_patterns.iter().any(String::is_empty) {
             return Err(invalid(
                 "safety.forbid-patterns",
@@ -780,6 +826,14 @@ fn duration(
             format!("is `{text}`: {e}; write a duration like \"500ms\" or \"10s\""),
         )
     })
+}
+
+/// A cookie name, with `*` standing for any run of name characters.
+pub fn is_cookie_glob(c: &str) -> bool {
+    !c.is_empty()
+        && c != "*"
+        && c.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '*'))
 }
 
 /// Parses a listen address: `"off"` or empty disables the endpoint.

@@ -178,6 +178,8 @@ pub struct Summary {
     pub problems: Vec<(String, String, String)>,
     /// Recorded redirects.
     pub redirects: i64,
+    /// Baked pages that are the cookie-less variant of a `Vary: Cookie` response.
+    pub anonymous_variants: i64,
 }
 
 impl Summary {
@@ -187,6 +189,7 @@ impl Summary {
             "pages": self.by_status.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
             "tags": self.tags,
             "redirects": self.redirects,
+            "anonymous_variants": self.anonymous_variants,
             "problems": self
                 .problems
                 .iter()
@@ -273,6 +276,7 @@ impl Index {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
+        migrate(&conn).map_err(open_err)?;
         let (tx, rx) = mpsc::channel(4096);
         std::thread::Builder::new()
             .name("kiln-index".into())
@@ -317,6 +321,7 @@ impl Index {
                 "INSERT INTO pages (url, file, hash, status, http_status, error, fetched_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT(url) DO UPDATE SET
+                   variant = NULL,
                    file = COALESCE(excluded.file, pages.file),
                    hash = COALESCE(excluded.hash, pages.hash),
                    status = excluded.status, http_status = excluded.http_status,
@@ -414,6 +419,18 @@ impl Index {
             rows.collect()
         })
         .await
+    }
+
+    /// Notes that the page's baked file is the anonymous variant of a
+    /// response that varies by cookie (the next record of the page resets it).
+    pub async fn mark_anonymous_variant(&self, url: &str) {
+        let url = url.to_string();
+        self.write(Box::new(move |conn| {
+            conn.prepare_cached("UPDATE pages SET variant = 'anonymous' WHERE url = ?1")?
+                .execute([&url])?;
+            Ok(())
+        }))
+        .await;
     }
 
     /// True before anything was ever recorded.
@@ -530,6 +547,11 @@ impl Index {
             }
             s.tags = conn.query_row("SELECT COUNT(DISTINCT tag) FROM tags", [], |r| r.get(0))?;
             s.redirects = conn.query_row("SELECT COUNT(*) FROM redirects", [], |r| r.get(0))?;
+            s.anonymous_variants = conn.query_row(
+                "SELECT COUNT(*) FROM pages WHERE variant = 'anonymous' AND file IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )?;
             let mut stmt = conn.prepare_cached(
                 "SELECT url, status, COALESCE(error, '') FROM pages
                  WHERE status IN ('failed', 'refused') ORDER BY url LIMIT 50",
@@ -606,6 +628,21 @@ fn owner(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
             job(&conn);
         }
     }
+}
+
+/// Brings an index made by an earlier kiln up to date.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_variant: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('pages') WHERE name = 'variant'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_variant {
+        // `anonymous` when the baked file is the cookie-less variant of a
+        // response with `Vary: Cookie`.
+        conn.execute_batch("ALTER TABLE pages ADD COLUMN variant TEXT")?;
+    }
+    Ok(())
 }
 
 /// Seconds since the Unix epoch.

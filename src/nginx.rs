@@ -39,13 +39,12 @@ fn is_safe_for_nginx(s: &str) -> bool {
 /// Renders the config snippet (to be included inside `http { }`).
 pub fn render(o: &NginxOptions) -> String {
     let mut s = String::new();
-    let cookies: Vec<&String> = o
+    // Cookie name globs become regexes: `*` is any run of name characters.
+    let cookies: Vec<String> = o
         .session_cookies
         .iter()
-        .filter(|c| {
-            c.chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
-        })
+        .filter(|c| crate::config::is_cookie_glob(c))
+        .map(|c| c.replace('*', "[^=;\\s]*"))
         .collect();
     let _ = writeln!(
         s,
@@ -55,7 +54,18 @@ pub fn render(o: &NginxOptions) -> String {
         s,
         "# Baked files are served from disk; anything not baked, any non-GET request and"
     );
-    let _ = writeln!(s, "# any visitor with a session cookie goes to the origin.");
+    let _ = writeln!(
+        s,
+        "# any visitor with a session cookie goes to the origin. Pages whose response"
+    );
+    let _ = writeln!(
+        s,
+        "# varies by Cookie were baked without cookies: they are the anonymous variant,"
+    );
+    let _ = writeln!(
+        s,
+        "# served only to visitors carrying none of the session cookies below."
+    );
     let _ = writeln!(s);
     let _ = writeln!(s, "map $request_method $kiln_dynamic_method {{");
     let _ = writeln!(s, "    GET 0;");

@@ -13,8 +13,10 @@ pub struct NginxArgs {
     /// `server_name` value
     #[arg(long, default_value = "_")]
     pub server_name: String,
-    /// Cookie that marks a logged-in visitor (bypasses baked files); repeatable
-    #[arg(long = "session-cookie", default_values_t = vec!["sessionid".to_string()])]
+    /// Cookie that marks a logged-in visitor (bypasses baked files); repeatable.
+    /// Replaces `safety.bypass-cookies` (default: Django, Rails, PHP and
+    /// WordPress session and login cookies)
+    #[arg(long = "session-cookie")]
     pub session_cookies: Vec<String>,
 }
 
@@ -40,7 +42,21 @@ pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
             server_name: args.server_name,
             origin: cfg.origin.as_ref().map(|o| o.url.to_string()),
             origin_host: cfg.origin.as_ref().and_then(|o| o.host.clone()),
-            session_cookies: args.session_cookies,
+            session_cookies: if args.session_cookies.is_empty() {
+                cfg.safety.bypass_cookies.clone()
+            } else {
+                if let Some(bad) = args
+                    .session_cookies
+                    .iter()
+                    .find(|c| !crate::config::is_cookie_glob(c))
+                {
+                    return Err(crate::cli::UsageError(format!(
+                        "--session-cookie `{bad}`: a cookie name is letters, digits, `_` and `-`, with `*` for any run of them"
+                    ))
+                    .into());
+                }
+                args.session_cookies
+            },
             redirects,
             brotli: cfg
                 .output

@@ -92,6 +92,24 @@ async fn nginx_serves_baked_files_and_falls_through_to_the_origin() {
     assert!(r.headers().get("x-kiln").is_none());
     assert_eq!(origin.hits("/p/1/"), 1);
     assert_eq!(origin.hits("/p/2/"), 1);
+    // The default bypass cookies cover Rails, PHP and WordPress too.
+    for cookie in [
+        "PHPSESSID=1",
+        "_myapp_session=x",
+        "a=b; wordpress_logged_in_5f2=admin",
+    ] {
+        let r = http
+            .get(nginx.url("/p/3/"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.headers().get("x-kiln").is_none(),
+            "{cookie} goes to the app"
+        );
+    }
+    assert_eq!(origin.hits("/p/3/"), 3);
     // Another cookie alone does not bypass.
     let r = http
         .get(nginx.url("/p/1/"))

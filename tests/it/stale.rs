@@ -85,9 +85,11 @@ async fn an_outage_survives_a_daemon_restart_and_regen_failed_retries() {
     })
     .await;
     // Once the failures are recorded in the index (a batch commit later)...
-    wait_until(Duration::from_secs(10), "the failures to be in the index", || async {
-        status_json(&site.kiln(&["status", "--json"]).await)["pages"]["failed"] == 2
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "the failures to be in the index",
+        || async { status_json(&site.kiln(&["status", "--json"]).await)["pages"]["failed"] == 2 },
+    )
     .await;
     // ...kill -9 in the middle of the outage: the HTTP job was in memory only.
     d.signal(libc::SIGKILL);
