@@ -1,17 +1,13 @@
-"""Model changes → kiln targets. Each tag matches a Surrogate-Key set by a view."""
+"""What kiln_django's model wiring (KILN["models"]) does not know: a post's
+page shows its comments, so a comment change regenerates the post too."""
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from .kiln import notify
-from .models import Comment, Post
+import kiln_django
 
-
-@receiver([post_save, post_delete], sender=Post)
-def post_changed(sender, instance, **kwargs):
-    # The post's own page, and every list that shows it.
-    notify([f"tag:post:{instance.pk}", "tag:posts"])
+from .models import Comment
 
 
 @receiver([post_save, post_delete], sender=Comment)
-def comment_changed(sender, instance, **kwargs):
-    notify([f"tag:comments:{instance.post_id}"])
+def comment_changed(sender, instance, using=None, **kwargs):
+    kiln_django.notify([f"tag:blog.post:{instance.post_id}"], using=using)

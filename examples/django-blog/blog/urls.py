@@ -4,6 +4,7 @@ from . import views
 
 urlpatterns = [
     path("", views.post_list, name="post_list"),
+    path("feed.xml", views.feed, name="feed"),
     path("posts/<int:pk>/", views.post_detail, name="post_detail"),
     path("posts/<int:pk>/comment/", views.add_comment, name="add_comment"),
     path("csrf/", views.csrf, name="csrf"),

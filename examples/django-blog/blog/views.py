@@ -1,25 +1,47 @@
+from django.contrib.syndication.views import Feed
 from django.http import JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
 from django.middleware.csrf import get_token
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from .kiln import add_surrogate_keys, surrogate_keys
+import kiln_django
+
 from .models import Comment, Post
 
 
 def post_list(request):
     posts = list(Post.objects.all())
-    response = render(request, "blog/post_list.html", {"posts": posts})
     # The list shows every post's title and comment count.
-    add_surrogate_keys(response, ["posts"] + [f"comments:{p.pk}" for p in posts])
-    return response
+    kiln_django.tag(request, Post, Comment)
+    return render(request, "blog/post_list.html", {"posts": posts})
 
 
-@surrogate_keys(lambda request, response, pk: [f"post:{pk}", f"comments:{pk}"])
 def post_detail(request, pk):
     post = get_object_or_404(Post, pk=pk)
+    # blog.post:<pk>: its own changes, and its comments' (blog/signals.py).
+    kiln_django.tag(request, post)
     return render(request, "blog/post_detail.html", {"post": post, "comments": post.comments.all()})
+
+
+class LatestPosts(Feed):
+    title = "Field Notes"
+    link = "/"
+    description = "New posts from the field."
+
+    def items(self):
+        return Post.objects.all()[:20]
+
+    def item_title(self, item):
+        return item.title
+
+    def item_description(self, item):
+        return item.body
+
+
+def feed(request):
+    kiln_django.tag(request, Post)
+    return LatestPosts()(request)
 
 
 @require_POST

@@ -8,15 +8,31 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-not-secret")
 DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = ["*"]
 
-INSTALLED_APPS = ["blog"]
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.syndication",
+    "kiln_django",
+    "blog",
+]
 
-# No session or auth middleware: anonymous pages must not touch the session,
-# or Django adds `Vary: Cookie` and kiln (rightly) refuses to bake them.
+# A realistic stack: sessions, auth and the auth context processor (the "Log
+# in" link in the header) make Django add `Vary: Cookie` to every page.
+# kiln fetches without cookies, so that is the anonymous variant: it bakes
+# it, and nginx sends visitors with a `sessionid` cookie to Django.
 MIDDLEWARE = [
+    "kiln_django.middleware.KilnMiddleware",
     "blog.middleware.ServedByDjangoMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
 ]
+CSRF_FAILURE_VIEW = "kiln_django.views.csrf_failure"
 
 ROOT_URLCONF = "blogsite.urls"
 TEMPLATES = [
@@ -24,7 +40,13 @@ TEMPLATES = [
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [],
         "APP_DIRS": True,
-        "OPTIONS": {"context_processors": []},
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
     }
 ]
 WSGI_APPLICATION = "blogsite.wsgi.application"
@@ -39,17 +61,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
 
-# How the app tells kiln that content changed (see blog/kiln.py):
-# - KILN_REGEN_URL: the daemon's HTTP endpoint, e.g. http://127.0.0.1:7878/v1/regen
-#   (with KILN_TOKEN when the daemon requires one);
-# - otherwise KILN_BIN (+ KILN_CONFIG): run `kiln enqueue`, which writes a spool file.
-KILN_REGEN_URL = os.environ.get("KILN_REGEN_URL", "")
-KILN_TOKEN = os.environ.get("KILN_TOKEN", "")
-KILN_BIN = os.environ.get("KILN_BIN", "")
-KILN_CONFIG = os.environ.get("KILN_CONFIG", str(BASE_DIR / "site.toml"))
+# How the app tells kiln that content changed (kiln_django): the daemon's
+# HTTP endpoint, and its spool directory as the durable fallback.
+KILN = {
+    "url": os.environ.get("KILN_URL", ""),
+    "token": os.environ.get("KILN_TOKEN", ""),
+    "spool": os.environ.get("KILN_SPOOL", str(BASE_DIR / ".kiln" / "queue")),
+    "models": ["blog.Post", "blog.Comment"],
+    "check_urls": ["/", "/posts/1/"],
+}
+LOGIN_REDIRECT_URL = "/"
 
 LOGGING = {
     "version": 1,
+    "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"blog": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "blog": {"handlers": ["console"], "level": "INFO"},
+        "kiln_django": {"handlers": ["console"], "level": "INFO"},
+    },
 }
+STATIC_URL = "/static/"

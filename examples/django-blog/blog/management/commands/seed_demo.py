@@ -1,5 +1,7 @@
 from django.core.management.base import BaseCommand
 
+from django.contrib.auth.models import User
+
 from blog.models import Comment, Post
 
 POSTS = [
@@ -20,4 +22,6 @@ class Command(BaseCommand):
             Post.objects.create(title=title, body=body)
         first = Post.objects.order_by("id").first()
         Comment.objects.create(post=first, author="Ines", text="Was the swift heading south?")
+        if not User.objects.filter(username="editor").exists():
+            User.objects.create_superuser("editor", "editor@example.test", "field-notes")
         self.stdout.write(f"created {Post.objects.count()} posts")

@@ -1,0 +1,218 @@
+"""kiln_django against real Django and a real HTTP receiver on loopback."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import transaction
+from django.test import Client, TestCase, TransactionTestCase, override_settings
+
+import kiln_django
+from kiln_django import checks, views
+from kiln_django.transport import sender
+from tests.testapp.models import Comment, Post, Topic
+
+
+class Receiver:
+    """A stand-in kiln daemon: records every POST /v1/regen and answers /v1/status."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.auth: list[str | None] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.requests.append(json.loads(body))
+                outer.auth.append(self.headers.get("Authorization"))
+                self._answer(202, {"job": len(outer.requests)})
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._answer(200, {"pages": {"ok": 3, "failed": 1}, "queue_depth": 0, "pending_urls": 2, "in_flight_urls": 1, "retrying_urls": 1, "problems": [{"url": "/x/", "status": "failed", "error": "answered 503"}]})
+
+            def _answer(self, code: int, value: dict) -> None:
+                data = json.dumps(value).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def targets(self) -> list[str]:
+        return [t for r in self.requests for t in r["targets"]]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def kiln(**overrides: object) -> dict:
+    from django.conf import settings
+
+    return {**settings.KILN, **overrides}
+
+
+class TaggingTests(TestCase):
+    @classmethod
+    def setUpTestData(cls) -> None:
+        with override_settings(KILN=kiln(enabled=False)):
+            cls.post = Post.objects.create(title="Hello")
+
+    def test_detail_views_tag_their_object_and_the_template_tag_adds_more(self) -> None:
+        r = self.client.get(f"/posts/{self.post.pk}/")
+        self.assertIn(f"testapp.post:{self.post.pk}", r["Surrogate-Key"].split())
+        self.assertIn("sidebar", r["Surrogate-Key"].split())
+
+    def test_list_views_tag_their_model(self) -> None:
+        r = self.client.get("/posts/")
+        self.assertEqual(r["Surrogate-Key"], "testapp.post")
+
+    def test_tag_in_a_function_view(self) -> None:
+        r = self.client.get("/about/")
+        self.assertEqual(r["Surrogate-Key"].split(), ["about", f"testapp.post:{self.post.pk}"])
+
+    def test_error_pages_carry_no_tags(self) -> None:
+        r = self.client.get("/posts/999/")
+        self.assertEqual(r.status_code, 404)
+        self.assertNotIn("Surrogate-Key", r)
+
+
+class VaryCookieTests(TestCase):
+    def test_anonymous_pages_that_only_looked_at_the_session_drop_vary_cookie(self) -> None:
+        r = self.client.get("/hello/")
+        self.assertIn("Cookie", r.get("Vary", ""), "Django adds it: the auth context processor looked")
+        with override_settings(KILN=kiln(drop_vary_cookie=True)):
+            r = self.client.get("/hello/")
+            self.assertNotIn("Cookie", r.get("Vary", ""))
+            self.assertIn("log in", r.content.decode())
+            # A logged-in visitor keeps it (and is never served a baked page).
+            User.objects.create_user("ada", password="pw")
+            self.client.login(username="ada", password="pw")
+            r = self.client.get("/hello/")
+            self.assertIn("Cookie", r["Vary"])
+            self.assertIn("Hello ada", r.content.decode())
+
+
+class CheckAndCsrfTests(TestCase):
+    def test_system_check_warns_about_csrf_tokens_on_baked_urls(self) -> None:
+        with override_settings(KILN=kiln(check_urls=["/form/", "/about/"])):
+            found = checks.csrf_tokens_in_baked_pages(databases=["default"])
+        self.assertEqual([w.id for w in found], ["kiln.W001"])
+        self.assertIn("/form/", found[0].msg)
+        with override_settings(KILN=kiln(check_urls=["/about/"])):
+            self.assertEqual(checks.csrf_tokens_in_baked_pages(databases=["default"]), [])
+
+    def test_csrf_failures_are_logged_with_the_page_and_counted(self) -> None:
+        views.FAILURES.clear()
+        client = Client(enforce_csrf_checks=True)
+        with self.assertLogs("kiln_django.csrf", logging.WARNING) as logs:
+            r = client.post("/form/", {}, HTTP_REFERER="https://example.test/posts/1/")
+            client.post("/form/", {}, HTTP_REFERER="https://example.test/posts/1/")
+        self.assertEqual(r.status_code, 403)
+        self.assertEqual(views.FAILURES["https://example.test/posts/1/"], 2)
+        self.assertIn("from page https://example.test/posts/1/", logs.output[0])
+
+
+class NotifyTests(TransactionTestCase):
+    """Real commits and rollbacks (on_commit needs them)."""
+
+    def setUp(self) -> None:
+        self.daemon = Receiver()
+        self.spool = Path(tempfile.mkdtemp())
+        self.settings_override = override_settings(KILN=kiln(url=self.daemon.url, token="t0ken", spool=str(self.spool)))
+        self.settings_override.enable()
+        sender.flush()
+        sender.requests = 0
+
+    def tearDown(self) -> None:
+        sender.flush()
+        self.settings_override.disable()
+        self.daemon.close()
+
+    def test_a_save_notifies_its_object_and_model_after_commit_with_the_token(self) -> None:
+        with transaction.atomic():
+            post = Post.objects.create(title="a")
+            kiln_django.flush()
+            self.assertEqual(self.daemon.requests, [], "nothing before the commit")
+        kiln_django.flush()
+        self.assertEqual(self.daemon.targets(), [f"tag:testapp.post:{post.pk}", "tag:testapp.post"])
+        self.assertEqual(self.daemon.auth, ["Bearer t0ken"])
+
+    def test_a_rolled_back_save_sends_nothing(self) -> None:
+        try:
+            with transaction.atomic():
+                Post.objects.create(title="never")
+                raise RuntimeError("rollback")
+        except RuntimeError:
+            pass
+        kiln_django.flush()
+        self.assertEqual(self.daemon.requests, [])
+
+    def test_deletes_and_m2m_changes_notify(self) -> None:
+        post = Post.objects.create(title="a")
+        topic = Topic.objects.create(name="t")
+        kiln_django.flush()
+        self.daemon.requests.clear()
+        post.topics.add(topic)
+        Comment.objects.create(post=post, text="hi")
+        pk = post.pk
+        post.delete()
+        kiln_django.flush()
+        targets = self.daemon.targets()
+        self.assertIn(f"tag:testapp.topic:{topic.pk}", targets)
+        self.assertIn("tag:testapp.comment", targets)
+        self.assertIn(f"tag:testapp.post:{pk}", targets)
+
+    def test_a_bulk_import_is_one_request(self) -> None:
+        with transaction.atomic():
+            for i in range(1000):
+                Post.objects.create(title=f"p{i}")
+        kiln_django.flush()
+        self.assertEqual(len(self.daemon.requests), 1)
+        self.assertEqual(len(self.daemon.targets()), 1001)
+
+    def test_autocommit_saves_are_batched_within_the_window(self) -> None:
+        with override_settings(KILN=kiln(url=self.daemon.url, batch_window=60)):
+            for i in range(200):
+                Post.objects.create(title=f"p{i}")
+            self.assertEqual(self.daemon.requests, [], "held for the window")
+            kiln_django.flush()
+        self.assertEqual(len(self.daemon.requests), 1)
+
+    def test_a_daemon_that_is_down_falls_back_to_a_durable_spool_file(self) -> None:
+        self.daemon.close()
+        post = Post.objects.create(title="while down")
+        kiln_django.flush()
+        files = list((self.spool / "new").iterdir())
+        self.assertEqual(len(files), 1)
+        self.assertEqual(files[0].read_text().splitlines(), [f"tag:testapp.post:{post.pk}", "tag:testapp.post"])
+        self.assertEqual(list((self.spool / "tmp").iterdir()), [])
+        self.daemon = Receiver()  # for tearDown
+
+    def test_management_commands(self) -> None:
+        out = io.StringIO()
+        call_command("kiln_regen", "tag:testapp.post:1", "/about/", stdout=out)
+        self.assertIn("sent 2 target(s) to kiln (daemon)", out.getvalue())
+        self.assertEqual(self.daemon.targets(), ["tag:testapp.post:1", "/about/"])
+        with self.assertRaises(CommandError):
+            call_command("kiln_regen", "not-a-target")
+        out = io.StringIO()
+        call_command("kiln_status", stdout=out)
+        self.assertIn("1 retrying", out.getvalue())
+        self.assertIn("failed /x/: answered 503", out.getvalue())
