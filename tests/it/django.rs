@@ -173,7 +173,11 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
     );
     let status = site.kiln(&["--origin", &origin, "status", "--json"]).await;
     let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
-    assert_eq!(v["anonymous_variants"], 4, "the HTML pages (not the feed): {}", status.stdout);
+    assert_eq!(
+        v["anonymous_variants"], 4,
+        "the HTML pages (not the feed): {}",
+        status.stdout
+    );
     // Admin and login pages are never baked.
     assert!(
         site.files()
@@ -427,7 +431,7 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
         "{worst} fetched {most} times for one bulk save: {fetches:?}"
     );
     assert!(
-        fetches.get("/").is_some() && fetches.len() > 1000,
+        fetches.contains_key("/") && fetches.len() > 1000,
         "{} pages fetched",
         fetches.len()
     );
