@@ -350,11 +350,8 @@ impl Baker {
             cfg.origin.as_ref().map(|o| o.url.clone()),
         );
         Ok(Baker {
-            checker: Checker::new(
-                &cfg.safety,
-                cfg.origin.as_ref().map_or(&[][..], |o| &o.headers[..]),
-            )
-            .map_err(SetupError::Patterns)?,
+            checker: Checker::new(&cfg.safety, cfg.origin.as_ref().map(|o| &o.headers))
+                .map_err(SetupError::Patterns)?,
             cfg,
             fetcher,
             renderer: RwLock::new(renderer),
@@ -894,7 +891,7 @@ impl Baker {
                     // of a directory-style URL is not a path segment.
                     let matches =
                         |u: &str| matcher.is_match(u) || matcher.is_match(u.trim_end_matches('/'));
-                    let prefix = urlmap::glob_literal_prefix(pattern);
+                    let prefix = crate::config::glob_literal_prefix(pattern);
                     let candidates = self
                         .index
                         .urls_for_tags(vec![format!("path:{prefix}")])

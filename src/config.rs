@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use globset::{Glob, GlobMatcher, GlobSet, GlobSetBuilder};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use url::Url;
 
@@ -102,13 +103,13 @@ pub struct RawOrigin {
     /// Parallel requests.
     pub concurrency: Option<usize>,
     /// Per-request timeout, e.g. `10s`.
-    pub timeout: Option<String>,
+    pub timeout: Option<HumanDuration>,
     /// Retries after the first attempt.
     pub retries: Option<u32>,
     /// First backoff delay, doubled each retry.
-    pub backoff: Option<String>,
+    pub backoff: Option<HumanDuration>,
     /// Body size cap, e.g. `10MiB`.
-    pub max_body: Option<String>,
+    pub max_body: Option<Size>,
     /// Host header override.
     pub host: Option<String>,
     /// Extra request headers.
@@ -117,7 +118,7 @@ pub struct RawOrigin {
     /// Response header naming dependency tags.
     pub tags_header: Option<String>,
     /// `space` or `comma`.
-    pub tags_separator: Option<String>,
+    pub tags_separator: Option<TagSeparator>,
     /// User-Agent sent to the origin.
     pub user_agent: Option<String>,
 }
@@ -163,15 +164,15 @@ pub struct RawSafety {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawOutput {
     /// `gzip`, `br`.
-    pub precompress: Option<Vec<String>>,
+    pub precompress: Option<Vec<Encoding>>,
     /// Files smaller than this get no compressed sibling.
     pub precompress_min_bytes: Option<u64>,
     /// `skip` or `strip`.
-    pub query_strings: Option<String>,
+    pub query_strings: Option<QueryPolicy>,
 }
 
 /// `[[render]]`
-#[derive(Debug, Default, Deserialize, Clone)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawRender {
     /// Template name under the templates directory.
@@ -208,17 +209,17 @@ pub struct RawDaemon {
     /// Name of the environment variable holding the bearer token.
     pub token_env: Option<String>,
     /// Debounce window.
-    pub debounce: Option<String>,
+    pub debounce: Option<HumanDuration>,
     /// Periodic spool rescan interval.
-    pub rescan: Option<String>,
+    pub rescan: Option<HumanDuration>,
     /// Watch templates and data files (render mode).
     pub watch: Option<bool>,
     /// Keep retrying a page that fails transiently for this long.
-    pub give_up_after: Option<String>,
+    pub give_up_after: Option<HumanDuration>,
     /// Longest wait between two retries of one page.
-    pub max_retry_delay: Option<String>,
+    pub max_retry_delay: Option<HumanDuration>,
     /// Largest spool file read; bigger ones go to `failed/` unread.
-    pub max_spool_file: Option<String>,
+    pub max_spool_file: Option<Size>,
     /// Most targets one request or spool file may name.
     pub max_targets: Option<usize>,
 }
@@ -247,8 +248,79 @@ pub const DEFAULT_BYPASS_COOKIES: &[&str] = &[
     "comment_author_*",
 ];
 
-/// How dependency tags are separated in the tags header.
+/// A duration written as text with a unit (`"100ms"`, `"10s"`, `"6h"`),
+/// parsed by humantime; a bare number is refused with a hint, since its
+/// unit would be a guess.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration like \"500ms\" or \"10s\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HumanDuration, E> {
+                humantime::parse_duration(v)
+                    .map(HumanDuration)
+                    .map_err(|e| {
+                        E::custom(format!(
+                            "`{v}` is not a duration ({e}); write one like \"500ms\" or \"10s\""
+                        ))
+                    })
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<HumanDuration, E> {
+                Err(E::custom(format!(
+                    "`{v}` has no unit; write a duration as text, like \"{v}ms\" or \"{v}s\""
+                )))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<HumanDuration, E> {
+                Err(E::custom(format!(
+                    "`{v}` has no unit; write a duration as text, like \"{v}s\""
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A byte size written as `512`, `"64KiB"` or `"10MB"` (parsed by bytesize).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Size;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a size like \"512KiB\" or \"10MB\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Size, E> {
+                match v.parse::<bytesize::ByteSize>() {
+                    Ok(b) if b.as_u64() > 0 => Ok(Size(b.as_u64())),
+                    _ => Err(E::custom(format!(
+                        "`{v}` is not a size; write one like \"512KiB\" or \"10MB\""
+                    ))),
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Size, E> {
+                u64::try_from(v)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(Size)
+                    .ok_or_else(|| E::custom(format!("`{v}` is not a positive size in bytes")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// How dependency tags are separated in the tags header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TagSeparator {
     /// `Surrogate-Key: a b c`, `xkey`.
     Space,
@@ -257,7 +329,8 @@ pub enum TagSeparator {
 }
 
 /// What to do with URLs that carry a query string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum QueryPolicy {
     /// Never bake them (nginx falls through to the origin).
     Skip,
@@ -266,11 +339,13 @@ pub enum QueryPolicy {
 }
 
 /// A compressed sibling format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Encoding {
     /// `.gz`, for nginx `gzip_static`.
+    #[serde(rename = "gzip", alias = "gz")]
     Gzip,
     /// `.br`, for nginx `brotli_static`.
+    #[serde(rename = "br", alias = "brotli")]
     Brotli,
 }
 
@@ -303,11 +378,11 @@ pub struct Origin {
     /// Body size cap in bytes.
     pub max_body: u64,
     /// Host header override.
-    pub host: Option<String>,
-    /// Extra request headers.
-    pub headers: Vec<(String, String)>,
+    pub host: Option<HeaderValue>,
+    /// Extra request headers, parsed once.
+    pub headers: HeaderMap,
     /// Tags header name.
-    pub tags_header: String,
+    pub tags_header: HeaderName,
     /// Tags separator.
     pub tags_separator: TagSeparator,
     /// User-Agent.
@@ -358,6 +433,34 @@ pub struct Output {
     pub precompress_min_bytes: u64,
     /// Query string policy.
     pub query_strings: QueryPolicy,
+}
+
+/// A `[[render]]` route, resolved: its data glob compiled once.
+#[derive(Debug, Clone)]
+pub struct RenderRoute {
+    /// Template name under the templates directory.
+    pub template: String,
+    /// URL or URL pattern with `{field}` placeholders.
+    pub url: String,
+    /// Data files (one page per file).
+    pub data: Option<DataGlob>,
+    /// Collection name these data files form.
+    pub collection: Option<String>,
+    /// Collections handed to the template in full (list pages).
+    pub items: Vec<String>,
+    /// One page per distinct value of this list field.
+    pub group_by: Option<String>,
+}
+
+/// A data-file glob (relative to the config's directory).
+#[derive(Debug, Clone)]
+pub struct DataGlob {
+    /// As written, e.g. `content/posts/*.md`.
+    pub pattern: String,
+    /// Compiled.
+    pub matcher: GlobMatcher,
+    /// The directory matches live under (watched by the daemon).
+    pub dir: PathBuf,
 }
 
 /// A `[[depend]]` rule, resolved.
@@ -420,7 +523,7 @@ pub struct Config {
     /// Output options.
     pub output: Output,
     /// Render routes.
-    pub render: Vec<RawRender>,
+    pub render: Vec<RenderRoute>,
     /// Dependency rules.
     pub depend: Vec<DependRule>,
     /// Daemon options.
@@ -473,7 +576,8 @@ impl Config {
         })
     }
 
-    /// Validates a raw config. `file` is only used in messages.
+    /// Validates a raw config, one section at a time. `file` is only used
+    /// in messages.
     pub fn from_raw(
         raw: RawConfig,
         file: Option<PathBuf>,
@@ -488,228 +592,39 @@ impl Config {
             key: key.to_string(),
             message,
         };
-        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base_dir.join(p) };
-
-        let out = match &overrides.out {
-            Some(o) => o.clone(),
-            None => resolve(raw.site.out.unwrap_or_else(|| PathBuf::from("public"))),
-        };
-        let state = resolve(
-            raw.site
-                .state
-                .unwrap_or_else(|| PathBuf::from(".kiln/index.db")),
-        );
-        let queue = resolve(
-            raw.site
-                .queue
-                .unwrap_or_else(|| PathBuf::from(".kiln/queue")),
-        );
-        let templates = resolve(
-            raw.site
-                .templates
-                .unwrap_or_else(|| PathBuf::from("templates")),
-        );
-        let keep_releases = raw.site.keep_releases.unwrap_or(5);
-        if keep_releases == 0 {
+        if overrides.origin.is_some() && !raw.render.is_empty() {
+            // `--origin` means fetch mode; quietly rendering the file's
+            // templates instead would bake the wrong site.
             return Err(invalid(
-                "site.keep-releases",
-                "must be at least 1 (the live release)".into(),
-            ));
-        }
-
-        let raw_origin = raw.origin.unwrap_or_default();
-        let origin_url = overrides.origin.clone().or(raw_origin.url.clone());
-        let origin = match origin_url {
-            None => None,
-            Some(u) => Some(parse_origin(&u, raw_origin, &invalid)?),
-        };
-
-        let seeds = raw.crawl.seeds.unwrap_or_else(|| vec!["/".to_string()]);
-        for seed in &seeds {
-            if !seed.starts_with('/') {
-                return Err(invalid(
-                    "crawl.seeds",
-                    format!("has `{seed}`: seeds are URL paths starting with `/`, e.g. \"/\" or \"/sitemap.xml\""),
-                ));
-            }
-        }
-        let crawl = Crawl {
-            seeds,
-            include: glob_set(
-                "crawl.include",
-                &raw.crawl.include.unwrap_or_else(|| vec!["/**".into()]),
-                &invalid,
-            )?,
-            exclude: glob_set(
-                "crawl.exclude",
-                &raw.crawl.exclude.unwrap_or_default(),
-                &invalid,
-            )?,
-            max_pages: raw.crawl.max_pages.unwrap_or(100_000),
-            max_depth: raw.crawl.max_depth.unwrap_or(32),
-            assets: raw.crawl.assets.unwrap_or(false),
-        };
-        if crawl.max_pages == 0 {
-            return Err(invalid("crawl.max-pages", "must be at least 1".into()));
-        }
-
-        let safety = Safety {
-            forbid_patterns: raw
-                .safety
-                .forbid_patterns
-                .unwrap_or_else(|| vec!["csrfmiddlewaretoken".into()]),
-            allow_private: glob_set(
-                "safety.allow-private",
-                &raw.safety.allow_private.unwrap_or_default(),
-                &invalid,
-            )?,
-            bypass_cookies: raw.safety.bypass_cookies.unwrap_or_else(|| {
-                DEFAULT_BYPASS_COOKIES
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect()
-            }),
-            vary_cookie: raw.safety.vary_cookie.unwrap_or_default(),
-            max_delete_pages: raw.safety.max_delete_pages.unwrap_or(50),
-            max_delete_percent: raw.safety.max_delete_percent.unwrap_or(10),
-        };
-        if let Some(bad) = safety.bypass_cookies.iter().find(|c| !is_cookie_glob(c)) {
-            return Err(invalid(
-                "safety.bypass-cookies",
-                format!("has `{bad}`: a cookie name is letters, digits, `_` and `-`, with `*` for any run of them"),
-            ));
-        }
-        if safety.forbid_patterns.iter().any(String::is_empty) {
-            return Err(invalid(
-                "safety.forbid-patterns",
-                "contains an empty pattern, which would refuse every page".into(),
-            ));
-        }
-
-        let mut precompress = Vec::new();
-        for name in raw.output.precompress.unwrap_or_default() {
-            let enc = match name.as_str() {
-                "gzip" | "gz" => Encoding::Gzip,
-                "br" | "brotli" => Encoding::Brotli,
-                other => {
-                    return Err(invalid(
-                        "output.precompress",
-                        format!("has unknown encoding `{other}`: use \"gzip\" and/or \"br\""),
-                    ))
-                }
-            };
-            if !precompress.contains(&enc) {
-                precompress.push(enc);
-            }
-        }
-        let query_strings = match raw.output.query_strings.as_deref().unwrap_or("skip") {
-            "skip" => QueryPolicy::Skip,
-            "strip" => QueryPolicy::Strip,
-            other => {
-                return Err(invalid(
-                    "output.query-strings",
-                    format!("is `{other}`: use \"skip\" (do not bake URLs with a query) or \"strip\" (bake the path without it)"),
-                ))
-            }
-        };
-        let output = Output {
-            precompress,
-            precompress_min_bytes: raw.output.precompress_min_bytes.unwrap_or(256),
-            query_strings,
-        };
-
-        for (i, r) in raw.render.iter().enumerate() {
-            if !r.url.starts_with('/') {
-                return Err(invalid(
-                    &format!("render[{i}].url"),
-                    format!("is `{}`: it must be a URL path starting with `/`", r.url),
-                ));
-            }
-            if r.data.is_none() && r.url.contains('{') && r.group_by.is_none() {
-                return Err(invalid(
-                    &format!("render[{i}].url"),
-                    format!("`{}` has placeholders but the route has no `data` glob or `group-by` to fill them", r.url),
-                ));
-            }
-            if let Some(d) = &r.data {
-                Glob::new(d).map_err(|e| invalid(&format!("render[{i}].data"), e.to_string()))?;
-            }
-        }
-
-        let mut depend = Vec::new();
-        for (i, d) in raw.depend.into_iter().enumerate() {
-            if let Some(u) = d.urls.iter().find(|u| !u.starts_with('/')) {
-                return Err(invalid(
-                    &format!("depend[{i}].urls"),
-                    format!("has `{u}`: URLs are paths starting with `/`"),
-                ));
-            }
-            depend.push(DependRule {
-                tags: glob_set(&format!("depend[{i}].tags"), &d.tags, &invalid)?,
-                urls: d.urls,
-            });
-        }
-
-        let listen_text = raw.daemon.listen.as_deref().unwrap_or("127.0.0.1:7878");
-        let listen = parse_listen(listen_text).map_err(|_| {
-            invalid(
-                "daemon.listen",
+                "render",
                 format!(
-                    "is `{listen_text}`: expected an address like \"127.0.0.1:7878\" or \"off\""
+                    "defines [[render]] routes (a render site), but --origin asks to bake an origin; run from another directory, or pass --config with a fetch-mode file (`kiln init --origin {}` writes one)",
+                    overrides.origin.as_deref().unwrap_or_default()
                 ),
-            )
-        })?;
-        let daemon = Daemon {
-            listen,
-            token_env: raw
-                .daemon
-                .token_env
-                .unwrap_or_else(|| "KILN_TOKEN".to_string()),
-            debounce: duration(
-                "daemon.debounce",
-                raw.daemon.debounce.as_deref().unwrap_or("100ms"),
-                &invalid,
-            )?,
-            rescan: duration(
-                "daemon.rescan",
-                raw.daemon.rescan.as_deref().unwrap_or("5s"),
-                &invalid,
-            )?,
-            watch: raw.daemon.watch.unwrap_or(true),
-            give_up_after: duration(
-                "daemon.give-up-after",
-                raw.daemon.give_up_after.as_deref().unwrap_or("6h"),
-                &invalid,
-            )?,
-            max_retry_delay: duration(
-                "daemon.max-retry-delay",
-                raw.daemon.max_retry_delay.as_deref().unwrap_or("30s"),
-                &invalid,
-            )?,
-            max_spool_file: byte_size(
-                "daemon.max-spool-file",
-                raw.daemon.max_spool_file.as_deref().unwrap_or("4MiB"),
-                &invalid,
-            )?,
-            max_targets: raw.daemon.max_targets.unwrap_or(10_000).max(1),
+            ));
+        }
+        let site = resolve_site(raw.site, &base_dir, overrides, &invalid)?;
+        let raw_origin = raw.origin.unwrap_or_default();
+        let origin = match overrides.origin.clone().or(raw_origin.url.clone()) {
+            None => None,
+            Some(u) => Some(resolve_origin(&u, raw_origin, &invalid)?),
         };
-
         Ok(Config {
             file,
-            base_dir,
-            out,
-            state,
-            queue,
-            templates,
-            keep_releases,
-            vars: raw.site.vars,
+            out: site.out,
+            state: site.state,
+            queue: site.queue,
+            templates: site.templates,
+            keep_releases: site.keep_releases,
+            vars: site.vars,
             origin,
-            crawl,
-            safety,
-            output,
-            render: raw.render,
-            depend,
-            daemon,
+            crawl: resolve_crawl(raw.crawl, &invalid)?,
+            safety: resolve_safety(raw.safety, &invalid)?,
+            output: resolve_output(raw.output),
+            render: resolve_render(raw.render, &base_dir, &invalid)?,
+            depend: resolve_depend(raw.depend, &invalid)?,
+            daemon: resolve_daemon(raw.daemon, &invalid)?,
+            base_dir,
         })
     }
 
@@ -719,11 +634,217 @@ impl Config {
     }
 }
 
-fn parse_origin(
-    url: &str,
-    raw: RawOrigin,
-    invalid: &dyn Fn(&str, String) -> ConfigError,
-) -> Result<Origin, ConfigError> {
+type Invalid<'a> = dyn Fn(&str, String) -> ConfigError + 'a;
+
+/// `[site]`, resolved: paths against the config's directory.
+struct Site {
+    out: PathBuf,
+    state: PathBuf,
+    queue: PathBuf,
+    templates: PathBuf,
+    keep_releases: usize,
+    vars: BTreeMap<String, toml::Value>,
+}
+
+fn resolve_site(
+    raw: RawSite,
+    base_dir: &Path,
+    overrides: &Overrides,
+    invalid: &Invalid<'_>,
+) -> Result<Site, ConfigError> {
+    let resolve = |p: Option<PathBuf>, default: &str| {
+        let p = p.unwrap_or_else(|| PathBuf::from(default));
+        if p.is_absolute() {
+            p
+        } else {
+            base_dir.join(p)
+        }
+    };
+    let keep_releases = raw.keep_releases.unwrap_or(5);
+    if keep_releases == 0 {
+        return Err(invalid(
+            "site.keep-releases",
+            "must be at least 1 (the live release)".into(),
+        ));
+    }
+    Ok(Site {
+        out: match &overrides.out {
+            Some(o) => o.clone(),
+            None => resolve(raw.out, "public"),
+        },
+        state: resolve(raw.state, ".kiln/index.db"),
+        queue: resolve(raw.queue, ".kiln/queue"),
+        templates: resolve(raw.templates, "templates"),
+        keep_releases,
+        vars: raw.vars,
+    })
+}
+
+fn resolve_crawl(raw: RawCrawl, invalid: &Invalid<'_>) -> Result<Crawl, ConfigError> {
+    let seeds = raw.seeds.unwrap_or_else(|| vec!["/".to_string()]);
+    for seed in &seeds {
+        if !seed.starts_with('/') {
+            return Err(invalid(
+                "crawl.seeds",
+                format!("has `{seed}`: seeds are URL paths starting with `/`, e.g. \"/\" or \"/sitemap.xml\""),
+            ));
+        }
+    }
+    let max_pages = raw.max_pages.unwrap_or(100_000);
+    if max_pages == 0 {
+        return Err(invalid("crawl.max-pages", "must be at least 1".into()));
+    }
+    Ok(Crawl {
+        seeds,
+        include: glob_set(
+            "crawl.include",
+            &raw.include.unwrap_or_else(|| vec!["/**".into()]),
+            invalid,
+        )?,
+        exclude: glob_set("crawl.exclude", &raw.exclude.unwrap_or_default(), invalid)?,
+        max_pages,
+        max_depth: raw.max_depth.unwrap_or(32),
+        assets: raw.assets.unwrap_or(false),
+    })
+}
+
+fn resolve_safety(raw: RawSafety, invalid: &Invalid<'_>) -> Result<Safety, ConfigError> {
+    let safety = Safety {
+        forbid_patterns: raw
+            .forbid_patterns
+            .unwrap_or_else(|| vec!["csrfmiddlewaretoken".into()]),
+        allow_private: glob_set(
+            "safety.allow-private",
+            &raw.allow_private.unwrap_or_default(),
+            invalid,
+        )?,
+        bypass_cookies: raw.bypass_cookies.unwrap_or_else(|| {
+            DEFAULT_BYPASS_COOKIES
+                .iter()
+                .map(|c| c.to_string())
+                .collect()
+        }),
+        vary_cookie: raw.vary_cookie.unwrap_or_default(),
+        max_delete_pages: raw.max_delete_pages.unwrap_or(50),
+        max_delete_percent: raw.max_delete_percent.unwrap_or(10),
+    };
+    if let Some(bad) = safety.bypass_cookies.iter().find(|c| !is_cookie_glob(c)) {
+        return Err(invalid(
+            "safety.bypass-cookies",
+            format!("has `{bad}`: a cookie name is letters, digits, `_` and `-`, with `*` for any run of them"),
+        ));
+    }
+    if safety.forbid_patterns.iter().any(String::is_empty) {
+        return Err(invalid(
+            "safety.forbid-patterns",
+            "contains an empty pattern, which would refuse every page".into(),
+        ));
+    }
+    Ok(safety)
+}
+
+fn resolve_output(raw: RawOutput) -> Output {
+    let mut precompress = Vec::new();
+    for enc in raw.precompress.unwrap_or_default() {
+        if !precompress.contains(&enc) {
+            precompress.push(enc);
+        }
+    }
+    Output {
+        precompress,
+        precompress_min_bytes: raw.precompress_min_bytes.unwrap_or(256),
+        query_strings: raw.query_strings.unwrap_or(QueryPolicy::Skip),
+    }
+}
+
+fn resolve_render(
+    raw: Vec<RawRender>,
+    base_dir: &Path,
+    invalid: &Invalid<'_>,
+) -> Result<Vec<RenderRoute>, ConfigError> {
+    let mut routes = Vec::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        if !r.url.starts_with('/') {
+            return Err(invalid(
+                &format!("render[{i}].url"),
+                format!("is `{}`: it must be a URL path starting with `/`", r.url),
+            ));
+        }
+        if r.data.is_none() && r.url.contains('{') && r.group_by.is_none() {
+            return Err(invalid(
+                &format!("render[{i}].url"),
+                format!("`{}` has placeholders but the route has no `data` glob or `group-by` to fill them", r.url),
+            ));
+        }
+        let data = match r.data {
+            Some(pattern) => {
+                let matcher = path_matcher(&pattern)
+                    .map_err(|e| invalid(&format!("render[{i}].data"), e.to_string()))?;
+                let literal = glob_literal_prefix(&pattern).trim_end_matches('/');
+                Some(DataGlob {
+                    dir: base_dir.join(literal.trim_start_matches('/')),
+                    matcher,
+                    pattern,
+                })
+            }
+            None => None,
+        };
+        routes.push(RenderRoute {
+            template: r.template,
+            url: r.url,
+            data,
+            collection: r.collection,
+            items: r.items,
+            group_by: r.group_by,
+        });
+    }
+    Ok(routes)
+}
+
+fn resolve_depend(
+    raw: Vec<RawDepend>,
+    invalid: &Invalid<'_>,
+) -> Result<Vec<DependRule>, ConfigError> {
+    let mut depend = Vec::new();
+    for (i, d) in raw.into_iter().enumerate() {
+        if let Some(u) = d.urls.iter().find(|u| !u.starts_with('/')) {
+            return Err(invalid(
+                &format!("depend[{i}].urls"),
+                format!("has `{u}`: URLs are paths starting with `/`"),
+            ));
+        }
+        depend.push(DependRule {
+            tags: glob_set(&format!("depend[{i}].tags"), &d.tags, invalid)?,
+            urls: d.urls,
+        });
+    }
+    Ok(depend)
+}
+
+fn resolve_daemon(raw: RawDaemon, invalid: &Invalid<'_>) -> Result<Daemon, ConfigError> {
+    let listen_text = raw.listen.as_deref().unwrap_or("127.0.0.1:7878");
+    let listen = parse_listen(listen_text).map_err(|_| {
+        invalid(
+            "daemon.listen",
+            format!("is `{listen_text}`: expected an address like \"127.0.0.1:7878\" or \"off\""),
+        )
+    })?;
+    let ms = Duration::from_millis;
+    let secs = Duration::from_secs;
+    Ok(Daemon {
+        listen,
+        token_env: raw.token_env.unwrap_or_else(|| "KILN_TOKEN".to_string()),
+        debounce: raw.debounce.map_or(ms(100), |d| d.0),
+        rescan: raw.rescan.map_or(secs(5), |d| d.0),
+        watch: raw.watch.unwrap_or(true),
+        give_up_after: raw.give_up_after.map_or(secs(6 * 3600), |d| d.0),
+        max_retry_delay: raw.max_retry_delay.map_or(secs(30), |d| d.0),
+        max_spool_file: raw.max_spool_file.map_or(4 << 20, |s| s.0),
+        max_targets: raw.max_targets.unwrap_or(10_000).max(1),
+    })
+}
+
+fn resolve_origin(url: &str, raw: RawOrigin, invalid: &Invalid<'_>) -> Result<Origin, ConfigError> {
     let parsed = Url::parse(url).map_err(|e| {
         invalid(
             "origin.url",
@@ -752,79 +873,54 @@ fn parse_origin(
     let tags_header = raw
         .tags_header
         .unwrap_or_else(|| "Surrogate-Key".to_string());
-    reqwest::header::HeaderName::from_bytes(tags_header.as_bytes()).map_err(|_| {
+    let tags_header = HeaderName::from_bytes(tags_header.as_bytes()).map_err(|_| {
         invalid(
             "origin.tags-header",
             format!("`{tags_header}` is not a valid header name"),
         )
     })?;
-    let tags_separator = match raw.tags_separator.as_deref() {
-        Some("space") => TagSeparator::Space,
-        Some("comma") => TagSeparator::Comma,
-        Some(other) => {
-            return Err(invalid(
-                "origin.tags-separator",
-                format!("is `{other}`: use \"space\" or \"comma\""),
-            ))
-        }
-        None if tags_header.eq_ignore_ascii_case("cache-tag") => TagSeparator::Comma,
-        None => TagSeparator::Space,
-    };
-    let mut headers = Vec::new();
+    let tags_separator = raw.tags_separator.unwrap_or(if tags_header == "cache-tag" {
+        TagSeparator::Comma
+    } else {
+        TagSeparator::Space
+    });
+    let mut headers = HeaderMap::new();
     for (k, v) in raw.headers {
-        reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
             invalid(
                 "origin.headers",
                 format!("`{k}` is not a valid header name"),
             )
         })?;
-        reqwest::header::HeaderValue::from_str(&v).map_err(|_| {
+        let value = HeaderValue::from_str(&v).map_err(|_| {
             invalid(
                 "origin.headers",
                 format!("value of `{k}` is not a valid header value"),
             )
         })?;
-        headers.push((k, v));
+        headers.insert(name, value);
     }
+    let host = match raw.host {
+        Some(h) => Some(
+            HeaderValue::from_str(&h)
+                .map_err(|_| invalid("origin.host", format!("`{h}` is not a valid Host header")))?,
+        ),
+        None => None,
+    };
     Ok(Origin {
         url: parsed,
         concurrency,
-        timeout: duration(
-            "origin.timeout",
-            raw.timeout.as_deref().unwrap_or("30s"),
-            invalid,
-        )?,
+        timeout: raw.timeout.map_or(Duration::from_secs(30), |d| d.0),
         retries: raw.retries.unwrap_or(2),
-        backoff: duration(
-            "origin.backoff",
-            raw.backoff.as_deref().unwrap_or("200ms"),
-            invalid,
-        )?,
-        max_body: byte_size(
-            "origin.max-body",
-            raw.max_body.as_deref().unwrap_or("32MiB"),
-            invalid,
-        )?,
-        host: raw.host,
+        backoff: raw.backoff.map_or(Duration::from_millis(200), |d| d.0),
+        max_body: raw.max_body.map_or(32 << 20, |s| s.0),
+        host,
         headers,
         tags_header,
         tags_separator,
         user_agent: raw
             .user_agent
             .unwrap_or_else(|| concat!("kiln/", env!("CARGO_PKG_VERSION")).to_string()),
-    })
-}
-
-fn duration(
-    key: &str,
-    text: &str,
-    invalid: &dyn Fn(&str, String) -> ConfigError,
-) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(text).map_err(|e| {
-        invalid(
-            key,
-            format!("is `{text}`: {e}; write a duration like \"500ms\" or \"10s\""),
-        )
     })
 }
 
@@ -844,36 +940,18 @@ pub fn parse_listen(text: &str) -> Result<Option<std::net::SocketAddr>, std::net
     }
 }
 
-/// Parses `512`, `64KiB`, `10MB`, `1GiB` into bytes.
-pub fn parse_byte_size(text: &str) -> Option<u64> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1_000,
-        "kib" | "k" => 1 << 10,
-        "mb" => 1_000_000,
-        "mib" | "m" => 1 << 20,
-        "gb" => 1_000_000_000,
-        "gib" | "g" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
-
-fn byte_size(
-    key: &str,
-    text: &str,
-    invalid: &dyn Fn(&str, String) -> ConfigError,
-) -> Result<u64, ConfigError> {
-    match parse_byte_size(text) {
-        Some(n) if n > 0 => Ok(n),
-        _ => Err(invalid(
-            key,
-            format!("is `{text}`: write a size like \"512KiB\" or \"10MB\""),
-        )),
+/// The longest literal directory prefix of a glob (`/blog/*/x` → `/blog/`,
+/// `content/posts/*.md` → `content/posts/`): where matches can start. The
+/// one owner of this rule for URL globs (tag lookups) and data globs
+/// (watched directories).
+pub fn glob_literal_prefix(pattern: &str) -> &str {
+    let meta = pattern
+        .find(['*', '?', '[', '{', '\\'])
+        .unwrap_or(pattern.len());
+    match pattern[..meta].rfind('/') {
+        Some(i) => &pattern[..=i],
+        None if pattern.starts_with('/') => "/",
+        None => "",
     }
 }
 
@@ -942,11 +1020,11 @@ mod tests {
             ("[origin]\nurl = \"ftp://x\"\n", "`origin.url`"),
             (
                 "[origin]\nurl = \"http://x\"\ntimeout = \"soon\"\n",
-                "`origin.timeout`",
+                "timeout = \"soon\"",
             ),
             (
                 "[origin]\nurl = \"http://x\"\nmax-body = \"lots\"\n",
-                "`origin.max-body`",
+                "max-body = \"lots\"",
             ),
             (
                 "[origin]\nurl = \"http://x\"\nconcurrency = 0\n",
@@ -956,11 +1034,11 @@ mod tests {
             ("[crawl]\ninclude = [\"/a/[\"]\n", "`crawl.include`"),
             (
                 "[output]\nprecompress = [\"zstd\"]\n",
-                "`output.precompress`",
+                "precompress = [\"zstd\"]",
             ),
             (
                 "[output]\nquery-strings = \"keep\"\n",
-                "`output.query-strings`",
+                "query-strings = \"keep\"",
             ),
             ("[daemon]\nlisten = \"localhost\"\n", "`daemon.listen`"),
             (
@@ -1011,14 +1089,77 @@ mod tests {
     #[test]
     fn byte_sizes() {
         for (t, n) in [
+            ("\"512\"", Some(512)),
             ("512", Some(512)),
-            ("64KiB", Some(65536)),
-            ("10MB", Some(10_000_000)),
-            ("1 GiB", Some(1 << 30)),
-            ("x", None),
-            ("10XB", None),
+            ("\"64KiB\"", Some(65536)),
+            ("\"10MB\"", Some(10_000_000)),
+            ("\"1 GiB\"", Some(1 << 30)),
+            ("\"x\"", None),
+            ("\"10XB\"", None),
+            ("0", None),
         ] {
-            assert_eq!(parse_byte_size(t), n, "{t}");
+            let got = load(&format!("[origin]\nurl = \"http://a:1\"\nmax-body = {t}\n"))
+                .ok()
+                .map(|c| c.origin.unwrap().max_body);
+            assert_eq!(got, n, "{t}");
         }
+    }
+
+    #[test]
+    fn durations_need_a_unit_and_say_so() {
+        let err = load("[daemon]\ndebounce = 100\n").unwrap_err().to_string();
+        assert!(
+            err.contains("debounce") && err.contains("\"100ms\""),
+            "{err}"
+        );
+        let err = load("[daemon]\ndebounce = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("debounce") && err.contains("not a duration"),
+            "{err}"
+        );
+        assert_eq!(
+            load("[daemon]\ndebounce = \"250ms\"\n")
+                .unwrap()
+                .daemon
+                .debounce,
+            Duration::from_millis(250)
+        );
+    }
+
+    #[test]
+    fn origin_flag_on_a_render_site_is_an_error_not_a_silent_choice() {
+        let raw = Config::parse_raw(
+            "[[render]]\ntemplate = \"a.html\"\nurl = \"/\"\n",
+            Path::new("site.toml"),
+        )
+        .unwrap();
+        let err = Config::from_raw(
+            raw,
+            Some("site.toml".into()),
+            ".".into(),
+            &Overrides {
+                origin: Some("http://127.0.0.1:8000".into()),
+                out: None,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--origin") && err.contains("render"), "{err}");
+    }
+
+    #[test]
+    fn glob_prefixes() {
+        assert_eq!(glob_literal_prefix("/blog/**"), "/blog/");
+        assert_eq!(glob_literal_prefix("/blog/2024-*/x"), "/blog/");
+        assert_eq!(glob_literal_prefix("/**"), "/");
+        assert_eq!(glob_literal_prefix("/exact/page/"), "/exact/page/");
+        assert_eq!(glob_literal_prefix("content/posts/*.md"), "content/posts/");
+        assert_eq!(glob_literal_prefix("*.md"), "");
+        let c = load("[[render]]\ntemplate = \"p.html\"\nurl = \"/p/{slug}/\"\ndata = \"content/posts/*.md\"\n").unwrap();
+        let data = c.render[0].data.as_ref().unwrap();
+        assert_eq!(data.dir, Path::new("./content/posts"));
+        assert!(data.matcher.is_match("content/posts/a.md"));
     }
 }

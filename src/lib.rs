@@ -13,6 +13,7 @@
 //! - [`check`]: privacy checks that refuse per-visitor pages.
 //! - [`urlpath`]: the canonical URL key and the only way a path becomes a request URL.
 //! - [`urlmap`]: URL path → file, the gate that keeps writes inside the root.
+//! - [`files`]: the filesystem error and editor-junk rule every disk stage shares.
 //! - [`body`]: page bodies, in memory or spilled to disk when large.
 //! - [`write`]: the web root; the only code that writes or removes served files.
 //! - [`index`]: the SQLite dependency index (pages, tags, redirects).
@@ -37,6 +38,7 @@ pub mod cmd;
 pub mod config;
 pub mod crawl;
 pub mod daemon;
+pub mod files;
 pub mod http;
 pub mod index;
 pub mod lock;

@@ -16,22 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::targets::{Target, TargetError};
 
 /// A spool directory problem.
-#[derive(Debug, thiserror::Error)]
-#[error("failed to {action} `{path}`")]
-pub struct SpoolError {
-    action: &'static str,
-    path: PathBuf,
-    #[source]
-    source: std::io::Error,
-}
+pub type SpoolError = FsError;
 
-fn err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SpoolError + 'a {
-    move |source| SpoolError {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
-}
+use crate::files::{fs_err as err, FsError};
 
 /// A spool file read from `new/`.
 #[derive(Debug)]
@@ -302,12 +289,7 @@ pub fn excerpt(s: &str, max: usize) -> String {
 /// the name only: what the entry is, [`Spool::read`] checks without
 /// following it.
 pub fn is_spool_name(p: &Path) -> bool {
-    p.file_name()
-        .map(|n| {
-            let n = n.to_string_lossy();
-            !n.starts_with('.') && !n.ends_with('~') && !n.ends_with(".swp") && !n.ends_with(".tmp")
-        })
-        .unwrap_or(false)
+    !crate::files::is_editor_junk(p)
 }
 
 #[cfg(test)]

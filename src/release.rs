@@ -10,16 +10,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
     /// Filesystem failure.
-    #[error("failed to {action} `{path}`")]
-    Io {
-        /// What kiln was doing.
-        action: &'static str,
-        /// Where.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::files::FsError),
     /// Nothing to roll back to.
     #[error("no earlier release to roll back to in `{0}`")]
     NothingToRollBack(PathBuf),
@@ -32,11 +24,7 @@ fn io<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> ReleaseError + 'a {
-    move |source| ReleaseError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| ReleaseError::Io(crate::files::fs_err(action, path)(source))
 }
 
 /// The `<out>/releases/*` + `<out>/current` layout.

@@ -158,18 +158,6 @@ pub fn path_prefixes(url_path: &str) -> Vec<String> {
     out
 }
 
-/// The longest literal directory prefix of a glob (`/blog/*/x` → `/blog/`).
-pub fn glob_literal_prefix(pattern: &str) -> &str {
-    let meta = pattern
-        .find(['*', '?', '[', '{', '\\'])
-        .unwrap_or(pattern.len());
-    let upto = &pattern[..meta];
-    match upto.rfind('/') {
-        Some(i) => &pattern[..=i],
-        None => "/",
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::type_complexity)]
 mod tests {
@@ -285,9 +273,5 @@ mod tests {
             path_prefixes("/a/feed.xml"),
             vec!["/", "/a/", "/a/feed.xml"]
         );
-        assert_eq!(glob_literal_prefix("/blog/**"), "/blog/");
-        assert_eq!(glob_literal_prefix("/blog/2024-*/x"), "/blog/");
-        assert_eq!(glob_literal_prefix("/**"), "/");
-        assert_eq!(glob_literal_prefix("/exact/page/"), "/exact/page/");
     }
 }

@@ -16,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bake::Baker;
 use crate::config::Config;
+use crate::files::is_editor_junk;
 use crate::schedule::{Request, Submitter};
-use crate::source::render::{data_glob_dir, is_editor_junk, Renderer};
+use crate::source::render::Renderer;
 use crate::targets::Target;
 
 /// What a changed path means.
@@ -52,8 +53,8 @@ pub fn classify(cfg: &Config, path: &Path) -> Option<Change> {
     let rel = rel_to(&cfg.base_dir)?;
     cfg.render
         .iter()
-        .filter_map(|r| r.data.as_deref())
-        .any(|g| crate::config::path_matcher(g).is_ok_and(|m| m.is_match(&rel)))
+        .filter_map(|r| r.data.as_ref())
+        .any(|g| g.matcher.is_match(&rel))
         .then_some(Change::Data(rel))
 }
 
@@ -80,9 +81,8 @@ fn watched_dirs(cfg: &Config) -> Vec<PathBuf> {
     let mut dirs = vec![cfg.templates.clone()];
     for r in &cfg.render {
         if let Some(g) = &r.data {
-            let dir = data_glob_dir(&cfg.base_dir, g);
-            if !dirs.contains(&dir) {
-                dirs.push(dir);
+            if !dirs.contains(&g.dir) {
+                dirs.push(g.dir.clone());
             }
         }
     }

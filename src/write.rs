@@ -25,6 +25,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use crate::body::Body;
 use crate::config::Encoding;
+use crate::files::{fs_err, FsError};
 
 /// Prefix of kiln's temp files; swept at start.
 pub const TEMP_PREFIX: &str = ".kiln-tmp-";
@@ -33,16 +34,8 @@ pub const TEMP_PREFIX: &str = ".kiln-tmp-";
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// An I/O operation failed.
-    #[error("failed to {action} `{path}`")]
-    Io {
-        /// What kiln was doing.
-        action: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FsError),
     /// A path that is not a plain relative path under the root.
     #[error("refusing to write `{0}`: it is not a plain path inside the output root")]
     OutsideRoot(PathBuf),
@@ -65,11 +58,7 @@ pub enum WriteError {
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> WriteError + 'a {
-    move |source| WriteError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| WriteError::Io(fs_err(action, path)(source))
 }
 
 fn errno<'a>(

@@ -41,7 +41,12 @@ pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
             listen: args.listen,
             server_name: args.server_name,
             origin: cfg.origin.as_ref().map(|o| o.url.to_string()),
-            origin_host: cfg.origin.as_ref().and_then(|o| o.host.clone()),
+            origin_host: cfg
+                .origin
+                .as_ref()
+                .and_then(|o| o.host.as_ref())
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string),
             session_cookies: if args.session_cookies.is_empty() {
                 cfg.safety.bypass_cookies.clone()
             } else {

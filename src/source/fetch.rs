@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::StatusCode;
 use url::Url;
 
@@ -199,19 +199,9 @@ impl Fetcher {
     /// Builds the pooled client: no cookie store, no automatic redirects.
     /// Bodies over [`crate::body::SPILL_BYTES`] go to a temp file in `spill_dir`.
     pub fn new(origin: &Origin, spill_dir: &std::path::Path) -> Result<Fetcher, reqwest::Error> {
-        let mut headers = HeaderMap::new();
-        for (k, v) in &origin.headers {
-            if let (Ok(k), Ok(v)) = (
-                HeaderName::from_bytes(k.as_bytes()),
-                HeaderValue::from_str(v),
-            ) {
-                headers.insert(k, v);
-            }
-        }
+        let mut headers = origin.headers.clone();
         if let Some(host) = &origin.host {
-            if let Ok(v) = HeaderValue::from_str(host) {
-                headers.insert(reqwest::header::HOST, v);
-            }
+            headers.insert(reqwest::header::HOST, host.clone());
         }
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -240,7 +230,7 @@ impl Fetcher {
     /// Parses the configured tags header of a response.
     pub fn tags_from(&self, headers: &HeaderMap) -> Vec<String> {
         let mut tags = Vec::new();
-        for v in headers.get_all(self.origin.tags_header.as_str()) {
+        for v in headers.get_all(&self.origin.tags_header) {
             let Ok(v) = v.to_str() else { continue };
             match self.origin.tags_separator {
                 TagSeparator::Space => tags.extend(v.split_whitespace().map(str::to_string)),
@@ -435,6 +425,7 @@ impl Fetcher {
 mod tests {
     use super::*;
     use crate::config::{Config, Overrides};
+    use reqwest::header::{HeaderName, HeaderValue};
 
     fn fetcher(extra: &str) -> Fetcher {
         let raw = Config::parse_raw(

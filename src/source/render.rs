@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use minijinja::{context, Environment, Value};
 
-use crate::config::{Config, RawRender};
+use crate::config::{Config, DataGlob, RenderRoute};
+use crate::files::is_editor_junk;
 
 /// A template or data problem, with the file and (for templates) the line.
 #[derive(Debug, thiserror::Error)]
@@ -154,7 +155,7 @@ impl Renderer {
             }
             let Some(glob) = &route.data else { continue };
             let mut items = Vec::new();
-            for (rel, abs) in find_data_files(&cfg.base_dir, glob)? {
+            for (rel, abs) in find_data_files(&cfg.base_dir, glob) {
                 let mut fields = read_data_file(&abs)?;
                 fields
                     .entry("slug".to_string())
@@ -297,13 +298,7 @@ impl Renderer {
     pub fn collections_of_data(&self, cfg: &Config, rel: &str) -> Vec<String> {
         cfg.render
             .iter()
-            .filter(|r| {
-                r.data.as_deref().is_some_and(|g| {
-                    crate::config::path_glob(g)
-                        .map(|g| g.compile_matcher().is_match(rel))
-                        .unwrap_or(false)
-                })
-            })
+            .filter(|r| r.data.as_ref().is_some_and(|g| g.matcher.is_match(rel)))
             .filter_map(|r| r.collection.clone())
             .collect()
     }
@@ -453,20 +448,6 @@ fn read_templates(dir: &Path) -> Result<BTreeMap<String, String>, RenderError> {
     Ok(out)
 }
 
-/// Editor swap, backup and lock files that must not trigger anything.
-pub fn is_editor_junk(p: &Path) -> bool {
-    let Some(name) = p.file_name().map(|n| n.to_string_lossy()) else {
-        return true;
-    };
-    name.starts_with('.')
-        || name.starts_with('#')
-        || name.ends_with('~')
-        || name.ends_with(".swp")
-        || name.ends_with(".swx")
-        || name.ends_with(".tmp")
-        || name == "4913"
-}
-
 /// Templates a template source names directly: extends, include (string or
 /// list of strings), import and from-import. Dynamic names are ignored.
 pub fn direct_deps(source: &str) -> BTreeSet<String> {
@@ -549,32 +530,13 @@ pub fn transitive_deps(sources: &BTreeMap<String, String>) -> HashMap<String, BT
     out
 }
 
-/// The directory a data glob searches (and the watcher watches): its
-/// longest literal directory prefix under `base`.
-pub fn data_glob_dir(base: &Path, glob: &str) -> PathBuf {
-    let literal = glob
-        .find(['*', '?', '[', '{'])
-        .map(|i| &glob[..i])
-        .unwrap_or(glob);
-    match literal.rfind('/') {
-        Some(i) => base.join(&literal[..i]),
-        None => base.to_path_buf(),
-    }
-}
-
-fn find_data_files(base: &Path, glob: &str) -> Result<Vec<(String, PathBuf)>, RenderError> {
-    let matcher = crate::config::path_glob(glob)
-        .map_err(|e| RenderError::Data {
-            file: PathBuf::from(glob),
-            message: e.to_string(),
-        })?
-        .compile_matcher();
-    let start = data_glob_dir(base, glob);
+fn find_data_files(base: &Path, glob: &DataGlob) -> Vec<(String, PathBuf)> {
+    let start = &glob.dir;
     let mut out = Vec::new();
     if !start.exists() {
-        return Ok(out);
+        return out;
     }
-    for entry in walkdir::WalkDir::new(&start).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(start).sort_by_file_name() {
         let Ok(entry) = entry else { continue };
         if !entry.file_type().is_file() || is_editor_junk(entry.path()) {
             continue;
@@ -586,11 +548,11 @@ fn find_data_files(base: &Path, glob: &str) -> Result<Vec<(String, PathBuf)>, Re
             .to_string_lossy()
             .replace('\\', "/");
         let rel = rel.trim_start_matches("./").to_string();
-        if matcher.is_match(&rel) {
+        if glob.matcher.is_match(&rel) {
             out.push((rel, entry.path().to_path_buf()));
         }
     }
-    Ok(out)
+    out
 }
 
 type Fields = serde_json::Map<String, serde_json::Value>;
@@ -737,7 +699,7 @@ fn replace_placeholders(pattern: &str, mut value: impl FnMut(&str) -> Option<Str
 
 fn fill_pattern(
     route_index: usize,
-    route: &RawRender,
+    route: &RenderRoute,
     fields: &Fields,
     rel: &str,
 ) -> Result<String, RenderError> {

@@ -1,0 +1,44 @@
+//! Small filesystem rules shared by the stages that touch disk (the web
+//! root, the spool, releases, the template watcher): the error that says
+//! what kiln was doing to which path, and which file names are editor junk.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A filesystem operation that failed: ``failed to {action} `{path}` ``,
+/// with the OS error as its source.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {action} `{}`", path.display())]
+pub struct FsError {
+    /// What kiln was doing, e.g. "write".
+    pub action: &'static str,
+    /// The file or directory.
+    pub path: PathBuf,
+    /// The cause.
+    #[source]
+    pub source: io::Error,
+}
+
+/// `map_err(fs_err("read", path))`.
+pub fn fs_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FsError + 'a {
+    move |source| FsError {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Editor swap, backup, lock and partial files that must not trigger or
+/// feed anything (templates, data files, spool entries).
+pub fn is_editor_junk(p: &Path) -> bool {
+    let Some(name) = p.file_name().map(|n| n.to_string_lossy()) else {
+        return true;
+    };
+    name.starts_with('.')
+        || name.starts_with('#')
+        || name.ends_with('~')
+        || name.ends_with(".swp")
+        || name.ends_with(".swx")
+        || name.ends_with(".tmp")
+        || name == "4913"
+}
