@@ -568,11 +568,22 @@ impl Config {
         Self::from_raw(raw, file, base_dir, overrides)
     }
 
-    /// Parses TOML text into the raw shape.
+    /// Parses TOML text into the raw shape. Errors name the dotted key
+    /// (`origin.timeout`) as well as toml's line and column.
     pub fn parse_raw(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let parse_error = |message: String| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', "\n  "),
+            message: message.trim_end().replace('\n', "\n  "),
+        };
+        let de = toml::Deserializer::parse(text).map_err(|e| parse_error(e.to_string()))?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            parse_error(if key.is_empty() || key == "." {
+                inner
+            } else {
+                format!("`{key}`: {inner}")
+            })
         })
     }
 
@@ -1020,11 +1031,11 @@ mod tests {
             ("[origin]\nurl = \"ftp://x\"\n", "`origin.url`"),
             (
                 "[origin]\nurl = \"http://x\"\ntimeout = \"soon\"\n",
-                "timeout = \"soon\"",
+                "`origin.timeout`",
             ),
             (
                 "[origin]\nurl = \"http://x\"\nmax-body = \"lots\"\n",
-                "max-body = \"lots\"",
+                "`origin.max-body`",
             ),
             (
                 "[origin]\nurl = \"http://x\"\nconcurrency = 0\n",
@@ -1034,11 +1045,11 @@ mod tests {
             ("[crawl]\ninclude = [\"/a/[\"]\n", "`crawl.include`"),
             (
                 "[output]\nprecompress = [\"zstd\"]\n",
-                "precompress = [\"zstd\"]",
+                "`output.precompress",
             ),
             (
                 "[output]\nquery-strings = \"keep\"\n",
-                "query-strings = \"keep\"",
+                "`output.query-strings`",
             ),
             ("[daemon]\nlisten = \"localhost\"\n", "`daemon.listen`"),
             (
