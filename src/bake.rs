@@ -18,6 +18,69 @@ use crate::targets::Target;
 use crate::urlmap;
 use crate::write::{WebRoot, WriteOutcome};
 
+/// Why a page failed; the last good file is kept. Typed, so callers decide
+/// (retry or give up) from the error, not from its text.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PageError {
+    /// The origin could not be fetched (down, slow, 5xx, 429, too big...).
+    #[error(transparent)]
+    Fetch(Arc<FetchError>),
+    /// The origin answered a status kiln cannot bake or remove for.
+    #[error("{url} answered {status}")]
+    Answered {
+        /// Full URL.
+        url: String,
+        /// The status.
+        status: u16,
+    },
+    /// The template did not render.
+    #[error(transparent)]
+    Render(Arc<crate::source::render::RenderError>),
+    /// Writing or removing the file failed.
+    #[error(transparent)]
+    Write(Arc<crate::write::WriteError>),
+    /// Refused, but the old file could not be removed.
+    #[error("refused ({reason}), and its old file could not be removed")]
+    StaleRefused {
+        /// The refusal.
+        reason: String,
+        /// The removal error.
+        #[source]
+        source: Arc<crate::write::WriteError>,
+    },
+    /// The daemon retried until its policy gave up.
+    #[error("{last} (gave up after {attempts} attempts)")]
+    GaveUp {
+        /// The last attempt's error.
+        last: Box<PageError>,
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+impl PageError {
+    /// Whether retrying may help, and after how long the origin asked.
+    pub fn retry(&self) -> Retry {
+        match self {
+            PageError::Fetch(e) if e.is_transient() => Retry::Transient(e.retry_after()),
+            _ => Retry::No,
+        }
+    }
+
+    /// `error: cause: cause`, for reports and the index.
+    pub fn chain(&self) -> String {
+        error_chain(self)
+    }
+}
+
+impl PartialEq for PageError {
+    fn eq(&self, other: &PageError) -> bool {
+        self.chain() == other.chain()
+    }
+}
+
+impl Eq for PageError {}
+
 /// What happened to one URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -29,12 +92,35 @@ pub enum Outcome {
     Deleted,
     /// Refused by a privacy check; the reason.
     Refused(String),
-    /// Failed; the last good file is kept. The error chain.
-    Failed(String),
+    /// Failed; the last good file is kept.
+    Failed(PageError),
     /// The URL redirects; where to.
     Redirected(String),
     /// Not bakeable by policy (e.g. a query string); why.
     Skipped(String),
+}
+
+impl Outcome {
+    /// One word per outcome, for logs and metric labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Written => "written",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Deleted => "deleted",
+            Outcome::Refused(_) => "refused",
+            Outcome::Failed(_) => "failed",
+            Outcome::Redirected(_) => "redirected",
+            Outcome::Skipped(_) => "skipped",
+        }
+    }
+
+    /// Whether the outcome is a failure worth retrying.
+    pub fn retry(&self) -> Retry {
+        match self {
+            Outcome::Failed(e) => e.retry(),
+            _ => Retry::No,
+        }
+    }
 }
 
 /// Whether a failure is worth retrying.
@@ -61,8 +147,6 @@ pub struct PageResult {
     pub links: Vec<String>,
     /// Redirect hops recorded on the way.
     pub hops: usize,
-    /// Whether a failure should be retried.
-    pub retry: Retry,
 }
 
 impl PageResult {
@@ -74,7 +158,6 @@ impl PageResult {
             outcome: Outcome::Skipped(String::new()),
             links: Vec::new(),
             hops: 0,
-            retry: Retry::No,
         }
     }
 }
@@ -135,7 +218,7 @@ impl Summary {
             Outcome::Redirected(_) => {}
             Outcome::Skipped(why) => self.skipped.push((r.url, why)),
             Outcome::Refused(why) => self.refused.push((r.url, why)),
-            Outcome::Failed(why) => self.failed.push((r.url, why)),
+            Outcome::Failed(why) => self.failed.push((r.url, why.chain())),
         }
     }
 
@@ -256,6 +339,8 @@ pub struct RunOptions {
     pub defer_removals: bool,
     /// `--force`: bake from an origin other than the one the site came from.
     pub force_origin: bool,
+    /// One request per fetch: the caller (the daemon's scheduler) retries.
+    pub single_attempt: bool,
 }
 
 /// A fatal setup error (bad root, index, templates).
@@ -323,7 +408,14 @@ impl Baker {
         let index = Index::open(&cfg.state)?;
         let spill_dir = cfg.state.parent().unwrap_or(Path::new(".")).to_path_buf();
         let fetcher = match &cfg.origin {
-            Some(o) => Some(Fetcher::new(o, &spill_dir).map_err(SetupError::Client)?),
+            Some(o) => {
+                let attempts = if opts.single_attempt {
+                    1
+                } else {
+                    o.retries + 1
+                };
+                Some(Fetcher::new(o, &spill_dir, attempts).map_err(SetupError::Client)?)
+            }
             None => None,
         };
         if let Some(o) = &cfg.origin {
@@ -460,7 +552,7 @@ impl Baker {
                         self.store(&path, &body, page.is_html, page.tags, Some(200))
                             .await
                     }
-                    Err(e) => self.fail(&path, None, error_chain(&e)).await,
+                    Err(e) => self.fail(&path, None, PageError::Render(Arc::new(e))).await,
                 };
                 return result;
             }
@@ -492,10 +584,7 @@ impl Baker {
                     FetchError::ServerError { status, .. } => Some(*status),
                     _ => None,
                 };
-                if e.is_transient() {
-                    result.retry = Retry::Transient(e.retry_after());
-                }
-                result.outcome = self.fail(&path, code, error_chain(&e)).await;
+                result.outcome = self.fail(&path, code, PageError::Fetch(Arc::new(e))).await;
                 return result;
             }
         };
@@ -535,7 +624,7 @@ impl Baker {
                     .map(|f| f.url_of(&final_path))
                     .unwrap_or_default();
                 result.outcome = self
-                    .fail(path, Some(code), format!("{url} answered {code}"))
+                    .fail(path, Some(code), PageError::Answered { url, status: code })
                     .await;
                 return;
             }
@@ -633,7 +722,11 @@ impl Baker {
         let (outcome, hash) = match written {
             Ok((WriteOutcome::Written, h)) => (Outcome::Written, h),
             Ok((WriteOutcome::Unchanged, h)) => (Outcome::Unchanged, h),
-            Err(e) => return self.fail(path, http_status, error_chain(&e)).await,
+            Err(e) => {
+                return self
+                    .fail(path, http_status, PageError::Write(Arc::new(e)))
+                    .await
+            }
         };
         tags.extend(
             urlmap::path_prefixes(path)
@@ -680,9 +773,9 @@ impl Baker {
         }
     }
 
-    async fn fail(&self, path: &str, http_status: Option<u16>, error: String) -> Outcome {
+    async fn fail(&self, path: &str, http_status: Option<u16>, error: PageError) -> Outcome {
         self.index
-            .record(PageRecord::failed(path, http_status, error.clone()))
+            .record(PageRecord::failed(path, http_status, error.chain()))
             .await;
         Outcome::Failed(error)
     }
@@ -704,10 +797,10 @@ impl Baker {
             }
             Ok(rel) => {
                 if let Err(e) = blocking(|| self.root.remove_page(&rel)) {
-                    let e = error_chain(&e);
-                    return Outcome::Failed(format!(
-                        "refused ({reason}), and its old file could not be removed: {e}"
-                    ));
+                    return Outcome::Failed(PageError::StaleRefused {
+                        reason,
+                        source: Arc::new(e),
+                    });
                 }
             }
             Err(_) => {}
@@ -729,7 +822,11 @@ impl Baker {
         };
         let exists = match blocking(|| self.root.has_page(&rel)) {
             Ok(e) => e,
-            Err(e) => return self.fail(path, http_status, error_chain(&e)).await,
+            Err(e) => {
+                return self
+                    .fail(path, http_status, PageError::Write(Arc::new(e)))
+                    .await
+            }
         };
         if !exists {
             if self.index.knows(path).await.unwrap_or(false) {
@@ -766,7 +863,10 @@ impl Baker {
                     Outcome::Skipped("no baked file".into())
                 }
             }
-            Err(e) => self.fail(path, http_status, error_chain(&e)).await,
+            Err(e) => {
+                self.fail(path, http_status, PageError::Write(Arc::new(e)))
+                    .await
+            }
         }
     }
 

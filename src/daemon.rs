@@ -1,16 +1,12 @@
-//! `kiln daemon`: the supervisor. Spawns the spool worker, the HTTP worker,
+//! `kiln daemon`: the supervisor. Spawns the spool intake ([`crate::queue::worker`]), the HTTP worker,
 //! the template watcher (render mode) and the scheduler into one `JoinSet`,
 //! and stops them all when the shutdown future passed in completes.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -18,8 +14,8 @@ use crate::bake::{Baker, RunOptions, SetupError};
 use crate::config::Config;
 use crate::http::{self, ApiState};
 use crate::metrics::Metrics;
-use crate::queue::{Intake, Spool, SpoolError};
-use crate::schedule::{self, Request, Settings, Submitter};
+use crate::queue::{Spool, SpoolError, SpoolLimits};
+use crate::schedule::{self, Request, Settings};
 
 /// Fatal daemon errors (exit code 1 or 2); per-page errors never end up here.
 #[derive(Debug, thiserror::Error)]
@@ -74,11 +70,11 @@ pub async fn run(
     // The scheduler retries failed pages itself, with backoff, without holding
     // a fetch slot; the fetcher makes a single attempt per dispatch.
     let attempts = cfg.origin.as_ref().map_or(1, |o| o.retries + 1);
-    let mut baker_cfg = (*cfg).clone();
-    if let Some(o) = baker_cfg.origin.as_mut() {
-        o.retries = 0;
-    }
-    let baker = Arc::new(Baker::new(Arc::new(baker_cfg), &out, opts).await?);
+    let opts = RunOptions {
+        single_attempt: true,
+        ..opts
+    };
+    let baker = Arc::new(Baker::new(cfg.clone(), &out, opts).await?);
     baker.sweep_stale_temp_files()?;
     let spool = Spool::open(&cfg.queue)?;
     let metrics = Arc::new(Metrics::new());
@@ -121,7 +117,7 @@ pub async fn run(
         backlog.clone(),
         cancel.clone(),
     ));
-    tasks.spawn(spool_worker(
+    tasks.spawn(crate::queue::worker(
         spool,
         submitter.clone(),
         SpoolLimits {
@@ -197,165 +193,4 @@ pub async fn run(
     drop(lock);
     tracing::info!("daemon stopped");
     Ok(())
-}
-
-/// Caps and timing of the spool intake.
-#[derive(Debug, Clone, Copy)]
-struct SpoolLimits {
-    rescan: Duration,
-    max_bytes: u64,
-    max_targets: usize,
-}
-
-/// Watches `queue/new` (notify, with periodic rescans because notify can
-/// miss events) and submits each spool file as one job. A file is removed
-/// only when its job completes; failed URLs are recorded in `failed/`.
-async fn spool_worker(
-    spool: Spool,
-    submit: Submitter,
-    limits: SpoolLimits,
-    shutdown: CancellationToken,
-) {
-    let rescan_every = limits.rescan;
-    // Waits for the reports of submitted files; owned here, so shutdown
-    // drops them (and their files stay for the next start).
-    let mut waiting: JoinSet<()> = JoinSet::new();
-    let fallback = format!("the spool is rescanned every {rescan_every:?}");
-    let new_dir = [spool.new_dir()];
-    let (_watcher, mut hints, overflow) =
-        match crate::watch::watch_dirs(&new_dir, notify::RecursiveMode::NonRecursive, &fallback) {
-            Ok(h) => (Some(h.watcher), h.rx, h.overflow),
-            Err(e) => {
-                crate::watch::report_watch_error(&e, &new_dir[0], &fallback);
-                // A closed channel: only the periodic rescan finds files.
-                (None, mpsc::channel(1).1, Arc::new(AtomicBool::new(false)))
-            }
-        };
-    let (done_tx, mut done_rx) = mpsc::channel::<PathBuf>(1024);
-    let mut claimed: HashSet<PathBuf> = HashSet::new();
-    let mut tick = tokio::time::interval(rescan_every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let mut to_check: Vec<PathBuf> = Vec::new();
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            Some(p) = done_rx.recv() => { claimed.remove(&p); }
-            Some(_) = waiting.join_next(), if !waiting.is_empty() => {}
-            Some(p) = hints.recv() => {
-                to_check.push(p);
-                while let Ok(p) = hints.try_recv() {
-                    to_check.push(p);
-                }
-            }
-            _ = tick.tick() => {
-                // Start-up scan, periodic safety net, and recovery from overflow.
-                overflow.store(false, Ordering::Relaxed);
-                match spool.pending() {
-                    Ok(files) => to_check.extend(files),
-                    Err(e) => tracing::error!(error = %e, "spool rescan failed"),
-                }
-            }
-        }
-        if overflow.swap(false, Ordering::Relaxed) {
-            if let Ok(files) = spool.pending() {
-                to_check.extend(files);
-            }
-        }
-        for path in to_check {
-            if claimed.contains(&path)
-                || !path.starts_with(spool.new_dir())
-                || !crate::queue::is_spool_name(&path)
-            {
-                continue;
-            }
-            claimed.insert(path.clone());
-            take_spool_file(&spool, &submit, path, limits, done_tx.clone(), &mut waiting).await;
-        }
-    }
-}
-
-async fn take_spool_file(
-    spool: &Spool,
-    submit: &Submitter,
-    path: PathBuf,
-    limits: SpoolLimits,
-    done: mpsc::Sender<PathBuf>,
-    waiting: &mut JoinSet<()>,
-) {
-    let file = match spool.read(&path, limits.max_bytes, limits.max_targets) {
-        Ok(Intake::Parsed(f)) => f,
-        Ok(Intake::Rejected(why)) => {
-            match spool.reject(&path, &why) {
-                Ok(dest) => {
-                    tracing::warn!(file = %path.display(), moved_to = %dest.display(), reason = %why, "spool file not read")
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, reason = %why, "could not move an unreadable spool file aside")
-                }
-            }
-            let _ = done.send(path).await;
-            return;
-        }
-        Err(e) => {
-            // Vanished between listing and reading (another daemon?), or unreadable.
-            tracing::warn!(error = %e, "skipping spool file");
-            let _ = done.send(path).await;
-            return;
-        }
-    };
-    if !file.bad.is_empty() {
-        let lines: Vec<String> = file
-            .bad
-            .iter()
-            .map(|(n, e)| format!("line {n}: {} # {}", e.text, e.reason))
-            .collect();
-        match spool.record_failures(&path, "bad-lines", &lines) {
-            Ok(rec) => {
-                tracing::warn!(file = %path.display(), record = %rec.display(), bad = lines.len(), "spool file has bad lines; kept them in failed/")
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not record bad spool lines; leaving the file in place");
-                return;
-            }
-        }
-    }
-    if file.targets.is_empty() {
-        if let Err(e) = spool.done(&path) {
-            tracing::error!(error = %e, "could not remove spool file");
-        }
-        let _ = done.send(path).await;
-        return;
-    }
-    let (reply, report) = oneshot::channel();
-    let submitted = submit
-        .submit(Request {
-            targets: file.targets,
-            reply: Some(reply),
-        })
-        .await;
-    if submitted.is_none() {
-        return; // shutting down; the file stays for the next start
-    }
-    let spool = spool.clone();
-    waiting.spawn(async move {
-        // Dropped reply = shutdown before completion: keep the file.
-        let Ok(report) = report.await else { return };
-        if !report.tally.failed.is_empty() {
-            let lines: Vec<String> = report
-                .tally
-                .failed
-                .iter()
-                .map(|(u, e)| format!("{u} # {e}"))
-                .collect();
-            if let Err(e) = spool.record_failures(&path, "failed-urls", &lines) {
-                tracing::error!(error = %e, "could not record failed URLs; leaving the spool file in place");
-                return;
-            }
-        }
-        if let Err(e) = spool.done(&path) {
-            tracing::error!(error = %e, "could not remove processed spool file");
-        }
-        let _ = done.send(path).await;
-    });
 }

@@ -75,8 +75,11 @@ async fn require_token(State(s): State<ApiState>, req: Request, next: Next) -> R
     next.run(req).await
 }
 
+/// Token comparison in constant time (subtle), so response timing does
+/// not reveal how much of a guess was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 #[derive(Deserialize)]

@@ -34,6 +34,9 @@ pub enum IndexError {
         #[source]
         source: std::io::Error,
     },
+    /// The index thread could not be started.
+    #[error("failed to start the index thread")]
+    Thread(#[source] std::io::Error),
     /// A query failed.
     #[error("index query failed")]
     Query(#[from] rusqlite::Error),
@@ -254,6 +257,9 @@ CREATE TABLE IF NOT EXISTS redirects (
 ) WITHOUT ROWID;
 ";
 
+/// The tag lookup; a test checks its query plan uses the primary key.
+const URLS_FOR_TAG: &str = "SELECT url FROM tags WHERE tag = ?1";
+
 /// Writes folded into one transaction at most.
 const BATCH: usize = 2000;
 /// How long a write batch may stay open waiting for more writes.
@@ -278,13 +284,16 @@ impl Index {
         conn.execute_batch(SCHEMA).map_err(open_err)?;
         migrate(&conn).map_err(open_err)?;
         let (tx, rx) = mpsc::channel(4096);
+        // A timer-only runtime of the index thread's own, for waiting on
+        // the channel with a deadline.
+        let timer = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(IndexError::Thread)?;
         std::thread::Builder::new()
             .name("kiln-index".into())
-            .spawn(move || owner(conn, rx))
-            .map_err(|e| IndexError::Dir {
-                path: path.to_path_buf(),
-                source: e,
-            })?;
+            .spawn(move || owner(conn, rx, timer))
+            .map_err(IndexError::Thread)?;
         Ok(Index { tx })
     }
 
@@ -396,7 +405,7 @@ impl Index {
     /// URLs carrying any of `tags` (exact match, via the tag index).
     pub async fn urls_for_tags(&self, tags: Vec<String>) -> Result<Vec<String>, IndexError> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT url FROM tags WHERE tag = ?1")?;
+            let mut stmt = conn.prepare_cached(URLS_FOR_TAG)?;
             let mut out = Vec::new();
             for tag in &tags {
                 for url in stmt.query_map([tag], |r| r.get::<_, String>(0))? {
@@ -586,7 +595,7 @@ fn tags_of(conn: &Connection, url: &str) -> rusqlite::Result<Vec<String>> {
 
 /// The index thread: applies writes in batched transactions, answers reads
 /// after committing what is pending.
-fn owner(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
+fn owner(mut conn: Connection, mut rx: mpsc::Receiver<Command>, timer: tokio::runtime::Runtime) {
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         let mut pending_read = None;
@@ -613,9 +622,14 @@ fn owner(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
                     next = rx.try_recv().ok();
                     // Under load, keep the transaction open a few ms so one
                     // commit covers many pages; a read ends the batch at once.
-                    while next.is_none() && started.elapsed() < BATCH_WINDOW {
-                        std::thread::sleep(std::time::Duration::from_millis(1));
-                        next = rx.try_recv().ok();
+                    // Waits on the channel (no polling) until the window ends.
+                    if next.is_none() {
+                        let left = BATCH_WINDOW.saturating_sub(started.elapsed());
+                        if !left.is_zero() {
+                            next = timer.block_on(async {
+                                tokio::time::timeout(left, rx.recv()).await.ok().flatten()
+                            });
+                        }
                     }
                 }
                 if let Err(e) = tx.commit() {
@@ -709,8 +723,7 @@ mod tests {
         let idx = Index::open(&dir.path().join("i.db")).unwrap();
         let plan = idx
             .read(|conn| {
-                let mut s =
-                    conn.prepare("EXPLAIN QUERY PLAN SELECT url FROM tags WHERE tag = ?1")?;
+                let mut s = conn.prepare(&format!("EXPLAIN QUERY PLAN {URLS_FOR_TAG}"))?;
                 let rows = s.query_map(["x"], |r| r.get::<_, String>(3))?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })

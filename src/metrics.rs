@@ -119,15 +119,7 @@ impl Metrics {
 
     /// Counts a finished page.
     pub fn record_outcome(&self, outcome: &Outcome, latency: Duration) {
-        let name = match outcome {
-            Outcome::Written => "written",
-            Outcome::Unchanged => "unchanged",
-            Outcome::Deleted => "deleted",
-            Outcome::Refused(_) => "refused",
-            Outcome::Failed(_) => "failed",
-            Outcome::Redirected(_) => "redirected",
-            Outcome::Skipped(_) => "skipped",
-        };
+        let name = outcome.label();
         if matches!(outcome, Outcome::Failed(_)) {
             self.errors.inc();
         }

@@ -5,14 +5,23 @@
 //! A file stays in `new/` until every target in it is done, so a crash or
 //! `kill -9` loses nothing: the next start reads it again. Lines that do not
 //! parse, and targets that failed for good, are written to `queue/failed/`
-//! with the reason.
+//! with the reason. [`worker`] is the daemon's spool intake.
 
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::schedule::{Request, Submitter};
 use crate::targets::{Target, TargetError};
 
 /// A spool directory problem.
@@ -290,6 +299,170 @@ pub fn excerpt(s: &str, max: usize) -> String {
 /// following it.
 pub fn is_spool_name(p: &Path) -> bool {
     !crate::files::is_editor_junk(p)
+}
+
+/// Caps and timing of the spool intake.
+#[derive(Debug, Clone, Copy)]
+pub struct SpoolLimits {
+    /// Periodic rescan (notify can miss events).
+    pub rescan: Duration,
+    /// Largest spool file read.
+    pub max_bytes: u64,
+    /// Most targets per file.
+    pub max_targets: usize,
+}
+
+/// Watches `queue/new` (notify, with periodic rescans because notify can
+/// miss events) and submits each spool file as one job. A file is removed
+/// only when its job completes; failed URLs are recorded in `failed/`.
+pub async fn worker(
+    spool: Spool,
+    submit: Submitter,
+    limits: SpoolLimits,
+    shutdown: CancellationToken,
+) {
+    let rescan_every = limits.rescan;
+    // Waits for the reports of submitted files; owned here, so shutdown
+    // drops them (and their files stay for the next start).
+    let mut waiting: JoinSet<()> = JoinSet::new();
+    let fallback = format!("the spool is rescanned every {rescan_every:?}");
+    let new_dir = [spool.new_dir()];
+    let (_watcher, mut hints, overflow) =
+        match crate::watch::watch_dirs(&new_dir, notify::RecursiveMode::NonRecursive, &fallback) {
+            Ok(h) => (Some(h.watcher), h.rx, h.overflow),
+            Err(e) => {
+                crate::watch::report_watch_error(&e, &new_dir[0], &fallback);
+                // A closed channel: only the periodic rescan finds files.
+                (None, mpsc::channel(1).1, Arc::new(AtomicBool::new(false)))
+            }
+        };
+    let (done_tx, mut done_rx) = mpsc::channel::<PathBuf>(1024);
+    let mut claimed: HashSet<PathBuf> = HashSet::new();
+    let mut tick = tokio::time::interval(rescan_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut to_check: Vec<PathBuf> = Vec::new();
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            Some(p) = done_rx.recv() => { claimed.remove(&p); }
+            Some(_) = waiting.join_next(), if !waiting.is_empty() => {}
+            Some(p) = hints.recv() => {
+                to_check.push(p);
+                while let Ok(p) = hints.try_recv() {
+                    to_check.push(p);
+                }
+            }
+            _ = tick.tick() => {
+                // Start-up scan, periodic safety net, and recovery from overflow.
+                overflow.store(false, Ordering::Relaxed);
+                match spool.pending() {
+                    Ok(files) => to_check.extend(files),
+                    Err(e) => tracing::error!(error = %e, "spool rescan failed"),
+                }
+            }
+        }
+        if overflow.swap(false, Ordering::Relaxed) {
+            if let Ok(files) = spool.pending() {
+                to_check.extend(files);
+            }
+        }
+        for path in to_check {
+            if claimed.contains(&path)
+                || !path.starts_with(spool.new_dir())
+                || !crate::queue::is_spool_name(&path)
+            {
+                continue;
+            }
+            claimed.insert(path.clone());
+            take_spool_file(&spool, &submit, path, limits, done_tx.clone(), &mut waiting).await;
+        }
+    }
+}
+
+async fn take_spool_file(
+    spool: &Spool,
+    submit: &Submitter,
+    path: PathBuf,
+    limits: SpoolLimits,
+    done: mpsc::Sender<PathBuf>,
+    waiting: &mut JoinSet<()>,
+) {
+    let file = match spool.read(&path, limits.max_bytes, limits.max_targets) {
+        Ok(Intake::Parsed(f)) => f,
+        Ok(Intake::Rejected(why)) => {
+            match spool.reject(&path, &why) {
+                Ok(dest) => {
+                    tracing::warn!(file = %path.display(), moved_to = %dest.display(), reason = %why, "spool file not read")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, reason = %why, "could not move an unreadable spool file aside")
+                }
+            }
+            let _ = done.send(path).await;
+            return;
+        }
+        Err(e) => {
+            // Vanished between listing and reading (another daemon?), or unreadable.
+            tracing::warn!(error = %e, "skipping spool file");
+            let _ = done.send(path).await;
+            return;
+        }
+    };
+    if !file.bad.is_empty() {
+        let lines: Vec<String> = file
+            .bad
+            .iter()
+            .map(|(n, e)| format!("line {n}: {} # {}", e.text, e.reason))
+            .collect();
+        match spool.record_failures(&path, "bad-lines", &lines) {
+            Ok(rec) => {
+                tracing::warn!(file = %path.display(), record = %rec.display(), bad = lines.len(), "spool file has bad lines; kept them in failed/")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not record bad spool lines; leaving the file in place");
+                return;
+            }
+        }
+    }
+    if file.targets.is_empty() {
+        if let Err(e) = spool.done(&path) {
+            tracing::error!(error = %e, "could not remove spool file");
+        }
+        let _ = done.send(path).await;
+        return;
+    }
+    let (reply, report) = oneshot::channel();
+    let submitted = submit
+        .submit(Request {
+            targets: file.targets,
+            reply: Some(reply),
+        })
+        .await;
+    if submitted.is_none() {
+        return; // shutting down; the file stays for the next start
+    }
+    let spool = spool.clone();
+    waiting.spawn(async move {
+        // Dropped reply = shutdown before completion: keep the file.
+        let Ok(report) = report.await else { return };
+        if !report.tally.failed.is_empty() {
+            let lines: Vec<String> = report
+                .tally
+                .failed
+                .iter()
+                .map(|(u, e)| format!("{u} # {e}"))
+                .collect();
+            if let Err(e) = spool.record_failures(&path, "failed-urls", &lines) {
+                tracing::error!(error = %e, "could not record failed URLs; leaving the spool file in place");
+                return;
+            }
+        }
+        if let Err(e) = spool.done(&path) {
+            tracing::error!(error = %e, "could not remove processed spool file");
+        }
+        let _ = done.send(path).await;
+    });
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::bake::{Baker, Outcome, PageResult, Resolved, Retry, Summary};
+use crate::bake::{Baker, Outcome, PageError, PageResult, Resolved, Retry, Summary};
 use crate::metrics::Metrics;
 use crate::targets::Target;
 
@@ -531,7 +531,7 @@ pub async fn worker(
         if let Ok((d, result)) = done {
             co.finished(&d.url);
             metrics.record_outcome(&result.outcome, d.first_event.elapsed());
-            if result.retry == Retry::No {
+            if result.outcome.retry() == Retry::No {
                 for j in &d.jobs {
                     jobs.url_done(*j, &result);
                 }
@@ -555,7 +555,7 @@ async fn finish(
     let elapsed = d.first_event.elapsed();
     if let Outcome::Failed(e) = &result.outcome {
         let now = Instant::now();
-        if let Some(due) = settings.next_retry(&d, result.retry, now) {
+        if let Some(due) = settings.next_retry(&d, result.outcome.retry(), now) {
             tracing::info!(url = %d.url, error = %e, attempt = d.attempt + 1, retry_in = ?due.duration_since(now), "page failed; will retry");
             metrics.errors.inc();
             co.retry(d, due);
@@ -567,10 +567,13 @@ async fn finish(
     if let Outcome::Failed(e) = &mut result.outcome {
         // The reason says what really happened: every attempt counted.
         if d.attempt > 0 {
-            e.push_str(&format!(" (gave up after {} attempts)", d.attempt + 1));
+            *e = PageError::GaveUp {
+                last: Box::new(e.clone()),
+                attempts: d.attempt + 1,
+            };
         }
     }
-    tracing::info!(url = %d.url, outcome = outcome_word(&result.outcome), ms = elapsed.as_millis() as u64, "regenerated");
+    tracing::info!(url = %d.url, outcome = result.outcome.label(), ms = elapsed.as_millis() as u64, "regenerated");
     metrics.record_outcome(&result.outcome, elapsed);
     // New pages linked from a regenerated page are baked too, as part of the
     // same jobs (a job is done when what it led to is done), registered
@@ -608,19 +611,6 @@ async fn finish(
     }
     for j in &d.jobs {
         jobs.url_done(*j, &result);
-    }
-}
-
-/// One word per outcome for log lines.
-fn outcome_word(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Written => "written",
-        Outcome::Unchanged => "unchanged",
-        Outcome::Deleted => "deleted",
-        Outcome::Refused(_) => "refused",
-        Outcome::Failed(_) => "failed",
-        Outcome::Redirected(_) => "redirected",
-        Outcome::Skipped(_) => "skipped",
     }
 }
 

@@ -29,8 +29,8 @@ pub async fn run(g: &GlobalArgs, args: DaemonArgs) -> anyhow::Result<Exit> {
         .ok()
         .filter(|t| !t.is_empty());
     let opts = crate::bake::RunOptions {
-        defer_removals: false,
         force_origin: args.force,
+        ..Default::default()
     };
     crate::daemon::run(Arc::new(cfg), token, opts, shutdown_signal(), |ready| {
         if let Some(addr) = ready.http {

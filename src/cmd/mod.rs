@@ -63,6 +63,7 @@ impl GuardFlags {
         crate::bake::RunOptions {
             defer_removals: true,
             force_origin: self.force,
+            single_attempt: false,
         }
     }
 }

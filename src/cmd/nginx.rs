@@ -23,12 +23,7 @@ pub struct NginxArgs {
 /// Prints the config for the configured output (or its `current` release).
 pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
     let cfg = g.load_config()?;
-    let out = std::path::absolute(&cfg.out)?;
-    let root = if cfg.out.join("releases").is_dir() || cfg.out.join("current").exists() {
-        out.join("current")
-    } else {
-        out
-    };
+    let root = std::path::absolute(crate::release::live_root(&cfg.out))?;
     let redirects = if cfg.state.exists() {
         Index::open(&cfg.state)?.redirects().await?
     } else {

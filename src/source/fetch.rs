@@ -193,12 +193,21 @@ pub struct Fetcher {
     client: reqwest::Client,
     origin: Origin,
     spill_dir: std::path::PathBuf,
+    attempts: u32,
 }
 
 impl Fetcher {
     /// Builds the pooled client: no cookie store, no automatic redirects.
     /// Bodies over [`crate::body::SPILL_BYTES`] go to a temp file in `spill_dir`.
-    pub fn new(origin: &Origin, spill_dir: &std::path::Path) -> Result<Fetcher, reqwest::Error> {
+    ///
+    /// `attempts` is how many requests one fetch may make (`retries + 1` for
+    /// a one-shot run; 1 in the daemon, whose scheduler retries without
+    /// holding a fetch slot).
+    pub fn new(
+        origin: &Origin,
+        spill_dir: &std::path::Path,
+        attempts: u32,
+    ) -> Result<Fetcher, reqwest::Error> {
         let mut headers = origin.headers.clone();
         if let Some(host) = &origin.host {
             headers.insert(reqwest::header::HOST, host.clone());
@@ -216,6 +225,7 @@ impl Fetcher {
             client,
             origin: origin.clone(),
             spill_dir: spill_dir.to_path_buf(),
+            attempts: attempts.max(1),
         })
     }
 
@@ -342,7 +352,7 @@ impl Fetcher {
         &self,
         path: &str,
     ) -> Result<(StatusCode, HeaderMap, Body), FetchError> {
-        let attempts = self.origin.retries + 1;
+        let attempts = self.attempts;
         let mut delay = self.origin.backoff;
         for attempt in 1..=attempts {
             let last = attempt == attempts;
@@ -434,7 +444,7 @@ mod tests {
         )
         .unwrap();
         let cfg = Config::from_raw(raw, None, ".".into(), &Overrides::default()).unwrap();
-        Fetcher::new(cfg.origin.as_ref().unwrap(), std::path::Path::new(".")).unwrap()
+        Fetcher::new(cfg.origin.as_ref().unwrap(), std::path::Path::new("."), 1).unwrap()
     }
 
     #[test]

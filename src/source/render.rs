@@ -572,13 +572,13 @@ fn read_data_file(path: &Path) -> Result<Fields, RenderError> {
             .map_err(|e| err(e.to_string()))
             .and_then(|v| serde_json::to_value(v).map_err(|e| err(e.to_string())))?,
         "json" => serde_json::from_str(&text).map_err(|e| err(e.to_string()))?,
-        "yaml" | "yml" => serde_yaml::from_str(&text).map_err(|e| err(e.to_string()))?,
+        "yaml" | "yml" => serde_saphyr::from_str(&text).map_err(|e| err(e.to_string()))?,
         "md" | "markdown" => {
             let (front, body) = split_front_matter(&text).map_err(err)?;
             let mut map = match front {
                 None => Fields::new(),
                 Some(FrontMatter::Yaml(y)) => {
-                    match serde_yaml::from_str::<serde_json::Value>(y)
+                    match serde_saphyr::from_str::<serde_json::Value>(y)
                         .map_err(|e| err(format!("front matter: {e}")))?
                     {
                         serde_json::Value::Object(m) => m,
