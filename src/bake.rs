@@ -14,6 +14,7 @@ use crate::crawl::{self, Scope};
 use crate::index::{Index, PageRecord, Redirect};
 use crate::source::fetch::{FetchError, Fetched, Fetcher, Hop};
 use crate::source::render::Renderer;
+use crate::tag::Tag;
 use crate::targets::Target;
 use crate::urlmap;
 use crate::write::{WebRoot, WriteOutcome};
@@ -731,7 +732,7 @@ impl Baker {
         tags.extend(
             urlmap::path_prefixes(path)
                 .into_iter()
-                .map(|p| format!("path:{p}")),
+                .map(|p| Tag::Path(p).into()),
         );
         tags.sort();
         tags.dedup();
@@ -994,7 +995,7 @@ impl Baker {
                     let prefix = crate::config::glob_literal_prefix(pattern);
                     let candidates = self
                         .index
-                        .urls_for_tags(vec![format!("path:{prefix}")])
+                        .urls_for_tags(vec![Tag::Path(prefix.to_string()).into()])
                         .await?;
                     r.bake.extend(candidates.into_iter().filter(|u| matches(u)));
                     if let Some(renderer) = self.renderer() {

@@ -7,6 +7,7 @@
 //! The modules follow the pipeline a page travels:
 //!
 //! - [`config`]: `site.toml`, parsed raw then validated into typed values.
+//! - [`tag`]: the tags kiln derives itself (`template:`, `data:`, `collection:`, `path:`).
 //! - [`targets`]: the event grammar (`/path/`, `tag:`, `glob:`, `delete:`, `all`).
 //! - [`crawl`]: link and sitemap discovery, scope, and the concurrent frontier.
 //! - [`source::fetch`] / [`source::render`]: where a page's bytes come from.
@@ -48,6 +49,7 @@ pub mod queue;
 pub mod release;
 pub mod schedule;
 pub mod source;
+pub mod tag;
 pub mod targets;
 pub mod urlmap;
 pub mod urlpath;
@@ -55,3 +57,6 @@ pub mod watch;
 pub mod write;
 
 pub use cli::{run, Cli};
+
+#[cfg(test)]
+mod messages;

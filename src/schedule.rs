@@ -773,4 +773,65 @@ mod tests {
         d.attempt = 1;
         assert!(s.next_retry(&d, Retry::No, late).is_some());
     }
+
+    /// The real scheduler and a real (render-mode) baker, in process, on
+    /// paused time: deterministic and instant, however slow the machine.
+    #[tokio::test(start_paused = true)]
+    async fn in_process_a_burst_of_requests_is_one_bake_after_the_debounce_window() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+        std::fs::write(dir.path().join("templates/i.html"), "<p>hello</p>").unwrap();
+        let toml = dir.path().join("site.toml");
+        std::fs::write(&toml, "[[render]]\ntemplate = \"i.html\"\nurl = \"/\"\n").unwrap();
+        let cfg = Arc::new(crate::config::Config::load(Some(&toml), &Default::default()).unwrap());
+        let baker = Arc::new(
+            Baker::new(cfg.clone(), &cfg.out, Default::default())
+                .await
+                .unwrap(),
+        );
+        let (submit, requests) = channel(64);
+        let metrics = Arc::new(Metrics::new());
+        let cancel = CancellationToken::new();
+        let worker = tokio::spawn(worker(
+            baker,
+            submit.jobs().clone(),
+            requests,
+            Settings {
+                debounce: W,
+                concurrency: 4,
+                attempts: 1,
+                retry_delay: W,
+                max_retry_delay: W,
+                give_up_after: W,
+            },
+            metrics.clone(),
+            Arc::new(Backlog::default()),
+            cancel.clone(),
+        ));
+        let start = Instant::now();
+        let mut replies = Vec::new();
+        for _ in 0..50 {
+            let (tx, rx) = oneshot::channel();
+            submit
+                .submit(Request {
+                    targets: vec![Target::Url("/".into())],
+                    reply: Some(tx),
+                })
+                .await
+                .unwrap();
+            replies.push(rx);
+        }
+        for r in replies {
+            let report = r.await.unwrap();
+            assert_eq!(report.tally.written, 1, "{report:?}");
+        }
+        assert!(start.elapsed() >= W, "nothing before the window closed");
+        assert_eq!(metrics.fetches.get(), 1, "50 requests, one bake");
+        assert_eq!(
+            std::fs::read_to_string(cfg.out.join("index.html")).unwrap(),
+            "<p>hello</p>"
+        );
+        cancel.cancel();
+        worker.await.unwrap();
+    }
 }

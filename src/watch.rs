@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::files::is_editor_junk;
 use crate::schedule::{Request, Submitter};
 use crate::source::render::Renderer;
+use crate::tag::Tag;
 use crate::targets::Target;
 
 /// What a changed path means.
@@ -64,12 +65,12 @@ pub fn targets_for(cfg: &Config, renderer: &Renderer, changes: &BTreeSet<Change>
     for c in changes {
         match c {
             Change::Template(name) => {
-                out.insert(Target::Tag(format!("template:{name}")));
+                out.insert(Target::Tag(Tag::Template(name.clone()).into()));
             }
             Change::Data(rel) => {
-                out.insert(Target::Tag(format!("data:{rel}")));
+                out.insert(Target::Tag(Tag::Data(rel.clone()).into()));
                 for coll in renderer.collections_of_data(cfg, rel) {
-                    out.insert(Target::Tag(format!("collection:{coll}")));
+                    out.insert(Target::Tag(Tag::Collection(coll).into()));
                 }
             }
         }

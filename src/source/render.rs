@@ -15,6 +15,7 @@ use minijinja::{context, Environment, Value};
 
 use crate::config::{Config, DataGlob, RenderRoute};
 use crate::files::is_editor_junk;
+use crate::tag::Tag;
 
 /// A template or data problem, with the file and (for templates) the line.
 #[derive(Debug, thiserror::Error)]
@@ -273,13 +274,13 @@ impl Renderer {
     fn tags_of(&self, spec: &PageSpec) -> Vec<String> {
         let mut tags = BTreeSet::new();
         for t in self.template_deps.get(&spec.template).into_iter().flatten() {
-            tags.insert(format!("template:{t}"));
+            tags.insert(Tag::Template(t.to_string()).into());
         }
         if let Some(d) = &spec.data_path {
-            tags.insert(format!("data:{d}"));
+            tags.insert(Tag::Data(d.to_string()).into());
         }
         for c in &spec.items {
-            tags.insert(format!("collection:{c}"));
+            tags.insert(Tag::Collection(c.to_string()).into());
         }
         tags.insert(format!("route:{}", spec.route));
         tags.into_iter().collect()

@@ -310,7 +310,21 @@ async fn release_switch_is_atomic_and_rollback_works() {
     assert_eq!(run.code, 0, "{}", run.all());
     let about_now = std::fs::read_to_string(current.join("about/index.html")).unwrap();
     assert!(about_now.contains("Revision 1.") && !about_now.contains("Revision 2."));
-    assert_ne!(v1, "");
+    // It says where `current` points now, and that is where it points.
+    let target = std::fs::read_link(&current).unwrap();
+    assert!(
+        run.stdout
+            .contains(&format!("current -> {}", target.display())),
+        "{} vs {target:?}",
+        run.stdout
+    );
+    // The first release's pages are still what they were (hard links never
+    // let a later build change an earlier release).
+    let first = releases.iter().min().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(first.join("index.html")).unwrap(),
+        v1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
