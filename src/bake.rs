@@ -22,7 +22,7 @@ use crate::write::{WebRoot, WriteOutcome};
 /// Why a page failed; the last good file is kept. Typed, so callers decide
 /// (retry or give up) from the error, not from its text.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum PageError {
+pub(crate) enum PageError {
     /// The origin could not be fetched (down, slow, 5xx, 429, too big...).
     #[error(transparent)]
     Fetch(Arc<FetchError>),
@@ -61,7 +61,7 @@ pub enum PageError {
 
 impl PageError {
     /// Whether retrying may help, and after how long the origin asked.
-    pub fn retry(&self) -> Retry {
+    pub(crate) fn retry(&self) -> Retry {
         match self {
             PageError::Fetch(e) if e.is_transient() => Retry::Transient(e.retry_after()),
             _ => Retry::No,
@@ -69,7 +69,7 @@ impl PageError {
     }
 
     /// `error: cause: cause`, for reports and the index.
-    pub fn chain(&self) -> String {
+    pub(crate) fn chain(&self) -> String {
         error_chain(self)
     }
 }
@@ -84,7 +84,7 @@ impl Eq for PageError {}
 
 /// What happened to one URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// New or changed content written.
     Written,
     /// Same content as on disk; nothing touched.
@@ -103,7 +103,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// One word per outcome, for logs and metric labels.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Outcome::Written => "written",
             Outcome::Unchanged => "unchanged",
@@ -116,7 +116,7 @@ impl Outcome {
     }
 
     /// Whether the outcome is a failure worth retrying.
-    pub fn retry(&self) -> Retry {
+    pub(crate) fn retry(&self) -> Retry {
         match self {
             Outcome::Failed(e) => e.retry(),
             _ => Retry::No,
@@ -126,7 +126,7 @@ impl Outcome {
 
 /// Whether a failure is worth retrying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Retry {
+pub(crate) enum Retry {
     /// Permanent (or not a failure at all).
     #[default]
     No,
@@ -137,22 +137,22 @@ pub enum Retry {
 
 /// The result of baking one URL.
 #[derive(Debug, Clone)]
-pub struct PageResult {
+pub(crate) struct PageResult {
     /// URL path asked for.
-    pub url: String,
+    pub(crate) url: String,
     /// URL path baked after redirects.
-    pub final_path: Option<String>,
+    pub(crate) final_path: Option<String>,
     /// What happened.
-    pub outcome: Outcome,
+    pub(crate) outcome: Outcome,
     /// In-scope links (or sitemap entries) found in the page.
-    pub links: Vec<String>,
+    pub(crate) links: Vec<String>,
     /// Redirect hops recorded on the way.
-    pub hops: usize,
+    pub(crate) hops: usize,
 }
 
 impl PageResult {
     /// A result for `url` before anything happened.
-    pub fn new(url: &str) -> PageResult {
+    pub(crate) fn new(url: &str) -> PageResult {
         PageResult {
             url: url.to_string(),
             final_path: None,
@@ -165,28 +165,28 @@ impl PageResult {
 
 /// Tally of a run, printed at the end of `build` and `regen`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Pages written.
-    pub written: usize,
+    pub(crate) written: usize,
     /// Pages already current.
-    pub unchanged: usize,
+    pub(crate) unchanged: usize,
     /// Pages removed.
-    pub deleted: usize,
+    pub(crate) deleted: usize,
     /// Redirects recorded.
-    pub redirected: usize,
+    pub(crate) redirected: usize,
     /// Skipped URLs with the reason (not pages, nothing to remove, policy).
-    pub skipped: Vec<(String, String)>,
+    pub(crate) skipped: Vec<(String, String)>,
     /// Targets that matched nothing, with why.
-    pub unmatched: Vec<(String, String)>,
+    pub(crate) unmatched: Vec<(String, String)>,
     /// Refused pages with reasons.
-    pub refused: Vec<(String, String)>,
+    pub(crate) refused: Vec<(String, String)>,
     /// Failed pages with errors.
-    pub failed: Vec<(String, String)>,
+    pub(crate) failed: Vec<(String, String)>,
     /// Whether `crawl.max-pages` stopped the crawl.
-    pub hit_page_limit: bool,
+    pub(crate) hit_page_limit: bool,
     /// Wall time.
     #[serde(with = "humantime_serde_secs")]
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
     #[serde(skip)]
     started: Option<Instant>,
 }
@@ -202,7 +202,7 @@ mod humantime_serde_secs {
 
 impl Summary {
     /// Starts the clock.
-    pub fn start() -> Summary {
+    pub(crate) fn start() -> Summary {
         Summary {
             started: Some(Instant::now()),
             ..Summary::default()
@@ -210,7 +210,7 @@ impl Summary {
     }
 
     /// Counts one result.
-    pub fn add(&mut self, r: PageResult) {
+    pub(crate) fn add(&mut self, r: PageResult) {
         self.redirected += r.hops;
         match r.outcome {
             Outcome::Written => self.written += 1,
@@ -224,7 +224,7 @@ impl Summary {
     }
 
     /// Folds another summary in (for multi-step runs).
-    pub fn merge(&mut self, other: Summary) {
+    pub(crate) fn merge(&mut self, other: Summary) {
         self.written += other.written;
         self.unchanged += other.unchanged;
         self.deleted += other.deleted;
@@ -237,14 +237,14 @@ impl Summary {
     }
 
     /// Stops the clock.
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if let Some(s) = self.started {
             self.elapsed = s.elapsed();
         }
     }
 
     /// Pages processed.
-    pub fn pages(&self) -> usize {
+    pub(crate) fn pages(&self) -> usize {
         self.written
             + self.unchanged
             + self.deleted
@@ -254,12 +254,12 @@ impl Summary {
     }
 
     /// True when any page failed (exit code 1).
-    pub fn has_failures(&self) -> bool {
+    pub(crate) fn has_failures(&self) -> bool {
         !self.failed.is_empty()
     }
 
     /// The human summary.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let secs = self.elapsed.as_secs_f64();
         let rate = if secs > 0.0 {
             self.pages() as f64 / secs
@@ -307,7 +307,7 @@ impl Summary {
 }
 
 /// Everything a page needs to go from source to disk. Cheap to share by reference.
-pub struct Baker {
+pub(crate) struct Baker {
     cfg: Arc<Config>,
     fetcher: Option<Fetcher>,
     renderer: RwLock<Option<Arc<Renderer>>>,
@@ -335,18 +335,18 @@ struct Removal {
 
 /// How a run may treat the site (flags of `build`, `regen`, `daemon`).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     /// Hold removals back until the run ends and apply the mass-delete guard.
-    pub defer_removals: bool,
+    pub(crate) defer_removals: bool,
     /// `--force`: bake from an origin other than the one the site came from.
-    pub force_origin: bool,
+    pub(crate) force_origin: bool,
     /// One request per fetch: the caller (the daemon's scheduler) retries.
-    pub single_attempt: bool,
+    pub(crate) single_attempt: bool,
 }
 
 /// A fatal setup error (bad root, index, templates).
 #[derive(Debug, thiserror::Error)]
-pub enum SetupError {
+pub(crate) enum SetupError {
     /// The output root.
     #[error(transparent)]
     Write(#[from] crate::write::WriteError),
@@ -378,20 +378,24 @@ pub enum SetupError {
 /// The mass-delete guard stopped a run; nothing was removed.
 #[derive(Debug, thiserror::Error)]
 #[error("this run would remove {count} baked files of {known} ({examples}); that is more than the limit of {limit} (`safety.max-delete-pages` / `safety.max-delete-percent`), so nothing was removed. A wrong origin or a broken app looks like this; if the pages are really gone, run again with --allow-mass-delete")]
-pub struct MassDelete {
+pub(crate) struct MassDelete {
     /// Files the run would remove.
-    pub count: usize,
+    pub(crate) count: usize,
     /// Pages with a file before the run.
-    pub known: usize,
+    pub(crate) known: usize,
     /// The limit that applied.
-    pub limit: usize,
+    pub(crate) limit: usize,
     /// A few of the URLs.
-    pub examples: String,
+    pub(crate) examples: String,
 }
 
 impl Baker {
     /// Opens the root `out`, the index, and the sources.
-    pub async fn new(cfg: Arc<Config>, out: &Path, opts: RunOptions) -> Result<Baker, SetupError> {
+    pub(crate) async fn new(
+        cfg: Arc<Config>,
+        out: &Path,
+        opts: RunOptions,
+    ) -> Result<Baker, SetupError> {
         let root = WebRoot::open(
             out,
             cfg.output.precompress.clone(),
@@ -401,7 +405,7 @@ impl Baker {
     }
 
     /// Like [`Baker::new`] for a root opened by the caller (a release directory).
-    pub async fn with_root(
+    pub(crate) async fn with_root(
         cfg: Arc<Config>,
         root: WebRoot,
         opts: RunOptions,
@@ -459,7 +463,7 @@ impl Baker {
     /// Removes temp files a crashed kiln left in the root. Walks the whole
     /// tree, so `build` and `daemon` do it, not every `regen`. The caller
     /// holds the output lock.
-    pub fn sweep_stale_temp_files(&self) -> Result<usize, SetupError> {
+    pub(crate) fn sweep_stale_temp_files(&self) -> Result<usize, SetupError> {
         let swept = self.root.sweep_temp_files()?;
         if swept > 0 {
             tracing::info!(swept, "removed temp files left by an earlier crash");
@@ -468,39 +472,39 @@ impl Baker {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &Config {
+    pub(crate) fn config(&self) -> &Config {
         &self.cfg
     }
 
     /// The index handle.
-    pub fn index(&self) -> &Index {
+    pub(crate) fn index(&self) -> &Index {
         &self.index
     }
 
     /// The output root.
-    pub fn root(&self) -> &WebRoot {
+    pub(crate) fn root(&self) -> &WebRoot {
         &self.root
     }
 
     /// The crawl scope.
-    pub fn scope(&self) -> &Scope {
+    pub(crate) fn scope(&self) -> &Scope {
         &self.scope
     }
 
     /// The current renderer, if in render mode.
-    pub fn renderer(&self) -> Option<Arc<Renderer>> {
+    pub(crate) fn renderer(&self) -> Option<Arc<Renderer>> {
         self.renderer.read().ok().and_then(|g| g.clone())
     }
 
     /// Swaps in freshly loaded templates and data (daemon watch).
-    pub fn set_renderer(&self, r: Renderer) {
+    pub(crate) fn set_renderer(&self, r: Renderer) {
         if let Ok(mut g) = self.renderer.write() {
             *g = Some(Arc::new(r));
         }
     }
 
     /// Parallel pages.
-    pub fn concurrency(&self) -> usize {
+    pub(crate) fn concurrency(&self) -> usize {
         match &self.cfg.origin {
             Some(o) => o.concurrency,
             None => std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
@@ -508,7 +512,7 @@ impl Baker {
     }
 
     /// Seeds of a full build: render routes' URLs, then the crawl seeds.
-    pub fn build_seeds(&self) -> Vec<String> {
+    pub(crate) fn build_seeds(&self) -> Vec<String> {
         let mut seeds = Vec::new();
         if let Some(r) = self.renderer() {
             seeds.extend(r.urls());
@@ -521,7 +525,7 @@ impl Baker {
 
     /// Bakes one URL from whichever source owns it.
     #[tracing::instrument(level = "debug", skip(self))]
-    pub async fn bake(&self, url: &str) -> PageResult {
+    pub(crate) async fn bake(&self, url: &str) -> PageResult {
         let result = self.bake_inner(url).await;
         match &result.outcome {
             Outcome::Failed(e) => {
@@ -873,7 +877,7 @@ impl Baker {
 
     /// Removes the baked file of `path` at once (an explicit `delete:`,
     /// which is its own consent and never deferred).
-    pub async fn remove(&self, path: &str, http_status: Option<u16>) -> Outcome {
+    pub(crate) async fn remove(&self, path: &str, http_status: Option<u16>) -> Outcome {
         match self.file_of(path).await {
             Ok(rel) => self.remove_now(path, &rel, http_status).await,
             Err(e) => Outcome::Skipped(format!("not a page: {e}")),
@@ -891,7 +895,7 @@ impl Baker {
     /// Applies the removals a one-shot run held back, unless there are more
     /// than the mass-delete limit and `allow_mass` is false: then nothing is
     /// removed and [`MassDelete`] says why. Returns how many files went.
-    pub async fn apply_removals(&self, allow_mass: bool) -> Result<usize, MassDelete> {
+    pub(crate) async fn apply_removals(&self, allow_mass: bool) -> Result<usize, MassDelete> {
         let pending: Vec<Removal> = match &self.deferred {
             Some(d) => d
                 .lock()
@@ -958,7 +962,10 @@ impl Baker {
 
     /// Resolves targets to URLs to bake and URLs to delete, noting targets
     /// that matched nothing and why.
-    pub async fn resolve(&self, targets: &[Target]) -> Result<Resolved, crate::index::IndexError> {
+    pub(crate) async fn resolve(
+        &self,
+        targets: &[Target],
+    ) -> Result<Resolved, crate::index::IndexError> {
         let mut r = Resolved::default();
         for t in targets {
             let before = r.bake.len() + r.delete.len();
@@ -1034,13 +1041,13 @@ impl Baker {
 
 /// URLs an event set names.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// To (re)generate.
-    pub bake: BTreeSet<String>,
+    pub(crate) bake: BTreeSet<String>,
     /// To remove.
-    pub delete: BTreeSet<String>,
+    pub(crate) delete: BTreeSet<String>,
     /// Targets that matched nothing, with why (said out loud, never silent).
-    pub unmatched: Vec<(String, String)>,
+    pub(crate) unmatched: Vec<(String, String)>,
 }
 
 fn rel_to_string(p: &Path) -> String {
@@ -1057,7 +1064,7 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// `error: cause: cause`, for one-line reports.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(cause) = src {

@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 use bytes::{Bytes, BytesMut};
 
 /// Bodies larger than this are kept in a temp file, not in memory.
-pub const SPILL_BYTES: usize = 4 << 20;
+pub(crate) const SPILL_BYTES: usize = 4 << 20;
 
 /// Size of the chunks large bodies are read in.
-pub const CHUNK: usize = 64 << 10;
+pub(crate) const CHUNK: usize = 64 << 10;
 
 /// A complete body.
 #[derive(Debug)]
-pub enum Body {
+pub(crate) enum Body {
     /// Small bodies (almost every page).
     Memory(Bytes),
     /// Large bodies, in an unlinked temp file.
@@ -32,20 +32,15 @@ pub enum Body {
 
 impl Body {
     /// The length in bytes.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         match self {
             Body::Memory(b) => b.len() as u64,
             Body::File { len, .. } => *len,
         }
     }
 
-    /// True for an empty body.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The bytes, when the body is in memory.
-    pub fn as_bytes(&self) -> Option<&[u8]> {
+    pub(crate) fn as_bytes(&self) -> Option<&[u8]> {
         match self {
             Body::Memory(b) => Some(b),
             Body::File { .. } => None,
@@ -53,12 +48,12 @@ impl Body {
     }
 
     /// A reader from the start (positional reads: the body is not consumed).
-    pub fn reader(&self) -> BodyReader<'_> {
+    pub(crate) fn reader(&self) -> BodyReader<'_> {
         BodyReader { body: self, pos: 0 }
     }
 
     /// blake3 of the content.
-    pub fn hash(&self) -> io::Result<blake3::Hash> {
+    pub(crate) fn hash(&self) -> io::Result<blake3::Hash> {
         match self {
             Body::Memory(b) => Ok(blake3::hash(b)),
             Body::File { .. } => {
@@ -70,7 +65,7 @@ impl Body {
     }
 
     /// True when `other` yields exactly these bytes (streamed, bounded memory).
-    pub fn same_as(&self, other: &mut impl Read) -> io::Result<bool> {
+    pub(crate) fn same_as(&self, other: &mut impl Read) -> io::Result<bool> {
         let mut mine = self.reader();
         let mut a = vec![0u8; CHUNK];
         let mut b = vec![0u8; CHUNK];
@@ -121,7 +116,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Reads a [`Body`] from the start without moving a shared file position.
 #[derive(Debug)]
-pub struct BodyReader<'a> {
+pub(crate) struct BodyReader<'a> {
     body: &'a Body,
     pos: u64,
 }
@@ -152,7 +147,7 @@ impl Read for BodyReader<'_> {
 /// Collects a body chunk by chunk, spilling to a temp file in `spill_dir`
 /// once it passes [`SPILL_BYTES`].
 #[derive(Debug)]
-pub struct BodyBuilder {
+pub(crate) struct BodyBuilder {
     memory: BytesMut,
     file: Option<(File, u64)>,
     spill_dir: PathBuf,
@@ -161,7 +156,7 @@ pub struct BodyBuilder {
 impl BodyBuilder {
     /// An empty body; large ones go to `spill_dir` (kiln's state directory,
     /// on disk, rather than a tmpfs `/tmp` that would hold it in RAM).
-    pub fn new(spill_dir: &Path) -> BodyBuilder {
+    pub(crate) fn new(spill_dir: &Path) -> BodyBuilder {
         BodyBuilder {
             memory: BytesMut::new(),
             file: None,
@@ -170,20 +165,15 @@ impl BodyBuilder {
     }
 
     /// Bytes so far.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         match &self.file {
             Some((_, n)) => *n,
             None => self.memory.len() as u64,
         }
     }
 
-    /// True while nothing was pushed.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Appends a chunk.
-    pub fn push(&mut self, chunk: &[u8]) -> io::Result<()> {
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> io::Result<()> {
         if self.file.is_none() && self.memory.len() + chunk.len() > SPILL_BYTES {
             std::fs::create_dir_all(&self.spill_dir)?;
             let mut f = tempfile::tempfile_in(&self.spill_dir)?;
@@ -203,7 +193,7 @@ impl BodyBuilder {
     }
 
     /// The finished body.
-    pub fn finish(self) -> Body {
+    pub(crate) fn finish(self) -> Body {
         match self.file {
             Some((file, len)) => Body::File { file, len },
             None => Body::Memory(self.memory.freeze()),

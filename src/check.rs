@@ -9,7 +9,7 @@ use crate::config::{Safety, VaryCookie};
 
 /// Why a response was refused. Shown to users as-is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The response sets a cookie, so it is per-visitor.
     #[error("response sets a cookie (Set-Cookie)")]
     SetsCookie,
@@ -29,7 +29,7 @@ pub enum Refusal {
 
 /// What a response that may be baked is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// The same for every visitor.
     Shared,
     /// It varies by cookie (or authorization), and this is the variant for
@@ -40,7 +40,7 @@ pub enum Verdict {
 
 /// Compiled privacy policy.
 #[derive(Debug, Clone)]
-pub struct Checker {
+pub(crate) struct Checker {
     patterns: Vec<String>,
     matcher: Option<AhoCorasick>,
     allow_private: globset::GlobSet,
@@ -53,7 +53,7 @@ pub struct Checker {
 impl Checker {
     /// Builds the matcher once per run. Fails closed: a pattern set that
     /// cannot be compiled stops kiln rather than silently checking nothing.
-    pub fn new(
+    pub(crate) fn new(
         safety: &Safety,
         sent_headers: Option<&HeaderMap>,
     ) -> Result<Checker, aho_corasick::BuildError> {
@@ -77,7 +77,7 @@ impl Checker {
     /// Returns the first reason `url_path`'s response must not be baked.
     /// Large bodies are scanned as a stream (patterns across chunk borders
     /// included); a body that cannot be read is refused rather than baked.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         url_path: &str,
         headers: &HeaderMap,

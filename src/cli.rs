@@ -113,7 +113,7 @@ pub fn is_usage_error(e: &anyhow::Error) -> bool {
 
 impl GlobalArgs {
     /// Loads and validates the config with the flag overrides.
-    pub fn load_config(&self) -> Result<Config, ConfigError> {
+    pub(crate) fn load_config(&self) -> Result<Config, ConfigError> {
         Config::load(
             self.config.as_deref(),
             &Overrides {

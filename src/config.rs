@@ -16,7 +16,7 @@ use url::Url;
 
 /// Why a configuration could not be loaded. Always fatal (exit code 2).
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     /// The file exists but could not be read.
     #[error("failed to read config `{path}`")]
     Read {
@@ -49,186 +49,186 @@ pub enum ConfigError {
 /// The file as written: every field optional, defaults filled in by [`Config::from_raw`].
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawConfig {
+pub(crate) struct RawConfig {
     /// `[site]`
     #[serde(default)]
-    pub site: RawSite,
+    pub(crate) site: RawSite,
     /// `[origin]`
-    pub origin: Option<RawOrigin>,
+    pub(crate) origin: Option<RawOrigin>,
     /// `[crawl]`
     #[serde(default)]
-    pub crawl: RawCrawl,
+    pub(crate) crawl: RawCrawl,
     /// `[safety]`
     #[serde(default)]
-    pub safety: RawSafety,
+    pub(crate) safety: RawSafety,
     /// `[output]`
     #[serde(default)]
-    pub output: RawOutput,
+    pub(crate) output: RawOutput,
     /// `[[render]]`
     #[serde(default)]
-    pub render: Vec<RawRender>,
+    pub(crate) render: Vec<RawRender>,
     /// `[[depend]]`
     #[serde(default)]
-    pub depend: Vec<RawDepend>,
+    pub(crate) depend: Vec<RawDepend>,
     /// `[daemon]`
     #[serde(default)]
-    pub daemon: RawDaemon,
+    pub(crate) daemon: RawDaemon,
 }
 
 /// `[site]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawSite {
+pub(crate) struct RawSite {
     /// Output directory served by nginx.
-    pub out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// SQLite index path.
-    pub state: Option<PathBuf>,
+    pub(crate) state: Option<PathBuf>,
     /// Spool directory.
-    pub queue: Option<PathBuf>,
+    pub(crate) queue: Option<PathBuf>,
     /// Templates directory (render mode).
-    pub templates: Option<PathBuf>,
+    pub(crate) templates: Option<PathBuf>,
     /// Releases kept by `build --release`.
-    pub keep_releases: Option<usize>,
+    pub(crate) keep_releases: Option<usize>,
     /// Site title and other values exposed to templates as `site.*`.
     #[serde(default)]
-    pub vars: BTreeMap<String, toml::Value>,
+    pub(crate) vars: BTreeMap<String, toml::Value>,
 }
 
 /// `[origin]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawOrigin {
+pub(crate) struct RawOrigin {
     /// Base URL of the dynamic site.
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     /// Parallel requests.
-    pub concurrency: Option<usize>,
+    pub(crate) concurrency: Option<usize>,
     /// Per-request timeout, e.g. `10s`.
-    pub timeout: Option<HumanDuration>,
+    pub(crate) timeout: Option<HumanDuration>,
     /// Retries after the first attempt.
-    pub retries: Option<u32>,
+    pub(crate) retries: Option<u32>,
     /// First backoff delay, doubled each retry.
-    pub backoff: Option<HumanDuration>,
+    pub(crate) backoff: Option<HumanDuration>,
     /// Body size cap, e.g. `10MiB`.
-    pub max_body: Option<Size>,
+    pub(crate) max_body: Option<Size>,
     /// Host header override.
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// Extra request headers.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub(crate) headers: BTreeMap<String, String>,
     /// Response header naming dependency tags.
-    pub tags_header: Option<String>,
+    pub(crate) tags_header: Option<String>,
     /// `space` or `comma`.
-    pub tags_separator: Option<TagSeparator>,
+    pub(crate) tags_separator: Option<TagSeparator>,
     /// User-Agent sent to the origin.
-    pub user_agent: Option<String>,
+    pub(crate) user_agent: Option<String>,
 }
 
 /// `[crawl]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawCrawl {
+pub(crate) struct RawCrawl {
     /// Start URLs (paths), `/sitemap.xml` is parsed as a sitemap.
-    pub seeds: Option<Vec<String>>,
+    pub(crate) seeds: Option<Vec<String>>,
     /// URL path globs to include.
-    pub include: Option<Vec<String>>,
+    pub(crate) include: Option<Vec<String>>,
     /// URL path globs to exclude.
-    pub exclude: Option<Vec<String>>,
+    pub(crate) exclude: Option<Vec<String>>,
     /// Stop after this many URLs.
-    pub max_pages: Option<usize>,
+    pub(crate) max_pages: Option<usize>,
     /// Stop following links deeper than this.
-    pub max_depth: Option<usize>,
+    pub(crate) max_depth: Option<usize>,
     /// Also bake same-origin assets (CSS, JS, images).
-    pub assets: Option<bool>,
+    pub(crate) assets: Option<bool>,
 }
 
 /// `[safety]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawSafety {
+pub(crate) struct RawSafety {
     /// Body substrings that mark a page as private.
-    pub forbid_patterns: Option<Vec<String>>,
+    pub(crate) forbid_patterns: Option<Vec<String>>,
     /// URL globs where the private-response checks are waived.
-    pub allow_private: Option<Vec<String>>,
+    pub(crate) allow_private: Option<Vec<String>>,
     /// Cookies that mark a visitor nginx must send to the app.
-    pub bypass_cookies: Option<Vec<String>>,
+    pub(crate) bypass_cookies: Option<Vec<String>>,
     /// `anonymous` (bake `Vary: Cookie` pages as the cookie-less variant) or `refuse`.
-    pub vary_cookie: Option<VaryCookie>,
+    pub(crate) vary_cookie: Option<VaryCookie>,
     /// Most files one run may remove without --allow-mass-delete.
-    pub max_delete_pages: Option<usize>,
+    pub(crate) max_delete_pages: Option<usize>,
     /// Most files one run may remove, in percent of the baked pages.
-    pub max_delete_percent: Option<usize>,
+    pub(crate) max_delete_percent: Option<usize>,
 }
 
 /// `[output]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawOutput {
+pub(crate) struct RawOutput {
     /// `gzip`, `br`.
-    pub precompress: Option<Vec<Encoding>>,
+    pub(crate) precompress: Option<Vec<Encoding>>,
     /// Files smaller than this get no compressed sibling.
-    pub precompress_min_bytes: Option<u64>,
+    pub(crate) precompress_min_bytes: Option<u64>,
     /// `skip` or `strip`.
-    pub query_strings: Option<QueryPolicy>,
+    pub(crate) query_strings: Option<QueryPolicy>,
 }
 
 /// `[[render]]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawRender {
+pub(crate) struct RawRender {
     /// Template name under the templates directory.
-    pub template: String,
+    pub(crate) template: String,
     /// URL or URL pattern with `{field}` placeholders.
-    pub url: String,
+    pub(crate) url: String,
     /// Data file glob (one page per file).
-    pub data: Option<String>,
+    pub(crate) data: Option<String>,
     /// Collection name these data files form.
-    pub collection: Option<String>,
+    pub(crate) collection: Option<String>,
     /// Collections handed to the template in full (list pages).
     #[serde(default)]
-    pub items: Vec<String>,
+    pub(crate) items: Vec<String>,
     /// One page per distinct value of this list field (e.g. `tags`).
-    pub group_by: Option<String>,
+    pub(crate) group_by: Option<String>,
 }
 
 /// `[[depend]]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawDepend {
+pub(crate) struct RawDepend {
     /// Tag globs, e.g. `post:*`.
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     /// URLs regenerated with any page carrying a matching tag.
-    pub urls: Vec<String>,
+    pub(crate) urls: Vec<String>,
 }
 
 /// `[daemon]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawDaemon {
+pub(crate) struct RawDaemon {
     /// HTTP listen address.
-    pub listen: Option<String>,
+    pub(crate) listen: Option<String>,
     /// Name of the environment variable holding the bearer token.
-    pub token_env: Option<String>,
+    pub(crate) token_env: Option<String>,
     /// Debounce window.
-    pub debounce: Option<HumanDuration>,
+    pub(crate) debounce: Option<HumanDuration>,
     /// Periodic spool rescan interval.
-    pub rescan: Option<HumanDuration>,
+    pub(crate) rescan: Option<HumanDuration>,
     /// Watch templates and data files (render mode).
-    pub watch: Option<bool>,
+    pub(crate) watch: Option<bool>,
     /// Keep retrying a page that fails transiently for this long.
-    pub give_up_after: Option<HumanDuration>,
+    pub(crate) give_up_after: Option<HumanDuration>,
     /// Longest wait between two retries of one page.
-    pub max_retry_delay: Option<HumanDuration>,
+    pub(crate) max_retry_delay: Option<HumanDuration>,
     /// Largest spool file read; bigger ones go to `failed/` unread.
-    pub max_spool_file: Option<Size>,
+    pub(crate) max_spool_file: Option<Size>,
     /// Most targets one request or spool file may name.
-    pub max_targets: Option<usize>,
+    pub(crate) max_targets: Option<usize>,
 }
 
 /// What a `Vary: Cookie` (or `Authorization`) response to kiln's
 /// cookie-less request means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum VaryCookie {
+pub(crate) enum VaryCookie {
     /// It is the page every visitor without cookies gets: bake it; nginx
     /// sends visitors carrying a bypass cookie to the app.
     #[default]
@@ -238,7 +238,7 @@ pub enum VaryCookie {
 }
 
 /// Session and login cookies of Django, Rails, PHP and WordPress.
-pub const DEFAULT_BYPASS_COOKIES: &[&str] = &[
+pub(crate) const DEFAULT_BYPASS_COOKIES: &[&str] = &[
     "sessionid",
     "_session_id",
     "_*_session",
@@ -252,7 +252,7 @@ pub const DEFAULT_BYPASS_COOKIES: &[&str] = &[
 /// parsed by humantime; a bare number is refused with a hint, since its
 /// unit would be a guess.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HumanDuration(pub Duration);
+pub(crate) struct HumanDuration(pub Duration);
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -288,7 +288,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
 
 /// A byte size written as `512`, `"64KiB"` or `"10MB"` (parsed by bytesize).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Size(pub u64);
+pub(crate) struct Size(pub u64);
 
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -321,7 +321,7 @@ impl<'de> Deserialize<'de> for Size {
 /// How dependency tags are separated in the tags header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TagSeparator {
+pub(crate) enum TagSeparator {
     /// `Surrogate-Key: a b c`, `xkey`.
     Space,
     /// `Cache-Tag: a,b,c`.
@@ -331,7 +331,7 @@ pub enum TagSeparator {
 /// What to do with URLs that carry a query string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum QueryPolicy {
+pub(crate) enum QueryPolicy {
     /// Never bake them (nginx falls through to the origin).
     Skip,
     /// Drop the query and bake the path.
@@ -340,7 +340,7 @@ pub enum QueryPolicy {
 
 /// A compressed sibling format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum Encoding {
+pub(crate) enum Encoding {
     /// `.gz`, for nginx `gzip_static`.
     #[serde(rename = "gzip", alias = "gz")]
     Gzip,
@@ -351,10 +351,10 @@ pub enum Encoding {
 
 impl Encoding {
     /// Every supported encoding.
-    pub const ALL: [Encoding; 2] = [Encoding::Gzip, Encoding::Brotli];
+    pub(crate) const ALL: [Encoding; 2] = [Encoding::Gzip, Encoding::Brotli];
 
     /// File name suffix.
-    pub fn suffix(self) -> &'static str {
+    pub(crate) fn suffix(self) -> &'static str {
         match self {
             Encoding::Gzip => ".gz",
             Encoding::Brotli => ".br",
@@ -364,185 +364,183 @@ impl Encoding {
 
 /// `[origin]`, resolved.
 #[derive(Debug, Clone)]
-pub struct Origin {
+pub(crate) struct Origin {
     /// Base URL; only its scheme, host and port are used for same-origin checks.
-    pub url: Url,
+    pub(crate) url: Url,
     /// Parallel requests.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Per-request timeout.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Retries after the first attempt.
-    pub retries: u32,
+    pub(crate) retries: u32,
     /// First backoff delay.
-    pub backoff: Duration,
+    pub(crate) backoff: Duration,
     /// Body size cap in bytes.
-    pub max_body: u64,
+    pub(crate) max_body: u64,
     /// Host header override.
-    pub host: Option<HeaderValue>,
+    pub(crate) host: Option<HeaderValue>,
     /// Extra request headers, parsed once.
-    pub headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
     /// Tags header name.
-    pub tags_header: HeaderName,
+    pub(crate) tags_header: HeaderName,
     /// Tags separator.
-    pub tags_separator: TagSeparator,
+    pub(crate) tags_separator: TagSeparator,
     /// User-Agent.
-    pub user_agent: String,
+    pub(crate) user_agent: String,
 }
 
 /// `[crawl]`, resolved.
 #[derive(Debug, Clone)]
-pub struct Crawl {
+pub(crate) struct Crawl {
     /// Start paths.
-    pub seeds: Vec<String>,
+    pub(crate) seeds: Vec<String>,
     /// Included paths.
-    pub include: GlobSet,
+    pub(crate) include: GlobSet,
     /// Excluded paths.
-    pub exclude: GlobSet,
+    pub(crate) exclude: GlobSet,
     /// URL budget.
-    pub max_pages: usize,
+    pub(crate) max_pages: usize,
     /// Link depth budget.
-    pub max_depth: usize,
+    pub(crate) max_depth: usize,
     /// Follow asset links.
-    pub assets: bool,
+    pub(crate) assets: bool,
 }
 
 /// `[safety]`, resolved.
 #[derive(Debug, Clone)]
-pub struct Safety {
+pub(crate) struct Safety {
     /// Forbidden body substrings.
-    pub forbid_patterns: Vec<String>,
+    pub(crate) forbid_patterns: Vec<String>,
     /// Paths where private responses are allowed.
-    pub allow_private: GlobSet,
+    pub(crate) allow_private: GlobSet,
     /// Session or login cookies (name globs, `*` at the end only): a
     /// request carrying one never gets a baked file.
-    pub bypass_cookies: Vec<String>,
+    pub(crate) bypass_cookies: Vec<String>,
     /// What `Vary: Cookie` / `Vary: Authorization` on kiln's request means.
-    pub vary_cookie: VaryCookie,
+    pub(crate) vary_cookie: VaryCookie,
     /// Mass-delete guard: most files one run may remove...
-    pub max_delete_pages: usize,
+    pub(crate) max_delete_pages: usize,
     /// ...and in percent of the baked pages (never below 5 files).
-    pub max_delete_percent: usize,
+    pub(crate) max_delete_percent: usize,
 }
 
 /// `[output]`, resolved.
 #[derive(Debug, Clone)]
-pub struct Output {
+pub(crate) struct Output {
     /// Siblings to write.
-    pub precompress: Vec<Encoding>,
+    pub(crate) precompress: Vec<Encoding>,
     /// Size threshold for siblings.
-    pub precompress_min_bytes: u64,
+    pub(crate) precompress_min_bytes: u64,
     /// Query string policy.
-    pub query_strings: QueryPolicy,
+    pub(crate) query_strings: QueryPolicy,
 }
 
 /// A `[[render]]` route, resolved: its data glob compiled once.
 #[derive(Debug, Clone)]
-pub struct RenderRoute {
+pub(crate) struct RenderRoute {
     /// Template name under the templates directory.
-    pub template: String,
+    pub(crate) template: String,
     /// URL or URL pattern with `{field}` placeholders.
-    pub url: String,
+    pub(crate) url: String,
     /// Data files (one page per file).
-    pub data: Option<DataGlob>,
+    pub(crate) data: Option<DataGlob>,
     /// Collection name these data files form.
-    pub collection: Option<String>,
+    pub(crate) collection: Option<String>,
     /// Collections handed to the template in full (list pages).
-    pub items: Vec<String>,
+    pub(crate) items: Vec<String>,
     /// One page per distinct value of this list field.
-    pub group_by: Option<String>,
+    pub(crate) group_by: Option<String>,
 }
 
 /// A data-file glob (relative to the config's directory).
 #[derive(Debug, Clone)]
-pub struct DataGlob {
-    /// As written, e.g. `content/posts/*.md`.
-    pub pattern: String,
+pub(crate) struct DataGlob {
     /// Compiled.
-    pub matcher: GlobMatcher,
+    pub(crate) matcher: GlobMatcher,
     /// The directory matches live under (watched by the daemon).
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 /// A `[[depend]]` rule, resolved.
 #[derive(Debug, Clone)]
-pub struct DependRule {
+pub(crate) struct DependRule {
     /// Matches tags.
-    pub tags: GlobSet,
+    pub(crate) tags: GlobSet,
     /// URLs to add.
-    pub urls: Vec<String>,
+    pub(crate) urls: Vec<String>,
 }
 
 /// `[daemon]`, resolved.
 #[derive(Debug, Clone)]
-pub struct Daemon {
+pub(crate) struct Daemon {
     /// HTTP listen address; `None` disables the endpoint.
-    pub listen: Option<std::net::SocketAddr>,
+    pub(crate) listen: Option<std::net::SocketAddr>,
     /// Environment variable name of the token.
-    pub token_env: String,
+    pub(crate) token_env: String,
     /// Debounce window.
-    pub debounce: Duration,
+    pub(crate) debounce: Duration,
     /// Spool rescan interval.
-    pub rescan: Duration,
+    pub(crate) rescan: Duration,
     /// Watch templates and data (render mode).
-    pub watch: bool,
+    pub(crate) watch: bool,
     /// Transient failures are retried until this age, then given up.
-    pub give_up_after: Duration,
+    pub(crate) give_up_after: Duration,
     /// Cap of the exponential retry backoff.
-    pub max_retry_delay: Duration,
+    pub(crate) max_retry_delay: Duration,
     /// Largest spool file read.
-    pub max_spool_file: u64,
+    pub(crate) max_spool_file: u64,
     /// Most targets per request or spool file.
-    pub max_targets: usize,
+    pub(crate) max_targets: usize,
 }
 
 /// The validated configuration every stage reads.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// Where the config came from (for messages); `None` when flags only.
-    pub file: Option<PathBuf>,
+    pub(crate) file: Option<PathBuf>,
     /// Directory relative paths are resolved against.
-    pub base_dir: PathBuf,
+    pub(crate) base_dir: PathBuf,
     /// Output root (or the parent of `current` with releases).
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Index database path.
-    pub state: PathBuf,
+    pub(crate) state: PathBuf,
     /// Spool directory.
-    pub queue: PathBuf,
+    pub(crate) queue: PathBuf,
     /// Templates directory.
-    pub templates: PathBuf,
+    pub(crate) templates: PathBuf,
     /// Releases to keep.
-    pub keep_releases: usize,
+    pub(crate) keep_releases: usize,
     /// `site.*` template variables.
-    pub vars: BTreeMap<String, toml::Value>,
+    pub(crate) vars: BTreeMap<String, toml::Value>,
     /// Origin, when fetching.
-    pub origin: Option<Origin>,
+    pub(crate) origin: Option<Origin>,
     /// Crawl scope.
-    pub crawl: Crawl,
+    pub(crate) crawl: Crawl,
     /// Privacy checks.
-    pub safety: Safety,
+    pub(crate) safety: Safety,
     /// Output options.
-    pub output: Output,
+    pub(crate) output: Output,
     /// Render routes.
-    pub render: Vec<RenderRoute>,
+    pub(crate) render: Vec<RenderRoute>,
     /// Dependency rules.
-    pub depend: Vec<DependRule>,
+    pub(crate) depend: Vec<DependRule>,
     /// Daemon options.
-    pub daemon: Daemon,
+    pub(crate) daemon: Daemon,
 }
 
 /// Command-line values that override the file.
 #[derive(Debug, Default, Clone)]
-pub struct Overrides {
+pub(crate) struct Overrides {
     /// `--origin`
-    pub origin: Option<String>,
+    pub(crate) origin: Option<String>,
     /// `--out`
-    pub out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
 }
 
 impl Config {
     /// Loads `path` if given (or `./site.toml` when it exists), applies the
     /// overrides, and validates.
-    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+    pub(crate) fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let file = match path {
             Some(p) => Some(p.to_path_buf()),
             None => {
@@ -570,7 +568,7 @@ impl Config {
 
     /// Parses TOML text into the raw shape. Errors name the dotted key
     /// (`origin.timeout`) as well as toml's line and column.
-    pub fn parse_raw(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
+    pub(crate) fn parse_raw(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
         let parse_error = |message: String| ConfigError::Parse {
             path: path.to_path_buf(),
             message: message.trim_end().replace('\n', "\n  "),
@@ -589,7 +587,7 @@ impl Config {
 
     /// Validates a raw config, one section at a time. `file` is only used
     /// in messages.
-    pub fn from_raw(
+    pub(crate) fn from_raw(
         raw: RawConfig,
         file: Option<PathBuf>,
         base_dir: PathBuf,
@@ -640,7 +638,7 @@ impl Config {
     }
 
     /// True when pages come from `[[render]]` routes.
-    pub fn renders(&self) -> bool {
+    pub(crate) fn renders(&self) -> bool {
         !self.render.is_empty()
     }
 }
@@ -795,7 +793,6 @@ fn resolve_render(
                 Some(DataGlob {
                     dir: base_dir.join(literal.trim_start_matches('/')),
                     matcher,
-                    pattern,
                 })
             }
             None => None,
@@ -936,7 +933,7 @@ fn resolve_origin(url: &str, raw: RawOrigin, invalid: &Invalid<'_>) -> Result<Or
 }
 
 /// A cookie name, with `*` standing for any run of name characters.
-pub fn is_cookie_glob(c: &str) -> bool {
+pub(crate) fn is_cookie_glob(c: &str) -> bool {
     !c.is_empty()
         && c != "*"
         && c.chars()
@@ -944,7 +941,9 @@ pub fn is_cookie_glob(c: &str) -> bool {
 }
 
 /// Parses a listen address: `"off"` or empty disables the endpoint.
-pub fn parse_listen(text: &str) -> Result<Option<std::net::SocketAddr>, std::net::AddrParseError> {
+pub(crate) fn parse_listen(
+    text: &str,
+) -> Result<Option<std::net::SocketAddr>, std::net::AddrParseError> {
     match text {
         "" | "off" => Ok(None),
         s => s.parse().map(Some),
@@ -955,7 +954,7 @@ pub fn parse_listen(text: &str) -> Result<Option<std::net::SocketAddr>, std::net
 /// `content/posts/*.md` → `content/posts/`): where matches can start. The
 /// one owner of this rule for URL globs (tag lookups) and data globs
 /// (watched directories).
-pub fn glob_literal_prefix(pattern: &str) -> &str {
+pub(crate) fn glob_literal_prefix(pattern: &str) -> &str {
     let meta = pattern
         .find(['*', '?', '[', '{', '\\'])
         .unwrap_or(pattern.len());
@@ -979,14 +978,14 @@ fn glob_set(
 }
 
 /// Compiles a glob over URL paths or tags: `*` stays within a path segment, `**` crosses.
-pub fn path_glob(pattern: &str) -> Result<Glob, globset::Error> {
+pub(crate) fn path_glob(pattern: &str) -> Result<Glob, globset::Error> {
     globset::GlobBuilder::new(pattern)
         .literal_separator(true)
         .build()
 }
 
 /// A single compiled glob matcher (for `glob:` targets).
-pub fn path_matcher(pattern: &str) -> Result<GlobMatcher, globset::Error> {
+pub(crate) fn path_matcher(pattern: &str) -> Result<GlobMatcher, globset::Error> {
     Ok(path_glob(pattern)?.compile_matcher())
 }
 

@@ -19,7 +19,7 @@ use crate::config::{Crawl, QueryPolicy};
 /// Extracts raw link targets from an HTML page: `a[href]`,
 /// `link[rel=alternate]`, and with `assets` also stylesheets, icons,
 /// scripts and images. Honors `<base href>`.
-pub fn extract_links(html: &Body, assets: bool) -> (Option<String>, Vec<String>) {
+pub(crate) fn extract_links(html: &Body, assets: bool) -> (Option<String>, Vec<String>) {
     let links = RefCell::new(Vec::new());
     let base = RefCell::new(None);
     let push = |v: Option<String>| {
@@ -99,7 +99,7 @@ pub fn extract_links(html: &Body, assets: bool) -> (Option<String>, Vec<String>)
 
 /// Extracts `<loc>` entries of a sitemap or sitemap index. `None` when the
 /// document is not a sitemap.
-pub fn sitemap_locs(xml: &Body) -> Option<Vec<String>> {
+pub(crate) fn sitemap_locs(xml: &Body) -> Option<Vec<String>> {
     let mut reader = quick_xml::Reader::from_reader(std::io::BufReader::new(xml.reader()));
     reader.config_mut().trim_text(true);
     let mut buf = Vec::new();
@@ -133,7 +133,7 @@ pub fn sitemap_locs(xml: &Body) -> Option<Vec<String>> {
 
 /// Which URLs the frontier may enqueue.
 #[derive(Debug, Clone)]
-pub struct Scope {
+pub(crate) struct Scope {
     crawl: Crawl,
     query: QueryPolicy,
     origin: Option<Url>,
@@ -141,7 +141,7 @@ pub struct Scope {
 
 impl Scope {
     /// Scope from config.
-    pub fn new(crawl: &Crawl, query: QueryPolicy, origin: Option<Url>) -> Scope {
+    pub(crate) fn new(crawl: &Crawl, query: QueryPolicy, origin: Option<Url>) -> Scope {
         Scope {
             crawl: crawl.clone(),
             query,
@@ -150,7 +150,7 @@ impl Scope {
     }
 
     /// Resolves a raw link found on `page_path` to an in-scope origin path.
-    pub fn admit(&self, page_path: &str, base: Option<&str>, raw: &str) -> Option<String> {
+    pub(crate) fn admit(&self, page_path: &str, base: Option<&str>, raw: &str) -> Option<String> {
         let raw = raw.trim();
         if raw.is_empty() || raw.starts_with('#') {
             return None;
@@ -175,25 +175,23 @@ impl Scope {
     }
 
     /// True when a path passes include/exclude.
-    pub fn allows(&self, path: &str) -> bool {
+    pub(crate) fn allows(&self, path: &str) -> bool {
         self.crawl.include.is_match(path) && !self.crawl.exclude.is_match(path)
     }
 }
 
 /// Whether the frontier follows links of baked pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Follow {
+pub(crate) enum Follow {
     /// Full crawl: every in-scope link, up to the limits.
     All,
     /// Regeneration: only links the index has never seen (new pages).
     NewOnly,
-    /// Exactly the given URLs.
-    None,
 }
 
 /// Bakes `seeds` and, per `follow`, the pages they link to. Stops taking new
 /// work when `shutdown` fires; in-flight pages finish.
-pub async fn run(
+pub(crate) async fn run(
     baker: &Arc<Baker>,
     seeds: Vec<String>,
     follow: Follow,
@@ -237,8 +235,7 @@ pub async fn run(
         if let Some(final_path) = &result.final_path {
             seen.insert(final_path.clone());
         }
-        if follow != Follow::None && matches!(result.outcome, Outcome::Written | Outcome::Unchanged)
-        {
+        if matches!(result.outcome, Outcome::Written | Outcome::Unchanged) {
             let mut links: Vec<String> = result
                 .links
                 .iter()

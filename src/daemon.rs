@@ -19,7 +19,7 @@ use crate::schedule::{self, Request, Settings};
 
 /// Fatal daemon errors (exit code 1 or 2); per-page errors never end up here.
 #[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
+pub(crate) enum DaemonError {
     /// Output root, index or sources.
     #[error(transparent)]
     Setup(#[from] SetupError),
@@ -45,14 +45,14 @@ pub enum DaemonError {
 
 /// Things the caller may want to learn once the daemon is up.
 #[derive(Debug, Clone)]
-pub struct Ready {
+pub(crate) struct Ready {
     /// The bound HTTP address, if the endpoint is enabled.
-    pub http: Option<SocketAddr>,
+    pub(crate) http: Option<SocketAddr>,
 }
 
 /// Runs until `shutdown` completes; then in-flight pages finish, unprocessed
 /// spool files stay for the next start.
-pub async fn run(
+pub(crate) async fn run(
     cfg: Arc<Config>,
     token: Option<String>,
     opts: RunOptions,

@@ -9,18 +9,21 @@ use std::path::{Path, PathBuf};
 /// with the OS error as its source.
 #[derive(Debug, thiserror::Error)]
 #[error("failed to {action} `{}`", path.display())]
-pub struct FsError {
+pub(crate) struct FsError {
     /// What kiln was doing, e.g. "write".
-    pub action: &'static str,
+    pub(crate) action: &'static str,
     /// The file or directory.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The cause.
     #[source]
-    pub source: io::Error,
+    pub(crate) source: io::Error,
 }
 
 /// `map_err(fs_err("read", path))`.
-pub fn fs_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FsError + 'a {
+pub(crate) fn fs_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> FsError + 'a {
     move |source| FsError {
         action,
         path: path.to_path_buf(),
@@ -30,7 +33,7 @@ pub fn fs_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error
 
 /// Editor swap, backup, lock and partial files that must not trigger or
 /// feed anything (templates, data files, spool entries).
-pub fn is_editor_junk(p: &Path) -> bool {
+pub(crate) fn is_editor_junk(p: &Path) -> bool {
     let Some(name) = p.file_name().map(|n| n.to_string_lossy()) else {
         return true;
     };

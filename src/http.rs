@@ -19,28 +19,28 @@ use crate::targets::Target;
 
 /// What the handlers share.
 #[derive(Clone)]
-pub struct ApiState {
+pub(crate) struct ApiState {
     /// Submits work to the scheduler.
-    pub submit: Submitter,
+    pub(crate) submit: Submitter,
     /// Reads status.
-    pub index: Index,
+    pub(crate) index: Index,
     /// Counters.
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     /// Required bearer token, if any.
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     /// Spool directory (for queue depth).
-    pub queue: std::path::PathBuf,
+    pub(crate) queue: std::path::PathBuf,
     /// The scheduler's backlog, read for `/v1/status`.
-    pub backlog: Arc<crate::schedule::Backlog>,
+    pub(crate) backlog: Arc<crate::schedule::Backlog>,
     /// Most targets one request may name.
-    pub max_targets: usize,
+    pub(crate) max_targets: usize,
 }
 
 /// Largest `POST /v1/regen` body read.
-pub const MAX_BODY_BYTES: usize = 1 << 20;
+pub(crate) const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// Builds the router.
-pub fn router(state: ApiState) -> Router {
+pub(crate) fn router(state: ApiState) -> Router {
     let guarded = Router::new()
         .route("/v1/regen", post(regen))
         .route("/v1/jobs/{id}", get(job))

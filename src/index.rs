@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Index failures. Opening is fatal; a failed batch is logged.
 #[derive(Debug, thiserror::Error)]
-pub enum IndexError {
+pub(crate) enum IndexError {
     /// The database could not be opened or migrated.
     #[error("failed to open index `{path}`")]
     Open {
@@ -48,7 +48,7 @@ pub enum IndexError {
 /// Page status as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     /// Baked and current.
     Ok,
     /// Refused by a safety check; nothing written.
@@ -63,7 +63,7 @@ pub enum Status {
 
 impl Status {
     /// Stored text.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Ok => "ok",
             Status::Refused => "refused",
@@ -86,24 +86,24 @@ impl Status {
 
 /// One row of the index.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PageRecord {
+pub(crate) struct PageRecord {
     /// URL path (index key).
-    pub url: String,
+    pub(crate) url: String,
     /// File relative to the output root, when one is baked.
-    pub file: Option<String>,
+    pub(crate) file: Option<String>,
     /// blake3 of the baked body.
-    pub hash: Option<String>,
+    pub(crate) hash: Option<String>,
     /// Status of the last attempt.
-    pub status: Status,
+    pub(crate) status: Status,
     /// HTTP status of the last response, if any.
-    pub http_status: Option<u16>,
+    pub(crate) http_status: Option<u16>,
     /// Error or refusal reason of the last attempt.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// Unix seconds of the last attempt.
-    pub fetched_at: i64,
+    pub(crate) fetched_at: i64,
     /// Dependency tags (replaced on every successful fetch). `None` keeps the stored ones.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tags: Option<Vec<String>>,
+    pub(crate) tags: Option<Vec<String>>,
 }
 
 impl PageRecord {
@@ -121,7 +121,7 @@ impl PageRecord {
     }
 
     /// A page baked into `file` with content hash `hash` and its tags.
-    pub fn baked(
+    pub(crate) fn baked(
         url: &str,
         file: String,
         hash: String,
@@ -137,7 +137,7 @@ impl PageRecord {
     }
 
     /// A failed attempt; the last good file and the tags stay.
-    pub fn failed(url: &str, http_status: Option<u16>, error: String) -> PageRecord {
+    pub(crate) fn failed(url: &str, http_status: Option<u16>, error: String) -> PageRecord {
         PageRecord {
             error: Some(error),
             ..PageRecord::new(url, Status::Failed, http_status)
@@ -146,7 +146,7 @@ impl PageRecord {
 
     /// A refused page: its file is gone, its tags stay so a later change
     /// to what it shows checks it again.
-    pub fn refused(url: &str, http_status: Option<u16>, reason: String) -> PageRecord {
+    pub(crate) fn refused(url: &str, http_status: Option<u16>, reason: String) -> PageRecord {
         PageRecord {
             error: Some(reason),
             ..PageRecord::new(url, Status::Refused, http_status)
@@ -154,7 +154,7 @@ impl PageRecord {
     }
 
     /// A page whose file was removed (origin 404/410, `delete:`).
-    pub fn deleted(url: &str, http_status: Option<u16>) -> PageRecord {
+    pub(crate) fn deleted(url: &str, http_status: Option<u16>) -> PageRecord {
         PageRecord {
             tags: Some(Vec::new()),
             ..PageRecord::new(url, Status::Deleted, http_status)
@@ -162,7 +162,7 @@ impl PageRecord {
     }
 
     /// A URL that redirects to `to`.
-    pub fn redirect(url: &str, code: u16, to: &str) -> PageRecord {
+    pub(crate) fn redirect(url: &str, code: u16, to: &str) -> PageRecord {
         PageRecord {
             error: Some(format!("redirects to {to}")),
             ..PageRecord::new(url, Status::Redirect, Some(code))
@@ -172,22 +172,22 @@ impl PageRecord {
 
 /// Counts and problems, for `kiln status`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Pages per status.
-    pub by_status: Vec<(String, i64)>,
+    pub(crate) by_status: Vec<(String, i64)>,
     /// Distinct tags.
-    pub tags: i64,
+    pub(crate) tags: i64,
     /// Failed or refused pages with their reason (first 50).
-    pub problems: Vec<(String, String, String)>,
+    pub(crate) problems: Vec<(String, String, String)>,
     /// Recorded redirects.
-    pub redirects: i64,
+    pub(crate) redirects: i64,
     /// Baked pages that are the cookie-less variant of a `Vary: Cookie` response.
-    pub anonymous_variants: i64,
+    pub(crate) anonymous_variants: i64,
 }
 
 impl Summary {
     /// The JSON shape `kiln status --json` and `GET /v1/status` share.
-    pub fn to_json(&self, queue_depth: usize) -> serde_json::Value {
+    pub(crate) fn to_json(&self, queue_depth: usize) -> serde_json::Value {
         serde_json::json!({
             "pages": self.by_status.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
             "tags": self.tags,
@@ -205,13 +205,13 @@ impl Summary {
 
 /// A recorded same-origin redirect, emitted by `kiln nginx`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Redirect {
+pub(crate) struct Redirect {
     /// Requested path.
-    pub from: String,
+    pub(crate) from: String,
     /// Final path.
-    pub to: String,
+    pub(crate) to: String,
     /// 301, 302, 307, 308.
-    pub code: u16,
+    pub(crate) code: u16,
 }
 
 type Job = Box<dyn FnOnce(&Connection) + Send>;
@@ -224,7 +224,7 @@ enum Command {
 
 /// Handle to the index thread.
 #[derive(Clone)]
-pub struct Index {
+pub(crate) struct Index {
     tx: mpsc::Sender<Command>,
 }
 
@@ -267,7 +267,7 @@ const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl Index {
     /// Opens (creating if needed) the database at `path` and starts its thread.
-    pub fn open(path: &Path) -> Result<Index, IndexError> {
+    pub(crate) fn open(path: &Path) -> Result<Index, IndexError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| IndexError::Dir {
                 path: dir.to_path_buf(),
@@ -319,12 +319,12 @@ impl Index {
     }
 
     /// Waits until every queued write is committed.
-    pub async fn flush(&self) -> Result<(), IndexError> {
+    pub(crate) async fn flush(&self) -> Result<(), IndexError> {
         self.read(|_| Ok(())).await
     }
 
     /// Upserts a page; replaces its tags when `record.tags` is `Some`.
-    pub async fn record(&self, record: PageRecord) {
+    pub(crate) async fn record(&self, record: PageRecord) {
         self.write(Box::new(move |conn| {
             conn.prepare_cached(
                 "INSERT INTO pages (url, file, hash, status, http_status, error, fetched_at)
@@ -373,7 +373,7 @@ impl Index {
     }
 
     /// Records that `from` redirects to `to`.
-    pub async fn record_redirect(&self, redirect: Redirect) {
+    pub(crate) async fn record_redirect(&self, redirect: Redirect) {
         self.write(Box::new(move |conn| {
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO redirects (from_url, to_url, code) VALUES (?1, ?2, ?3)",
@@ -385,7 +385,7 @@ impl Index {
     }
 
     /// One page.
-    pub async fn page(&self, url: &str) -> Result<Option<PageRecord>, IndexError> {
+    pub(crate) async fn page(&self, url: &str) -> Result<Option<PageRecord>, IndexError> {
         let url = url.to_string();
         self.read(move |conn| {
             let mut rec = conn
@@ -403,7 +403,7 @@ impl Index {
     }
 
     /// URLs carrying any of `tags` (exact match, via the tag index).
-    pub async fn urls_for_tags(&self, tags: Vec<String>) -> Result<Vec<String>, IndexError> {
+    pub(crate) async fn urls_for_tags(&self, tags: Vec<String>) -> Result<Vec<String>, IndexError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(URLS_FOR_TAG)?;
             let mut out = Vec::new();
@@ -420,7 +420,7 @@ impl Index {
     }
 
     /// URLs whose last attempt failed (the `failed` target; retried at daemon start).
-    pub async fn failed_urls(&self) -> Result<Vec<String>, IndexError> {
+    pub(crate) async fn failed_urls(&self) -> Result<Vec<String>, IndexError> {
         self.read(|conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT url FROM pages WHERE status = 'failed' ORDER BY url")?;
@@ -432,7 +432,7 @@ impl Index {
 
     /// Notes that the page's baked file is the anonymous variant of a
     /// response that varies by cookie (the next record of the page resets it).
-    pub async fn mark_anonymous_variant(&self, url: &str) {
+    pub(crate) async fn mark_anonymous_variant(&self, url: &str) {
         let url = url.to_string();
         self.write(Box::new(move |conn| {
             conn.prepare_cached("UPDATE pages SET variant = 'anonymous' WHERE url = ?1")?
@@ -443,7 +443,7 @@ impl Index {
     }
 
     /// True before anything was ever recorded.
-    pub async fn is_empty(&self) -> Result<bool, IndexError> {
+    pub(crate) async fn is_empty(&self) -> Result<bool, IndexError> {
         self.read(|conn| {
             conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM pages)", [], |r| r.get(0))
         })
@@ -451,7 +451,7 @@ impl Index {
     }
 
     /// Pages that currently have a baked file.
-    pub async fn baked_count(&self) -> Result<usize, IndexError> {
+    pub(crate) async fn baked_count(&self) -> Result<usize, IndexError> {
         self.read(|conn| {
             conn.query_row(
                 "SELECT COUNT(*) FROM pages WHERE file IS NOT NULL",
@@ -464,7 +464,7 @@ impl Index {
     }
 
     /// A value of the `meta` table (e.g. the origin the site was baked from).
-    pub async fn meta(&self, key: &'static str) -> Result<Option<String>, IndexError> {
+    pub(crate) async fn meta(&self, key: &'static str) -> Result<Option<String>, IndexError> {
         self.read(move |conn| {
             conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
                 .query_row([key], |r| r.get(0))
@@ -474,7 +474,7 @@ impl Index {
     }
 
     /// Sets a value of the `meta` table.
-    pub async fn set_meta(&self, key: &'static str, value: String) {
+    pub(crate) async fn set_meta(&self, key: &'static str, value: String) {
         self.write(Box::new(move |conn| {
             conn.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
                 .execute([key, value.as_str()])?;
@@ -483,21 +483,8 @@ impl Index {
         .await;
     }
 
-    /// Forgets a URL entirely (a page that never had a file and is gone).
-    pub async fn forget(&self, url: &str) {
-        let url = url.to_string();
-        self.write(Box::new(move |conn| {
-            conn.prepare_cached("DELETE FROM pages WHERE url = ?1")?
-                .execute([&url])?;
-            conn.prepare_cached("DELETE FROM tags WHERE url = ?1")?
-                .execute([&url])?;
-            Ok(())
-        }))
-        .await;
-    }
-
     /// Every URL kiln knows and has not seen deleted.
-    pub async fn live_urls(&self) -> Result<Vec<String>, IndexError> {
+    pub(crate) async fn live_urls(&self) -> Result<Vec<String>, IndexError> {
         self.read(|conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT url FROM pages WHERE status != 'deleted' ORDER BY url")?;
@@ -508,12 +495,12 @@ impl Index {
     }
 
     /// True when the URL is in the index (any status).
-    pub async fn knows(&self, url: &str) -> Result<bool, IndexError> {
+    pub(crate) async fn knows(&self, url: &str) -> Result<bool, IndexError> {
         Ok(self.unknown(vec![url.to_string()]).await?.is_empty())
     }
 
     /// Those of `urls` the index has never seen, in one round trip.
-    pub async fn unknown(&self, urls: Vec<String>) -> Result<Vec<String>, IndexError> {
+    pub(crate) async fn unknown(&self, urls: Vec<String>) -> Result<Vec<String>, IndexError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached("SELECT 1 FROM pages WHERE url = ?1")?;
             let mut out = Vec::new();
@@ -528,7 +515,7 @@ impl Index {
     }
 
     /// Redirects recorded so far.
-    pub async fn redirects(&self) -> Result<Vec<Redirect>, IndexError> {
+    pub(crate) async fn redirects(&self) -> Result<Vec<Redirect>, IndexError> {
         self.read(|conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT from_url, to_url, code FROM redirects ORDER BY from_url")?;
@@ -545,7 +532,7 @@ impl Index {
     }
 
     /// Counts by status, failing URLs, tag count.
-    pub async fn summary(&self) -> Result<Summary, IndexError> {
+    pub(crate) async fn summary(&self) -> Result<Summary, IndexError> {
         self.read(|conn| {
             let mut s = Summary::default();
             let mut stmt = conn.prepare_cached(
@@ -660,7 +647,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Seconds since the Unix epoch.
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -31,30 +31,30 @@
 #![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
-pub mod bake;
-pub mod body;
-pub mod check;
+pub(crate) mod bake;
+pub(crate) mod body;
+pub(crate) mod check;
 pub mod cli;
 pub mod cmd;
-pub mod config;
-pub mod crawl;
-pub mod daemon;
-pub mod files;
-pub mod http;
-pub mod index;
-pub mod lock;
-pub mod metrics;
-pub mod nginx;
-pub mod queue;
-pub mod release;
-pub mod schedule;
-pub mod source;
-pub mod tag;
-pub mod targets;
-pub mod urlmap;
-pub mod urlpath;
-pub mod watch;
-pub mod write;
+pub(crate) mod config;
+pub(crate) mod crawl;
+pub(crate) mod daemon;
+pub(crate) mod files;
+pub(crate) mod http;
+pub(crate) mod index;
+pub(crate) mod lock;
+pub(crate) mod metrics;
+pub(crate) mod nginx;
+pub(crate) mod queue;
+pub(crate) mod release;
+pub(crate) mod schedule;
+pub(crate) mod source;
+pub(crate) mod tag;
+pub(crate) mod targets;
+pub(crate) mod urlmap;
+pub(crate) mod urlpath;
+pub(crate) mod watch;
+pub(crate) mod write;
 
 pub use cli::{run, Cli};
 

@@ -15,18 +15,18 @@ use rustix::fs::FlockOperation;
 
 /// Who holds the lock, as written in the lock file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Holder {
+pub(crate) struct Holder {
     /// Process id.
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// `daemon`, `build`, `regen`, `delete`.
-    pub role: String,
+    pub(crate) role: String,
     /// The daemon's HTTP endpoint, when it has one.
-    pub http: Option<String>,
+    pub(crate) http: Option<String>,
 }
 
 /// A lock problem.
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     /// Another kiln holds the lock.
     #[error("another kiln ({} with PID {}) owns this output (lock `{}`){}", .holder.role, .holder.pid, .path.display(), hint(.holder))]
     Held {
@@ -56,13 +56,13 @@ fn hint(holder: &Holder) -> &'static str {
 
 /// The held lock; released when dropped (and by the kernel if kiln dies).
 #[derive(Debug)]
-pub struct OutputLock {
+pub(crate) struct OutputLock {
     file: File,
     holder: Holder,
 }
 
 /// The lock file for an index path.
-pub fn lock_path(state: &Path) -> PathBuf {
+pub(crate) fn lock_path(state: &Path) -> PathBuf {
     state.with_file_name("kiln.lock")
 }
 
@@ -98,7 +98,7 @@ fn read_holder(file: &mut File) -> Holder {
 
 /// Who seems to hold the lock, without touching it (for `kiln status`): the
 /// holder written in the file, if that process is still alive.
-pub fn peek(state: &Path) -> Option<Holder> {
+pub(crate) fn peek(state: &Path) -> Option<Holder> {
     let mut file = std::fs::File::open(lock_path(state)).ok()?;
     let holder = read_holder(&mut file);
     // SAFETY: signal 0 only checks that the process exists.
@@ -109,7 +109,7 @@ pub fn peek(state: &Path) -> Option<Holder> {
 }
 
 /// Takes the lock without waiting; `Held` names the holder.
-pub fn try_lock(state: &Path, role: &str) -> Result<OutputLock, LockError> {
+pub(crate) fn try_lock(state: &Path, role: &str) -> Result<OutputLock, LockError> {
     let path = lock_path(state);
     let mut file = open(&path)?;
     match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
@@ -142,7 +142,7 @@ pub fn try_lock(state: &Path, role: &str) -> Result<OutputLock, LockError> {
 
 /// Takes the lock, waiting while another one-shot command holds it; a
 /// daemon holding it is returned as `Held` at once (it never lets go).
-pub async fn lock(state: &Path, role: &str) -> Result<OutputLock, LockError> {
+pub(crate) async fn lock(state: &Path, role: &str) -> Result<OutputLock, LockError> {
     loop {
         match try_lock(state, role) {
             Err(LockError::Held { holder, path }) if holder.role != "daemon" => {
@@ -167,7 +167,7 @@ pub async fn lock(state: &Path, role: &str) -> Result<OutputLock, LockError> {
 
 impl OutputLock {
     /// Records the daemon's HTTP address for commands that hand work over.
-    pub fn set_http(&mut self, http: String) -> std::io::Result<()> {
+    pub(crate) fn set_http(&mut self, http: String) -> std::io::Result<()> {
         self.holder.http = Some(http);
         self.publish()
     }

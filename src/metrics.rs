@@ -14,39 +14,39 @@ use crate::bake::Outcome;
 
 /// Label for page outcomes.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabel {
+pub(crate) struct OutcomeLabel {
     /// written, unchanged, deleted, refused, failed, redirected, skipped.
-    pub outcome: &'static str,
+    pub(crate) outcome: &'static str,
 }
 
 /// Label for index page counts.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusLabel {
+pub(crate) struct StatusLabel {
     /// ok, failed, refused, deleted, redirect.
-    pub status: String,
+    pub(crate) status: String,
 }
 
 /// Every metric the daemon exports.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// Targets received (spool, HTTP, watcher).
-    pub events: Counter,
+    pub(crate) events: Counter,
     /// Bakes started.
-    pub fetches: Counter,
+    pub(crate) fetches: Counter,
     /// Failed attempts (including ones that will be retried).
-    pub errors: Counter,
+    pub(crate) errors: Counter,
     /// Finished pages by outcome.
-    pub pages: Family<OutcomeLabel, Counter>,
+    pub(crate) pages: Family<OutcomeLabel, Counter>,
     /// Event → file-in-place latency.
-    pub latency: Histogram,
+    pub(crate) latency: Histogram,
     /// URLs waiting for their debounce window or a slot.
-    pub pending: Gauge,
+    pub(crate) pending: Gauge,
     /// URLs being baked.
-    pub in_flight: Gauge,
+    pub(crate) in_flight: Gauge,
     /// Pending URLs that are retries of a failure.
-    pub retrying: Gauge,
+    pub(crate) retrying: Gauge,
     /// Pages in the index by status, refreshed at each scrape.
-    pub index_pages: Family<StatusLabel, Gauge>,
+    pub(crate) index_pages: Family<StatusLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -57,7 +57,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Registers everything.
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let mut registry = Registry::with_prefix("kiln");
         let events = Counter::default();
         let fetches = Counter::default();
@@ -106,7 +106,7 @@ impl Metrics {
     }
 
     /// Sets the index page counts (from `Index::summary`).
-    pub fn set_index_pages(&self, by_status: &[(String, i64)]) {
+    pub(crate) fn set_index_pages(&self, by_status: &[(String, i64)]) {
         self.index_pages.clear();
         for (status, n) in by_status {
             self.index_pages
@@ -118,7 +118,7 @@ impl Metrics {
     }
 
     /// Counts a finished page.
-    pub fn record_outcome(&self, outcome: &Outcome, latency: Duration) {
+    pub(crate) fn record_outcome(&self, outcome: &Outcome, latency: Duration) {
         let name = outcome.label();
         if matches!(outcome, Outcome::Failed(_)) {
             self.errors.inc();
@@ -130,13 +130,13 @@ impl Metrics {
     }
 
     /// Updates the backlog gauges.
-    pub fn set_backlog(&self, pending: usize, in_flight: usize) {
+    pub(crate) fn set_backlog(&self, pending: usize, in_flight: usize) {
         self.pending.set(pending as i64);
         self.in_flight.set(in_flight as i64);
     }
 
     /// Prometheus text exposition.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

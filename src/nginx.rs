@@ -8,23 +8,23 @@ use crate::index::Redirect;
 
 /// Inputs to the generated config.
 #[derive(Debug, Clone)]
-pub struct NginxOptions {
+pub(crate) struct NginxOptions {
     /// Absolute web root (`<out>/current` with releases).
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// `listen` value, e.g. `80` or `127.0.0.1:8080`.
-    pub listen: String,
+    pub(crate) listen: String,
     /// `server_name` value.
-    pub server_name: String,
+    pub(crate) server_name: String,
     /// Origin base URL for `@origin`, if any.
-    pub origin: Option<String>,
+    pub(crate) origin: Option<String>,
     /// Host header to send to the origin (`$host` when unset).
-    pub origin_host: Option<String>,
+    pub(crate) origin_host: Option<String>,
     /// Cookies whose presence means "logged in": bypass the baked files.
-    pub session_cookies: Vec<String>,
+    pub(crate) session_cookies: Vec<String>,
     /// Redirects recorded by kiln, emitted as `return`.
-    pub redirects: Vec<Redirect>,
+    pub(crate) redirects: Vec<Redirect>,
     /// Whether `.br` siblings are written (emit `brotli_static on` commented, as it needs ngx_brotli).
-    pub brotli: bool,
+    pub(crate) brotli: bool,
 }
 
 /// Characters that would break out of a quoted nginx string or regex.
@@ -48,7 +48,7 @@ struct SafeRedirect<'a> {
 }
 
 /// Renders the config snippet (to be included inside `http { }`).
-pub fn render(o: &NginxOptions) -> String {
+pub(crate) fn render(o: &NginxOptions) -> String {
     // Cookie name globs become regexes: `*` is any run of name characters.
     let cookies: Vec<String> = o
         .session_cookies

@@ -25,23 +25,21 @@ use crate::schedule::{Request, Submitter};
 use crate::targets::{Target, TargetError};
 
 /// A spool directory problem.
-pub type SpoolError = FsError;
+pub(crate) type SpoolError = FsError;
 
 use crate::files::{fs_err as err, FsError};
 
 /// A spool file read from `new/`.
 #[derive(Debug)]
-pub struct SpoolFile {
-    /// Its path in `new/`.
-    pub path: PathBuf,
+pub(crate) struct SpoolFile {
     /// Targets that parsed.
-    pub targets: Vec<Target>,
+    pub(crate) targets: Vec<Target>,
     /// Lines that did not, with line numbers.
-    pub bad: Vec<(usize, TargetError)>,
+    pub(crate) bad: Vec<(usize, TargetError)>,
 }
 
 /// Longest spool line kept; longer lines are bad lines.
-pub const MAX_LINE_BYTES: usize = 8192;
+pub(crate) const MAX_LINE_BYTES: usize = 8192;
 /// How much of a bad line a failure record quotes.
 const EXCERPT_CHARS: usize = 120;
 /// Bad lines listed one by one in a failure record; the rest are counted.
@@ -49,7 +47,7 @@ const MAX_LISTED_BAD_LINES: usize = 100;
 
 /// What reading a spool file gave.
 #[derive(Debug)]
-pub enum Intake {
+pub(crate) enum Intake {
     /// A regular file of acceptable size, parsed.
     Parsed(SpoolFile),
     /// Not read: moved to `failed/` as it is, with this reason.
@@ -58,7 +56,7 @@ pub enum Intake {
 
 /// Handle to `queue/{tmp,new,failed}`.
 #[derive(Debug, Clone)]
-pub struct Spool {
+pub(crate) struct Spool {
     root: PathBuf,
 }
 
@@ -66,7 +64,7 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl Spool {
     /// Creates the directories if needed.
-    pub fn open(root: &Path) -> Result<Spool, SpoolError> {
+    pub(crate) fn open(root: &Path) -> Result<Spool, SpoolError> {
         for d in ["tmp", "new", "failed"] {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(err("create spool directory", &p))?;
@@ -79,17 +77,17 @@ impl Spool {
     }
 
     /// `queue/new`, the directory the daemon watches.
-    pub fn new_dir(&self) -> PathBuf {
+    pub(crate) fn new_dir(&self) -> PathBuf {
         self.root.join("new")
     }
 
     /// `queue/failed`.
-    pub fn failed_dir(&self) -> PathBuf {
+    pub(crate) fn failed_dir(&self) -> PathBuf {
         self.root.join("failed")
     }
 
     /// Writes targets durably: tmp file, fsync, rename into `new/`.
-    pub fn enqueue(&self, targets: &[Target]) -> Result<PathBuf, SpoolError> {
+    pub(crate) fn enqueue(&self, targets: &[Target]) -> Result<PathBuf, SpoolError> {
         let name = format!(
             "{}.{}.{}",
             std::time::SystemTime::now()
@@ -115,7 +113,7 @@ impl Spool {
     }
 
     /// Spool files waiting in `new/`, oldest first (names start with a timestamp).
-    pub fn pending(&self) -> Result<Vec<PathBuf>, SpoolError> {
+    pub(crate) fn pending(&self) -> Result<Vec<PathBuf>, SpoolError> {
         let dir = self.new_dir();
         let mut files: Vec<PathBuf> = fs::read_dir(&dir)
             .map_err(err("list", &dir))?
@@ -131,7 +129,7 @@ impl Spool {
     /// never followed and a FIFO or device never read (only regular files),
     /// a file over `max_bytes` or naming more than `max_targets` targets is
     /// not parsed, and an over-long line is a bad line.
-    pub fn read(
+    pub(crate) fn read(
         &self,
         path: &Path,
         max_bytes: u64,
@@ -201,17 +199,13 @@ impl Spool {
                 targets.len()
             )));
         }
-        Ok(Intake::Parsed(SpoolFile {
-            path: path.to_path_buf(),
-            targets,
-            bad,
-        }))
+        Ok(Intake::Parsed(SpoolFile { targets, bad }))
     }
 
     /// Moves a spool file kiln will not read into `failed/` as it is (a
     /// symlink moves as a link, its target never opened) with a `.reason`
     /// file beside it. Nothing is lost and nothing is retried forever.
-    pub fn reject(&self, path: &Path, reason: &str) -> Result<PathBuf, SpoolError> {
+    pub(crate) fn reject(&self, path: &Path, reason: &str) -> Result<PathBuf, SpoolError> {
         let name = path
             .file_name()
             .map(|n| n.to_os_string())
@@ -242,7 +236,7 @@ impl Spool {
 
     /// Records problems of `path` in `failed/<name>.<kind>` (one line per
     /// problem with its reason); the original stays until [`Spool::done`].
-    pub fn record_failures(
+    pub(crate) fn record_failures(
         &self,
         path: &Path,
         kind: &str,
@@ -269,7 +263,7 @@ impl Spool {
     }
 
     /// Removes a fully processed spool file.
-    pub fn done(&self, path: &Path) -> Result<(), SpoolError> {
+    pub(crate) fn done(&self, path: &Path) -> Result<(), SpoolError> {
         match fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(err("remove processed spool file", path)(e))
@@ -280,14 +274,14 @@ impl Spool {
 }
 
 /// Spool files waiting in `<queue>/new` (0 when there is no spool yet).
-pub fn queue_depth(queue: &Path) -> usize {
+pub(crate) fn queue_depth(queue: &Path) -> usize {
     fs::read_dir(queue.join("new"))
         .map(|d| d.count())
         .unwrap_or(0)
 }
 
 /// The first `max` characters of `s`, marked when cut.
-pub fn excerpt(s: &str, max: usize) -> String {
+pub(crate) fn excerpt(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}… (cut)", &s[..i]),
         None => s.to_string(),
@@ -297,25 +291,25 @@ pub fn excerpt(s: &str, max: usize) -> String {
 /// Skips dot-files and editor or partial files that are not ours. Looks at
 /// the name only: what the entry is, [`Spool::read`] checks without
 /// following it.
-pub fn is_spool_name(p: &Path) -> bool {
+pub(crate) fn is_spool_name(p: &Path) -> bool {
     !crate::files::is_editor_junk(p)
 }
 
 /// Caps and timing of the spool intake.
 #[derive(Debug, Clone, Copy)]
-pub struct SpoolLimits {
+pub(crate) struct SpoolLimits {
     /// Periodic rescan (notify can miss events).
-    pub rescan: Duration,
+    pub(crate) rescan: Duration,
     /// Largest spool file read.
-    pub max_bytes: u64,
+    pub(crate) max_bytes: u64,
     /// Most targets per file.
-    pub max_targets: usize,
+    pub(crate) max_targets: usize,
 }
 
 /// Watches `queue/new` (notify, with periodic rescans because notify can
 /// miss events) and submits each spool file as one job. A file is removed
 /// only when its job completes; failed URLs are recorded in `failed/`.
-pub async fn worker(
+pub(crate) async fn worker(
     spool: Spool,
     submit: Submitter,
     limits: SpoolLimits,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Release layout problems.
 #[derive(Debug, thiserror::Error)]
-pub enum ReleaseError {
+pub(crate) enum ReleaseError {
     /// Filesystem failure.
     #[error(transparent)]
     Io(#[from] crate::files::FsError),
@@ -29,20 +29,20 @@ fn io<'a>(
 
 /// The `<out>/releases/*` + `<out>/current` layout.
 #[derive(Debug, Clone)]
-pub struct Releases {
+pub(crate) struct Releases {
     out: PathBuf,
 }
 
 impl Releases {
     /// The layout under `out`.
-    pub fn new(out: &Path) -> Releases {
+    pub(crate) fn new(out: &Path) -> Releases {
         Releases {
             out: out.to_path_buf(),
         }
     }
 
     /// `<out>/current`, the symlink nginx serves.
-    pub fn current_link(&self) -> PathBuf {
+    pub(crate) fn current_link(&self) -> PathBuf {
         self.out.join("current")
     }
 
@@ -51,7 +51,7 @@ impl Releases {
     }
 
     /// Release ids, oldest first.
-    pub fn list(&self) -> Vec<String> {
+    pub(crate) fn list(&self) -> Vec<String> {
         let mut ids: Vec<String> = fs::read_dir(self.dir())
             .map(|d| {
                 d.filter_map(Result::ok)
@@ -66,13 +66,13 @@ impl Releases {
     }
 
     /// The id `current` points at.
-    pub fn live(&self) -> Option<String> {
+    pub(crate) fn live(&self) -> Option<String> {
         let target = fs::read_link(self.current_link()).ok()?;
         target.file_name().map(|n| n.to_string_lossy().into_owned())
     }
 
     /// Creates a fresh, empty release directory.
-    pub fn begin(&self) -> Result<(String, PathBuf), ReleaseError> {
+    pub(crate) fn begin(&self) -> Result<(String, PathBuf), ReleaseError> {
         if self.out.join("index.html").exists() && !self.current_link().exists() {
             return Err(ReleaseError::NotReleaseLayout(self.out.clone()));
         }
@@ -108,13 +108,13 @@ impl Releases {
     }
 
     /// Removes a release that will not go live (its build failed).
-    pub fn discard(&self, id: &str) -> Result<(), ReleaseError> {
+    pub(crate) fn discard(&self, id: &str) -> Result<(), ReleaseError> {
         let p = self.dir().join(id);
         fs::remove_dir_all(&p).map_err(io("remove failed release", &p))
     }
 
     /// Points `current` at `id` atomically: a new symlink renamed over the old.
-    pub fn switch(&self, id: &str) -> Result<(), ReleaseError> {
+    pub(crate) fn switch(&self, id: &str) -> Result<(), ReleaseError> {
         let link = self.current_link();
         let tmp = self.out.join(format!(".current-{}", std::process::id()));
         let _ = fs::remove_file(&tmp);
@@ -125,7 +125,7 @@ impl Releases {
     }
 
     /// Removes all but the newest `keep` releases, never the live one.
-    pub fn prune(&self, keep: usize) -> Result<usize, ReleaseError> {
+    pub(crate) fn prune(&self, keep: usize) -> Result<usize, ReleaseError> {
         let live = self.live();
         let ids = self.list();
         let mut removed = 0;
@@ -142,7 +142,7 @@ impl Releases {
     }
 
     /// Switches `current` to the release before the live one; returns its id.
-    pub fn rollback(&self) -> Result<String, ReleaseError> {
+    pub(crate) fn rollback(&self) -> Result<String, ReleaseError> {
         let ids = self.list();
         let live = self.live();
         let pos = live
@@ -160,7 +160,7 @@ impl Releases {
 
 /// Where pages are regenerated: `<out>/current` when a release layout
 /// exists, `<out>` otherwise.
-pub fn live_root(out: &Path) -> PathBuf {
+pub(crate) fn live_root(out: &Path) -> PathBuf {
     let current = out.join("current");
     if fs::symlink_metadata(&current).is_ok_and(|m| m.file_type().is_symlink()) {
         current

@@ -24,11 +24,11 @@ use crate::metrics::Metrics;
 use crate::targets::Target;
 
 /// Identifies a request; reported by the HTTP API.
-pub type JobId = u64;
+pub(crate) type JobId = u64;
 
 /// What to do with a URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     /// Fetch or render and write.
     Bake,
     /// Remove the file.
@@ -46,29 +46,29 @@ struct Pending {
 
 /// A bake the coalescer has released.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dispatch {
+pub(crate) struct Dispatch {
     /// URL path.
-    pub url: String,
+    pub(crate) url: String,
     /// Bake or delete.
-    pub op: Op,
+    pub(crate) op: Op,
     /// Jobs this bake completes.
-    pub jobs: Vec<JobId>,
+    pub(crate) jobs: Vec<JobId>,
     /// When the first coalesced event arrived (for latency).
-    pub first_event: Instant,
+    pub(crate) first_event: Instant,
     /// Retry attempt (0 first).
-    pub attempt: u32,
+    pub(crate) attempt: u32,
 }
 
 /// Pure coalescing state: pending URLs with due times, URLs in flight.
 #[derive(Debug, Default)]
-pub struct Coalescer {
+pub(crate) struct Coalescer {
     pending: HashMap<String, Pending>,
     in_flight: HashSet<String>,
 }
 
 impl Coalescer {
     /// Records an event for `url` at `now`.
-    pub fn event(
+    pub(crate) fn event(
         &mut self,
         url: String,
         op: Op,
@@ -90,7 +90,7 @@ impl Coalescer {
     }
 
     /// Puts a failed bake back with a later due time, keeping its jobs.
-    pub fn retry(&mut self, d: Dispatch, due: Instant) {
+    pub(crate) fn retry(&mut self, d: Dispatch, due: Instant) {
         let p = self.pending.entry(d.url).or_insert_with(|| Pending {
             op: d.op,
             due,
@@ -103,7 +103,7 @@ impl Coalescer {
     }
 
     /// The earliest due time of a URL that could start now.
-    pub fn next_due(&self) -> Option<Instant> {
+    pub(crate) fn next_due(&self) -> Option<Instant> {
         self.pending
             .iter()
             .filter(|(u, _)| !self.in_flight.contains(*u))
@@ -112,7 +112,7 @@ impl Coalescer {
     }
 
     /// Releases up to `slots` due URLs that are not in flight, marking them in flight.
-    pub fn take_due(&mut self, now: Instant, slots: usize) -> Vec<Dispatch> {
+    pub(crate) fn take_due(&mut self, now: Instant, slots: usize) -> Vec<Dispatch> {
         let mut ready: Vec<(Instant, String)> = self
             .pending
             .iter()
@@ -139,50 +139,50 @@ impl Coalescer {
 
     /// Marks a bake finished; a pending entry for the URL (events during the
     /// bake) becomes eligible.
-    pub fn finished(&mut self, url: &str) {
+    pub(crate) fn finished(&mut self, url: &str) {
         self.in_flight.remove(url);
     }
 
     /// URLs waiting or running.
-    pub fn backlog(&self) -> (usize, usize) {
+    pub(crate) fn backlog(&self) -> (usize, usize) {
         (self.pending.len(), self.in_flight.len())
     }
 
     /// True when the URL is waiting or being baked.
-    pub fn is_scheduled(&self, url: &str) -> bool {
+    pub(crate) fn is_scheduled(&self, url: &str) -> bool {
         self.pending.contains_key(url) || self.in_flight.contains(url)
     }
 
     /// Pending URLs that are retries of a failure.
-    pub fn retrying(&self) -> usize {
+    pub(crate) fn retrying(&self) -> usize {
         self.pending.values().filter(|p| p.attempt > 0).count()
     }
 }
 
 /// A request for work.
 #[derive(Debug)]
-pub struct Request {
+pub(crate) struct Request {
     /// What to regenerate.
-    pub targets: Vec<Target>,
+    pub(crate) targets: Vec<Target>,
     /// Called when every URL of the request is done.
-    pub reply: Option<oneshot::Sender<JobReport>>,
+    pub(crate) reply: Option<oneshot::Sender<JobReport>>,
 }
 
 /// How a request ended: the URLs it named and the one outcome tally
 /// ([`Summary`], the same the CLI prints).
 #[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct JobReport {
+pub(crate) struct JobReport {
     /// URLs the targets resolved to.
-    pub urls: usize,
+    pub(crate) urls: usize,
     /// Outcomes (failures only once retries gave up).
     #[serde(flatten)]
-    pub tally: Summary,
+    pub(crate) tally: Summary,
 }
 
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum JobState {
+pub(crate) enum JobState {
     /// Accepted, targets not resolved yet.
     Queued,
     /// URLs being baked (or retried).
@@ -193,22 +193,22 @@ pub enum JobState {
 
 /// A job as the HTTP API shows it.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct JobInfo {
+pub(crate) struct JobInfo {
     /// Id.
-    pub id: JobId,
+    pub(crate) id: JobId,
     /// Where it is.
-    pub state: JobState,
+    pub(crate) state: JobState,
     /// Targets as given.
-    pub targets: Vec<String>,
+    pub(crate) targets: Vec<String>,
     /// URLs done so far.
-    pub done: usize,
+    pub(crate) done: usize,
     /// The report so far.
-    pub report: JobReport,
+    pub(crate) report: JobReport,
 }
 
 /// Job table shared with the HTTP API (short std-mutex sections, no await inside).
 #[derive(Debug, Default, Clone)]
-pub struct Jobs {
+pub(crate) struct Jobs {
     inner: Arc<Mutex<JobTable>>,
 }
 
@@ -320,7 +320,7 @@ impl Jobs {
     }
 
     /// A job's current state.
-    pub fn get(&self, id: JobId) -> Option<JobInfo> {
+    pub(crate) fn get(&self, id: JobId) -> Option<JobInfo> {
         self.inner
             .lock()
             .ok()?
@@ -332,14 +332,14 @@ impl Jobs {
 
 /// Handle for submitting requests; the HTTP API and spool worker hold one.
 #[derive(Debug, Clone)]
-pub struct Submitter {
+pub(crate) struct Submitter {
     tx: mpsc::Sender<(JobId, Request)>,
     jobs: Jobs,
 }
 
 impl Submitter {
     /// Queues a request; returns its job id. Waits when the scheduler is saturated.
-    pub async fn submit(&self, mut req: Request) -> Option<JobId> {
+    pub(crate) async fn submit(&self, mut req: Request) -> Option<JobId> {
         let id = self.jobs.create(&req.targets, req.reply.take());
         if self.tx.send((id, req)).await.is_err() {
             // Scheduler gone (shutting down): drop the job and its reply, so
@@ -351,13 +351,13 @@ impl Submitter {
     }
 
     /// The job table.
-    pub fn jobs(&self) -> &Jobs {
+    pub(crate) fn jobs(&self) -> &Jobs {
         &self.jobs
     }
 }
 
 /// Creates the request channel.
-pub fn channel(capacity: usize) -> (Submitter, mpsc::Receiver<(JobId, Request)>) {
+pub(crate) fn channel(capacity: usize) -> (Submitter, mpsc::Receiver<(JobId, Request)>) {
     let (tx, rx) = mpsc::channel(capacity);
     (
         Submitter {
@@ -370,27 +370,27 @@ pub fn channel(capacity: usize) -> (Submitter, mpsc::Receiver<(JobId, Request)>)
 
 /// Scheduler settings.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Debounce window.
-    pub debounce: Duration,
+    pub(crate) debounce: Duration,
     /// Parallel bakes.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Attempts per URL for permanent failures (the daemon's fetcher makes
     /// one request per attempt).
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// First delay between attempts, doubled each time...
-    pub retry_delay: Duration,
+    pub(crate) retry_delay: Duration,
     /// ...up to this.
-    pub max_retry_delay: Duration,
+    pub(crate) max_retry_delay: Duration,
     /// Transient failures are retried until the first event is this old.
-    pub give_up_after: Duration,
+    pub(crate) give_up_after: Duration,
 }
 
 impl Settings {
     /// When to try a failed URL again, or `None` to give up. Transient
     /// failures (origin down, 5xx, 429) are retried with capped backoff until
     /// the give-up age, honouring `Retry-After`; others `attempts` times.
-    pub fn next_retry(&self, d: &Dispatch, retry: Retry, now: Instant) -> Option<Instant> {
+    pub(crate) fn next_retry(&self, d: &Dispatch, retry: Retry, now: Instant) -> Option<Instant> {
         let backoff = self
             .retry_delay
             .saturating_mul(1 << d.attempt.min(16))
@@ -409,15 +409,15 @@ impl Settings {
 /// What the scheduler is doing, for `/v1/status` and tests (read without
 /// asking the scheduler task).
 #[derive(Debug, Default)]
-pub struct Backlog {
+pub(crate) struct Backlog {
     /// URLs waiting (debounce or retry).
-    pub pending: AtomicUsize,
+    pub(crate) pending: AtomicUsize,
     /// URLs being baked.
-    pub in_flight: AtomicUsize,
+    pub(crate) in_flight: AtomicUsize,
     /// Pending URLs that are retries of failures.
-    pub retrying: AtomicUsize,
+    pub(crate) retrying: AtomicUsize,
     /// Requests whose targets are still being resolved.
-    pub resolving: AtomicUsize,
+    pub(crate) resolving: AtomicUsize,
 }
 
 impl Backlog {
@@ -430,7 +430,7 @@ impl Backlog {
     }
 
     /// The numbers as JSON fields.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "pending_urls": self.pending.load(Ordering::Relaxed),
             "in_flight_urls": self.in_flight.load(Ordering::Relaxed),
@@ -449,7 +449,7 @@ type ResolveDone = (JobId, Instant, Result<Resolved, crate::index::IndexError>);
 /// Target resolution (`all`, `tag:`, `glob:` can name thousands of URLs)
 /// runs in its own tasks, so a slow request never holds up events already
 /// queued: the loop keeps dispatching while it resolves.
-pub async fn worker(
+pub(crate) async fn worker(
     baker: Arc<Baker>,
     jobs: Jobs,
     mut requests: mpsc::Receiver<(JobId, Request)>,

@@ -7,7 +7,7 @@ use std::fmt;
 /// A tag kiln derives; its text (`template:post.html`) is what the index
 /// stores and a `tag:` target names.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Tag {
+pub(crate) enum Tag {
     /// A render-mode page uses this template (directly or through
     /// extends/include/import).
     Template(String),

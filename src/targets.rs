@@ -11,7 +11,7 @@ use std::fmt;
 /// One unit of requested work, before it is resolved to URLs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(into = "String")]
-pub enum Target {
+pub(crate) enum Target {
     /// Regenerate one URL path (may carry a query string).
     Url(String),
     /// Regenerate every page carrying this dependency tag.
@@ -29,16 +29,16 @@ pub enum Target {
 /// A line that is not a target, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("bad target `{text}`: {reason}")]
-pub struct TargetError {
+pub(crate) struct TargetError {
     /// The offending text.
-    pub text: String,
+    pub(crate) text: String,
     /// Why, and what would be accepted.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 impl Target {
     /// Parses one target. Surrounding whitespace is ignored.
-    pub fn parse(text: &str) -> Result<Target, TargetError> {
+    pub(crate) fn parse(text: &str) -> Result<Target, TargetError> {
         let t = text.trim();
         let err = |reason: &str| TargetError {
             text: t.to_string(),
@@ -84,7 +84,7 @@ impl Target {
 
     /// Parses a list of lines (stdin, spool files): blank lines and `#`
     /// comments are skipped; bad lines come back with their 1-based line number.
-    pub fn parse_lines(text: &str) -> (Vec<Target>, Vec<(usize, TargetError)>) {
+    pub(crate) fn parse_lines(text: &str) -> (Vec<Target>, Vec<(usize, TargetError)>) {
         let mut good = Vec::new();
         let mut bad = Vec::new();
         for (i, line) in text.lines().enumerate() {
@@ -108,7 +108,7 @@ fn url_path(text: &str) -> Result<String, String> {
 
 /// Drops repeated targets, keeping the first of each (a request naming
 /// `all` 20,000 times resolves it once).
-pub fn dedup(targets: Vec<Target>) -> Vec<Target> {
+pub(crate) fn dedup(targets: Vec<Target>) -> Vec<Target> {
     let mut seen = std::collections::HashSet::new();
     targets
         .into_iter()

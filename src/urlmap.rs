@@ -17,7 +17,7 @@ const MAX_PATH_BYTES: usize = 1024;
 
 /// Why a URL cannot be mapped to a file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PathError {
+pub(crate) enum PathError {
     /// Not an absolute path.
     #[error("URL path `{0}` does not start with `/`")]
     NotAbsolute(String),
@@ -55,7 +55,7 @@ pub enum PathError {
 }
 
 /// Strips the query according to policy; returns the bare path.
-pub fn apply_query_policy(url_path: &str, policy: QueryPolicy) -> Result<&str, PathError> {
+pub(crate) fn apply_query_policy(url_path: &str, policy: QueryPolicy) -> Result<&str, PathError> {
     match url_path.split_once('?') {
         None => Ok(url_path),
         Some((path, _)) => match policy {
@@ -66,7 +66,7 @@ pub fn apply_query_policy(url_path: &str, policy: QueryPolicy) -> Result<&str, P
 }
 
 /// Decodes and validates a URL path into its segments.
-pub fn segments(url_path: &str) -> Result<Vec<String>, PathError> {
+pub(crate) fn segments(url_path: &str) -> Result<Vec<String>, PathError> {
     let owned = || url_path.to_string();
     let Some(rest) = url_path.strip_prefix('/') else {
         return Err(PathError::NotAbsolute(owned()));
@@ -121,7 +121,11 @@ pub fn segments(url_path: &str) -> Result<Vec<String>, PathError> {
 /// `/` → `index.html`; `/a/` and `/a` → `a/index.html` for HTML; a last
 /// segment with an extension (`/feed.xml`) or a non-HTML response keeps its
 /// path.
-pub fn file_for(url_path: &str, is_html: bool, policy: QueryPolicy) -> Result<PathBuf, PathError> {
+pub(crate) fn file_for(
+    url_path: &str,
+    is_html: bool,
+    policy: QueryPolicy,
+) -> Result<PathBuf, PathError> {
     let path = apply_query_policy(url_path, policy)?;
     let segs = segments(path)?;
     let mut file = PathBuf::new();
@@ -138,7 +142,7 @@ pub fn file_for(url_path: &str, is_html: bool, policy: QueryPolicy) -> Result<Pa
 
 /// Every path prefix of a URL path, itself included: `/a/b/` → `/`, `/a/`, `/a/b/`.
 /// Stored as `path:` tags so prefix and glob lookups use the tag index.
-pub fn path_prefixes(url_path: &str) -> Vec<String> {
+pub(crate) fn path_prefixes(url_path: &str) -> Vec<String> {
     let path = url_path.split('?').next().unwrap_or(url_path);
     let mut out = vec!["/".to_string()];
     let mut acc = String::from("/");

@@ -13,11 +13,11 @@ use percent_encoding::percent_decode_str;
 use url::Url;
 
 /// Longest URL path (with query) kiln accepts.
-pub const MAX_URL_BYTES: usize = 4096;
+pub(crate) const MAX_URL_BYTES: usize = 4096;
 
 /// Why a text is not a URL path on the origin.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UrlPathError {
+pub(crate) enum UrlPathError {
     /// Not an absolute path.
     #[error("`{0}` is not a URL path: it must start with `/`")]
     NotAbsolute(String),
@@ -58,7 +58,7 @@ fn encode_into(out: &mut String, bytes: &[u8], keep: impl Fn(u8) -> bool) {
 }
 
 /// The canonical form of a URL path with optional query; the fragment is dropped.
-pub fn canonical(raw: &str) -> Result<String, UrlPathError> {
+pub(crate) fn canonical(raw: &str) -> Result<String, UrlPathError> {
     let owned = || raw.to_string();
     if raw.len() > MAX_URL_BYTES {
         return Err(UrlPathError::TooLong);
@@ -104,14 +104,14 @@ pub fn canonical(raw: &str) -> Result<String, UrlPathError> {
 }
 
 /// True when two URLs share scheme, host and port.
-pub fn same_origin(a: &Url, b: &Url) -> bool {
+pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme()
         && a.host_str() == b.host_str()
         && a.port_or_known_default() == b.port_or_known_default()
 }
 
 /// The path (with query) of `url` in canonical form, if it is on `origin`.
-pub fn origin_path(origin: &Url, url: &Url) -> Option<String> {
+pub(crate) fn origin_path(origin: &Url, url: &Url) -> Option<String> {
     if !same_origin(origin, url) {
         return None;
     }
@@ -126,7 +126,7 @@ pub fn origin_path(origin: &Url, url: &Url) -> Option<String> {
 /// The URL to request for a canonical `path` on `origin`. The only place a
 /// path becomes a URL kiln sends a request to: whatever the path, the result
 /// is on the origin or an error.
-pub fn request_url(origin: &Url, path: &str) -> Result<Url, UrlPathError> {
+pub(crate) fn request_url(origin: &Url, path: &str) -> Result<Url, UrlPathError> {
     let path = canonical(path)?;
     let mut url = origin.clone();
     let (p, q) = match path.split_once('?') {

@@ -24,7 +24,7 @@ use crate::targets::Target;
 
 /// What a changed path means.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Change {
+pub(crate) enum Change {
     /// A template, by name relative to the templates directory.
     Template(String),
     /// A data file, relative to the site directory.
@@ -33,7 +33,7 @@ pub enum Change {
 
 /// Classifies a changed path; `None` for anything kiln does not care about
 /// (editor temp files, files outside templates and data globs).
-pub fn classify(cfg: &Config, path: &Path) -> Option<Change> {
+pub(crate) fn classify(cfg: &Config, path: &Path) -> Option<Change> {
     if is_editor_junk(path) {
         return None;
     }
@@ -60,7 +60,11 @@ pub fn classify(cfg: &Config, path: &Path) -> Option<Change> {
 }
 
 /// Targets that regenerate everything a set of changes affects.
-pub fn targets_for(cfg: &Config, renderer: &Renderer, changes: &BTreeSet<Change>) -> Vec<Target> {
+pub(crate) fn targets_for(
+    cfg: &Config,
+    renderer: &Renderer,
+    changes: &BTreeSet<Change>,
+) -> Vec<Target> {
     let mut out = BTreeSet::new();
     for c in changes {
         match c {
@@ -92,7 +96,7 @@ fn watched_dirs(cfg: &Config) -> Vec<PathBuf> {
 
 /// A live notify watcher and the channel it feeds. Created before the
 /// daemon reports ready, so no edit made after that is missed.
-pub struct WatchHandle {
+pub(crate) struct WatchHandle {
     /// Kept alive for as long as events are wanted.
     pub(crate) watcher: notify::RecommendedWatcher,
     /// Changed paths, as notify reports them (absolute).
@@ -106,7 +110,7 @@ pub struct WatchHandle {
 /// `overflow`. A directory that cannot be watched is reported (naming the
 /// sysctl when the inotify limit is the cause) with `fallback`, what kiln
 /// does instead; the others are still watched.
-pub fn watch_dirs(
+pub(crate) fn watch_dirs(
     dirs: &[PathBuf],
     mode: notify::RecursiveMode,
     fallback: &str,
@@ -139,7 +143,7 @@ pub fn watch_dirs(
 }
 
 /// Logs why `dir` cannot be watched and what kiln does instead.
-pub fn report_watch_error(e: &notify::Error, dir: &Path, fallback: &str) {
+pub(crate) fn report_watch_error(e: &notify::Error, dir: &Path, fallback: &str) {
     if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
         tracing::warn!(dir = %dir.display(), "inotify watch limit reached: raise it with `sysctl fs.inotify.max_user_watches=524288` (and fs.inotify.max_user_instances); {fallback}");
     } else {
@@ -148,7 +152,7 @@ pub fn report_watch_error(e: &notify::Error, dir: &Path, fallback: &str) {
 }
 
 /// Starts watching the templates directory and every data directory.
-pub fn start(cfg: &Config) -> Result<WatchHandle, notify::Error> {
+pub(crate) fn start(cfg: &Config) -> Result<WatchHandle, notify::Error> {
     watch_dirs(
         &watched_dirs(cfg),
         notify::RecursiveMode::Recursive,
@@ -157,7 +161,7 @@ pub fn start(cfg: &Config) -> Result<WatchHandle, notify::Error> {
 }
 
 /// The watcher task: debounce, classify, reload, submit.
-pub async fn worker(
+pub(crate) async fn worker(
     handle: WatchHandle,
     cfg: Arc<Config>,
     baker: Arc<Baker>,

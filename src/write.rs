@@ -28,11 +28,11 @@ use crate::config::Encoding;
 use crate::files::{fs_err, FsError};
 
 /// Prefix of kiln's temp files; swept at start.
-pub const TEMP_PREFIX: &str = ".kiln-tmp-";
+pub(crate) const TEMP_PREFIX: &str = ".kiln-tmp-";
 
 /// A filesystem failure, with what kiln was doing and to which file.
 #[derive(Debug, thiserror::Error)]
-pub enum WriteError {
+pub(crate) enum WriteError {
     /// An I/O operation failed.
     #[error(transparent)]
     Io(#[from] FsError),
@@ -70,7 +70,7 @@ fn errno<'a>(
 
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteOutcome {
+pub(crate) enum WriteOutcome {
     /// The file was created or its content changed.
     Written,
     /// Identical content was already there; nothing was touched (stale or
@@ -86,7 +86,7 @@ struct Dir {
 
 /// The output directory nginx serves.
 #[derive(Debug, Clone)]
-pub struct WebRoot {
+pub(crate) struct WebRoot {
     root: PathBuf,
     /// The part of `root` kiln follows as given (the operator's own path);
     /// everything below it is walked without following symlinks.
@@ -106,7 +106,7 @@ impl WebRoot {
     /// operation component by component without following anything inside,
     /// so a release switch is followed by a running daemon; an absolute
     /// symlink is the operator's own choice of location and is followed.
-    pub fn open(
+    pub(crate) fn open(
         root: &Path,
         precompress: Vec<Encoding>,
         precompress_min_bytes: u64,
@@ -130,7 +130,7 @@ impl WebRoot {
     /// is followed as given, every component of `rel` is walked without
     /// following a symlink, so a release directory swapped for a symlink is
     /// refused.
-    pub fn open_within(
+    pub(crate) fn open_within(
         base: &Path,
         rel: &Path,
         precompress: Vec<Encoding>,
@@ -149,7 +149,7 @@ impl WebRoot {
     }
 
     /// The root directory (the `current` link itself in a release layout).
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.root
     }
 
@@ -306,7 +306,7 @@ impl WebRoot {
     /// the output's lock ([`crate::lock`]), so every temp file but this
     /// process's own belongs to a dead writer, whatever its PID (a kiln that
     /// ran as PID 1 in a container included). Returns how many were removed.
-    pub fn sweep_temp_files(&self) -> Result<usize, WriteError> {
+    pub(crate) fn sweep_temp_files(&self) -> Result<usize, WriteError> {
         let mine = format!("{TEMP_PREFIX}{}-", std::process::id());
         let root = self.root_dir()?;
         let mut swept = 0;
@@ -337,7 +337,7 @@ impl WebRoot {
     /// Writes `body` to `rel` (a path from [`crate::urlmap::file_for`]) with
     /// its compressed siblings. Identical content is left untouched
     /// (guarantee 3), but siblings that do not match it are rewritten.
-    pub fn write_page(&self, rel: &Path, body: &Body) -> Result<WriteOutcome, WriteError> {
+    pub(crate) fn write_page(&self, rel: &Path, body: &Body) -> Result<WriteOutcome, WriteError> {
         let target = self.root.join(rel);
         let (chain, name) = self
             .walk(rel, true)?
@@ -419,7 +419,7 @@ impl WebRoot {
 
     /// True when `rel` is a baked file (not following symlinks); a symlink
     /// on the way is the same error a write or removal would meet.
-    pub fn has_page(&self, rel: &Path) -> Result<bool, WriteError> {
+    pub(crate) fn has_page(&self, rel: &Path) -> Result<bool, WriteError> {
         Ok(match self.walk(rel, false)? {
             Some((chain, name)) => {
                 let dir = chain.last().expect("the root is always there");
@@ -431,7 +431,7 @@ impl WebRoot {
 
     /// Removes the baked file of `rel` and its siblings; true when a file
     /// was actually removed. Empty directories are tidied up to the root.
-    pub fn remove_page(&self, rel: &Path) -> Result<bool, WriteError> {
+    pub(crate) fn remove_page(&self, rel: &Path) -> Result<bool, WriteError> {
         let target = self.root.join(rel);
         let Some((chain, name)) = self.walk(rel, false)? else {
             return Ok(false);
@@ -468,7 +468,7 @@ impl WebRoot {
     /// Replaces every file that is byte-identical to the same path under
     /// `previous` with a hard link to it, so a new release shares unchanged
     /// files (same inode, mtime and ETag) with the one before. Returns how many.
-    pub fn share_unchanged_with(&self, previous: &WebRoot) -> Result<usize, WriteError> {
+    pub(crate) fn share_unchanged_with(&self, previous: &WebRoot) -> Result<usize, WriteError> {
         let root = self.root_dir()?;
         let mut shared = 0;
         for entry in walkdir::WalkDir::new(&root.path).follow_links(false) {
@@ -559,7 +559,7 @@ fn sibling_name(name: &OsStr, enc: Encoding) -> OsString {
 }
 
 /// `a/index.html` → `a/index.html.gz`.
-pub fn sibling_path(target: &Path, enc: Encoding) -> PathBuf {
+pub(crate) fn sibling_path(target: &Path, enc: Encoding) -> PathBuf {
     let mut s = target.as_os_str().to_owned();
     s.push(enc.suffix());
     PathBuf::from(s)

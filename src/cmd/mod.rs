@@ -17,7 +17,7 @@ use crate::cli::UsageError;
 use crate::targets::Target;
 
 /// Parses target arguments; `-` reads more from stdin. Any bad target is a usage error.
-pub fn parse_target_args(args: &[String]) -> anyhow::Result<Vec<Target>> {
+pub(crate) fn parse_target_args(args: &[String]) -> anyhow::Result<Vec<Target>> {
     let mut targets = Vec::new();
     let mut errors = Vec::new();
     for a in args {
@@ -59,7 +59,7 @@ pub struct GuardFlags {
 
 impl GuardFlags {
     /// Options for a one-shot run: removals are held back for the guard.
-    pub fn run_options(&self) -> crate::bake::RunOptions {
+    pub(crate) fn run_options(&self) -> crate::bake::RunOptions {
         crate::bake::RunOptions {
             defer_removals: true,
             force_origin: self.force,
@@ -70,7 +70,7 @@ impl GuardFlags {
 
 /// Takes the output lock for a one-shot command. `Ok(Err(holder))` when a
 /// daemon owns the output (the caller hands its work over or refuses).
-pub async fn lock_output(
+pub(crate) async fn lock_output(
     cfg: &crate::config::Config,
     role: &str,
 ) -> anyhow::Result<Result<crate::lock::OutputLock, crate::lock::Holder>> {
@@ -85,7 +85,7 @@ pub async fn lock_output(
 
 /// Sends targets to the daemon that owns the output and waits for its
 /// report, so a CLI `regen` never races the daemon's fresher writes.
-pub async fn hand_to_daemon(
+pub(crate) async fn hand_to_daemon(
     cfg: &crate::config::Config,
     holder: &crate::lock::Holder,
     targets: &[Target],
@@ -164,7 +164,7 @@ pub async fn hand_to_daemon(
 
 /// Prints the summary of a one-shot run (unless `-q`) and turns a tripped
 /// mass-delete guard into the error it is, with a truthful summary.
-pub fn finish_run(
+pub(crate) fn finish_run(
     g: &crate::cli::GlobalArgs,
     mut summary: crate::bake::Summary,
     guarded: Result<usize, crate::bake::MassDelete>,

@@ -17,7 +17,7 @@ const MAX_REDIRECTS: usize = 10;
 
 /// A fetch that produced no usable response. Decides retry vs give up.
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     /// TCP connect failed (origin down?).
     #[error("could not connect to {url}")]
     Connect {
@@ -116,12 +116,12 @@ impl FetchError {
 
     /// True for failures that may go away by themselves (origin down, slow,
     /// overloaded): retried with backoff, never a reason to touch the file.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         self.is_retryable() || matches!(self, FetchError::ServerError { .. })
     }
 
     /// How long the origin asked kiln to wait (429/503 `Retry-After`).
-    pub fn retry_after(&self) -> Option<Duration> {
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             FetchError::ServerError { retry_after, .. } => *retry_after,
             _ => None,
@@ -131,41 +131,41 @@ impl FetchError {
 
 /// A redirect hop the origin sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hop {
+pub(crate) struct Hop {
     /// Path requested.
-    pub from: String,
+    pub(crate) from: String,
     /// Where it points: a path for same-origin, a full URL otherwise.
-    pub to: String,
+    pub(crate) to: String,
     /// Status code.
-    pub code: u16,
+    pub(crate) code: u16,
     /// True when `to` is on the origin.
-    pub same_origin: bool,
+    pub(crate) same_origin: bool,
 }
 
 /// A complete response.
 #[derive(Debug)]
-pub struct Fetched {
+pub(crate) struct Fetched {
     /// Final path on the origin (after same-origin redirects).
-    pub final_path: String,
+    pub(crate) final_path: String,
     /// HTTP status of the final response.
-    pub status: u16,
+    pub(crate) status: u16,
     /// Its headers.
-    pub headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
     /// Its body (spilled to disk when large).
-    pub body: Body,
+    pub(crate) body: Body,
     /// Redirect hops followed (same-origin) or stopped at (cross-origin, last).
-    pub hops: Vec<Hop>,
+    pub(crate) hops: Vec<Hop>,
 }
 
 impl Fetched {
     /// True when the response is HTML (and so has links and maps to `index.html`).
-    pub fn is_html(&self) -> bool {
+    pub(crate) fn is_html(&self) -> bool {
         is_html(&self.headers)
     }
 
     /// True when the last hop left the origin, or was not followed because
     /// its page is baked elsewhere in this run (nothing to bake here).
-    pub fn left_origin(&self) -> bool {
+    pub(crate) fn left_origin(&self) -> bool {
         self.status != 304 && (300..400).contains(&self.status) && !self.hops.is_empty()
     }
 }
@@ -176,7 +176,7 @@ fn is_unavailable(status: StatusCode) -> bool {
 }
 
 /// True for `text/html` and `application/xhtml+xml`.
-pub fn is_html(headers: &HeaderMap) -> bool {
+pub(crate) fn is_html(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -189,7 +189,7 @@ pub fn is_html(headers: &HeaderMap) -> bool {
 
 /// Client for one origin. Clone is cheap and shares the connection pool.
 #[derive(Debug, Clone)]
-pub struct Fetcher {
+pub(crate) struct Fetcher {
     client: reqwest::Client,
     origin: Origin,
     spill_dir: std::path::PathBuf,
@@ -203,7 +203,7 @@ impl Fetcher {
     /// `attempts` is how many requests one fetch may make (`retries + 1` for
     /// a one-shot run; 1 in the daemon, whose scheduler retries without
     /// holding a fetch slot).
-    pub fn new(
+    pub(crate) fn new(
         origin: &Origin,
         spill_dir: &std::path::Path,
         attempts: u32,
@@ -230,7 +230,7 @@ impl Fetcher {
     }
 
     /// The full origin URL of a path, for messages.
-    pub fn url_of(&self, path: &str) -> String {
+    pub(crate) fn url_of(&self, path: &str) -> String {
         match urlpath::request_url(&self.origin.url, path) {
             Ok(u) => u.to_string(),
             Err(_) => format!("{}{}", self.origin.url.as_str().trim_end_matches('/'), path),
@@ -238,7 +238,7 @@ impl Fetcher {
     }
 
     /// Parses the configured tags header of a response.
-    pub fn tags_from(&self, headers: &HeaderMap) -> Vec<String> {
+    pub(crate) fn tags_from(&self, headers: &HeaderMap) -> Vec<String> {
         let mut tags = Vec::new();
         for v in headers.get_all(&self.origin.tags_header) {
             let Ok(v) = v.to_str() else { continue };
@@ -256,7 +256,7 @@ impl Fetcher {
     }
 
     /// If `url` is on the origin, its canonical path (with query); otherwise `None`.
-    pub fn same_origin_path(&self, url: &Url) -> Option<String> {
+    pub(crate) fn same_origin_path(&self, url: &Url) -> Option<String> {
         urlpath::origin_path(&self.origin.url, url)
     }
 
@@ -266,7 +266,7 @@ impl Fetcher {
     /// says no (a one-shot run already baked or is baking that page), the
     /// chain stops there and the response is the redirect itself, so a page
     /// reached twice is fetched once.
-    pub async fn fetch(
+    pub(crate) async fn fetch(
         &self,
         path: &str,
         claim: &(dyn Fn(&str) -> bool + Sync),

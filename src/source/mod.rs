@@ -1,4 +1,4 @@
 //! Page sources: fetching from the origin and rendering from templates.
 
-pub mod fetch;
-pub mod render;
+pub(crate) mod fetch;
+pub(crate) mod render;

@@ -19,7 +19,7 @@ use crate::tag::Tag;
 
 /// A template or data problem, with the file and (for templates) the line.
 #[derive(Debug, thiserror::Error)]
-pub enum RenderError {
+pub(crate) enum RenderError {
     /// A template failed to compile or render.
     #[error("template error in `{file}`{}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
     Template {
@@ -83,13 +83,13 @@ pub enum RenderError {
 
 /// A rendered page.
 #[derive(Debug, Clone)]
-pub struct Rendered {
+pub(crate) struct Rendered {
     /// The HTML, XML or CSS.
-    pub body: String,
+    pub(crate) body: String,
     /// Dependency tags.
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     /// Whether it maps to `index.html` (no extension or `.html`).
-    pub is_html: bool,
+    pub(crate) is_html: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -104,7 +104,7 @@ struct PageSpec {
 
 /// Templates and data, loaded once per build (and again by the watcher on change).
 #[derive(Debug)]
-pub struct Renderer {
+pub(crate) struct Renderer {
     env: Environment<'static>,
     pages: BTreeMap<String, PageSpec>,
     template_deps: HashMap<String, BTreeSet<String>>,
@@ -118,7 +118,7 @@ pub struct Renderer {
 
 impl Renderer {
     /// Loads and compiles every template and data file.
-    pub fn load(cfg: &Config) -> Result<Renderer, RenderError> {
+    pub(crate) fn load(cfg: &Config) -> Result<Renderer, RenderError> {
         let mut env = Environment::new();
         env.set_keep_trailing_newline(true);
         env.set_formatter(escape_formatter);
@@ -266,7 +266,7 @@ impl Renderer {
     }
 
     /// Every URL the routes produce, sorted.
-    pub fn urls(&self) -> Vec<String> {
+    pub(crate) fn urls(&self) -> Vec<String> {
         self.pages.keys().cloned().collect()
     }
 
@@ -287,7 +287,7 @@ impl Renderer {
     }
 
     /// URLs whose pages carry `tag` (as computed from the current templates and data).
-    pub fn urls_for_tag(&self, tag: &str) -> Vec<String> {
+    pub(crate) fn urls_for_tag(&self, tag: &str) -> Vec<String> {
         self.pages
             .iter()
             .filter(|(_, spec)| self.tags_of(spec).iter().any(|t| t == tag))
@@ -296,7 +296,7 @@ impl Renderer {
     }
 
     /// The collection a data file belongs to (for change events).
-    pub fn collections_of_data(&self, cfg: &Config, rel: &str) -> Vec<String> {
+    pub(crate) fn collections_of_data(&self, cfg: &Config, rel: &str) -> Vec<String> {
         cfg.render
             .iter()
             .filter(|r| r.data.as_ref().is_some_and(|g| g.matcher.is_match(rel)))
@@ -305,7 +305,7 @@ impl Renderer {
     }
 
     /// Renders `url` if a route owns it.
-    pub fn render(&self, url: &str) -> Option<Result<Rendered, RenderError>> {
+    pub(crate) fn render(&self, url: &str) -> Option<Result<Rendered, RenderError>> {
         let spec = self.pages.get(url)?;
         Some(self.render_spec(url, spec))
     }
@@ -451,7 +451,7 @@ fn read_templates(dir: &Path) -> Result<BTreeMap<String, String>, RenderError> {
 
 /// Templates a template source names directly: extends, include (string or
 /// list of strings), import and from-import. Dynamic names are ignored.
-pub fn direct_deps(source: &str) -> BTreeSet<String> {
+pub(crate) fn direct_deps(source: &str) -> BTreeSet<String> {
     let mut deps = BTreeSet::new();
     let mut rest = source;
     while let Some(start) = rest.find("{%") {
@@ -509,7 +509,9 @@ fn string_literals(s: &str) -> Vec<String> {
 }
 
 /// Each template with everything it uses, itself included.
-pub fn transitive_deps(sources: &BTreeMap<String, String>) -> HashMap<String, BTreeSet<String>> {
+pub(crate) fn transitive_deps(
+    sources: &BTreeMap<String, String>,
+) -> HashMap<String, BTreeSet<String>> {
     let direct: HashMap<&str, BTreeSet<String>> = sources
         .iter()
         .map(|(n, s)| (n.as_str(), direct_deps(s)))
@@ -649,7 +651,7 @@ fn split_front_matter(text: &str) -> Result<(Option<FrontMatter<'_>>, &str), Str
 }
 
 /// Markdown → HTML (CommonMark plus tables, footnotes, strikethrough).
-pub fn markdown(text: &str) -> String {
+pub(crate) fn markdown(text: &str) -> String {
     use pulldown_cmark::{html, Options, Parser};
     let opts = Options::ENABLE_TABLES
         | Options::ENABLE_FOOTNOTES
@@ -668,7 +670,7 @@ fn stem(rel: &str) -> String {
 }
 
 /// Lowercase, ASCII alphanumerics and `-`.
-pub fn slugify(s: &str) -> String {
+pub(crate) fn slugify(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
         if c.is_alphanumeric() {
