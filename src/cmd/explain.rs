@@ -13,17 +13,29 @@ pub struct ExplainArgs {
 /// Prints what the index holds for the URL: file, status, tags.
 pub async fn run(g: &GlobalArgs, args: ExplainArgs) -> anyhow::Result<Exit> {
     let cfg = g.load_config()?;
+    let url = crate::urlpath::canonical(&args.url).map_err(|e| UsageError(e.to_string()))?;
     let index = Index::open(&cfg.state)?;
-    let Some(page) = index.page(&args.url).await? else {
+    let Some(page) = index.page(&url).await? else {
         return Err(UsageError(format!(
             "{} is not in the index `{}`: it has never been baked",
-            args.url,
+            url,
             cfg.state.display()
         ))
         .into());
     };
     println!("url:     {}", page.url);
     println!("file:    {}", page.file.as_deref().unwrap_or("-"));
+    if let (Some(file), Some(hash)) = (&page.file, &page.hash) {
+        // The content hash of the last bake tells whether the file on disk
+        // is still what kiln wrote.
+        let out = crate::release::live_root(&cfg.out);
+        let state = match std::fs::read(out.join(file)) {
+            Ok(bytes) if blake3::hash(&bytes).to_hex().as_str() == hash => "as baked".to_string(),
+            Ok(_) => format!("changed on disk since kiln baked it; `kiln regen {url}` restores it"),
+            Err(e) => format!("cannot be read ({e}); `kiln regen {url}` restores it"),
+        };
+        println!("content: {state} (blake3 {})", &hash[..16.min(hash.len())]);
+    }
     println!("status:  {}", page.status.as_str());
     if let Some(e) = &page.error {
         println!("error:   {e}");

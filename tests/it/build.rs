@@ -92,6 +92,15 @@ async fn regen_touches_only_the_named_pages_and_tags_resolve_through_the_index()
     let ex = site.kiln(&["explain", "/p/5/"]).await;
     assert!(ex.stdout.contains("tag:post:5"), "{}", ex.stdout);
     assert!(ex.stdout.contains("tag:path:/p/"), "{}", ex.stdout);
+    // ...and whether the file is still what kiln baked (the stored hash).
+    assert!(ex.stdout.contains("content: as baked"), "{}", ex.stdout);
+    std::fs::write(site.file("p/5/index.html"), "edited by hand").unwrap();
+    let ex = site.kiln(&["explain", "/p/5/"]).await;
+    assert!(
+        ex.stdout.contains("changed on disk since kiln baked it"),
+        "{}",
+        ex.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
