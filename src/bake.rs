@@ -554,8 +554,15 @@ impl Baker {
                 result.outcome = match rendered {
                     Ok(page) => {
                         let body = Body::from(page.body);
-                        self.store(&path, &body, page.is_html, page.tags, Some(200))
-                            .await
+                        self.store(
+                            &path,
+                            &body,
+                            page.is_html,
+                            page.content_type,
+                            page.tags,
+                            Some(200),
+                        )
+                        .await
                     }
                     Err(e) => self.fail(&path, None, PageError::Render(Arc::new(e))).await,
                 };
@@ -652,11 +659,17 @@ impl Baker {
             .as_ref()
             .map(|f| f.tags_from(&fetched.headers))
             .unwrap_or_default();
+        let content_type = fetched
+            .headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let outcome = self
             .store(
                 &final_path,
                 &fetched.body,
                 is_html,
+                content_type,
                 tags,
                 Some(fetched.status),
             )
@@ -707,6 +720,7 @@ impl Baker {
         path: &str,
         body: &Body,
         is_html: bool,
+        content_type: Option<String>,
         mut tags: Vec<String>,
         http_status: Option<u16>,
     ) -> Outcome {
@@ -741,11 +755,16 @@ impl Baker {
         tags.sort();
         tags.dedup();
         let hash = hash.map(|h| h.to_hex().to_string()).unwrap_or_default();
+        // What the origin said it is (or the route); else what the file's
+        // extension says. nginx, `serve` and publishing all use this record.
+        let content_type =
+            content_type.unwrap_or_else(|| urlmap::content_type_of(&rel).to_string());
         self.index
             .record(PageRecord::baked(
                 path,
                 rel_to_string(&rel),
                 hash,
+                content_type,
                 http_status,
                 tags,
             ))

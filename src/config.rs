@@ -188,6 +188,8 @@ pub(crate) struct RawRender {
     pub(crate) items: Vec<String>,
     /// One page per distinct value of this list field (e.g. `tags`).
     pub(crate) group_by: Option<String>,
+    /// `Content-Type` of the pages (default: from the URL's extension).
+    pub(crate) content_type: Option<String>,
 }
 
 /// `[[depend]]`
@@ -450,6 +452,8 @@ pub(crate) struct RenderRoute {
     pub(crate) items: Vec<String>,
     /// One page per distinct value of this list field.
     pub(crate) group_by: Option<String>,
+    /// `Content-Type` of the pages, when the URL's extension does not say it.
+    pub(crate) content_type: Option<String>,
 }
 
 /// A data-file glob (relative to the config's directory).
@@ -804,6 +808,7 @@ fn resolve_render(
             collection: r.collection,
             items: r.items,
             group_by: r.group_by,
+            content_type: r.content_type,
         });
     }
     Ok(routes)

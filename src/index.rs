@@ -101,6 +101,9 @@ pub(crate) struct PageRecord {
     pub(crate) error: Option<String>,
     /// Unix seconds of the last attempt.
     pub(crate) fetched_at: i64,
+    /// `Content-Type` the origin (or the route) gave the baked file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) content_type: Option<String>,
     /// Dependency tags (replaced on every successful fetch). `None` keeps the stored ones.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) tags: Option<Vec<String>>,
@@ -116,21 +119,25 @@ impl PageRecord {
             http_status,
             error: None,
             fetched_at: now(),
+            content_type: None,
             tags: None,
         }
     }
 
-    /// A page baked into `file` with content hash `hash` and its tags.
+    /// A page baked into `file` with content hash `hash`, its content type
+    /// and its tags.
     pub(crate) fn baked(
         url: &str,
         file: String,
         hash: String,
+        content_type: String,
         http_status: Option<u16>,
         tags: Vec<String>,
     ) -> PageRecord {
         PageRecord {
             file: Some(file),
             hash: Some(hash),
+            content_type: Some(content_type),
             tags: Some(tags),
             ..PageRecord::new(url, Status::Ok, http_status)
         }
@@ -327,10 +334,11 @@ impl Index {
     pub(crate) async fn record(&self, record: PageRecord) {
         self.write(Box::new(move |conn| {
             conn.prepare_cached(
-                "INSERT INTO pages (url, file, hash, status, http_status, error, fetched_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                "INSERT INTO pages (url, file, hash, status, http_status, error, fetched_at, content_type)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT(url) DO UPDATE SET
                    variant = NULL,
+                   content_type = COALESCE(excluded.content_type, pages.content_type),
                    file = COALESCE(excluded.file, pages.file),
                    hash = COALESCE(excluded.hash, pages.hash),
                    status = excluded.status, http_status = excluded.http_status,
@@ -343,7 +351,8 @@ impl Index {
                 record.status.as_str(),
                 record.http_status,
                 record.error,
-                record.fetched_at
+                record.fetched_at,
+                record.content_type
             ])?;
             if record.status == Status::Ok {
                 // The URL answers itself now: forget any redirect recorded earlier.
@@ -355,7 +364,9 @@ impl Index {
                 Status::Deleted | Status::Redirect | Status::Refused
             ) {
                 // No baked file of its own any more.
-                conn.prepare_cached("UPDATE pages SET file = NULL, hash = NULL WHERE url = ?1")?
+                conn.prepare_cached(
+                    "UPDATE pages SET file = NULL, hash = NULL, content_type = NULL WHERE url = ?1",
+                )?
                     .execute([&record.url])?;
             }
             if let Some(tags) = &record.tags {
@@ -390,7 +401,7 @@ impl Index {
         self.read(move |conn| {
             let mut rec = conn
                 .prepare_cached(
-                    "SELECT url, file, hash, status, http_status, error, fetched_at FROM pages WHERE url = ?1",
+                    "SELECT url, file, hash, status, http_status, error, fetched_at, content_type FROM pages WHERE url = ?1",
                 )?
                 .query_row([&url], row_to_record)
                 .optional()?;
@@ -514,6 +525,20 @@ impl Index {
         .await
     }
 
+    /// Baked pages that are not HTML, with their URL, file and content type
+    /// (for `kiln nginx`, which must serve them with the origin's type).
+    pub(crate) async fn typed_files(&self) -> Result<Vec<(String, String, String)>, IndexError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT url, file, content_type FROM pages
+                 WHERE file IS NOT NULL AND content_type IS NOT NULL ORDER BY url",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+
     /// Redirects recorded so far.
     pub(crate) async fn redirects(&self) -> Result<Vec<Redirect>, IndexError> {
         self.read(|conn| {
@@ -570,6 +595,7 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<PageRecord> {
         http_status: r.get(4)?,
         error: r.get(5)?,
         fetched_at: r.get(6)?,
+        content_type: r.get(7)?,
         tags: None,
     })
 }
@@ -643,6 +669,14 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         // response with `Vary: Cookie`.
         conn.execute_batch("ALTER TABLE pages ADD COLUMN variant TEXT")?;
     }
+    let has_type: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('pages') WHERE name = 'content_type'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_type {
+        conn.execute_batch("ALTER TABLE pages ADD COLUMN content_type TEXT")?;
+    }
     Ok(())
 }
 
@@ -667,6 +701,7 @@ mod tests {
             http_status: Some(200),
             error: None,
             fetched_at: now(),
+            content_type: Some("text/html".into()),
             tags: Some(tags.iter().map(|s| s.to_string()).collect()),
         }
     }

@@ -25,6 +25,44 @@ pub(crate) struct NginxOptions {
     pub(crate) redirects: Vec<Redirect>,
     /// Whether `.br` siblings are written (emit `brotli_static on` commented, as it needs ngx_brotli).
     pub(crate) brotli: bool,
+    /// Baked pages with their recorded `Content-Type`: (URL path, content type).
+    pub(crate) content_types: Vec<(String, String)>,
+}
+
+/// A location that serves one file with its recorded media type.
+#[derive(serde::Serialize)]
+struct TypedLocation {
+    location: String,
+    media_type: String,
+}
+
+/// Locations for every baked page that is not HTML: nginx serves them with
+/// the recorded media type instead of guessing from the extension.
+fn typed_locations(pages: &[(String, String)]) -> Vec<TypedLocation> {
+    pages
+        .iter()
+        .filter_map(|(url, content_type)| {
+            let media_type = crate::urlmap::media_type(content_type);
+            let is_token = |s: &str| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.+-/".contains(c))
+                    && s.contains('/')
+            };
+            if media_type == "text/html" || !is_token(&media_type) {
+                return None;
+            }
+            // nginx matches the decoded URI.
+            let location = percent_encoding::percent_decode_str(url.split('?').next()?)
+                .decode_utf8()
+                .ok()?
+                .into_owned();
+            (is_safe_for_nginx(&location) && location.starts_with('/')).then_some(TypedLocation {
+                location,
+                media_type,
+            })
+        })
+        .collect()
 }
 
 /// Characters that would break out of a quoted nginx string or regex.
@@ -92,6 +130,7 @@ pub(crate) fn render(o: &NginxOptions) -> String {
         origin => o.origin.as_deref().map(|u| u.trim_end_matches('/')),
         origin_host,
         brotli => o.brotli,
+        typed => typed_locations(&o.content_types),
     };
     env.render_str(TEMPLATE, ctx)
         .expect("the built-in nginx template renders: it is tested")
@@ -123,6 +162,14 @@ mod tests {
                 },
             ],
             brotli: false,
+            content_types: vec![
+                (
+                    "/feed.xml".into(),
+                    "application/rss+xml; charset=utf-8".into(),
+                ),
+                ("/".into(), "text/html; charset=utf-8".into()),
+                ("/bad.json".into(), "application/json\"; evil".into()),
+            ],
         });
         for want in [
             "root \"/srv/www/current\";",
@@ -132,10 +179,19 @@ mod tests {
             "\"~(^|;)\\s*sessionid=\" 1;",
             "location = \"/old/\" { return 301 \"/new/\"; }",
             "proxy_pass http://127.0.0.1:8000;",
+            "location = \"/feed.xml\" {\n        types { }\n        default_type application/rss+xml;",
         ] {
             assert!(conf.contains(want), "missing {want}:\n{conf}");
         }
-        assert!(!conf.contains("evil"), "unsafe redirect skipped");
+        assert!(
+            !conf.contains("evil"),
+            "unsafe redirect and content type skipped"
+        );
+        assert_eq!(
+            conf.matches("default_type").count(),
+            1,
+            "HTML needs no location"
+        );
         assert!(!conf.contains("bad;cookie"), "unsafe cookie name skipped");
         assert_eq!(conf.matches('{').count(), conf.matches('}').count());
     }

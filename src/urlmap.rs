@@ -140,6 +140,38 @@ pub(crate) fn file_for(
     Ok(file)
 }
 
+/// The `Content-Type` a file's extension stands for (the common part of
+/// nginx's `mime.types`), for rendered pages without an explicit type.
+pub(crate) fn content_type_of(file: &std::path::Path) -> &'static str {
+    let ext = file
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "application/javascript; charset=utf-8",
+        "json" => "application/json",
+        "xml" => "application/xml",
+        "atom" => "application/atom+xml",
+        "rss" => "application/rss+xml",
+        "txt" => "text/plain; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "webmanifest" => "application/manifest+json",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The media type of a `Content-Type` value, lowercased, without parameters.
+pub(crate) fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// Every path prefix of a URL path, itself included: `/a/b/` → `/`, `/a/`, `/a/b/`.
 /// Stored as `path:` tags so prefix and glob lookups use the tag index.
 pub(crate) fn path_prefixes(url_path: &str) -> Vec<String> {

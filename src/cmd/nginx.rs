@@ -24,10 +24,17 @@ pub struct NginxArgs {
 pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
     let cfg = g.load_config()?;
     let root = std::path::absolute(crate::release::live_root(&cfg.out))?;
-    let redirects = if cfg.state.exists() {
-        Index::open(&cfg.state)?.redirects().await?
+    let (redirects, content_types) = if cfg.state.exists() {
+        let index = Index::open(&cfg.state)?;
+        let typed = index
+            .typed_files()
+            .await?
+            .into_iter()
+            .map(|(url, _file, content_type)| (url, content_type))
+            .collect();
+        (index.redirects().await?, typed)
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     print!(
         "{}",
@@ -62,6 +69,7 @@ pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
                 .output
                 .precompress
                 .contains(&crate::config::Encoding::Brotli),
+            content_types,
         })
     );
     Ok(Exit::Clean)

@@ -90,6 +90,8 @@ pub(crate) struct Rendered {
     pub(crate) tags: Vec<String>,
     /// Whether it maps to `index.html` (no extension or `.html`).
     pub(crate) is_html: bool,
+    /// The route's `content-type`, if it sets one.
+    pub(crate) content_type: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +116,8 @@ pub(crate) struct Renderer {
     /// Every URL, as one shared template value.
     urls_value: Value,
     site: Value,
+    /// Each route's `content-type`, by route index.
+    content_types: Vec<Option<String>>,
 }
 
 impl Renderer {
@@ -262,6 +266,7 @@ impl Renderer {
             collection_values,
             urls_value,
             site: Value::from_serialize(&site),
+            content_types: cfg.render.iter().map(|r| r.content_type.clone()).collect(),
         })
     }
 
@@ -350,6 +355,7 @@ impl Renderer {
             body,
             tags: self.tags_of(spec),
             is_html,
+            content_type: self.content_types.get(spec.route).cloned().flatten(),
         })
     }
 }

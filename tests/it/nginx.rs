@@ -172,3 +172,53 @@ async fn the_generated_config_passes_nginx_t_for_the_default_site_and_releases()
     );
     assert!(ok, "{msg}");
 }
+
+/// nginx answers every baked file with the Content-Type the origin sent,
+/// whatever its extension (or lack of one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_types_through_nginx_match_the_origin() {
+    require!("nginx");
+    let cases: Vec<(&str, &str, &str)> = vec![
+        ("/", "text/html; charset=utf-8", "<html><head><link rel=\"stylesheet\" href=\"/style.css\"><link rel=\"alternate\" href=\"/feed.xml\"><link rel=\"alternate\" href=\"/atom.xml\"></head><body><a href=\"/data.json\">j</a><a href=\"/api/items\">i</a><a href=\"/sitemap.xml\">s</a></body></html>"),
+        ("/style.css", "text/css", "body { color: #333 }"),
+        ("/feed.xml", "application/rss+xml", "<rss version=\"2.0\"><channel/></rss>"),
+        ("/atom.xml", "application/atom+xml", "<feed xmlns=\"http://www.w3.org/2005/Atom\"/>"),
+        ("/data.json", "application/json", "{\"a\": 1}"),
+        ("/api/items", "application/json", "[1, 2, 3]"),
+        ("/sitemap.xml", "application/xml", "<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\"></urlset>"),
+    ];
+    let origin = Origin::start(
+        cases
+            .iter()
+            .map(|(p, ct, body)| (*p, Page::html(*body).typed(ct)))
+            .collect(),
+    )
+    .await;
+    let site = TestSite::for_origin(&origin, "[crawl]\nassets = true\n");
+    open_up(site.path());
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("7 written"), "{}", run.all());
+    let port = free_port();
+    let snippet = site
+        .kiln(&["nginx", "--listen", &format!("127.0.0.1:{port}")])
+        .await;
+    let (ok, msg) = Nginx::test_config(&snippet.stdout);
+    assert!(ok, "{msg}\n{}", snippet.stdout);
+    let nginx = Nginx::start(&snippet.stdout, port).await;
+    let http = client();
+    for (path, want, body) in cases {
+        let r = http.get(nginx.url(path)).send().await.unwrap();
+        assert_eq!(
+            r.headers()["x-kiln"],
+            "static",
+            "{path} is served from disk"
+        );
+        let got = r.headers()["content-type"].to_str().unwrap().to_string();
+        let media = |ct: &str| ct.split(';').next().unwrap().trim().to_ascii_lowercase();
+        assert_eq!(media(&got), media(want), "{path}: nginx said {got}");
+        assert_eq!(r.text().await.unwrap(), body);
+    }
+    assert_eq!(origin.total_hits(), 7, "nginx never asked the origin");
+    drop(nginx);
+}
