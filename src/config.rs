@@ -121,6 +121,8 @@ pub(crate) struct RawOrigin {
     pub(crate) tags_separator: Option<TagSeparator>,
     /// User-Agent sent to the origin.
     pub(crate) user_agent: Option<String>,
+    /// A PEM file of extra CA certificates to trust for an https:// origin.
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 /// `[crawl]`
@@ -369,6 +371,8 @@ impl Encoding {
 pub(crate) struct Origin {
     /// Base URL; only its scheme, host and port are used for same-origin checks.
     pub(crate) url: Url,
+    /// Extra CA certificates trusted for https:// (beside the bundled roots).
+    pub(crate) extra_ca: Vec<reqwest::Certificate>,
     /// Parallel requests.
     pub(crate) concurrency: usize,
     /// Per-request timeout.
@@ -620,7 +624,7 @@ impl Config {
         let raw_origin = raw.origin.unwrap_or_default();
         let origin = match overrides.origin.clone().or(raw_origin.url.clone()) {
             None => None,
-            Some(u) => Some(resolve_origin(&u, raw_origin, &invalid)?),
+            Some(u) => Some(resolve_origin(&u, raw_origin, &base_dir, &invalid)?),
         };
         Ok(Config {
             file,
@@ -857,7 +861,12 @@ fn resolve_daemon(raw: RawDaemon, invalid: &Invalid<'_>) -> Result<Daemon, Confi
     })
 }
 
-fn resolve_origin(url: &str, raw: RawOrigin, invalid: &Invalid<'_>) -> Result<Origin, ConfigError> {
+fn resolve_origin(
+    url: &str,
+    raw: RawOrigin,
+    base_dir: &Path,
+    invalid: &Invalid<'_>,
+) -> Result<Origin, ConfigError> {
     let parsed = Url::parse(url).map_err(|e| {
         invalid(
             "origin.url",
@@ -868,12 +877,6 @@ fn resolve_origin(url: &str, raw: RawOrigin, invalid: &Invalid<'_>) -> Result<Or
         return Err(invalid(
             "origin.url",
             format!("is `{url}`: expected an http:// or https:// URL with a host"),
-        ));
-    }
-    if parsed.scheme() == "https" {
-        return Err(invalid(
-            "origin.url",
-            format!("is `{url}`: kiln fetches the origin over plain HTTP on the local network; point it at the app server (e.g. \"http://127.0.0.1:8000\") and set `origin.host` for the public name"),
         ));
     }
     let concurrency = raw.concurrency.unwrap_or(16);
@@ -920,8 +923,34 @@ fn resolve_origin(url: &str, raw: RawOrigin, invalid: &Invalid<'_>) -> Result<Or
         ),
         None => None,
     };
+    let extra_ca = match raw.ca_file {
+        Some(p) => {
+            let path = if p.is_absolute() { p } else { base_dir.join(p) };
+            let pem = std::fs::read(&path).map_err(|e| {
+                invalid(
+                    "origin.ca-file",
+                    format!("`{}` cannot be read: {e}", path.display()),
+                )
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                invalid(
+                    "origin.ca-file",
+                    format!("`{}` is not a PEM certificate bundle: {e}", path.display()),
+                )
+            })?;
+            if certs.is_empty() {
+                return Err(invalid(
+                    "origin.ca-file",
+                    format!("`{}` holds no certificate", path.display()),
+                ));
+            }
+            certs
+        }
+        None => Vec::new(),
+    };
     Ok(Origin {
         url: parsed,
+        extra_ca,
         concurrency,
         timeout: raw.timeout.map_or(Duration::from_secs(30), |d| d.0),
         retries: raw.retries.unwrap_or(2),

@@ -212,7 +212,11 @@ impl Fetcher {
         if let Some(host) = &origin.host {
             headers.insert(reqwest::header::HOST, host.clone());
         }
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for ca in &origin.extra_ca {
+            builder = builder.add_root_certificate(ca.clone());
+        }
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .timeout(origin.timeout)
             .connect_timeout(origin.timeout.min(Duration::from_secs(10)))

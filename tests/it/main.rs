@@ -6,6 +6,7 @@ mod build;
 mod daemon;
 mod django;
 mod hostile;
+mod https;
 mod nginx;
 mod render;
 mod stale;
