@@ -55,6 +55,8 @@ pub enum LogFormat {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start a site here: a commented site.toml (and templates/ and content/ with --render)
+    Init(cmd::init::InitArgs),
     /// Bake the whole site: render routes and crawl the origin from the seeds
     Build(cmd::build::BuildArgs),
     /// Regenerate only what the targets name (/path/, tag:NAME, glob:PAT, delete:/path/, all, or - for stdin)
@@ -143,6 +145,7 @@ impl GlobalArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     let g = &cli.global;
     match cli.command {
+        Command::Init(a) => cmd::init::run(g, a).await,
         Command::Build(a) => cmd::build::run(g, a).await,
         Command::Regen(a) => cmd::regen::run(g, a).await,
         Command::Delete(a) => cmd::delete::run(g, a).await,

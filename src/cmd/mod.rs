@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod delete;
 pub mod enqueue;
 pub mod explain;
+pub mod init;
 pub mod nginx;
 pub mod regen;
 pub mod rollback;

@@ -7,6 +7,7 @@ mod daemon;
 mod django;
 mod hostile;
 mod https;
+mod init;
 mod nginx;
 mod render;
 mod stale;

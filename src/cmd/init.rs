@@ -1,0 +1,209 @@
+//! `kiln init`: a commented `site.toml` (and for render mode a minimal
+//! `templates/` and `content/`) in the current directory. Never overwrites.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use crate::cli::{Exit, GlobalArgs, UsageError};
+
+/// `kiln init` flags (`--origin URL` picks fetch mode).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  kiln init --origin http://127.0.0.1:8000   bake an app running on port 8000
+  kiln init --render                         a template site: site.toml, templates/, content/
+  kiln init                                  asks which, on a terminal")]
+pub struct InitArgs {
+    /// Render pages from templates and data files instead of fetching them
+    #[arg(long)]
+    pub render: bool,
+}
+
+const FETCH_TOML: &str = r#"# kiln site config: bake the pages of a running app into static files.
+# Every key is optional; `kiln check` validates this file.
+
+[origin]
+# Where the app answers (kiln fetches anonymously, without cookies).
+url = "{ORIGIN}"
+# concurrency = 16          # parallel requests
+# timeout = "30s"
+# headers = { "X-From" = "kiln" }
+# tags-header = "Surrogate-Key"   # the header your app names dependency tags in
+
+[site]
+out = "public"              # the directory nginx serves (`kiln nginx` prints its config)
+
+[crawl]
+seeds = ["/"]               # add "/sitemap.xml" to follow your sitemap
+# exclude = ["/admin/**", "/accounts/**"]
+
+[output]
+precompress = ["gzip"]      # .gz siblings for nginx's gzip_static
+
+# Pages that show many objects: regenerate them when any object of a kind changes.
+# [[depend]]
+# tags = ["post:*"]
+# urls = ["/", "/feed.xml"]
+
+[daemon]
+listen = "127.0.0.1:7878"   # POST /v1/regen {"targets": ["tag:post:42"]}
+"#;
+
+const RENDER_TOML: &str = r#"# kiln site config: render pages from templates and data files.
+# Every key is optional; `kiln check` validates this file.
+
+[site]
+out = "public"
+
+[site.vars]
+title = "My site"
+
+[output]
+precompress = ["gzip"]
+
+# One page per Markdown file in content/posts/, at /posts/<slug>/.
+[[render]]
+template = "post.html"
+data = "content/posts/*.md"
+url = "/posts/{slug}/"
+collection = "posts"
+
+# The home page lists every post.
+[[render]]
+template = "index.html"
+url = "/"
+items = ["posts"]
+"#;
+
+const BASE_HTML: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>{% block title %}{{ site.title }}{% endblock %}</title>
+</head>
+<body>
+  <header><a href="/">{{ site.title }}</a></header>
+  <main>{% block content %}{% endblock %}</main>
+</body>
+</html>
+"#;
+
+const INDEX_HTML: &str = r#"{% extends "base.html" %}
+{% block content %}
+<h1>{{ site.title }}</h1>
+<ul>
+{% for post in collections.posts %}
+  <li><a href="{{ post.url }}">{{ post.title }}</a></li>
+{% endfor %}
+</ul>
+{% endblock %}
+"#;
+
+const POST_HTML: &str = r#"{% extends "base.html" %}
+{% block title %}{{ page.title }} — {{ site.title }}{% endblock %}
+{% block content %}
+<article>
+  <h1>{{ page.title }}</h1>
+  {{ page.content | safe }}
+</article>
+{% endblock %}
+"#;
+
+const FIRST_POST: &str = "---\ntitle: Hello, kiln\ndate: 2026-01-01\n---\nThis page was rendered by kiln. Edit `content/posts/hello.md` while `kiln serve` runs and watch it change.\n";
+
+/// Writes the files, refusing to overwrite any.
+pub async fn run(g: &GlobalArgs, args: InitArgs) -> anyhow::Result<Exit> {
+    let mode = match (args.render, g.origin.clone()) {
+        (true, Some(_)) => {
+            return Err(UsageError("--render and --origin ask for different sites: pick one".into()).into())
+        }
+        (true, None) => Mode::Render,
+        (false, Some(url)) => Mode::Fetch(url),
+        (false, None) if std::io::stdin().is_terminal() => ask()?,
+        (false, None) => {
+            return Err(UsageError(
+                "kiln init needs --origin URL (bake a running app) or --render (templates and data); on a terminal it asks".into(),
+            )
+            .into())
+        }
+    };
+    let files: Vec<(&str, String)> = match &mode {
+        Mode::Fetch(url) => {
+            let parsed = url::Url::parse(url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "--origin `{url}` is not an http:// or https:// URL"
+                    ))
+                })?;
+            vec![(
+                "site.toml",
+                FETCH_TOML.replace("{ORIGIN}", parsed.as_str().trim_end_matches('/')),
+            )]
+        }
+        Mode::Render => vec![
+            ("site.toml", RENDER_TOML.to_string()),
+            ("templates/base.html", BASE_HTML.to_string()),
+            ("templates/index.html", INDEX_HTML.to_string()),
+            ("templates/post.html", POST_HTML.to_string()),
+            ("content/posts/hello.md", FIRST_POST.to_string()),
+        ],
+    };
+    let taken: Vec<&str> = files
+        .iter()
+        .map(|(p, _)| *p)
+        .filter(|p| Path::new(p).exists())
+        .collect();
+    if !taken.is_empty() {
+        return Err(UsageError(format!(
+            "refusing to overwrite {}: run kiln init in an empty directory",
+            taken.join(", ")
+        ))
+        .into());
+    }
+    for (path, text) in &files {
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| anyhow::anyhow!("failed to create `{path}`: {e}"))?;
+        f.write_all(text.as_bytes())?;
+        println!("created {path}");
+    }
+    println!(
+        "next: {}",
+        match mode {
+            Mode::Fetch(_) =>
+                "kiln build, then kiln nginx > /etc/nginx/conf.d/site.conf and kiln daemon",
+            Mode::Render => "kiln serve (preview with live reload), or kiln build",
+        }
+    );
+    Ok(Exit::Clean)
+}
+
+enum Mode {
+    Fetch(String),
+    Render,
+}
+
+fn ask() -> anyhow::Result<Mode> {
+    print!("Bake a running app (type its URL, e.g. http://127.0.0.1:8000) or render templates (type `render`)? ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let answer = line.trim();
+    Ok(
+        if answer.eq_ignore_ascii_case("render") || answer.is_empty() {
+            Mode::Render
+        } else {
+            Mode::Fetch(answer.to_string())
+        },
+    )
+}
