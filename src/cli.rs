@@ -59,6 +59,8 @@ pub enum Command {
     Init(cmd::init::InitArgs),
     /// Bake the whole site: render routes and crawl the origin from the seeds
     Build(cmd::build::BuildArgs),
+    /// Preview the site as nginx would serve it, reloading open pages on edits
+    Serve(cmd::serve::ServeArgs),
     /// Regenerate only what the targets name (/path/, tag:NAME, glob:PAT, delete:/path/, all, or - for stdin)
     Regen(cmd::regen::RegenArgs),
     /// Remove baked pages (nginx then falls through to the origin)
@@ -147,6 +149,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Init(a) => cmd::init::run(g, a).await,
         Command::Build(a) => cmd::build::run(g, a).await,
+        Command::Serve(a) => cmd::serve::run(g, a).await,
         Command::Regen(a) => cmd::regen::run(g, a).await,
         Command::Delete(a) => cmd::delete::run(g, a).await,
         Command::Status(a) => cmd::status::run(g, a).await,

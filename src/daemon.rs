@@ -48,6 +48,10 @@ pub(crate) enum DaemonError {
 pub(crate) struct Ready {
     /// The bound HTTP address, if the endpoint is enabled.
     pub(crate) http: Option<SocketAddr>,
+    /// The scheduler's observable state (`kiln serve` follows it).
+    pub(crate) backlog: Arc<schedule::Backlog>,
+    /// Cancelled when the daemon stops.
+    pub(crate) stopping: CancellationToken,
 }
 
 /// Runs until `shutdown` completes; then in-flight pages finish, unprocessed
@@ -175,6 +179,7 @@ pub(crate) async fn run(
                     cfg.clone(),
                     baker.clone(),
                     submitter.clone(),
+                    backlog.clone(),
                     cancel.clone(),
                 ));
             }
@@ -184,7 +189,11 @@ pub(crate) async fn run(
         }
     }
     tracing::info!(http = ?http_addr, queue = %cfg.queue.display(), out = %baker.root().path().display(), "daemon started");
-    ready(Ready { http: http_addr });
+    ready(Ready {
+        http: http_addr,
+        backlog: backlog.clone(),
+        stopping: cancel.clone(),
+    });
 
     shutdown.await;
     tracing::info!("shutting down: finishing in-flight pages");

@@ -27,6 +27,7 @@
 //! - [`daemon`]: the supervisor that runs the long-lived workers.
 //! - [`release`]: atomic release directories and the `current` symlink.
 //! - [`nginx`]: the generated server block.
+//! - [`serve`]: `kiln serve`'s preview server with live reload.
 //! - [`cmd`]: one module per subcommand, driven by [`run`].
 #![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -48,6 +49,7 @@ pub(crate) mod nginx;
 pub(crate) mod queue;
 pub(crate) mod release;
 pub(crate) mod schedule;
+pub(crate) mod serve;
 pub(crate) mod source;
 pub(crate) mod tag;
 pub(crate) mod targets;

@@ -7,7 +7,10 @@ use kiln::cli::{is_usage_error, Exit, LogFormat};
 
 fn main() -> ExitCode {
     let cli = kiln::Cli::parse();
-    if !matches!(cli.command, kiln::cli::Command::Daemon(_)) {
+    if !matches!(
+        cli.command,
+        kiln::cli::Command::Daemon(_) | kiln::cli::Command::Serve(_)
+    ) {
         // `kiln status | head`: a closed pipe ends a one-shot command quietly,
         // as for any Unix tool, instead of a panic in println!. The daemon
         // keeps Rust's default (ignored), so no write can kill it.

@@ -27,6 +27,8 @@ pub(crate) struct NginxOptions {
     pub(crate) brotli: bool,
     /// Baked pages with their recorded `Content-Type`: (URL path, content type).
     pub(crate) content_types: Vec<(String, String)>,
+    /// A baked `/404.html` to show for missing pages (sites without an origin).
+    pub(crate) not_found_page: bool,
 }
 
 /// A location that serves one file with its recorded media type.
@@ -131,6 +133,7 @@ pub(crate) fn render(o: &NginxOptions) -> String {
         origin_host,
         brotli => o.brotli,
         typed => typed_locations(&o.content_types),
+        not_found_page => o.not_found_page && o.origin.is_none(),
     };
     env.render_str(TEMPLATE, ctx)
         .expect("the built-in nginx template renders: it is tested")
@@ -170,6 +173,7 @@ mod tests {
                 ("/".into(), "text/html; charset=utf-8".into()),
                 ("/bad.json".into(), "application/json\"; evil".into()),
             ],
+            not_found_page: true,
         });
         for want in [
             "root \"/srv/www/current\";",

@@ -406,10 +406,15 @@ impl Settings {
     }
 }
 
-/// What the scheduler is doing, for `/v1/status` and tests (read without
-/// asking the scheduler task).
-#[derive(Debug, Default)]
+/// What the scheduler is doing, for `/v1/status`, `kiln serve` and tests
+/// (read without asking the scheduler task).
+#[derive(Debug)]
 pub(crate) struct Backlog {
+    /// Bumped whenever a file was written, deleted or refused: `kiln serve`
+    /// reloads open browser tabs when it changes and the backlog is idle.
+    pub(crate) changes: tokio::sync::watch::Sender<u64>,
+    /// Why the templates do not load, while they do not (`kiln serve` shows it).
+    pub(crate) template_error: tokio::sync::watch::Sender<Option<String>>,
     /// URLs waiting (debounce or retry).
     pub(crate) pending: AtomicUsize,
     /// URLs being baked.
@@ -420,7 +425,27 @@ pub(crate) struct Backlog {
     pub(crate) resolving: AtomicUsize,
 }
 
+impl Default for Backlog {
+    fn default() -> Backlog {
+        Backlog {
+            changes: tokio::sync::watch::Sender::new(0),
+            template_error: tokio::sync::watch::Sender::new(None),
+            pending: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            retrying: AtomicUsize::new(0),
+            resolving: AtomicUsize::new(0),
+        }
+    }
+}
+
 impl Backlog {
+    /// True when nothing is waiting, running or being resolved.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) == 0
+            && self.in_flight.load(Ordering::Relaxed) == 0
+            && self.resolving.load(Ordering::Relaxed) == 0
+    }
+
     fn set(&self, co: &Coalescer, resolving: usize) {
         let (pending, in_flight) = co.backlog();
         self.pending.store(pending, Ordering::Relaxed);
@@ -469,7 +494,12 @@ pub(crate) async fn worker(
             _ = shutdown.cancelled() => break,
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 match done {
-                    Ok(d) => finish(&baker, &jobs, &mut co, &settings, &metrics, d).await,
+                    Ok(d) => {
+                        if matches!(d.1.outcome, Outcome::Written | Outcome::Deleted | Outcome::Refused(_)) {
+                            backlog.changes.send_modify(|n| *n += 1);
+                        }
+                        finish(&baker, &jobs, &mut co, &settings, &metrics, d).await
+                    }
                     Err(e) => tracing::error!(error = %e, "bake task panicked"),
                 }
             }

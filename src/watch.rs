@@ -166,6 +166,7 @@ pub(crate) async fn worker(
     cfg: Arc<Config>,
     baker: Arc<Baker>,
     submit: Submitter,
+    backlog: Arc<crate::schedule::Backlog>,
     shutdown: CancellationToken,
 ) {
     let WatchHandle {
@@ -199,6 +200,9 @@ pub(crate) async fn worker(
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "templates or data do not load; every baked file is kept as it was until this is fixed");
+                backlog
+                    .template_error
+                    .send_replace(Some(crate::bake::error_chain(&e)));
                 continue;
             }
             Err(e) => {
@@ -213,6 +217,7 @@ pub(crate) async fn worker(
         }
         tracing::info!(changes = ?changes, targets = targets.len(), "templates or data changed");
         baker.set_renderer(renderer);
+        backlog.template_error.send_replace(None);
         if submit
             .submit(Request {
                 targets,

@@ -417,6 +417,21 @@ impl WebRoot {
         Ok(WriteOutcome::Written)
     }
 
+    /// The bytes of the regular file `rel`, read without following a
+    /// symlink anywhere below the root; `None` when there is no such file
+    /// (a directory, a symlink, nothing).
+    pub(crate) fn read_page(&self, rel: &Path) -> Option<Vec<u8>> {
+        let (chain, name) = self.walk(rel, false).ok()??;
+        let dir = chain.last()?;
+        let mut file = open_file(dir, &name).ok()?;
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
+        Some(bytes)
+    }
+
     /// True when `rel` is a baked file (not following symlinks); a symlink
     /// on the way is the same error a write or removal would meet.
     pub(crate) fn has_page(&self, rel: &Path) -> Result<bool, WriteError> {

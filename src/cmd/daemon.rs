@@ -45,7 +45,7 @@ pub async fn run(g: &GlobalArgs, args: DaemonArgs) -> anyhow::Result<Exit> {
 }
 
 /// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

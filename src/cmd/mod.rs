@@ -10,6 +10,7 @@ pub mod init;
 pub mod nginx;
 pub mod regen;
 pub mod rollback;
+pub mod serve;
 pub mod status;
 
 use std::io::Read;

@@ -24,6 +24,7 @@ pub struct NginxArgs {
 pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
     let cfg = g.load_config()?;
     let root = std::path::absolute(crate::release::live_root(&cfg.out))?;
+    let not_found_page = root.join("404.html").is_file();
     let (redirects, content_types) = if cfg.state.exists() {
         let index = Index::open(&cfg.state)?;
         let typed = index
@@ -70,6 +71,7 @@ pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
                 .precompress
                 .contains(&crate::config::Encoding::Brotli),
             content_types,
+            not_found_page,
         })
     );
     Ok(Exit::Clean)

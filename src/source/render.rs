@@ -127,6 +127,7 @@ impl Renderer {
         env.set_keep_trailing_newline(true);
         env.set_formatter(escape_formatter);
         env.add_filter("markdown", |s: String| markdown(&s));
+        env.add_filter("reading_minutes", reading_minutes);
         let sources = read_templates(&cfg.templates)?;
         for (name, source) in &sources {
             env.add_template_owned(name.clone(), source.clone())
@@ -453,6 +454,25 @@ fn read_templates(dir: &Path) -> Result<BTreeMap<String, String>, RenderError> {
         out.insert(rel, source);
     }
     Ok(out)
+}
+
+/// Minutes to read an HTML text at 200 words a minute (at least 1): the
+/// `reading_minutes` filter.
+fn reading_minutes(html: String) -> usize {
+    let mut text = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                text.push(' ');
+            }
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.split_whitespace().count().div_ceil(200).max(1)
 }
 
 /// Templates a template source names directly: extends, include (string or

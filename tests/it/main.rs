@@ -10,4 +10,5 @@ mod https;
 mod init;
 mod nginx;
 mod render;
+mod serve;
 mod stale;

@@ -165,12 +165,42 @@ async fn the_generated_config_passes_nginx_t_for_the_default_site_and_releases()
         snippet.stdout.contains("=404;"),
         "no origin: no fall-through"
     );
-    let (ok, msg) = Nginx::test_config(
-        &snippet
-            .stdout
-            .replace("listen 80;", &format!("listen 127.0.0.1:{};", free_port())),
-    );
+    let port = free_port();
+    let conf = snippet
+        .stdout
+        .replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
+    let (ok, msg) = Nginx::test_config(&conf);
     assert!(ok, "{msg}");
+    // Served for real: the styled 404 page, and the feed's own type.
+    open_up(site.path());
+    let nginx = Nginx::start(&conf, port).await;
+    let http = client();
+    let r = http.get(nginx.url("/no-such-page/")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("didn't survive the firing"));
+    let r = http.get(nginx.url("/feed.xml")).send().await.unwrap();
+    assert_eq!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next(),
+        Some("application/atom+xml")
+    );
+    let r = http
+        .get(nginx.url("/posts/reclaiming-clay/"))
+        .send()
+        .await
+        .unwrap();
+    let post = r.text().await.unwrap();
+    assert!(
+        post.contains("min read") && post.contains("rel=\"next\""),
+        "{post}"
+    );
 }
 
 /// nginx answers every baked file with the Content-Type the origin sent,

@@ -1,0 +1,310 @@
+//! `kiln serve`'s preview server: the output served with the same rules as
+//! the generated nginx block (recorded redirects, `$uri`, `$uri/index.html`,
+//! recorded content types, a 404 page), what is not baked proxied to the
+//! origin in fetch mode, and open HTML pages reloaded live. The reload
+//! script is added to responses only; it is never written to the output.
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::index::Index;
+use crate::schedule::Backlog;
+use crate::write::WebRoot;
+
+/// Where the browser listens for reloads.
+const EVENTS_PATH: &str = "/__kiln/events";
+
+/// The script added before `</body>` of HTML responses: reload on change,
+/// show a template error as an overlay (the last good page stays under it).
+const LIVE_RELOAD: &str = r#"<script data-kiln-live-reload>
+(() => {
+  const events = new EventSource("/__kiln/events");
+  const overlay = (text) => {
+    let box = document.getElementById("kiln-error");
+    if (!text) { if (box) box.remove(); return; }
+    if (!box) {
+      box = document.createElement("pre");
+      box.id = "kiln-error";
+      box.style.cssText = "position:fixed;inset:auto 1rem 1rem 1rem;z-index:2147483647;margin:0;padding:1rem;max-height:50vh;overflow:auto;background:#2b0a0a;color:#ffd7d7;font:14px/1.4 ui-monospace,monospace;border-left:6px solid #ff5c5c;white-space:pre-wrap;box-shadow:0 8px 30px rgba(0,0,0,.4)";
+      document.body.appendChild(box);
+    }
+    box.textContent = "kiln: " + text;
+  };
+  events.addEventListener("reload", () => location.reload());
+  events.addEventListener("error-message", (e) => overlay(e.data));
+  events.addEventListener("ok", () => overlay(null));
+})();
+</script>"#;
+
+/// What the browser is told.
+#[derive(Debug, Clone)]
+pub(crate) enum LiveEvent {
+    /// Files changed: reload.
+    Reload,
+    /// The templates do not load: show why.
+    Error(String),
+    /// They load again.
+    Ok,
+}
+
+/// The preview server's view of the site.
+#[derive(Clone)]
+pub(crate) struct Preview {
+    /// The output, read without following symlinks.
+    pub(crate) root: WebRoot,
+    /// Redirects and content types.
+    pub(crate) index: Index,
+    /// The origin for what is not baked (fetch mode).
+    pub(crate) origin: Option<url::Url>,
+    /// Live events for open pages.
+    pub(crate) events: broadcast::Sender<LiveEvent>,
+    /// The current template error, sent to pages that connect while it lasts.
+    pub(crate) error: Arc<std::sync::Mutex<Option<String>>>,
+    client: reqwest::Client,
+}
+
+impl Preview {
+    /// A preview of `root`.
+    pub(crate) fn new(root: WebRoot, index: Index, origin: Option<url::Url>) -> Preview {
+        Preview {
+            root,
+            index,
+            origin,
+            events: broadcast::channel(64).0,
+            error: Arc::default(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The router: live events and everything else as nginx would serve it.
+pub(crate) fn router(preview: Preview) -> Router {
+    Router::new()
+        .route(EVENTS_PATH, get(events))
+        .fallback(serve)
+        .with_state(preview)
+}
+
+/// Turns the daemon's signals into browser events: a reload once a burst of
+/// regenerations is over, an overlay while the templates are broken.
+pub(crate) async fn follow(preview: Preview, backlog: Arc<Backlog>, stop: CancellationToken) {
+    let mut changes = backlog.changes.subscribe();
+    let mut errors = backlog.template_error.subscribe();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = changes.changed() => {
+                if changed.is_err() { return; }
+                // Wait for the rest of the burst: one reload per edit.
+                while !backlog.is_idle() {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = changes.changed() => {}
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+                    }
+                }
+                let _ = preview.events.send(LiveEvent::Reload);
+            }
+            changed = errors.changed() => {
+                if changed.is_err() { return; }
+                let error = errors.borrow_and_update().clone();
+                if let Ok(mut e) = preview.error.lock() {
+                    e.clone_from(&error);
+                }
+                let _ = preview.events.send(match error {
+                    Some(e) => LiveEvent::Error(e),
+                    None => LiveEvent::Ok,
+                });
+            }
+        }
+    }
+}
+
+async fn events(State(p): State<Preview>) -> impl IntoResponse {
+    use tokio_stream::StreamExt;
+    // A page that connects while the templates are broken sees why at once.
+    let current = p.error.lock().ok().and_then(|e| e.clone());
+    let first = tokio_stream::iter(current.map(LiveEvent::Error));
+    let live =
+        tokio_stream::wrappers::BroadcastStream::new(p.events.subscribe()).filter_map(Result::ok);
+    let stream = first.chain(live).map(|ev| {
+        Ok::<_, Infallible>(match ev {
+            LiveEvent::Reload => Event::default().event("reload").data("1"),
+            LiveEvent::Error(e) => Event::default().event("error-message").data(e),
+            LiveEvent::Ok => Event::default().event("ok").data("1"),
+        })
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn serve(State(p): State<Preview>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let Ok(canonical) = crate::urlpath::canonical(&path) else {
+        return not_found(&p);
+    };
+    if req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD {
+        if let Ok(redirects) = p.index.redirects().await {
+            if let Some(r) = redirects.iter().find(|r| r.from == canonical) {
+                return Response::builder()
+                    .status(StatusCode::from_u16(r.code).unwrap_or(StatusCode::MOVED_PERMANENTLY))
+                    .header(header::LOCATION, &r.to)
+                    .body(Body::empty())
+                    .unwrap_or_default();
+            }
+        }
+        if let Some((rel, bytes)) = find_file(&p.root, &canonical) {
+            let content_type = match p
+                .index
+                .page(&canonical)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|r| r.content_type)
+            {
+                Some(ct) => ct,
+                None => crate::urlmap::content_type_of(&rel).to_string(),
+            };
+            return file_response(StatusCode::OK, &content_type, bytes);
+        }
+    }
+    match &p.origin {
+        Some(origin) => proxy(&p, origin, req).await,
+        None => not_found(&p),
+    }
+}
+
+/// `try_files $uri $uri/index.html`, without following symlinks.
+fn find_file(root: &WebRoot, canonical: &str) -> Option<(PathBuf, Vec<u8>)> {
+    let segments = crate::urlmap::segments(canonical).ok()?;
+    let mut rel: PathBuf = segments.iter().collect();
+    if !canonical.ends_with('/') && !segments.is_empty() {
+        if let Some(bytes) = root.read_page(&rel) {
+            return Some((rel, bytes));
+        }
+    }
+    rel.push("index.html");
+    root.read_page(&rel).map(|b| (rel, b))
+}
+
+fn file_response(status: StatusCode, content_type: &str, mut bytes: Vec<u8>) -> Response {
+    if crate::urlmap::media_type(content_type) == "text/html" {
+        bytes = inject_live_reload(bytes);
+    }
+    Response::builder()
+        .status(status)
+        .header(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(content_type)
+                .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        )
+        .header(header::CACHE_CONTROL, "no-store")
+        .header("x-kiln", "static")
+        .body(Body::from(bytes))
+        .unwrap_or_default()
+}
+
+/// Puts the live-reload script before `</body>` (or at the end).
+fn inject_live_reload(mut html: Vec<u8>) -> Vec<u8> {
+    let at = html
+        .windows(7)
+        .rposition(|w| w.eq_ignore_ascii_case(b"</body>"))
+        .unwrap_or(html.len());
+    html.splice(at..at, LIVE_RELOAD.bytes());
+    html
+}
+
+fn not_found(p: &Preview) -> Response {
+    match p.root.read_page(std::path::Path::new("404.html")) {
+        Some(bytes) => file_response(StatusCode::NOT_FOUND, "text/html; charset=utf-8", bytes),
+        None => (
+            StatusCode::NOT_FOUND,
+            "404 not found (and no 404.html in the output)\n",
+        )
+            .into_response(),
+    }
+}
+
+/// Passes the request to the origin as nginx's `@origin` would.
+async fn proxy(p: &Preview, origin: &url::Url, req: Request) -> Response {
+    let target = match crate::urlpath::request_url(
+        origin,
+        &req.uri()
+            .path_and_query()
+            .map(|x| x.to_string())
+            .unwrap_or_default(),
+    ) {
+        Ok(u) => u,
+        Err(_) => return not_found(p),
+    };
+    let method = req.method().clone();
+    let mut headers = req.headers().clone();
+    headers.remove(header::HOST);
+    let body = axum::body::to_bytes(req.into_body(), 16 << 20)
+        .await
+        .unwrap_or_default();
+    let sent = p
+        .client
+        .request(method, target)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await;
+    let upstream = match sent {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                StatusCode::BAD_GATEWAY,
+                format!("kiln serve: the origin did not answer: {e}\n"),
+            )
+                .into_response()
+        }
+    };
+    let status = upstream.status();
+    let headers = upstream.headers().clone();
+    let bytes = upstream.bytes().await.unwrap_or_default().to_vec();
+    let is_html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| crate::urlmap::media_type(ct) == "text/html");
+    let bytes = if is_html {
+        inject_live_reload(bytes)
+    } else {
+        bytes
+    };
+    let mut resp = Response::new(Body::from(bytes));
+    *resp.status_mut() = status;
+    for (k, v) in &headers {
+        if k != header::CONTENT_LENGTH && k != header::TRANSFER_ENCODING && k != header::CONNECTION
+        {
+            resp.headers_mut().append(k, v.clone());
+        }
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_goes_before_the_body_end() {
+        let out = inject_live_reload(b"<html><body><p>x</p></BODY></html>".to_vec());
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.contains("<p>x</p><script data-kiln-live-reload>"), "{s}");
+        assert!(s.ends_with("</script></BODY></html>"), "{s}");
+    }
+}

@@ -1,0 +1,314 @@
+//! `kiln serve` in a real headless browser (Debian's chromium, driven over
+//! the DevTools protocol): an edited template shows up in the open page
+//! without anyone reloading it; a broken one shows an overlay with file and
+//! line over the last good page. Also screenshots of the default site.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::AsyncBufReadExt;
+
+use crate::require;
+use crate::util::{default_site_copy, free_port, wait_for_port, TestSite};
+
+/// A running `kiln serve`.
+struct Serve {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl Serve {
+    async fn start(site: &TestSite, args: &[&str]) -> Serve {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut all = args.to_vec();
+        all.extend(["serve", "--listen", &listen]);
+        let mut cmd = site.command(&all);
+        cmd.stdout(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(l) = lines.next_line().await.unwrap() {
+                if let Some(rest) = l.strip_prefix("kiln serve: ") {
+                    return rest
+                        .split(' ')
+                        .next()
+                        .unwrap()
+                        .trim_end_matches('/')
+                        .to_string();
+                }
+            }
+            panic!("kiln serve exited before it was ready");
+        })
+        .await
+        .expect("kiln serve did not start");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Serve { child, url }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+    }
+}
+
+/// Headless chromium with a DevTools port; killed when dropped.
+struct Browser {
+    child: tokio::process::Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+}
+
+fn chromium_args(profile: &std::path::Path) -> Vec<String> {
+    [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("--user-data-dir={}", profile.display())])
+    .collect()
+}
+
+impl Browser {
+    async fn open(url: &str) -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = tokio::process::Command::new("chromium")
+            .args(chromium_args(profile.path()))
+            .arg(format!("--remote-debugging-port={port}"))
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        wait_for_port(port, "chromium's DevTools port").await;
+        Browser {
+            child,
+            port,
+            _profile: profile,
+        }
+    }
+
+    /// The page's DevTools WebSocket.
+    async fn page(&self) -> Page {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let ws_url = loop {
+            let list: serde_json::Value =
+                match reqwest::get(format!("http://127.0.0.1:{}/json/list", self.port)).await {
+                    Ok(r) => r.json().await.unwrap_or_default(),
+                    Err(_) => serde_json::Value::Null,
+                };
+            let found = list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|t| t["type"] == "page")
+                .and_then(|t| t["webSocketDebuggerUrl"].as_str().map(str::to_string));
+            if let Some(u) = found {
+                break u;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "chromium showed no page target"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let (ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+        Page { ws, next_id: 1 }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+struct Page {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    next_id: u64,
+}
+
+impl Page {
+    /// Evaluates a JavaScript expression in the page, returning its value.
+    async fn eval(&mut self, expr: &str) -> serde_json::Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let msg = serde_json::json!({
+            "id": id,
+            "method": "Runtime.evaluate",
+            "params": {"expression": expr, "returnByValue": true},
+        });
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                msg.to_string().into(),
+            ))
+            .await
+            .unwrap();
+        while let Some(m) = self.ws.next().await {
+            let Ok(tokio_tungstenite::tungstenite::Message::Text(t)) = m else {
+                continue;
+            };
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            if v["id"] == id {
+                return v["result"]["result"]["value"].clone();
+            }
+        }
+        panic!("DevTools connection closed");
+    }
+
+    /// Polls `expr` until `ok` holds for its value.
+    async fn wait_for(
+        &mut self,
+        what: &str,
+        expr: &str,
+        ok: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self.eval(expr).await;
+            if ok(&v) {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; last value {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_template_changes_the_open_page_without_a_reload_and_errors_show_an_overlay() {
+    require!("chromium");
+    let site = default_site_copy();
+    let serve = Serve::start(&site, &[]).await;
+    let browser = Browser::open(&format!("{}/about/", serve.url)).await;
+    let mut page = browser.page().await;
+    page.wait_for(
+        "the about page",
+        "document.querySelector('h1') && document.querySelector('h1').textContent",
+        |v| v.as_str().is_some_and(|s| s.contains("About")),
+    )
+    .await;
+    // A marker that a reload by the test would wipe: the page must reload itself.
+    page.eval("window.kilnMarker = 1").await;
+    let template = site.path().join("templates/page.html");
+    let text = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(
+        &template,
+        text.replace(
+            "<h1>{{ page.title }}</h1>",
+            "<h1>{{ page.title }} (edited)</h1>",
+        ),
+    )
+    .unwrap();
+    page.wait_for(
+        "the edit in the open page",
+        "document.querySelector('h1') && document.querySelector('h1').textContent",
+        |v| v.as_str().is_some_and(|s| s.contains("(edited)")),
+    )
+    .await;
+    assert_eq!(
+        page.eval("window.kilnMarker === undefined").await,
+        true,
+        "the page reloaded itself"
+    );
+    // The script is in the response, never in the file on disk.
+    assert!(!site
+        .read("about/index.html")
+        .unwrap()
+        .contains("kiln-live-reload"));
+
+    // A syntax error: an overlay with file and line, the last good page under it.
+    let nav = site.path().join("templates/partials/nav.html");
+    let good = std::fs::read_to_string(&nav).unwrap();
+    std::fs::write(&nav, good.replace("{% endif %}", "{% endiff %}")).unwrap();
+    let overlay = page
+        .wait_for("the error overlay", "document.getElementById('kiln-error') && document.getElementById('kiln-error').textContent", |v| {
+            v.as_str().is_some_and(|s| s.contains("partials/nav.html"))
+        })
+        .await;
+    assert!(overlay.as_str().unwrap().contains("line 4"), "{overlay}");
+    let h1 = page.eval("document.querySelector('h1').textContent").await;
+    assert!(
+        h1.as_str().unwrap().contains("(edited)"),
+        "the last good page stays: {h1}"
+    );
+    // Fixed: the overlay goes.
+    std::fs::write(&nav, good).unwrap();
+    page.wait_for(
+        "the overlay to go",
+        "document.getElementById('kiln-error') === null",
+        |v| v == &serde_json::Value::Bool(true),
+    )
+    .await;
+    drop(browser);
+    drop(serve);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_site_looks_right_at_desktop_and_mobile_widths() {
+    require!("chromium");
+    let site = default_site_copy();
+    let serve = Serve::start(&site, &[]).await;
+    let shots = tempfile::tempdir().unwrap();
+    for (name, size) in [("desktop", "1280,900"), ("mobile", "390,844")] {
+        for (page, path) in [
+            ("home", "/"),
+            ("post", "/posts/reading-a-firing-schedule/"),
+            ("404", "/no-such-page/"),
+        ] {
+            let png = shots.path().join(format!("{page}-{name}.png"));
+            let profile = tempfile::tempdir().unwrap();
+            let out = tokio::process::Command::new("chromium")
+                .args(chromium_args(profile.path()))
+                .arg(format!("--window-size={size}"))
+                .arg(format!("--screenshot={}", png.display()))
+                .arg(format!("{}{path}", serve.url))
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let bytes = std::fs::read(&png).unwrap();
+            assert_eq!(
+                &bytes[..8],
+                b"\x89PNG\r\n\x1a\n",
+                "{page} at {name} is a PNG"
+            );
+            assert!(
+                bytes.len() > 10_000,
+                "{page} at {name} is more than a blank page ({} bytes)",
+                bytes.len()
+            );
+            if let Ok(dir) = std::env::var("KILN_SCREENSHOTS") {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::copy(
+                    &png,
+                    std::path::Path::new(&dir).join(png.file_name().unwrap()),
+                )
+                .unwrap();
+            }
+        }
+    }
+    drop(serve);
+}
