@@ -10,7 +10,20 @@ use crate::config::{Config, ConfigError, Overrides};
 
 /// kiln: bake a dynamic site or templates into static files for nginx, and keep them fresh.
 #[derive(Debug, Parser)]
-#[command(name = "kiln", version, about, propagate_version = true)]
+#[command(
+    name = "kiln",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Start here:
+  kiln init --render            a template site (or: kiln init --origin http://127.0.0.1:8000)
+  kiln serve                    preview it with live reload
+  kiln build                    bake it into the output nginx serves
+  kiln nginx > site.conf        the nginx server block
+  kiln daemon                   keep it fresh as content changes
+
+`kiln <command> --help` shows each command's examples."
+)]
 pub struct Cli {
     /// Flags every subcommand takes.
     #[command(flatten)]
@@ -170,5 +183,23 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_help_ends_with_real_examples() {
+        let mut cli = Cli::command();
+        for sub in cli.get_subcommands_mut() {
+            let name = sub.get_name().to_string();
+            if name == "help" {
+                continue;
+            }
+            let help = sub.render_long_help().to_string();
+            let examples = help
+                .split("Examples:")
+                .nth(1)
+                .unwrap_or_else(|| panic!("`kiln {name} --help` has no examples:\n{help}"));
+            let count = examples.lines().filter(|l| l.contains("kiln ")).count();
+            assert!((2..=5).contains(&count), "`kiln {name}`: {count} examples");
+        }
     }
 }

@@ -122,8 +122,25 @@ impl WebRoot {
             precompress,
             precompress_min_bytes,
         };
-        web.root_dir()?;
+        web.probe()?;
         Ok(web)
+    }
+
+    /// Checks once, before any work, that files can be created in the root:
+    /// an unwritable output is one clear error, not one failure per page.
+    fn probe(&self) -> Result<(), WriteError> {
+        let dir = self.root_dir()?;
+        let name = temp_name("probe");
+        let fd = rustix::fs::openat(
+            &dir.fd,
+            &name,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map_err(errno("create files in the output directory", &self.root))?;
+        drop(fd);
+        let _ = rustix::fs::unlinkat(&dir.fd, &name, AtFlags::empty());
+        Ok(())
     }
 
     /// A root `rel` below `base` (a release directory under `<out>`): `base`

@@ -12,6 +12,11 @@ use crate::write::WebRoot;
 
 /// `kiln build` flags.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  kiln build                                   render or crawl the site in ./site.toml into its output
+  kiln build --origin http://127.0.0.1:8000 --out /srv/www   bake a running app, no config file needed
+  kiln build --release                         build a new release beside the live one, switch when done
+  kiln build --force --origin http://new:8000  the app moved: bake the same output from a new origin")]
 pub struct BuildArgs {
     /// Build into a new releases/<id>/ directory and switch the `current` symlink when done
     #[arg(long)]
@@ -106,14 +111,14 @@ pub async fn run(g: &GlobalArgs, args: BuildArgs) -> anyhow::Result<Exit> {
         };
         releases.switch(&id)?;
         let pruned = releases.prune(cfg.keep_releases)?;
-        let exit = super::finish_run(g, summary, guarded)?;
+        let exit = super::finish_run(g, &cfg, summary, guarded)?;
         println!(
             "release {id} is live at {} ({shared} unchanged files hard-linked, {pruned} old releases removed)",
             releases.current_link().display()
         );
         return Ok(exit);
     }
-    let exit = super::finish_run(g, summary, guarded);
+    let exit = super::finish_run(g, &cfg, summary, guarded);
     if !g.quiet {
         println!("output: {}", root.path().display());
     }

@@ -6,6 +6,10 @@ use crate::cli::{Exit, GlobalArgs};
 
 /// `kiln daemon` flags.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  kiln daemon                                  spool + HTTP on 127.0.0.1:7878 (+ template watching)
+  KILN_TOKEN=secret kiln daemon --listen 0.0.0.0:7878
+  kiln daemon --listen off                     spool and watcher only")]
 pub struct DaemonArgs {
     /// HTTP listen address, overriding `[daemon] listen` ("off" disables it)
     #[arg(long, value_name = "ADDR")]

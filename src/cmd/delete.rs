@@ -8,6 +8,9 @@ use crate::targets::Target;
 
 /// `kiln delete` flags.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  kiln delete /old-post/
+  kiln delete /a/ /b/")]
 pub struct DeleteArgs {
     /// URL paths whose files to remove
     #[arg(required = true, value_name = "URL")]

@@ -5,6 +5,10 @@ use crate::queue::Spool;
 
 /// `kiln enqueue` flags.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  kiln enqueue tag:post:42                     a durable spool file; the daemon takes it now or at its next start
+  kiln enqueue /about/ /
+  git diff --name-only | sed 's|^content|tag:data:content|' | kiln enqueue -")]
 pub struct EnqueueArgs {
     /// Targets: /path/, tag:NAME, glob:PATTERN, delete:/path/, all, or - for stdin
     #[arg(required = true, value_name = "TARGET")]

@@ -5,6 +5,9 @@ use crate::index::Index;
 
 /// `kiln explain` flags.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  kiln explain /blog/post-1/     the tags that regenerate it, its file, and whether it is as baked
+  kiln explain /feed.xml")]
 pub struct ExplainArgs {
     /// URL path to explain
     pub url: String,

@@ -168,6 +168,7 @@ pub(crate) async fn hand_to_daemon(
 /// mass-delete guard into the error it is, with a truthful summary.
 pub(crate) fn finish_run(
     g: &crate::cli::GlobalArgs,
+    cfg: &crate::config::Config,
     mut summary: crate::bake::Summary,
     guarded: Result<usize, crate::bake::MassDelete>,
 ) -> anyhow::Result<crate::cli::Exit> {
@@ -177,6 +178,21 @@ pub(crate) fn finish_run(
     }
     if !g.quiet || summary.has_failures() {
         println!("{}", summary.render());
+    }
+    // Every page failing to connect is one problem, said once.
+    if !summary.failed.is_empty()
+        && summary.written + summary.unchanged == 0
+        && summary
+            .failed
+            .iter()
+            .all(|(_, e)| e.starts_with("could not connect to"))
+    {
+        if let Some(o) = &cfg.origin {
+            eprintln!(
+                "hint: nothing answered at {} (`[origin] url`, or --origin): is the app running there?",
+                o.url
+            );
+        }
     }
     if let Some(e) = blocked {
         return Err(e.into());

@@ -6,6 +6,10 @@ use crate::nginx::{render, NginxOptions};
 
 /// `kiln nginx` flags.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  kiln nginx > /etc/nginx/conf.d/site.conf
+  kiln nginx --listen 127.0.0.1:8080 --server-name example.org
+  kiln nginx --session-cookie sessionid --session-cookie 'wordpress_logged_in_*' ")]
 pub struct NginxArgs {
     /// `listen` value for the server block
     #[arg(long, default_value = "80")]

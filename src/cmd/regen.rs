@@ -10,6 +10,22 @@ use crate::crawl::{self, Follow};
 
 /// `kiln regen` flags.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Targets:
+  /path/          one URL
+  tag:NAME        every page whose response carried that tag (Surrogate-Key), or a
+                  kiln tag: template:NAME, data:PATH, collection:NAME, path:/prefix/
+  glob:/PATTERN   every known URL matching (`*` within a segment, `**` across)
+  delete:/path/   remove the page's file (nginx falls through to the app)
+  failed          every page whose last attempt failed
+  all             everything kiln knows, and the seeds
+  -               read targets from stdin, one per line (# comments)
+
+Examples:
+  kiln regen /blog/ /blog/post-1/
+  kiln regen tag:post:42
+  kiln regen 'glob:/blog/**'
+  echo tag:post:42 | kiln regen -
+  kiln regen --dry-run all")]
 pub struct RegenArgs {
     /// Print the URLs the targets resolve to, and do nothing
     #[arg(long)]
@@ -35,7 +51,7 @@ pub async fn run(g: &GlobalArgs, args: RegenArgs) -> anyhow::Result<Exit> {
         }
     };
     let out = crate::release::live_root(&cfg.out);
-    let baker = Arc::new(Baker::new(cfg, &out, args.guard.run_options()).await?);
+    let baker = Arc::new(Baker::new(cfg.clone(), &out, args.guard.run_options()).await?);
     let resolved = baker.resolve(&targets).await?;
     if args.dry_run {
         for u in &resolved.bake {
@@ -71,5 +87,5 @@ pub async fn run(g: &GlobalArgs, args: RegenArgs) -> anyhow::Result<Exit> {
     let guarded = baker.apply_removals(args.guard.allow_mass_delete).await;
     summary.finish();
     baker.index().flush().await?;
-    super::finish_run(g, summary, guarded)
+    super::finish_run(g, &cfg, summary, guarded)
 }

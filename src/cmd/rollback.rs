@@ -5,6 +5,9 @@ use crate::release::Releases;
 
 /// `kiln rollback` flags.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  kiln rollback                        point `current` at the release before the live one
+  kiln --out /srv/site rollback        the same for another output")]
 pub struct RollbackArgs {}
 
 /// Points `<out>/current` at the release before the live one.

@@ -5,6 +5,9 @@ use crate::index::Index;
 
 /// `kiln status` flags.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  kiln status                 pages by state, failing pages, queue, and the daemon if one runs
+  kiln status --json | jq .pages")]
 pub struct StatusArgs {
     /// Print JSON instead of text
     #[arg(long)]

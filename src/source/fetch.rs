@@ -393,6 +393,8 @@ impl Fetcher {
         let target = urlpath::request_url(&self.origin.url, path)?;
         let url = target.to_string();
         let classify = |e: reqwest::Error, url: &str| {
+            // The URL is in our message once; reqwest's would repeat it.
+            let e = e.without_url();
             if e.is_timeout() {
                 FetchError::Timeout {
                     url: url.to_string(),

@@ -607,7 +607,9 @@ fn read_data_file(path: &Path) -> Result<Fields, RenderError> {
             let mut map = match front {
                 None => Fields::new(),
                 Some(FrontMatter::Yaml(y)) => {
-                    match serde_saphyr::from_str::<serde_json::Value>(y)
+                    // One blank line for the opening fence, so the parser's
+                    // line numbers are the file's.
+                    match serde_saphyr::from_str::<serde_json::Value>(&format!("\n{y}"))
                         .map_err(|e| err(format!("front matter: {e}")))?
                     {
                         serde_json::Value::Object(m) => m,
@@ -616,8 +618,8 @@ fn read_data_file(path: &Path) -> Result<Fields, RenderError> {
                     }
                 }
                 Some(FrontMatter::Toml(t)) => {
-                    let v: toml::Value =
-                        toml::from_str(t).map_err(|e| err(format!("front matter: {e}")))?;
+                    let v: toml::Value = toml::from_str(&format!("\n{t}"))
+                        .map_err(|e| err(format!("front matter: {e}")))?;
                     match serde_json::to_value(v).map_err(|e| err(e.to_string()))? {
                         serde_json::Value::Object(m) => m,
                         _ => Fields::new(),

@@ -12,3 +12,4 @@ mod nginx;
 mod render;
 mod serve;
 mod stale;
+mod usage;

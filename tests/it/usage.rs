@@ -1,0 +1,108 @@
+//! Messages that teach: problems found before work starts, said once, with
+//! what to do.
+
+use crate::util::{default_site_copy, Origin, Page, TestSite};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_fails_where_build_would_and_points_at_the_line() {
+    let site = default_site_copy();
+    assert_eq!(site.kiln(&["check"]).await.code, 0);
+    // A template that does not parse.
+    let nav = site.path().join("templates/partials/nav.html");
+    let good = std::fs::read_to_string(&nav).unwrap();
+    std::fs::write(&nav, good.replace("{% endif %}", "{% endiff %}")).unwrap();
+    let run = site.kiln(&["check"]).await;
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("partials/nav.html") && run.stderr.contains("line 4"),
+        "{}",
+        run.all()
+    );
+    std::fs::write(&nav, good).unwrap();
+    // Front matter with an error on line 4 of the file (not of the block).
+    let post = site.path().join("content/posts/reclaiming-clay.md");
+    let text = std::fs::read_to_string(&post).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[3].starts_with("tags:"), "{text}");
+    std::fs::write(
+        &post,
+        text.replacen("tags: [clay, studio]", "tags: [clay, studio", 1),
+    )
+    .unwrap();
+    let run = site.kiln(&["check"]).await;
+    assert_eq!(run.code, 2, "{}", run.all());
+    // The parser's excerpt numbers lines as the file does (line 4 is `tags:`).
+    assert!(
+        run.stderr.contains("reclaiming-clay.md") && run.stderr.contains("4 | tags: [clay, studio"),
+        "{}",
+        run.all()
+    );
+    std::fs::write(&post, &text).unwrap();
+    // A URL placeholder the data does not have.
+    let toml = site.path().join("site.toml");
+    let cfg = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        cfg.replace(
+            "url = \"/posts/{slug}/\"",
+            "url = \"/posts/{year}/{slug}/\"",
+        ),
+    )
+    .unwrap();
+    let run = site.kiln(&["check"]).await;
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("year"), "{}", run.all());
+    // A duration without a unit says how to write one.
+    std::fs::write(&toml, cfg.replace("debounce = \"100ms\"", "debounce = 100")).unwrap();
+    let run = site.kiln(&["check"]).await;
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("daemon.debounce") && run.stderr.contains("\"100ms\""),
+        "{}",
+        run.all()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_origin_and_an_unwritable_output_are_said_once() {
+    let origin = Origin::start(vec![("/", Page::html("x"))]).await;
+    let url = origin.url();
+    drop(origin);
+    let site = TestSite::new(&format!("[origin]\nurl = \"{url}\"\nretries = 0\n"));
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stdout.matches(&url).count(),
+        1,
+        "the URL once per failed page: {}",
+        run.all()
+    );
+    assert_eq!(
+        run.stderr.matches("hint: nothing answered at").count(),
+        1,
+        "{}",
+        run.all()
+    );
+    // An output that cannot be written: one message before any work.
+    let run = site.kiln(&["build", "--out", "/proc/self"]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("failed to create files in the output directory `/proc/self`"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        !run.stdout.contains("pages in"),
+        "no work started: {}",
+        run.all()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_runs_print_nothing_on_success() {
+    let site = default_site_copy();
+    let run = site.kiln(&["-q", "build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.stdout.trim(), "", "{}", run.all());
+}
