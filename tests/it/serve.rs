@@ -312,3 +312,78 @@ async fn the_default_site_looks_right_at_desktop_and_mobile_widths() {
     }
     drop(serve);
 }
+
+/// Fetch mode: baked files from disk, recorded redirects as redirects,
+/// everything else from the app, as the nginx block would do it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_mode_serves_baked_files_and_proxies_the_rest() {
+    let origin = crate::util::Origin::start(vec![
+        (
+            "/",
+            crate::util::Page::html("<a href=\"/old\">o</a><a href=\"/feed.xml\">f</a>"),
+        ),
+        (
+            "/old",
+            crate::util::Page::html("")
+                .status(301)
+                .with_header("location", "/new/"),
+        ),
+        ("/new/", crate::util::Page::html("<p>new</p>")),
+        (
+            "/feed.xml",
+            crate::util::Page::html("<rss/>").typed("application/rss+xml"),
+        ),
+        (
+            "/live/",
+            crate::util::Page::html("<p>live from the app</p>"),
+        ),
+    ])
+    .await;
+    let site = TestSite::for_origin(&origin, "");
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    origin.reset_hits();
+    let serve = Serve::start(&site, &[]).await;
+    let http = crate::util::client();
+    let r = http
+        .get(format!("{}/new/", serve.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-kiln"], "static");
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("<p>new</p><script data-kiln-live-reload>"));
+    let r = http.get(format!("{}/old", serve.url)).send().await.unwrap();
+    assert_eq!(
+        (
+            r.status().as_u16(),
+            r.headers()["location"].to_str().unwrap()
+        ),
+        (301, "/new/")
+    );
+    let r = http
+        .get(format!("{}/feed.xml", serve.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "application/rss+xml");
+    assert_eq!(origin.total_hits(), 0, "baked pages come from disk");
+    let r = http
+        .get(format!("{}/live/", serve.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("x-kiln").is_none());
+    assert!(r.text().await.unwrap().contains("live from the app"));
+    assert_eq!(origin.hits("/live/"), 1);
+    assert!(
+        !site
+            .read("new/index.html")
+            .unwrap()
+            .contains("kiln-live-reload"),
+        "never written to the output"
+    );
+    drop(serve);
+}
