@@ -4,9 +4,12 @@
 //!
 //! The coalescing rules live in [`Coalescer`], a pure state machine driven by
 //! explicit instants so it can be table-tested without sleeping:
-//! - events for a URL within the debounce window (counted from the first) cost one bake;
+//! - leading edge: an event for a URL that is idle starts its bake at once
+//!   (fresh in milliseconds, not after a window);
 //! - an event that arrives while the URL is being baked causes exactly one
-//!   more bake after it, however many such events arrive.
+//!   more bake after it, however many such events arrive;
+//! - two bakes of one URL start at least `min_interval` apart
+//!   (`daemon.debounce`), which bounds what a storm of events costs an origin.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -64,21 +67,28 @@ pub(crate) struct Dispatch {
 pub(crate) struct Coalescer {
     pending: HashMap<String, Pending>,
     in_flight: HashSet<String>,
+    /// When each recently baked URL last started, for the minimum interval.
+    last_start: HashMap<String, Instant>,
 }
 
 impl Coalescer {
-    /// Records an event for `url` at `now`.
+    /// Records an event for `url` at `now`: due at once, or `min_interval`
+    /// after the URL's last bake started.
     pub(crate) fn event(
         &mut self,
         url: String,
         op: Op,
         job: Option<JobId>,
         now: Instant,
-        debounce: Duration,
+        min_interval: Duration,
     ) {
+        let earliest = self
+            .last_start
+            .get(&url)
+            .map_or(now, |started| (*started + min_interval).max(now));
         let p = self.pending.entry(url).or_insert_with(|| Pending {
             op,
-            due: now + debounce,
+            due: earliest,
             first_event: now,
             jobs: Vec::new(),
             attempt: 0,
@@ -121,11 +131,17 @@ impl Coalescer {
             .collect();
         ready.sort();
         ready.truncate(slots);
+        if self.last_start.len() > 4 * (self.pending.len() + self.in_flight.len()) + 1024 {
+            // Forget start times too old to matter (a day is far beyond any interval).
+            self.last_start
+                .retain(|_, t| now.saturating_duration_since(*t) < Duration::from_secs(86_400));
+        }
         ready
             .into_iter()
             .filter_map(|(_, url)| {
                 let p = self.pending.remove(&url)?;
                 self.in_flight.insert(url.clone());
+                self.last_start.insert(url.clone(), now);
                 Some(Dispatch {
                     url,
                     op: p.op,
@@ -658,10 +674,13 @@ mod tests {
     const W: Duration = Duration::from_millis(100);
 
     #[test]
-    fn a_burst_within_the_window_costs_one_bake() {
+    fn an_isolated_event_starts_at_once_and_a_burst_costs_two_bakes() {
         let t0 = Instant::now();
         let mut co = Coalescer::default();
-        for i in 0..1000 {
+        co.event("/a/".into(), Op::Bake, Some(0), t0, W);
+        let first = co.take_due(t0, 8);
+        assert_eq!(first.len(), 1, "leading edge: no waiting for a window");
+        for i in 1..1000 {
             co.event(
                 "/a/".into(),
                 Op::Bake,
@@ -670,19 +689,23 @@ mod tests {
                 W,
             );
         }
+        co.finished("/a/");
         assert!(
-            co.take_due(t0 + Duration::from_millis(99), 8).is_empty(),
-            "not before the window ends"
+            co.take_due(t0 + Duration::from_millis(60), 8).is_empty(),
+            "the next bake waits for the minimum interval"
         );
-        let d = co.take_due(t0 + W, 8);
-        assert_eq!(d.len(), 1);
+        let second = co.take_due(t0 + W, 8);
+        assert_eq!(second.len(), 1);
         assert_eq!(
-            d[0].jobs.len(),
-            1000,
-            "every job is completed by the one bake"
+            second[0].jobs.len(),
+            999,
+            "every later job is completed by the second bake"
         );
         co.finished("/a/");
         assert!(co.take_due(t0 + W * 10, 8).is_empty());
+        // Idle long enough: the next event starts at once again.
+        co.event("/a/".into(), Op::Bake, None, t0 + W * 10, W);
+        assert_eq!(co.take_due(t0 + W * 10, 8).len(), 1);
     }
 
     #[test]
@@ -690,7 +713,7 @@ mod tests {
         let t0 = Instant::now();
         let mut co = Coalescer::default();
         co.event("/a/".into(), Op::Bake, Some(1), t0, W);
-        let first = co.take_due(t0 + W, 8);
+        let first = co.take_due(t0, 8);
         assert_eq!(first.len(), 1);
         // 500 events while in flight, some long after the window.
         for i in 0..500 {
@@ -851,12 +874,26 @@ mod tests {
                 .unwrap();
             replies.push(rx);
         }
+        let mut replies = replies.into_iter();
+        let first = replies.next().unwrap().await.unwrap();
+        assert_eq!(first.tally.written, 1, "{first:?}");
+        assert!(
+            start.elapsed() < W,
+            "leading edge: the first request did not wait for a window"
+        );
         for r in replies {
             let report = r.await.unwrap();
-            assert_eq!(report.tally.written, 1, "{report:?}");
+            assert_eq!(
+                report.tally.written + report.tally.unchanged,
+                1,
+                "{report:?}"
+            );
         }
-        assert!(start.elapsed() >= W, "nothing before the window closed");
-        assert_eq!(metrics.fetches.get(), 1, "50 requests, one bake");
+        assert!(
+            metrics.fetches.get() <= 2,
+            "50 requests: a leading bake and at most one trailing one, got {}",
+            metrics.fetches.get()
+        );
         assert_eq!(
             std::fs::read_to_string(cfg.out.join("index.html")).unwrap(),
             "<p>hello</p>"
