@@ -12,7 +12,7 @@ use crate::check::{Checker, Verdict};
 use crate::config::{Config, QueryPolicy};
 use crate::crawl::{self, Scope};
 use crate::index::{Index, PageRecord, Redirect};
-use crate::source::fetch::{FetchError, Fetched, Fetcher, Hop};
+use crate::source::fetch::{FetchError, Fetched, Fetcher, Hop, Validators};
 use crate::source::render::Renderer;
 use crate::tag::Tag;
 use crate::targets::Target;
@@ -323,6 +323,18 @@ pub(crate) struct Baker {
     claimed: Option<Mutex<std::collections::HashSet<String>>>,
 }
 
+/// What kiln records about a stored body beside its bytes.
+struct BodyMeta {
+    /// Maps to `index.html` and has links.
+    is_html: bool,
+    /// The origin's (or the route's) `Content-Type`.
+    content_type: Option<String>,
+    /// The origin's `ETag` / `Last-Modified`, for the next conditional fetch.
+    validators: Option<Validators>,
+    /// The status it came with.
+    http_status: Option<u16>,
+}
+
 /// A file removal held back until the end of a run.
 #[derive(Debug, Clone)]
 struct Removal {
@@ -511,6 +523,17 @@ impl Baker {
         }
     }
 
+    /// Seeds of a full build: render routes' URLs, the crawl seeds, and
+    /// every page the index knows (an unchanged page answers 304 and has no
+    /// body to find links in; a changed one does, so new pages are found).
+    pub(crate) async fn build_seeds_with_known(&self) -> Vec<String> {
+        let mut seeds = self.build_seeds();
+        if self.fetcher.is_some() {
+            seeds.extend(self.index.live_urls().await.unwrap_or_default());
+        }
+        seeds
+    }
+
     /// Seeds of a full build: render routes' URLs, then the crawl seeds.
     pub(crate) fn build_seeds(&self) -> Vec<String> {
         let mut seeds = Vec::new();
@@ -554,15 +577,13 @@ impl Baker {
                 result.outcome = match rendered {
                     Ok(page) => {
                         let body = Body::from(page.body);
-                        self.store(
-                            &path,
-                            &body,
-                            page.is_html,
-                            page.content_type,
-                            page.tags,
-                            Some(200),
-                        )
-                        .await
+                        let meta = BodyMeta {
+                            is_html: page.is_html,
+                            content_type: page.content_type,
+                            validators: None,
+                            http_status: Some(200),
+                        };
+                        self.store(&path, &body, meta, page.tags).await
                     }
                     Err(e) => self.fail(&path, None, PageError::Render(Arc::new(e))).await,
                 };
@@ -584,7 +605,20 @@ impl Baker {
                 Outcome::Skipped("already baked in this run (reached through a redirect)".into());
             return result;
         }
-        let fetched = match fetcher.fetch(&path, &|p| self.claim(p)).await {
+        // The validators of the baked copy, when that copy is really there:
+        // an unchanged page then costs the origin a 304 and kiln no write.
+        let known = match self.index.validators(&path).await {
+            Ok(Some((file, v)))
+                if blocking(|| self.root.has_page(Path::new(&file))).unwrap_or(false) =>
+            {
+                Some(v)
+            }
+            _ => None,
+        };
+        let fetched = match fetcher
+            .fetch(&path, &|p| self.claim(p), known.as_ref())
+            .await
+        {
             Ok(f) => f,
             Err(e) => {
                 if let FetchError::NotOnOrigin(_) = e {
@@ -622,6 +656,12 @@ impl Baker {
         }
         match fetched.status {
             200..=299 => {}
+            304 if fetched.hops.is_empty() => {
+                // Asked with the baked copy's validators: it is current.
+                self.index.record(PageRecord::revalidated(path)).await;
+                result.outcome = Outcome::Unchanged;
+                return;
+            }
             404 | 410 => {
                 result.outcome = self.gone(path, Some(fetched.status)).await;
                 if final_path != path {
@@ -664,16 +704,13 @@ impl Baker {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let outcome = self
-            .store(
-                &final_path,
-                &fetched.body,
-                is_html,
-                content_type,
-                tags,
-                Some(fetched.status),
-            )
-            .await;
+        let meta = BodyMeta {
+            is_html,
+            content_type,
+            validators: Validators::of(&fetched.headers),
+            http_status: Some(fetched.status),
+        };
+        let outcome = self.store(&final_path, &fetched.body, meta, tags).await;
         if verdict == Verdict::Anonymous && matches!(outcome, Outcome::Written | Outcome::Unchanged)
         {
             self.index.mark_anonymous_variant(&final_path).await;
@@ -719,11 +756,15 @@ impl Baker {
         &self,
         path: &str,
         body: &Body,
-        is_html: bool,
-        content_type: Option<String>,
+        meta: BodyMeta,
         mut tags: Vec<String>,
-        http_status: Option<u16>,
     ) -> Outcome {
+        let BodyMeta {
+            is_html,
+            content_type,
+            validators,
+            http_status,
+        } = meta;
         let rel = match urlmap::file_for(path, is_html, self.cfg.output.query_strings) {
             Ok(r) => r,
             Err(e) => {
@@ -759,16 +800,16 @@ impl Baker {
         // extension says. nginx, `serve` and publishing all use this record.
         let content_type =
             content_type.unwrap_or_else(|| urlmap::content_type_of(&rel).to_string());
-        self.index
-            .record(PageRecord::baked(
-                path,
-                rel_to_string(&rel),
-                hash,
-                content_type,
-                http_status,
-                tags,
-            ))
-            .await;
+        let mut record = PageRecord::baked(
+            path,
+            rel_to_string(&rel),
+            hash,
+            content_type,
+            http_status,
+            tags,
+        );
+        record.validators = validators;
+        self.index.record(record).await;
         outcome
     }
 

@@ -104,6 +104,9 @@ pub(crate) struct PageRecord {
     /// `Content-Type` the origin (or the route) gave the baked file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) content_type: Option<String>,
+    /// `ETag` and `Last-Modified` of the baked response (None: none sent).
+    #[serde(skip)]
+    pub(crate) validators: Option<crate::source::fetch::Validators>,
     /// Dependency tags (replaced on every successful fetch). `None` keeps the stored ones.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) tags: Option<Vec<String>>,
@@ -120,8 +123,15 @@ impl PageRecord {
             error: None,
             fetched_at: now(),
             content_type: None,
+            validators: None,
             tags: None,
         }
+    }
+
+    /// The origin answered 304: the baked file is current. Nothing about
+    /// it changes but the status and the time.
+    pub(crate) fn revalidated(url: &str) -> PageRecord {
+        PageRecord::new(url, Status::Ok, Some(304))
     }
 
     /// A page baked into `file` with content hash `hash`, its content type
@@ -334,10 +344,12 @@ impl Index {
     pub(crate) async fn record(&self, record: PageRecord) {
         self.write(Box::new(move |conn| {
             conn.prepare_cached(
-                "INSERT INTO pages (url, file, hash, status, http_status, error, fetched_at, content_type)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "INSERT INTO pages (url, file, hash, status, http_status, error, fetched_at, content_type, etag, last_modified)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT(url) DO UPDATE SET
-                   variant = NULL,
+                   variant = CASE WHEN excluded.http_status = 304 THEN pages.variant ELSE NULL END,
+                   etag = CASE WHEN excluded.file IS NULL THEN pages.etag ELSE excluded.etag END,
+                   last_modified = CASE WHEN excluded.file IS NULL THEN pages.last_modified ELSE excluded.last_modified END,
                    content_type = COALESCE(excluded.content_type, pages.content_type),
                    file = COALESCE(excluded.file, pages.file),
                    hash = COALESCE(excluded.hash, pages.hash),
@@ -352,7 +364,9 @@ impl Index {
                 record.http_status,
                 record.error,
                 record.fetched_at,
-                record.content_type
+                record.content_type,
+                record.validators.as_ref().and_then(|v| v.etag.clone()),
+                record.validators.as_ref().and_then(|v| v.last_modified.clone())
             ])?;
             if record.status == Status::Ok {
                 // The URL answers itself now: forget any redirect recorded earlier.
@@ -365,7 +379,7 @@ impl Index {
             ) {
                 // No baked file of its own any more.
                 conn.prepare_cached(
-                    "UPDATE pages SET file = NULL, hash = NULL, content_type = NULL WHERE url = ?1",
+                    "UPDATE pages SET file = NULL, hash = NULL, content_type = NULL, etag = NULL, last_modified = NULL WHERE url = ?1",
                 )?
                     .execute([&record.url])?;
             }
@@ -525,6 +539,33 @@ impl Index {
         .await
     }
 
+    /// The baked file of a page and the validators it was baked with, for
+    /// a conditional re-fetch; `None` when there is no baked file.
+    pub(crate) async fn validators(
+        &self,
+        url: &str,
+    ) -> Result<Option<(String, crate::source::fetch::Validators)>, IndexError> {
+        let url = url.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT file, etag, last_modified FROM pages
+                 WHERE url = ?1 AND status = 'ok' AND file IS NOT NULL
+                   AND (etag IS NOT NULL OR last_modified IS NOT NULL)",
+            )?
+            .query_row([&url], |r| {
+                Ok((
+                    r.get(0)?,
+                    crate::source::fetch::Validators {
+                        etag: r.get(1)?,
+                        last_modified: r.get(2)?,
+                    },
+                ))
+            })
+            .optional()
+        })
+        .await
+    }
+
     /// Baked pages that are not HTML, with their URL, file and content type
     /// (for `kiln nginx`, which must serve them with the origin's type).
     pub(crate) async fn typed_files(&self) -> Result<Vec<(String, String, String)>, IndexError> {
@@ -596,6 +637,7 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<PageRecord> {
         error: r.get(5)?,
         fetched_at: r.get(6)?,
         content_type: r.get(7)?,
+        validators: None,
         tags: None,
     })
 }
@@ -669,13 +711,17 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         // response with `Vary: Cookie`.
         conn.execute_batch("ALTER TABLE pages ADD COLUMN variant TEXT")?;
     }
-    let has_type: bool = conn.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('pages') WHERE name = 'content_type'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_type {
-        conn.execute_batch("ALTER TABLE pages ADD COLUMN content_type TEXT")?;
+    // Columns later kiln versions added: the recorded content type and the
+    // origin's validators (ETag, Last-Modified) for conditional re-fetches.
+    for column in ["content_type", "etag", "last_modified"] {
+        let present: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('pages') WHERE name = ?1",
+            [column],
+            |r| r.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE pages ADD COLUMN {column} TEXT"))?;
+        }
     }
     Ok(())
 }
@@ -702,6 +748,7 @@ mod tests {
             error: None,
             fetched_at: now(),
             content_type: Some("text/html".into()),
+            validators: None,
             tags: Some(tags.iter().map(|s| s.to_string()).collect()),
         }
     }

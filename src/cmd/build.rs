@@ -138,7 +138,7 @@ async fn bake_all(
     let shutdown = CancellationToken::new();
     let mut summary = crawl::run(
         &baker,
-        baker.build_seeds(),
+        baker.build_seeds_with_known().await,
         Follow::All,
         &progress,
         &shutdown,

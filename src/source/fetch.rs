@@ -129,6 +129,44 @@ impl FetchError {
     }
 }
 
+/// What the origin said identifies the baked copy of a page: sent back as
+/// `If-None-Match` / `If-Modified-Since`, so an unchanged page costs a 304.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Validators {
+    /// `ETag` of the response that was baked.
+    pub(crate) etag: Option<String>,
+    /// `Last-Modified` of the response that was baked.
+    pub(crate) last_modified: Option<String>,
+}
+
+impl Validators {
+    /// The validators of a response, if it has any.
+    pub(crate) fn of(headers: &HeaderMap) -> Option<Validators> {
+        let get = |name| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let v = Validators {
+            etag: get(reqwest::header::ETAG),
+            last_modified: get(reqwest::header::LAST_MODIFIED),
+        };
+        (v.etag.is_some() || v.last_modified.is_some()).then_some(v)
+    }
+
+    fn request_headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(v) = self.etag.as_deref().and_then(|e| e.parse().ok()) {
+            h.insert(reqwest::header::IF_NONE_MATCH, v);
+        }
+        if let Some(v) = self.last_modified.as_deref().and_then(|e| e.parse().ok()) {
+            h.insert(reqwest::header::IF_MODIFIED_SINCE, v);
+        }
+        h
+    }
+}
+
 /// A redirect hop the origin sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Hop {
@@ -270,16 +308,22 @@ impl Fetcher {
     /// says no (a one-shot run already baked or is baking that page), the
     /// chain stops there and the response is the redirect itself, so a page
     /// reached twice is fetched once.
+    ///
+    /// `validators` (the `ETag` and `Last-Modified` of the baked copy) make
+    /// the first request conditional: a `304` comes back as such.
     pub(crate) async fn fetch(
         &self,
         path: &str,
         claim: &(dyn Fn(&str) -> bool + Sync),
+        validators: Option<&Validators>,
     ) -> Result<Fetched, FetchError> {
         let mut current = path.to_string();
         let mut hops: Vec<Hop> = Vec::new();
         let mut visited = vec![current.clone()];
         loop {
-            let (status, headers, body) = self.get_with_retries(&current).await?;
+            // Only the page itself is asked conditionally, not redirect targets.
+            let conditional = if hops.is_empty() { validators } else { None };
+            let (status, headers, body) = self.get_with_retries(&current, conditional).await?;
             let code = status.as_u16();
             if !status.is_redirection() || code == 304 {
                 return Ok(Fetched {
@@ -355,12 +399,13 @@ impl Fetcher {
     async fn get_with_retries(
         &self,
         path: &str,
+        validators: Option<&Validators>,
     ) -> Result<(StatusCode, HeaderMap, Body), FetchError> {
         let attempts = self.attempts;
         let mut delay = self.origin.backoff;
         for attempt in 1..=attempts {
             let last = attempt == attempts;
-            match self.get_once(path).await {
+            match self.get_once(path, validators).await {
                 Ok((status, _, _)) if is_unavailable(status) && !last => {
                     tracing::debug!(path, %status, attempt, "server error, retrying");
                 }
@@ -388,7 +433,11 @@ impl Fetcher {
         unreachable!("the last attempt always returns")
     }
 
-    async fn get_once(&self, path: &str) -> Result<(StatusCode, HeaderMap, Body), FetchError> {
+    async fn get_once(
+        &self,
+        path: &str,
+        validators: Option<&Validators>,
+    ) -> Result<(StatusCode, HeaderMap, Body), FetchError> {
         // The one place a request URL is made: on the origin, or nothing is sent.
         let target = urlpath::request_url(&self.origin.url, path)?;
         let url = target.to_string();
@@ -415,6 +464,11 @@ impl Fetcher {
         let mut resp = self
             .client
             .get(target)
+            .headers(
+                validators
+                    .map(Validators::request_headers)
+                    .unwrap_or_default(),
+            )
             .send()
             .await
             .map_err(|e| classify(e, &url))?;

@@ -470,3 +470,66 @@ async fn a_redirect_chain_leaving_the_origin_records_every_hop() {
     let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(v["redirects"], 2, "{}", status.stdout);
 }
+
+/// A re-bake asks with the baked copy's validators: an unchanged page costs
+/// a 304 and no write; a changed one is fetched; a file removed by hand is
+/// fetched whole again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_site_rebakes_with_304s_and_changes_are_still_found() {
+    let mut pages = linked_site(20);
+    for (path, page) in pages.iter_mut() {
+        *page = page.clone().with_header(
+            "etag",
+            &format!(
+                "\"v1-{}\"",
+                path.len()
+                    + path
+                        .chars()
+                        .filter(|c| c.is_ascii_digit())
+                        .map(|c| c as usize)
+                        .sum::<usize>()
+            ),
+        );
+    }
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(&origin, "");
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let before: Vec<_> = site
+        .files()
+        .iter()
+        .map(|f| (f.clone(), site.mtime(f)))
+        .collect();
+    origin.reset_hits();
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("21 unchanged"), "{}", run.all());
+    assert_eq!(origin.total_not_modified(), 21, "every page answered 304");
+    let after: Vec<_> = site
+        .files()
+        .iter()
+        .map(|f| (f.clone(), site.mtime(f)))
+        .collect();
+    assert_eq!(before, after, "nothing rewritten");
+
+    // A deeper page changes (new body, new ETag): found, fetched, written.
+    origin.set(
+        "/p/17/",
+        Page::html("<p>changed</p><a href=\"/p/new/\">new</a>").with_header("etag", "\"v2\""),
+    );
+    origin.set("/p/new/", Page::html("<p>brand new</p>"));
+    // And a file removed by hand is fetched whole, not revalidated.
+    std::fs::remove_file(site.file("p/3/index.html")).unwrap();
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        site.read("p/17/index.html").unwrap(),
+        "<p>changed</p><a href=\"/p/new/\">new</a>"
+    );
+    assert_eq!(
+        site.read("p/new/index.html").unwrap(),
+        "<p>brand new</p>",
+        "links of a changed page are followed"
+    );
+    assert!(site.file("p/3/index.html").exists());
+    assert!(run.stdout.contains("3 written"), "{}", run.all());
+}

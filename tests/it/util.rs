@@ -54,6 +54,8 @@ impl Page {
 pub struct OriginState {
     pub pages: HashMap<String, Page>,
     pub hits: HashMap<String, usize>,
+    /// 304 answers by path.
+    pub not_modified: HashMap<String, usize>,
 }
 
 /// A real HTTP server on loopback whose pages the test controls.
@@ -63,7 +65,11 @@ pub struct Origin {
     stop: Option<oneshot::Sender<()>>,
 }
 
-async fn serve(State(state): State<Arc<Mutex<OriginState>>>, uri: Uri) -> Response<Body> {
+async fn serve(
+    State(state): State<Arc<Mutex<OriginState>>>,
+    uri: Uri,
+    request_headers: HeaderMap,
+) -> Response<Body> {
     let key = uri
         .path_and_query()
         .map(|p| p.as_str().to_string())
@@ -91,6 +97,28 @@ async fn serve(State(state): State<Arc<Mutex<OriginState>>>, uri: Uri) -> Respon
     let page = page.unwrap_or_else(|| Page::html("<h1>not found</h1>").status(404));
     if !page.delay.is_zero() {
         tokio::time::sleep(page.delay).await;
+    }
+    // Conditional requests, as a real app server answers them.
+    let etag = page
+        .headers
+        .iter()
+        .find(|(k, _)| k == "etag")
+        .map(|(_, v)| v.clone());
+    let asked = request_headers
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok());
+    if let (Some(etag), Some(asked)) = (&etag, asked) {
+        if asked == etag {
+            *state
+                .lock()
+                .unwrap()
+                .not_modified
+                .entry(key.clone())
+                .or_default() += 1;
+            let mut resp = Response::new(Body::empty());
+            *resp.status_mut() = StatusCode::NOT_MODIFIED;
+            return resp;
+        }
     }
     let mut resp = Response::new(Body::from(page.body));
     *resp.status_mut() = StatusCode::from_u16(page.status).unwrap();
@@ -120,6 +148,7 @@ impl Origin {
         let state = Arc::new(Mutex::new(OriginState {
             pages: pages.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
             hits: HashMap::new(),
+            not_modified: HashMap::new(),
         }));
         let app = axum::Router::new()
             .fallback(serve)
@@ -162,6 +191,10 @@ impl Origin {
             .get(path)
             .copied()
             .unwrap_or(0)
+    }
+
+    pub fn total_not_modified(&self) -> usize {
+        self.state.lock().unwrap().not_modified.values().sum()
     }
 
     pub fn total_hits(&self) -> usize {
