@@ -330,8 +330,46 @@ def bench_render(n=10000):
     log(json.dumps(res))
 
 
+def cpu_timed(cmd, cwd=None):
+    """Runs cmd; returns (wall seconds, user+sys CPU seconds of the child)."""
+    import resource
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run([str(c) for c in cmd], cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
+def bench_rebake(n=10000):
+    """A full bake, then re-bakes of the unchanged site, on the real disk
+    ($BENCH_DISK, default under /tmp, ext4 here): every page is re-checked
+    with the origin (If-None-Match / If-Modified-Since, nginx answers 304)."""
+    site = gen_site(n)
+    origin = Origin(site)
+    disk = Path(os.environ.get("BENCH_DISK", "/tmp/kiln-bench-disk"))
+    fs = subprocess.run(["df", "-T", str(disk.parent)], capture_output=True, text=True).stdout.splitlines()[-1].split()[1]
+    result = {"pages": pages_of(n), "filesystem": fs, "full": [], "rebake": []}
+    try:
+        for r in range(RUNS):
+            d = fresh(disk)
+            (d / "site.toml").write_text('[site]\nout = "out"\n[crawl]\nmax-pages = 10000000\n')
+            log(f"rebake run {r + 1}/{RUNS}")
+            result["full"].append(cpu_timed([KILN, "-q", "build", "--origin", origin.url], cwd=d))
+            result["rebake"].append(cpu_timed([KILN, "-q", "build", "--origin", origin.url], cwd=d))
+            baked = sum(1 for _ in (d / "out").rglob("index.html"))
+            assert baked == pages_of(n), f"kiln baked {baked} pages"
+    finally:
+        origin.stop()
+    for k in ("full", "rebake"):
+        result[f"{k}_s"] = statistics.median(w for w, _ in result[k])
+        result[f"{k}_cpu_s"] = statistics.median(c for _, c in result[k])
+    log(json.dumps({k: v for k, v in result.items() if not isinstance(v, list)}))
+    RESULTS["rebake"] = result
+
+
 def main():
-    which = sys.argv[1:] or ["bake", "latency", "incremental", "memory", "render"]
+    which = sys.argv[1:] or ["bake", "latency", "rebake", "incremental", "memory", "render"]
     WORK.mkdir(parents=True, exist_ok=True)
     OUT.mkdir(parents=True, exist_ok=True)
     for name in which:

@@ -321,6 +321,8 @@ pub(crate) struct Baker {
     /// In a one-shot run, the pages baked (or being baked) so far: a page
     /// reached again through a redirect is not fetched twice.
     claimed: Option<Mutex<std::collections::HashSet<String>>>,
+    /// Validators of every baked page, loaded at once for a full build.
+    known: RwLock<Option<std::collections::HashMap<String, (String, Validators)>>>,
 }
 
 /// What kiln records about a stored body beside its bytes.
@@ -469,6 +471,7 @@ impl Baker {
             scope,
             deferred: opts.defer_removals.then(Default::default),
             claimed: opts.defer_removals.then(Default::default),
+            known: RwLock::new(None),
         })
     }
 
@@ -530,6 +533,12 @@ impl Baker {
         let mut seeds = self.build_seeds();
         if self.fetcher.is_some() {
             seeds.extend(self.index.live_urls().await.unwrap_or_default());
+            // Every page will be asked for: load all validators in one go.
+            if let (Ok(all), Ok(mut known)) =
+                (self.index.all_validators().await, self.known.write())
+            {
+                *known = Some(all);
+            }
         }
         seeds
     }
@@ -657,8 +666,9 @@ impl Baker {
         match fetched.status {
             200..=299 => {}
             304 if fetched.hops.is_empty() => {
-                // Asked with the baked copy's validators: it is current.
-                self.index.record(PageRecord::revalidated(path)).await;
+                // Asked with the baked copy's validators (only sent for a
+                // page whose record is `ok`): it is current, and so is its
+                // record. Nothing to write, not even to the index.
                 result.outcome = Outcome::Unchanged;
                 return;
             }

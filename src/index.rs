@@ -128,12 +128,6 @@ impl PageRecord {
         }
     }
 
-    /// The origin answered 304: the baked file is current. Nothing about
-    /// it changes but the status and the time.
-    pub(crate) fn revalidated(url: &str) -> PageRecord {
-        PageRecord::new(url, Status::Ok, Some(304))
-    }
-
     /// A page baked into `file` with content hash `hash`, its content type
     /// and its tags.
     pub(crate) fn baked(
@@ -347,7 +341,7 @@ impl Index {
                 "INSERT INTO pages (url, file, hash, status, http_status, error, fetched_at, content_type, etag, last_modified)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT(url) DO UPDATE SET
-                   variant = CASE WHEN excluded.http_status = 304 THEN pages.variant ELSE NULL END,
+                   variant = NULL,
                    etag = CASE WHEN excluded.file IS NULL THEN pages.etag ELSE excluded.etag END,
                    last_modified = CASE WHEN excluded.file IS NULL THEN pages.last_modified ELSE excluded.last_modified END,
                    content_type = COALESCE(excluded.content_type, pages.content_type),
@@ -562,6 +556,37 @@ impl Index {
                 ))
             })
             .optional()
+        })
+        .await
+    }
+
+    /// Every page's baked file and validators, in one query (a full build
+    /// asks for all of them; one round trip instead of one per page).
+    pub(crate) async fn all_validators(
+        &self,
+    ) -> Result<
+        std::collections::HashMap<String, (String, crate::source::fetch::Validators)>,
+        IndexError,
+    > {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT url, file, etag, last_modified FROM pages
+                 WHERE status = 'ok' AND file IS NOT NULL
+                   AND (etag IS NOT NULL OR last_modified IS NOT NULL)",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    (
+                        r.get::<_, String>(1)?,
+                        crate::source::fetch::Validators {
+                            etag: r.get(2)?,
+                            last_modified: r.get(3)?,
+                        },
+                    ),
+                ))
+            })?;
+            rows.collect()
         })
         .await
     }
