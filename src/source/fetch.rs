@@ -340,59 +340,44 @@ impl Fetcher {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|loc| Url::parse(&full).ok()?.join(loc).ok())
                 .ok_or_else(|| FetchError::BadRedirect { url: full.clone() })?;
-            match self.same_origin_path(&location) {
-                None => {
-                    hops.push(Hop {
-                        from: current.clone(),
-                        to: location.to_string(),
-                        code,
-                        same_origin: false,
-                    });
-                    return Ok(Fetched {
-                        final_path: current,
-                        status: code,
-                        headers,
-                        body,
-                        hops,
-                    });
-                }
-                Some(next) => {
-                    hops.push(Hop {
-                        from: current.clone(),
-                        to: next.clone(),
-                        code,
-                        same_origin: true,
-                    });
-                    if !visited.contains(&next) && !claim(&next) {
-                        return Ok(Fetched {
-                            final_path: current,
-                            status: code,
-                            headers,
-                            body,
-                            hops,
-                        });
-                    }
-                    if visited.contains(&next) {
-                        let chain = visited
-                            .iter()
-                            .chain(std::iter::once(&next))
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(" -> ");
-                        return Err(FetchError::RedirectLoop {
-                            url: self.url_of(path),
-                            chain,
-                        });
-                    }
-                    if hops.len() >= MAX_REDIRECTS {
-                        return Err(FetchError::TooManyRedirects {
-                            url: self.url_of(path),
-                        });
-                    }
-                    visited.push(next.clone());
-                    current = next;
-                }
+            let next = self.same_origin_path(&location);
+            hops.push(Hop {
+                from: current.clone(),
+                to: next.clone().unwrap_or_else(|| location.to_string()),
+                code,
+                same_origin: next.is_some(),
+            });
+            // Not followed: off the origin, or its page is baked elsewhere in
+            // this run (a page reached twice is fetched once). A page seen
+            // in this chain goes on to the loop check.
+            let Some(next) = next.filter(|n| visited.contains(n) || claim(n)) else {
+                return Ok(Fetched {
+                    final_path: current,
+                    status: code,
+                    headers,
+                    body,
+                    hops,
+                });
+            };
+            if visited.contains(&next) {
+                let chain = visited
+                    .iter()
+                    .chain(std::iter::once(&next))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" -> ");
+                return Err(FetchError::RedirectLoop {
+                    url: self.url_of(path),
+                    chain,
+                });
             }
+            if hops.len() >= MAX_REDIRECTS {
+                return Err(FetchError::TooManyRedirects {
+                    url: self.url_of(path),
+                });
+            }
+            visited.push(next.clone());
+            current = next;
         }
     }
 

@@ -2,19 +2,7 @@
 
 use std::time::Duration;
 
-use crate::util::{linked_site, wait_until, Origin, Page, TestSite};
-
-const DAEMON_TOML: &str = "[daemon]\ndebounce = \"50ms\"\nrescan = \"500ms\"\n";
-
-async fn built_site(n: usize, extra: &str) -> (Origin, TestSite) {
-    let pages = linked_site(n);
-    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
-    let site = TestSite::for_origin(&origin, &format!("{extra}{DAEMON_TOML}"));
-    let run = site.kiln(&["build"]).await;
-    assert_eq!(run.code, 0, "{}", run.all());
-    origin.reset_hits();
-    (origin, site)
-}
+use crate::util::{built_site, linked_site, wait_until, Origin, Page, TestSite, DAEMON_TOML};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueue_and_http_make_pages_fresh() {

@@ -4,19 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use crate::util::{linked_site, wait_until, Origin, Page, TestSite};
-
-const DAEMON_TOML: &str = "[daemon]\ndebounce = \"20ms\"\nrescan = \"300ms\"\n";
-
-async fn built(n: usize, extra: &str) -> (Origin, TestSite) {
-    let pages = linked_site(n);
-    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
-    let site = TestSite::for_origin(&origin, &format!("{extra}{DAEMON_TOML}"));
-    let run = site.kiln(&["build"]).await;
-    assert_eq!(run.code, 0, "{}", run.all());
-    origin.reset_hits();
-    (origin, site)
-}
+use crate::util::{built_site, wait_until, Origin, Page, TestSite, DAEMON_TOML};
 
 /// Every file under `dir` with its bytes.
 fn tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
@@ -37,7 +25,7 @@ fn tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directory_swapped_for_a_symlink_is_never_written_or_deleted_through() {
-    let (origin, site) = built(10, "").await;
+    let (origin, site) = built_site(10, "").await;
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("index.html"), "not kiln's").unwrap();
     std::fs::write(outside.path().join("keep.txt"), "precious").unwrap();
@@ -149,7 +137,7 @@ async fn targets_and_links_naming_another_host_are_never_fetched() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spool_symlinks_fifos_and_huge_files_are_not_read_and_memory_stays_bounded() {
-    let (_origin, site) = built(3, "").await;
+    let (_origin, site) = built_site(3, "").await;
     let secret = site.path().join("secret.txt");
     std::fs::write(&secret, "root-password-hunter2\n").unwrap();
     let new = site.path().join(".kiln/queue/new");
@@ -198,7 +186,7 @@ async fn spool_symlinks_fifos_and_huge_files_are_not_read_and_memory_stays_bound
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_target_lists_are_capped_and_never_starve_other_events() {
-    let (origin, site) = built(50, "").await;
+    let (origin, site) = built_site(50, "").await;
     let d = site.daemon(&[]).await;
     // 20,000 copies of `all` are one target.
     let all = serde_json::json!({"targets": vec!["all"; 20_000]}).to_string();
@@ -266,7 +254,7 @@ async fn a_huge_page_is_streamed_to_disk_with_flat_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_daemon_owns_an_output_and_the_cli_hands_work_to_it() {
-    let (origin, site) = built(5, "").await;
+    let (origin, site) = built_site(5, "").await;
     let d = site.daemon(&[]).await;
     let second = site.kiln(&["daemon", "--listen", "127.0.0.1:0"]).await;
     assert_eq!(second.code, 2, "{}", second.all());
@@ -287,7 +275,7 @@ async fn one_daemon_owns_an_output_and_the_cli_hands_work_to_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temp_files_of_a_dead_writer_are_swept_whatever_its_pid() {
-    let (_origin, site) = built(3, "").await;
+    let (_origin, site) = built_site(3, "").await;
     // A kiln that ran as PID 1 in a container and was killed mid-write.
     let stale = site.file("p/1/.kiln-tmp-1-w-abc");
     std::fs::write(&stale, "partial").unwrap();
@@ -297,7 +285,7 @@ async fn temp_files_of_a_dead_writer_are_swept_whatever_its_pid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_usage_is_exit_2_and_the_api_wants_json() {
-    let (_origin, site) = built(3, "").await;
+    let (_origin, site) = built_site(3, "").await;
     let run = site.kiln(&["daemon", "--listen", "0.0.0.0:0"]).await;
     assert_eq!(run.code, 2, "{}", run.all());
     let d = site.daemon(&[]).await;

@@ -5,19 +5,7 @@
 use std::io::Read;
 use std::time::Duration;
 
-use crate::util::{linked_site, wait_until, Origin, Page, TestSite};
-
-const DAEMON_TOML: &str = "[daemon]\ndebounce = \"20ms\"\nrescan = \"300ms\"\n";
-
-async fn built(n: usize, extra: &str) -> (Origin, TestSite) {
-    let pages = linked_site(n);
-    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
-    let site = TestSite::for_origin(&origin, &format!("{extra}{DAEMON_TOML}"));
-    let run = site.kiln(&["build"]).await;
-    assert_eq!(run.code, 0, "{}", run.all());
-    origin.reset_hits();
-    (origin, site)
-}
+use crate::util::{built_site, linked_site, wait_until, Origin, Page, TestSite};
 
 fn status_json(run: &crate::util::Run) -> serde_json::Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.all()))
@@ -25,7 +13,7 @@ fn status_json(run: &crate::util::Run) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_that_turns_refused_loses_its_file_and_siblings() {
-    let (origin, site) = built(
+    let (origin, site) = built_site(
         4,
         "[output]\nprecompress = [\"gzip\"]\nprecompress-min-bytes = 0\n",
     )
@@ -65,7 +53,7 @@ async fn a_page_that_turns_refused_loses_its_file_and_siblings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_survives_a_daemon_restart_and_regen_failed_retries() {
-    let (origin, site) = built(4, "").await;
+    let (origin, site) = built_site(4, "").await;
     for i in 0..4 {
         origin.set(
             &format!("/p/{i}/"),
@@ -129,7 +117,7 @@ async fn an_outage_survives_a_daemon_restart_and_regen_failed_retries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compressed_sibling_that_disagrees_with_an_unchanged_page_is_repaired() {
-    let (_origin, site) = built(
+    let (_origin, site) = built_site(
         3,
         "[output]\nprecompress = [\"gzip\"]\nprecompress-min-bytes = 0\n",
     )
@@ -152,7 +140,7 @@ async fn a_compressed_sibling_that_disagrees_with_an_unchanged_page_is_repaired(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_origin_cannot_wipe_the_site() {
-    let (_origin, site) = built(60, "").await;
+    let (_origin, site) = built_site(60, "").await;
     let files = site.files();
     let wrong = Origin::start(vec![("/", Page::html("<h1>Index of /</h1>"))]).await;
     let run = site.kiln(&["regen", "all", "--origin", &wrong.url()]).await;
@@ -314,7 +302,7 @@ async fn targets_that_match_nothing_say_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_pipe_ends_output_quietly() {
-    let (_origin, site) = built(30, "").await;
+    let (_origin, site) = built_site(30, "").await;
     for cmd in ["status", "regen --dry-run all", "nginx"] {
         let out = tokio::process::Command::new("bash")
             .arg("-c")
@@ -338,7 +326,7 @@ async fn a_closed_pipe_ends_output_quietly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_logs_each_finished_regeneration() {
-    let (origin, site) = built(3, "").await;
+    let (origin, site) = built_site(3, "").await;
     let d = site.daemon_logged().await;
     origin.set("/p/1/", Page::html("new"));
     assert_eq!(site.kiln(&["enqueue", "/p/1/"]).await.code, 0);
@@ -357,7 +345,7 @@ async fn the_daemon_logs_each_finished_regeneration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_a_flapping_origin_converges_to_exactly_its_pages() {
     const PAGES: usize = 20;
-    let (origin, site) = built(
+    let (origin, site) = built_site(
         PAGES,
         "[output]\nprecompress = [\"gzip\"]\nprecompress-min-bytes = 0\n",
     )

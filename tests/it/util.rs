@@ -312,6 +312,21 @@ impl TestSite {
     }
 }
 
+/// Fast daemon settings for tests.
+pub const DAEMON_TOML: &str = "[daemon]\ndebounce = \"20ms\"\nrescan = \"300ms\"\n";
+
+/// An origin serving a [`linked_site`] of `n` pages and a site built from
+/// it (config `extra` plus [`DAEMON_TOML`]), with the origin's hits reset.
+pub async fn built_site(n: usize, extra: &str) -> (Origin, TestSite) {
+    let pages = linked_site(n);
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(&origin, &format!("{extra}{DAEMON_TOML}"));
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    origin.reset_hits();
+    (origin, site)
+}
+
 /// A linked site of `n` pages: `/` links to every page, each page links to its neighbours.
 pub fn linked_site(n: usize) -> Vec<(String, Page)> {
     let mut pages = Vec::new();
