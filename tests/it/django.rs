@@ -84,6 +84,17 @@ fn manage(dir: &Path, env: &[(&str, String)], args: &[&str]) -> std::process::Ou
     out
 }
 
+/// `name=value` of the first cookie a response sets.
+fn cookie_of(r: &reqwest::Response) -> String {
+    r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 /// Every served file with its mtime.
 fn mtimes(site: &TestSite) -> BTreeMap<String, SystemTime> {
     site.files()
@@ -221,13 +232,7 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
     // Logging in goes to Django; the logged-in visitor gets the live app.
     let r = get("/accounts/login/", None).await.unwrap();
     assert_eq!(r.headers()["x-served-by"], "django");
-    let csrf_cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let csrf_cookie = cookie_of(&r);
     let form = r.text().await.unwrap();
     let token = form
         .split("name=\"csrfmiddlewaretoken\" value=\"")
@@ -321,13 +326,7 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
     // Posting a comment through nginx: the post page shows it within 2 s.
     let r = get("/csrf/", None).await.unwrap();
     assert_eq!(r.headers()["x-served-by"], "django");
-    let csrf_cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let csrf_cookie = cookie_of(&r);
     let token = serde_json::from_str::<serde_json::Value>(&r.text().await.unwrap()).unwrap()
         ["token"]
         .as_str()
