@@ -424,6 +424,7 @@ impl Baker {
         root: WebRoot,
         opts: RunOptions,
     ) -> Result<Baker, SetupError> {
+        let root = root.with_durability(cfg.output.durability);
         let index = Index::open(&cfg.state)?;
         let spill_dir = cfg.state.parent().unwrap_or(Path::new(".")).to_path_buf();
         let fetcher = match &cfg.origin {

@@ -171,6 +171,8 @@ pub(crate) struct RawOutput {
     pub(crate) precompress_min_bytes: Option<u64>,
     /// `skip` or `strip`.
     pub(crate) query_strings: Option<QueryPolicy>,
+    /// `page`, `batch` or `none`.
+    pub(crate) durability: Option<crate::write::Durability>,
 }
 
 /// `[[render]]`
@@ -439,6 +441,8 @@ pub(crate) struct Output {
     pub(crate) precompress_min_bytes: u64,
     /// Query string policy.
     pub(crate) query_strings: QueryPolicy,
+    /// How new files are made durable before they are renamed into place.
+    pub(crate) durability: crate::write::Durability,
 }
 
 /// A `[[render]]` route, resolved: its data glob compiled once.
@@ -771,6 +775,7 @@ fn resolve_output(raw: RawOutput) -> Output {
         precompress,
         precompress_min_bytes: raw.precompress_min_bytes.unwrap_or(256),
         query_strings: raw.query_strings.unwrap_or(QueryPolicy::Skip),
+        durability: raw.durability.unwrap_or_default(),
     }
 }
 

@@ -5,6 +5,7 @@ mod util;
 mod build;
 mod daemon;
 mod django;
+mod durability;
 mod hostile;
 mod https;
 mod init;

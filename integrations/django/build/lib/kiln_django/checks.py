@@ -1,0 +1,54 @@
+"""`manage.py check`: baked pages must be the same for every visitor."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Tags, Warning, register
+
+from . import conf
+
+
+@register(Tags.security)
+def csrf_tokens_in_baked_pages(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """kiln.W001: a URL kiln bakes renders `{% csrf_token %}` for an
+    anonymous visitor. kiln refuses such a page (it would hand one visitor's
+    token to everyone), so it is never static; fetch the token with
+    JavaScript from an endpoint kiln does not bake instead."""
+    urls = list(conf.get("check_urls"))
+    if not urls or not kwargs.get("databases"):
+        # Fetching pages may query the database: only when the check run
+        # allows it (`manage.py check --database default`, and the tests).
+        return []
+    from django.test import Client
+
+    warnings = []
+    client = Client(raise_request_exception=False)
+    for url in urls:
+        try:
+            response = client.get(url)
+        except Exception as e:  # a check must never crash the command
+            warnings.append(Warning(f"could not fetch {url} to check it for CSRF tokens: {e}", id="kiln.W002"))
+            continue
+        if response.status_code == 200 and b"csrfmiddlewaretoken" in response.content:
+            warnings.append(
+                Warning(
+                    f"{url} renders {{% csrf_token %}} for anonymous visitors, so kiln will refuse to bake it",
+                    hint="Render the form's token from JavaScript (fetch it from a view kiln does not bake), or exclude the URL from kiln's crawl.",
+                    id="kiln.W001",
+                )
+            )
+    return warnings
+
+
+@register()
+def middleware_installed(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """kiln.W003: without the middleware, no page carries its tags."""
+    if "kiln_django.middleware.KilnMiddleware" in getattr(settings, "MIDDLEWARE", []):
+        return []
+    return [
+        Warning(
+            "kiln_django.middleware.KilnMiddleware is not in MIDDLEWARE: pages will carry no Surrogate-Key tags",
+            id="kiln.W003",
+        )
+    ]

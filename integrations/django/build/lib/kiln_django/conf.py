@@ -1,0 +1,40 @@
+"""The `KILN` setting, with defaults, read at use (so tests can override it)."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # The daemon's base URL (POST {url}/v1/regen). Empty: spool only.
+    "url": os.environ.get("KILN_URL", ""),
+    # Bearer token; default from the environment variable the daemon reads.
+    "token": os.environ.get("KILN_TOKEN", ""),
+    # The daemon's spool directory (`[site] queue`, e.g. "/srv/site/.kiln/queue"):
+    # the durable fallback when the daemon is down. Empty: no fallback.
+    "spool": os.environ.get("KILN_SPOOL", ""),
+    # Seconds to wait for the daemon before falling back to the spool.
+    "timeout": 2.0,
+    # Changes committed within this many seconds go in one request; 0 sends
+    # at commit time, synchronously.
+    "batch_window": 0.05,
+    # Most targets per request (the daemon's `daemon.max-targets` is 10,000).
+    "max_targets_per_request": 5000,
+    # "app_label.ModelName" whose saves and deletes notify kiln.
+    "models": [],
+    # Response header kiln reads tags from (`[origin] tags-header`).
+    "header": "Surrogate-Key",
+    # Drop `Vary: Cookie` from anonymous responses that did not use the session.
+    "drop_vary_cookie": False,
+    # URLs the `kiln.W001` system check fetches anonymously for a CSRF token.
+    "check_urls": ["/"],
+    # Set False to switch notifications off (tests, data migrations).
+    "enabled": True,
+}
+
+
+def get(name: str) -> Any:
+    """One key of `settings.KILN`, or its default."""
+    configured = getattr(settings, "KILN", {}) or {}
+    return configured.get(name, DEFAULTS[name])
