@@ -145,7 +145,8 @@ def wrk_rate(origin_url, site, n):
 
 def bench_bake():
     rows = []
-    for n in (1000, 10000, 50000):
+    sizes = [int(x) for x in os.environ.get("BENCH_SIZES", "1000,10000,50000").split(",")]
+    for n in sizes:
         site = gen_site(n)
         origin = Origin(site)
         try:
@@ -170,7 +171,11 @@ def bench_bake():
         }
         rows.append(row)
         log(json.dumps(row))
-    RESULTS["bake"] = rows
+    fs = subprocess.run(["df", "-T", str(OUT)], capture_output=True, text=True).stdout.splitlines()[-1].split()[1]
+    for row in rows:
+        row["filesystem"] = fs
+    # Kept apart per filesystem, so a disk run does not replace the tmpfs one.
+    RESULTS["bake" if fs == "tmpfs" else f"bake_{fs}"] = rows
 
 
 def start_daemon(cwd):
