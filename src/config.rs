@@ -73,6 +73,29 @@ pub(crate) struct RawConfig {
     /// `[daemon]`
     #[serde(default)]
     pub(crate) daemon: RawDaemon,
+    /// `[intake]`
+    #[serde(default)]
+    pub(crate) intake: RawIntake,
+}
+
+/// `[intake]`: event sources beside the spool and the HTTP endpoint.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawIntake {
+    /// Redis URL, e.g. `redis://127.0.0.1:6379/0`.
+    pub(crate) redis: Option<String>,
+    /// Stream name.
+    pub(crate) stream: Option<String>,
+    /// Consumer group (one per web host for fan-out).
+    pub(crate) group: Option<String>,
+    /// Consumer name within the group.
+    pub(crate) consumer: Option<String>,
+    /// Where entries that finally fail go.
+    pub(crate) dead_stream: Option<String>,
+    /// Entries pending on a consumer for longer than this are reclaimed.
+    pub(crate) claim_idle: Option<HumanDuration>,
+    /// Approximate stream length kept (`MAXLEN ~`).
+    pub(crate) max_len: Option<usize>,
 }
 
 /// `[site]`
@@ -173,6 +196,25 @@ pub(crate) struct RawOutput {
     pub(crate) query_strings: Option<QueryPolicy>,
     /// `page`, `batch` or `none`.
     pub(crate) durability: Option<crate::write::Durability>,
+}
+
+/// `[intake] redis = ...`, resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct RedisIntake {
+    /// Redis URL.
+    pub(crate) url: String,
+    /// Stream of event entries.
+    pub(crate) stream: String,
+    /// This host's consumer group.
+    pub(crate) group: String,
+    /// This daemon's consumer name.
+    pub(crate) consumer: String,
+    /// Dead-letter stream.
+    pub(crate) dead_stream: String,
+    /// Idle time after which another consumer's pending entries are reclaimed.
+    pub(crate) claim_idle: Duration,
+    /// Approximate length the streams are trimmed to.
+    pub(crate) max_len: usize,
 }
 
 /// `[[render]]`
@@ -538,6 +580,8 @@ pub(crate) struct Config {
     pub(crate) depend: Vec<DependRule>,
     /// Daemon options.
     pub(crate) daemon: Daemon,
+    /// The Redis Streams intake, when configured.
+    pub(crate) redis: Option<RedisIntake>,
 }
 
 /// Command-line values that override the file.
@@ -645,6 +689,7 @@ impl Config {
             render: resolve_render(raw.render, &base_dir, &invalid)?,
             depend: resolve_depend(raw.depend, &invalid)?,
             daemon: resolve_daemon(raw.daemon, &invalid)?,
+            redis: resolve_intake(raw.intake, &invalid)?,
             base_dir,
         })
     }
@@ -841,6 +886,36 @@ fn resolve_depend(
         });
     }
     Ok(depend)
+}
+
+fn resolve_intake(
+    raw: RawIntake,
+    invalid: &Invalid<'_>,
+) -> Result<Option<RedisIntake>, ConfigError> {
+    let Some(url) = raw.redis else {
+        return Ok(None);
+    };
+    redis::Client::open(url.as_str()).map_err(|e| {
+        invalid(
+            "intake.redis",
+            format!("is `{url}`: {e}; expected e.g. \"redis://127.0.0.1:6379/0\""),
+        )
+    })?;
+    // Fan-out by default: one group per web host.
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    let group = raw.group.unwrap_or(host);
+    Ok(Some(RedisIntake {
+        url,
+        stream: raw.stream.unwrap_or_else(|| "kiln:events".into()),
+        consumer: raw.consumer.unwrap_or_else(|| group.clone()),
+        group,
+        dead_stream: raw.dead_stream.unwrap_or_else(|| "kiln:events:dead".into()),
+        claim_idle: raw.claim_idle.map_or(Duration::from_secs(60), |d| d.0),
+        max_len: raw.max_len.unwrap_or(100_000).max(100),
+    }))
 }
 
 fn resolve_daemon(raw: RawDaemon, invalid: &Invalid<'_>) -> Result<Daemon, ConfigError> {

@@ -131,6 +131,17 @@ pub(crate) async fn run(
         },
         cancel.clone(),
     ));
+    if let Some(redis) = cfg.redis.clone() {
+        backlog
+            .redis_enabled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        tasks.spawn(crate::intake_redis::worker(
+            redis,
+            submitter.clone(),
+            backlog.clone(),
+            cancel.clone(),
+        ));
+    }
     // Pages that were failing when the daemon last stopped (an origin
     // outage, say) are retried: the pending set survives a restart.
     if !baker

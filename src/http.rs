@@ -214,6 +214,11 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         Ok(sum) => s.metrics.set_index_pages(&sum.by_status),
         Err(e) => tracing::warn!(error = %e, "index counts unavailable for /metrics"),
     }
+    s.metrics.redis_connected.set(i64::from(
+        s.backlog
+            .redis_connected
+            .load(std::sync::atomic::Ordering::Relaxed),
+    ));
     (
         [(
             header::CONTENT_TYPE,

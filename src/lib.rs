@@ -20,6 +20,7 @@
 //! - [`index`]: the SQLite dependency index (pages, tags, redirects).
 //! - [`lock`]: one writer per output (the daemon, or one command at a time).
 //! - [`bake`]: one page through all of the above; target resolution; summaries.
+//! - [`intake_redis`]: the Redis Streams intake (fan-out to every web host).
 //! - [`queue`]: the durable spool directory (`tmp/` → `new/` → done or `failed/`).
 //! - [`schedule`]: debounce, single flight, bounded concurrency, retries.
 //! - [`http`]: the loopback API; [`metrics`]: Prometheus counters.
@@ -43,6 +44,7 @@ pub(crate) mod daemon;
 pub(crate) mod files;
 pub(crate) mod http;
 pub(crate) mod index;
+pub(crate) mod intake_redis;
 pub(crate) mod lock;
 pub(crate) mod metrics;
 pub(crate) mod nginx;

@@ -45,6 +45,8 @@ pub(crate) struct Metrics {
     pub(crate) in_flight: Gauge,
     /// Pending URLs that are retries of a failure.
     pub(crate) retrying: Gauge,
+    /// 1 while the Redis intake is connected (absent without one).
+    pub(crate) redis_connected: Gauge,
     /// Pages in the index by status, refreshed at each scrape.
     pub(crate) index_pages: Family<StatusLabel, Gauge>,
 }
@@ -69,6 +71,7 @@ impl Metrics {
         let pending = Gauge::default();
         let in_flight = Gauge::default();
         let retrying = Gauge::default();
+        let redis_connected = Gauge::default();
         registry.register("events", "Targets received", events.clone());
         registry.register("fetches", "Page bakes started", fetches.clone());
         registry.register("errors", "Failed page attempts", errors.clone());
@@ -80,6 +83,11 @@ impl Metrics {
         );
         registry.register("pending_urls", "URLs waiting to be baked", pending.clone());
         registry.register("in_flight_urls", "URLs being baked", in_flight.clone());
+        registry.register(
+            "redis_connected",
+            "1 while the Redis Streams intake is connected",
+            redis_connected.clone(),
+        );
         registry.register(
             "retrying_urls",
             "URLs whose last attempt failed and that wait for a retry",
@@ -101,6 +109,7 @@ impl Metrics {
             pending,
             in_flight,
             retrying,
+            redis_connected,
             index_pages,
         }
     }

@@ -10,6 +10,7 @@ mod hostile;
 mod https;
 mod init;
 mod nginx;
+mod redis;
 mod render;
 mod serve;
 mod stale;

@@ -1,0 +1,314 @@
+//! The Redis Streams intake: events for many web hosts through one stream.
+//!
+//! Producers `XADD` an entry with a `targets` field (the target grammar, one
+//! per line). Each host's daemon reads with its own consumer group (fan-out:
+//! every host applies every event to its own output) and acknowledges an
+//! entry only when its pages are done; what finally fails goes to a
+//! dead-letter stream with the reason, then is acknowledged. Entries pending
+//! on a consumer that died are reclaimed (`XAUTOCLAIM`) after an idle time.
+//! When Redis is down, the other intakes go on; this one retries the
+//! connection with backoff and says so in `/v1/status` and `/metrics`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::AsyncCommands;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RedisIntake;
+use crate::schedule::{Backlog, Request, Submitter};
+use crate::targets::Target;
+
+/// Field of a stream entry that holds its targets.
+pub(crate) const TARGETS_FIELD: &str = "targets";
+
+/// Adds one entry of targets to the stream (`kiln enqueue --redis`).
+pub(crate) async fn enqueue(cfg: &RedisIntake, targets: &[Target]) -> redis::RedisResult<String> {
+    let client = redis::Client::open(cfg.url.as_str())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let text: String = targets.iter().map(|t| format!("{t}\n")).collect();
+    redis::cmd("XADD")
+        .arg(&cfg.stream)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(cfg.max_len)
+        .arg("*")
+        .arg(TARGETS_FIELD)
+        .arg(text)
+        .query_async(&mut conn)
+        .await
+}
+
+/// Reads the stream until `shutdown`, reconnecting with backoff.
+pub(crate) async fn worker(
+    cfg: RedisIntake,
+    submit: Submitter,
+    backlog: Arc<Backlog>,
+    shutdown: CancellationToken,
+) {
+    let mut delay = Duration::from_millis(200);
+    // Waits for the reports of submitted entries; an entry is acknowledged
+    // only from here, when its pages are done.
+    let mut waiting: JoinSet<()> = JoinSet::new();
+    loop {
+        let session = run_session(&cfg, &submit, &backlog, &shutdown, &mut waiting);
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = session => r,
+        };
+        backlog.redis_connected.store(false, Ordering::Relaxed);
+        if shutdown.is_cancelled() {
+            return;
+        }
+        match result {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, stream = %cfg.stream, "redis intake unavailable; the spool and HTTP intakes go on");
+                if let Ok(mut last) = backlog.redis_error.lock() {
+                    *last = Some(e.to_string());
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One connection's life: set up the group, then claim and read entries.
+async fn run_session(
+    cfg: &RedisIntake,
+    submit: &Submitter,
+    backlog: &Arc<Backlog>,
+    shutdown: &CancellationToken,
+    waiting: &mut JoinSet<()>,
+) -> redis::RedisResult<()> {
+    let client = redis::Client::open(cfg.url.as_str())?;
+    // Longer than the 1 s a blocking read waits for entries.
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(Duration::from_secs(10)));
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    // Entries of this session being baked: a reclaim never submits them twice.
+    let in_progress: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Arc::default();
+    let created: redis::RedisResult<()> = conn
+        .xgroup_create_mkstream(&cfg.stream, &cfg.group, "0")
+        .await;
+    if let Err(e) = created {
+        if e.code() != Some("BUSYGROUP") {
+            return Err(e);
+        }
+    }
+    backlog.redis_connected.store(true, Ordering::Relaxed);
+    if let Ok(mut last) = backlog.redis_error.lock() {
+        *last = None;
+    }
+    tracing::info!(stream = %cfg.stream, group = %cfg.group, consumer = %cfg.consumer, "reading the redis stream");
+    if trimmed_past_us(&mut conn, cfg).await? {
+        tracing::warn!(stream = %cfg.stream, group = %cfg.group, "the stream was trimmed past this host's position: events were missed, so every page is rebaked");
+        submit
+            .submit(Request {
+                targets: vec![Target::All],
+                reply: None,
+            })
+            .await;
+    }
+    // Entries delivered to this consumer before a restart, not yet acknowledged.
+    let mut backlog_id = "0".to_string();
+    loop {
+        while let Some(done) = waiting.try_join_next() {
+            let _ = done;
+        }
+        // Entries of consumers that died, idle for longer than claim-idle.
+        let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(&cfg.stream)
+            .arg(&cfg.group)
+            .arg(&cfg.consumer)
+            .arg(cfg.claim_idle.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(100)
+            .query_async(&mut conn)
+            .await?;
+        for entry in claimed.claimed {
+            take(cfg, &conn, submit, entry, &in_progress, waiting).await;
+        }
+        let read: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(&cfg.group)
+            .arg(&cfg.consumer)
+            .arg("COUNT")
+            .arg(100)
+            .arg("BLOCK")
+            .arg(1000)
+            .arg("STREAMS")
+            .arg(&cfg.stream)
+            .arg(&backlog_id)
+            .query_async(&mut conn)
+            .await?;
+        let entries: Vec<StreamId> = read
+            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+            .unwrap_or_default();
+        if backlog_id == "0" && entries.is_empty() {
+            backlog_id = ">".to_string(); // own pending entries done: new ones now
+        }
+        for entry in entries {
+            if backlog_id == "0" {
+                backlog_id = entry.id.clone(); // page through our own pending list
+            }
+            take(cfg, &conn, submit, entry, &in_progress, waiting).await;
+        }
+        if shutdown.is_cancelled() {
+            return Ok(());
+        }
+    }
+}
+
+/// True when entries this group never read were trimmed away: the stream
+/// has added more entries since the group's position (its lag) than it
+/// still holds after that position.
+async fn trimmed_past_us(
+    conn: &mut redis::aio::MultiplexedConnection,
+    cfg: &RedisIntake,
+) -> redis::RedisResult<bool> {
+    use std::collections::HashMap;
+    let groups: Vec<HashMap<String, redis::Value>> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(&cfg.stream)
+        .query_async(conn)
+        .await?;
+    let get = |m: &HashMap<String, redis::Value>, k: &str| -> Option<String> {
+        m.get(k)
+            .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+    };
+    let Some(group) = groups
+        .iter()
+        .find(|g| get(g, "name").as_deref() == Some(cfg.group.as_str()))
+    else {
+        return Ok(false);
+    };
+    let last_delivered = get(group, "last-delivered-id").unwrap_or_else(|| "0-0".into());
+    let Some(lag) = get(group, "lag").and_then(|l| l.parse::<u64>().ok()) else {
+        // Redis could not compute it: entries were deleted after our position.
+        return Ok(true);
+    };
+    let stream: HashMap<String, redis::Value> = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(&cfg.stream)
+        .query_async(conn)
+        .await?;
+    let length = get(&stream, "length")
+        .and_then(|l| l.parse::<u64>().ok())
+        .unwrap_or(0);
+    let first: Option<String> = match stream.get("first-entry") {
+        Some(redis::Value::Array(entry)) => entry
+            .first()
+            .and_then(|v| redis::from_redis_value(v.clone()).ok()),
+        _ => None,
+    };
+    let all_after_us = first.is_none_or(|f| stream_id(&f) > stream_id(&last_delivered));
+    Ok(all_after_us && lag > length)
+}
+
+/// A stream entry id (`ms-seq`) as a comparable pair.
+fn stream_id(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
+/// Submits one entry and, once its pages are done, acknowledges it (after
+/// copying what failed to the dead-letter stream).
+async fn take(
+    cfg: &RedisIntake,
+    conn: &redis::aio::MultiplexedConnection,
+    submit: &Submitter,
+    entry: StreamId,
+    in_progress: &Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    waiting: &mut JoinSet<()>,
+) {
+    let fresh = in_progress
+        .lock()
+        .map(|mut p| p.insert(entry.id.clone()))
+        .unwrap_or(true);
+    if !fresh {
+        return; // already being baked in this session (reclaimed while idle)
+    }
+    let text: String = entry
+        .map
+        .get(TARGETS_FIELD)
+        .and_then(|v| redis::from_redis_value(v.clone()).ok())
+        .unwrap_or_default();
+    let (targets, bad) = Target::parse_lines(&text);
+    let mut problems: Vec<String> = bad
+        .iter()
+        .map(|(n, e)| format!("line {n}: {}", crate::queue::excerpt(&e.to_string(), 200)))
+        .collect();
+    let report = if targets.is_empty() {
+        None
+    } else {
+        let (reply, report) = oneshot::channel();
+        let submitted = submit
+            .submit(Request {
+                targets: crate::targets::dedup(targets),
+                reply: Some(reply),
+            })
+            .await;
+        if submitted.is_none() {
+            if let Ok(mut p) = in_progress.lock() {
+                p.remove(&entry.id);
+            }
+            return; // shutting down: the entry stays pending for the next start
+        }
+        Some(report)
+    };
+    let cfg = cfg.clone();
+    let mut conn = conn.clone();
+    let in_progress = in_progress.clone();
+    let id = entry.id;
+    waiting.spawn(async move {
+        if let Some(report) = report {
+            // Dropped reply = shutdown before completion: stays pending.
+            let Ok(report) = report.await else { return };
+            problems.extend(report.tally.failed.iter().map(|(u, e)| format!("{u}: {e}")));
+        }
+        let forget = |id: &str| {
+            if let Ok(mut p) = in_progress.lock() {
+                p.remove(id);
+            }
+        };
+        if !problems.is_empty() {
+            let dead: redis::RedisResult<String> = redis::cmd("XADD")
+                .arg(&cfg.dead_stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(cfg.max_len)
+                .arg("*")
+                .arg("id")
+                .arg(&id)
+                .arg(TARGETS_FIELD)
+                .arg(&text)
+                .arg("reason")
+                .arg(problems.join("\n"))
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = dead {
+                tracing::error!(error = %e, entry = %id, "could not record a failed entry in the dead-letter stream; leaving it unacknowledged");
+                forget(&id);
+                return;
+            }
+        }
+        let acked: redis::RedisResult<i64> = conn.xack(&cfg.stream, &cfg.group, &[&id]).await;
+        if let Err(e) = acked {
+            tracing::warn!(error = %e, entry = %id, "could not acknowledge a stream entry; it will be delivered again");
+        }
+        forget(&id);
+    });
+}

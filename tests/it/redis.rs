@@ -1,0 +1,246 @@
+//! The Redis Streams intake against a real `redis-server` on loopback:
+//! fan-out to two web hosts, a host killed and restarted, Redis down and
+//! back, dead letters, and a stream trimmed past a host.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+
+use crate::require;
+use crate::util::{free_port, linked_site, wait_for_port, wait_until, Origin, Page, TestSite};
+
+/// `redis-server` on a free port, no persistence; killed when dropped.
+struct Redis {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl Redis {
+    async fn start_on(port: u16) -> Redis {
+        let child = tokio::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        wait_for_port(port, "redis-server").await;
+        Redis { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn intake_toml(url: &str, group: &str) -> String {
+    format!("[intake]\nredis = \"{url}\"\ngroup = \"{group}\"\nclaim-idle = \"1s\"\n[daemon]\ndebounce = \"2s\"\nrescan = \"300ms\"\n")
+}
+
+async fn xadd(conn: &mut redis::aio::MultiplexedConnection, targets: &str) -> String {
+    conn.xadd("kiln:events", "*", &[("targets", targets)])
+        .await
+        .unwrap()
+}
+
+async fn pending(conn: &mut redis::aio::MultiplexedConnection, group: &str) -> usize {
+    let v: redis::streams::StreamPendingReply = conn.xpending("kiln:events", group).await.unwrap();
+    v.count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_host_applies_every_event_even_across_a_kill_9() {
+    require!("redis-server");
+    let redis = Redis::start_on(free_port()).await;
+    const N: usize = 40;
+    let pages = linked_site(N);
+    let origin_a =
+        Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let origin_b =
+        Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let a = TestSite::for_origin(&origin_a, &intake_toml(&redis.url(), "host-a"));
+    let b = TestSite::for_origin(&origin_b, &intake_toml(&redis.url(), "host-b"));
+    assert_eq!(a.kiln(&["build"]).await.code, 0);
+    assert_eq!(b.kiln(&["build"]).await.code, 0);
+    for o in [&origin_a, &origin_b] {
+        for i in 0..N {
+            o.set(&format!("/p/{i}/"), Page::html(format!("<p>fresh {i}</p>")));
+        }
+        o.reset_hits();
+    }
+    let da = a.daemon(&[]).await;
+    let db = b.daemon(&[]).await;
+    let mut conn = redis.conn().await;
+    // 200 entries; host B is killed halfway and comes back after the rest.
+    for k in 0..200 {
+        if k == 100 {
+            db.signal(libc::SIGKILL);
+        }
+        xadd(&mut conn, &format!("/p/{}/\n", k % N)).await;
+    }
+    drop(db);
+    let db = b.daemon(&[]).await;
+    for (site, name) in [(&a, "a"), (&b, "b")] {
+        wait_until(
+            Duration::from_secs(30),
+            &format!("host {name} to be fresh"),
+            || async {
+                (0..N).all(|i| {
+                    site.read(&format!("p/{i}/index.html")).as_deref()
+                        == Some(&format!("<p>fresh {i}</p>")[..])
+                })
+            },
+        )
+        .await;
+    }
+    // Every entry acknowledged by both groups: nothing lost, nothing pending.
+    wait_until(
+        Duration::from_secs(15),
+        "both groups to acknowledge everything",
+        || {
+            let redis = &redis;
+            async move {
+                let mut c = redis.conn().await;
+                pending(&mut c, "host-a").await == 0 && pending(&mut c, "host-b").await == 0
+            }
+        },
+    )
+    .await;
+    for i in 0..N {
+        let path = format!("/p/{i}/");
+        assert!(
+            origin_a.hits(&path) <= 2,
+            "host a fetched {path} {} times",
+            origin_a.hits(&path)
+        );
+        // Host B may fetch once more: the fetch before its kill, then the
+        // leading and trailing ones after.
+        assert!(
+            origin_b.hits(&path) <= 3,
+            "host b fetched {path} {} times",
+            origin_b.hits(&path)
+        );
+    }
+    let (_, status) = da.get("/v1/status", None).await;
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v["redis"]["connected"], true, "{status}");
+    drop(da);
+    drop(db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_leaves_other_intakes_working_and_events_wait_for_it() {
+    require!("redis-server");
+    let port = free_port();
+    let pages = linked_site(3);
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(
+        &origin,
+        &intake_toml(&format!("redis://127.0.0.1:{port}/0"), "host"),
+    );
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let d = site.daemon(&[]).await;
+    // No Redis: the HTTP intake still works; status and metrics say why.
+    origin.set("/p/1/", Page::html("via http"));
+    let (_, v) = d.post("/v1/regen", r#"{"targets": ["/p/1/"]}"#, None).await;
+    d.job_done(v["job"].as_u64().unwrap(), None).await;
+    assert_eq!(site.read("p/1/index.html").unwrap(), "via http");
+    let (_, status) = d.get("/v1/status", None).await;
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v["redis"]["connected"], false, "{status}");
+    assert!(v["redis"]["error"].is_string(), "{status}");
+    let (_, metrics) = d.get("/metrics", None).await;
+    assert!(metrics.contains("kiln_redis_connected 0"), "{metrics}");
+    // Redis comes up; an event added there is applied.
+    let redis = Redis::start_on(port).await;
+    origin.set("/p/2/", Page::html("via redis"));
+    let run = site.kiln(&["enqueue", "--redis", "/p/2/"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    wait_until(
+        Duration::from_secs(20),
+        "the stream event to be applied",
+        || async { site.read("p/2/index.html").as_deref() == Some("via redis") },
+    )
+    .await;
+    let (_, metrics) = d.get("/metrics", None).await;
+    assert!(metrics.contains("kiln_redis_connected 1"), "{metrics}");
+    drop(redis);
+    drop(d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_go_to_the_dead_letter_stream_and_a_trimmed_stream_rebakes_everything() {
+    require!("redis-server");
+    let redis = Redis::start_on(free_port()).await;
+    let pages = linked_site(3);
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(&origin, &intake_toml(&redis.url(), "host"));
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    origin.set("/p/0/", Page::html("forbidden").status(403));
+    let d = site.daemon(&[]).await;
+    let mut conn = redis.conn().await;
+    let id = xadd(&mut conn, "nonsense\n/p/0/\n").await;
+    wait_until(Duration::from_secs(20), "a dead letter", || {
+        let redis = &redis;
+        async move {
+            let mut c = redis.conn().await;
+            let n: usize = c.xlen("kiln:events:dead").await.unwrap();
+            n == 1 && pending(&mut c, "host").await == 0
+        }
+    })
+    .await;
+    let dead: redis::streams::StreamRangeReply = conn.xrange_all("kiln:events:dead").await.unwrap();
+    let entry = &dead.ids[0];
+    let field = |k: &str| -> String { redis::from_redis_value(entry.map[k].clone()).unwrap() };
+    assert_eq!(field("id"), id);
+    let reason = field("reason");
+    assert!(
+        reason.contains("nonsense") && reason.contains("/p/0/") && reason.contains("403"),
+        "{reason}"
+    );
+    d.signal(libc::SIGTERM);
+    d.wait(Duration::from_secs(10)).await;
+
+    // While the host is down, its unread entries are trimmed away.
+    for _ in 0..5 {
+        xadd(&mut conn, "/p/1/\n").await;
+    }
+    let _: usize = redis::cmd("XTRIM")
+        .arg("kiln:events")
+        .arg("MAXLEN")
+        .arg(0)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    origin.reset_hits();
+    let d = site.daemon_logged().await;
+    d.wait_for_log(&["trimmed past this host's position"]).await;
+    wait_until(Duration::from_secs(20), "every page rebaked", || async {
+        (0..3).all(|i| origin.hits(&format!("/p/{i}/")) >= 1) && origin.hits("/") >= 1
+    })
+    .await;
+    drop(d);
+}
