@@ -76,6 +76,54 @@ pub(crate) struct RawConfig {
     /// `[intake]`
     #[serde(default)]
     pub(crate) intake: RawIntake,
+    /// `[[purge]]`
+    #[serde(default)]
+    pub(crate) purge: Vec<RawPurge>,
+}
+
+/// `[[purge]]`: a CDN to tell after each batch of regenerations.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawPurge {
+    /// `webhook`, `fastly`, `cloudflare-urls` or `cloudflare-tags`.
+    pub(crate) kind: Option<PurgeKind>,
+    /// Endpoint (webhook); default for the presets from `service` / `zone`.
+    pub(crate) url: Option<String>,
+    /// Fastly service id.
+    pub(crate) service: Option<String>,
+    /// Cloudflare zone id.
+    pub(crate) zone: Option<String>,
+    /// Environment variable holding the API token.
+    pub(crate) token_env: Option<String>,
+    /// The public site URL paths are appended to (purge by URL).
+    pub(crate) base_url: Option<String>,
+}
+
+/// What a purge hook speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum PurgeKind {
+    /// `POST {"urls", "full_urls", "tags"}` to any endpoint.
+    Webhook,
+    /// Fastly: purge by surrogate key.
+    Fastly,
+    /// Cloudflare: purge by URL.
+    CloudflareUrls,
+    /// Cloudflare: purge by cache tag.
+    CloudflareTags,
+}
+
+/// A `[[purge]]` hook, resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct PurgeHook {
+    /// Its protocol.
+    pub(crate) kind: PurgeKind,
+    /// Where the POST goes.
+    pub(crate) url: String,
+    /// Environment variable with the token.
+    pub(crate) token_env: Option<String>,
+    /// Public base URL for full URLs.
+    pub(crate) base_url: String,
 }
 
 /// `[intake]`: event sources beside the spool and the HTTP endpoint.
@@ -582,6 +630,8 @@ pub(crate) struct Config {
     pub(crate) daemon: Daemon,
     /// The Redis Streams intake, when configured.
     pub(crate) redis: Option<RedisIntake>,
+    /// CDN purge hooks.
+    pub(crate) purge: Vec<PurgeHook>,
 }
 
 /// Command-line values that override the file.
@@ -690,6 +740,7 @@ impl Config {
             depend: resolve_depend(raw.depend, &invalid)?,
             daemon: resolve_daemon(raw.daemon, &invalid)?,
             redis: resolve_intake(raw.intake, &invalid)?,
+            purge: resolve_purge(raw.purge, &invalid)?,
             base_dir,
         })
     }
@@ -886,6 +937,45 @@ fn resolve_depend(
         });
     }
     Ok(depend)
+}
+
+fn resolve_purge(raw: Vec<RawPurge>, invalid: &Invalid<'_>) -> Result<Vec<PurgeHook>, ConfigError> {
+    let mut hooks = Vec::new();
+    for (i, p) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("purge[{i}].{k}");
+        let kind = p.kind.unwrap_or(PurgeKind::Webhook);
+        let url = match (kind, p.url, p.service, p.zone) {
+            (_, Some(u), _, _) => u,
+            (PurgeKind::Fastly, None, Some(s), _) => {
+                format!("https://api.fastly.com/service/{s}/purge")
+            }
+            (PurgeKind::CloudflareUrls | PurgeKind::CloudflareTags, None, _, Some(z)) => {
+                format!("https://api.cloudflare.com/client/v4/zones/{z}/purge_cache")
+            }
+            _ => {
+                return Err(invalid(
+                    &key("url"),
+                    "is missing: give `url` (or `service` for fastly, `zone` for cloudflare)"
+                        .into(),
+                ))
+            }
+        };
+        Url::parse(&url).map_err(|e| invalid(&key("url"), format!("is `{url}`: {e}")))?;
+        let base_url = p.base_url.unwrap_or_default();
+        if kind == PurgeKind::CloudflareUrls && base_url.is_empty() {
+            return Err(invalid(
+                &key("base-url"),
+                "is needed to purge by URL, e.g. \"https://example.org\"".into(),
+            ));
+        }
+        hooks.push(PurgeHook {
+            kind,
+            url,
+            token_env: p.token_env,
+            base_url,
+        });
+    }
+    Ok(hooks)
 }
 
 fn resolve_intake(

@@ -131,6 +131,19 @@ pub(crate) async fn run(
         },
         cancel.clone(),
     ));
+    if !cfg.purge.is_empty() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let stats = Arc::new(crate::purge::PurgeStats::default());
+        let _ = backlog.purge.set(tx);
+        let _ = backlog.purge_stats.set(stats.clone());
+        tasks.spawn(crate::purge::worker(
+            cfg.purge.clone(),
+            rx,
+            baker.index().clone(),
+            stats,
+            cancel.clone(),
+        ));
+    }
     if let Some(redis) = cfg.redis.clone() {
         backlog
             .redis_enabled

@@ -28,6 +28,7 @@
 //! - [`daemon`]: the supervisor that runs the long-lived workers.
 //! - [`release`]: atomic release directories and the `current` symlink.
 //! - [`nginx`]: the generated server block.
+//! - [`purge`]: CDN purge hooks after each batch of regenerations.
 //! - [`serve`]: `kiln serve`'s preview server with live reload.
 //! - [`cmd`]: one module per subcommand, driven by [`run`].
 #![warn(missing_docs, unreachable_pub)]
@@ -48,6 +49,7 @@ pub(crate) mod intake_redis;
 pub(crate) mod lock;
 pub(crate) mod metrics;
 pub(crate) mod nginx;
+pub(crate) mod purge;
 pub(crate) mod queue;
 pub(crate) mod release;
 pub(crate) mod schedule;

@@ -437,6 +437,10 @@ pub(crate) struct Backlog {
     pub(crate) redis_connected: std::sync::atomic::AtomicBool,
     /// Its last connection error.
     pub(crate) redis_error: std::sync::Mutex<Option<String>>,
+    /// Where changed URLs go for CDN purges, when hooks are configured.
+    pub(crate) purge: std::sync::OnceLock<mpsc::UnboundedSender<String>>,
+    /// Purge counts, when hooks are configured.
+    pub(crate) purge_stats: std::sync::OnceLock<Arc<crate::purge::PurgeStats>>,
     /// URLs waiting (debounce or retry).
     pub(crate) pending: AtomicUsize,
     /// URLs being baked.
@@ -455,6 +459,8 @@ impl Default for Backlog {
             redis_enabled: Default::default(),
             redis_connected: Default::default(),
             redis_error: Default::default(),
+            purge: Default::default(),
+            purge_stats: Default::default(),
             pending: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             retrying: AtomicUsize::new(0),
@@ -487,7 +493,14 @@ impl Backlog {
                 "error": self.redis_error.lock().ok().and_then(|e| e.clone()),
             })
         });
+        let purge = self.purge_stats.get().map(|p| {
+            serde_json::json!({
+                "sent": p.sent.load(Ordering::Relaxed),
+                "failed": p.failed.load(Ordering::Relaxed),
+            })
+        });
         serde_json::json!({
+            "purge": purge,
             "redis": redis,
             "pending_urls": self.pending.load(Ordering::Relaxed),
             "in_flight_urls": self.in_flight.load(Ordering::Relaxed),
@@ -529,6 +542,10 @@ pub(crate) async fn worker(
                     Ok(d) => {
                         if matches!(d.1.outcome, Outcome::Written | Outcome::Deleted | Outcome::Refused(_)) {
                             backlog.changes.send_modify(|n| *n += 1);
+                            if let Some(purge) = backlog.purge.get() {
+                                let url = d.1.final_path.clone().unwrap_or_else(|| d.0.url.clone());
+                                let _ = purge.send(url);
+                            }
                         }
                         finish(&baker, &jobs, &mut co, &settings, &metrics, d).await
                     }
