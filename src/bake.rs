@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use crate::body::Body;
 use crate::check::{Checker, Verdict};
 use crate::config::{Config, QueryPolicy};
-use crate::crawl::{self, Scope};
 use crate::index::{Index, PageRecord, Redirect};
+use crate::links::{self, Scope};
 use crate::source::fetch::{FetchError, Fetched, Fetcher, Hop, Validators};
 use crate::source::render::Renderer;
 use crate::tag::Tag;
@@ -746,9 +746,9 @@ impl Baker {
 
     fn links_of(&self, page: &str, body: &Body, is_html: bool) -> Vec<String> {
         let (base, raw) = if is_html {
-            crawl::extract_links(body, self.cfg.crawl.assets)
+            links::extract_links(body, self.cfg.crawl.assets)
         } else if page.ends_with(".xml") {
-            (None, crawl::sitemap_locs(body).unwrap_or_default())
+            (None, links::sitemap_locs(body).unwrap_or_default())
         } else {
             return Vec::new();
         };

@@ -9,7 +9,8 @@
 //! - [`config`]: `site.toml`, parsed raw then validated into typed values.
 //! - [`tag`]: the tags kiln derives itself (`template:`, `data:`, `collection:`, `path:`).
 //! - [`targets`]: the event grammar (`/path/`, `tag:`, `glob:`, `delete:`, `all`).
-//! - [`crawl`]: link and sitemap discovery, scope, and the concurrent frontier.
+//! - [`links`]: link and sitemap extraction and the crawl scope (below bake and crawl).
+//! - [`crawl`]: the concurrent frontier that follows links.
 //! - [`source::fetch`] / [`source::render`]: where a page's bytes come from.
 //! - [`check`]: privacy checks that refuse per-visitor pages.
 //! - [`urlpath`]: the canonical URL key and the only way a path becomes a request URL.
@@ -46,6 +47,7 @@ pub(crate) mod files;
 pub(crate) mod http;
 pub(crate) mod index;
 pub(crate) mod intake_redis;
+pub(crate) mod links;
 pub(crate) mod lock;
 pub(crate) mod metrics;
 pub(crate) mod nginx;

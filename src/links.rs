@@ -1,0 +1,252 @@
+//! Links and scope: what a page points to (streaming link extraction from
+//! HTML with lol_html, `<loc>` entries of sitemaps with quick-xml) and which
+//! of those URLs kiln may bake. Below both `bake` (which finds a page's links)
+//! and `crawl` (which follows them), so neither imports the other.
+
+use std::cell::RefCell;
+
+use lol_html::{element, HtmlRewriter, Settings};
+use url::Url;
+
+use crate::body::Body;
+use crate::config::{Crawl, QueryPolicy};
+
+/// Extracts raw link targets from an HTML page: `a[href]`,
+/// `link[rel=alternate]`, and with `assets` also stylesheets, icons,
+/// scripts and images. Honors `<base href>`.
+pub(crate) fn extract_links(html: &Body, assets: bool) -> (Option<String>, Vec<String>) {
+    let links = RefCell::new(Vec::new());
+    let base = RefCell::new(None);
+    let push = |v: Option<String>| {
+        if let Some(v) = v {
+            links.borrow_mut().push(v);
+        }
+    };
+    let mut handlers = vec![
+        element!("base[href]", |el| {
+            base.borrow_mut()
+                .get_or_insert(el.get_attribute("href").unwrap_or_default());
+            Ok(())
+        }),
+        element!("a[href], area[href]", |el| {
+            push(el.get_attribute("href"));
+            Ok(())
+        }),
+        element!("link[href]", |el| {
+            let rel = el
+                .get_attribute("rel")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let is_page = rel
+                .split_whitespace()
+                .any(|r| r == "alternate" || r == "next" || r == "prev");
+            if is_page || assets {
+                push(el.get_attribute("href"));
+            }
+            Ok(())
+        }),
+    ];
+    if assets {
+        handlers.push(element!(
+            "script[src], img[src], source[src], video[src], audio[src]",
+            |el| {
+                push(el.get_attribute("src"));
+                Ok(())
+            }
+        ));
+        handlers.push(element!("img[srcset], source[srcset]", |el| {
+            if let Some(set) = el.get_attribute("srcset") {
+                for candidate in set.split(',') {
+                    if let Some(u) = candidate.split_whitespace().next() {
+                        push(Some(u.to_string()));
+                    }
+                }
+            }
+            Ok(())
+        }));
+    }
+    let mut rewriter = HtmlRewriter::new(
+        Settings {
+            element_content_handlers: handlers,
+            ..Settings::new()
+        },
+        |_: &[u8]| {},
+    );
+    // Malformed HTML is not an error for link discovery: keep what was found.
+    match html.as_bytes() {
+        Some(bytes) => {
+            let _ = rewriter.write(bytes);
+        }
+        None => {
+            // A large page streams through in chunks: memory stays flat.
+            let mut reader = html.reader();
+            let mut chunk = vec![0u8; crate::body::CHUNK];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut reader, &mut chunk) {
+                if rewriter.write(&chunk[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = rewriter.end();
+    (base.into_inner(), links.into_inner())
+}
+
+/// Extracts `<loc>` entries of a sitemap or sitemap index. `None` when the
+/// document is not a sitemap.
+pub(crate) fn sitemap_locs(xml: &Body) -> Option<Vec<String>> {
+    let mut reader = quick_xml::Reader::from_reader(std::io::BufReader::new(xml.reader()));
+    reader.config_mut().trim_text(true);
+    let mut buf = Vec::new();
+    let mut locs = Vec::new();
+    let mut in_loc = false;
+    let mut is_sitemap = false;
+    loop {
+        match reader.read_event_into(&mut buf) {
+            Ok(quick_xml::events::Event::Start(e)) => {
+                let name = e.local_name();
+                let name = name.as_ref();
+                if name == b"urlset" || name == b"sitemapindex" {
+                    is_sitemap = true;
+                }
+                in_loc = name == b"loc";
+            }
+            Ok(quick_xml::events::Event::Text(t)) if in_loc => {
+                if let Ok(s) = t.decode() {
+                    locs.push(s.trim().to_string());
+                }
+            }
+            Ok(quick_xml::events::Event::End(_)) => in_loc = false,
+            Ok(quick_xml::events::Event::Eof) => break,
+            Err(_) => return None,
+            _ => {}
+        }
+        buf.clear();
+    }
+    is_sitemap.then_some(locs)
+}
+
+/// Which URLs the frontier may enqueue.
+#[derive(Debug, Clone)]
+pub(crate) struct Scope {
+    crawl: Crawl,
+    query: QueryPolicy,
+    origin: Option<Url>,
+}
+
+impl Scope {
+    /// Scope from config.
+    pub(crate) fn new(crawl: &Crawl, query: QueryPolicy, origin: Option<Url>) -> Scope {
+        Scope {
+            crawl: crawl.clone(),
+            query,
+            origin,
+        }
+    }
+
+    /// Resolves a raw link found on `page_path` to an in-scope origin path.
+    pub(crate) fn admit(&self, page_path: &str, base: Option<&str>, raw: &str) -> Option<String> {
+        let raw = raw.trim();
+        if raw.is_empty() || raw.starts_with('#') {
+            return None;
+        }
+        let origin = self
+            .origin
+            .clone()
+            .unwrap_or_else(|| Url::parse("http://kiln.invalid/").expect("static URL parses"));
+        let page = origin.join(page_path).ok()?;
+        let base = match base {
+            Some(b) => page.join(b).ok()?,
+            None => page,
+        };
+        let mut url = base.join(raw).ok()?;
+        url.set_fragment(None);
+        if url.query().is_some() && self.query == QueryPolicy::Skip {
+            return None;
+        }
+        url.set_query(None);
+        let path = crate::urlpath::origin_path(&origin, &url)?;
+        self.allows(&path).then_some(path)
+    }
+
+    /// True when a path passes include/exclude.
+    pub(crate) fn allows(&self, path: &str) -> bool {
+        self.crawl.include.is_match(path) && !self.crawl.exclude.is_match(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::Body;
+
+    #[test]
+    fn extracts_page_links_and_optionally_assets() {
+        let html = br#"<html><head><link rel="stylesheet" href="/s.css"><link rel="alternate" href="/feed.xml"></head>
+            <body><a href="/a/">A</a><a href="b">B</a><a>none</a><img src="/i.png" srcset="/i2.png 2x, /i3.png 3x"><script src="/app.js"></script></body></html>"#;
+        let html = &Body::from(html.to_vec());
+        let (_, pages) = extract_links(html, false);
+        assert_eq!(pages, vec!["/feed.xml", "/a/", "b"]);
+        let (_, all) = extract_links(html, true);
+        for want in ["/s.css", "/i.png", "/i2.png", "/i3.png", "/app.js"] {
+            assert!(all.contains(&want.to_string()), "{want} in {all:?}");
+        }
+    }
+
+    #[test]
+    fn scope_resolves_and_filters() {
+        let crawl = crate::config::Config::from_raw(
+            crate::config::Config::parse_raw(
+                "[crawl]\nexclude = [\"/admin/**\"]\n",
+                std::path::Path::new("s"),
+            )
+            .unwrap(),
+            None,
+            ".".into(),
+            &Default::default(),
+        )
+        .unwrap()
+        .crawl;
+        let scope = Scope::new(
+            &crawl,
+            QueryPolicy::Skip,
+            Url::parse("http://127.0.0.1:8000/").ok(),
+        );
+        let cases = [
+            ("/blog/", "post-1/", Some("/blog/post-1/")),
+            ("/blog/", "../about/", Some("/about/")),
+            ("/blog/", "/x/#frag", Some("/x/")),
+            ("/blog/", "#top", None),
+            ("/blog/", "http://127.0.0.1:8000/y/", Some("/y/")),
+            ("/blog/", "http://127.0.0.1:9000/y/", None),
+            ("/blog/", "https://example.com/", None),
+            ("/blog/", "mailto:a@b.c", None),
+            ("/blog/", "/admin/users/", None),
+            ("/blog/", "/search?q=x", None),
+            ("/blog/", "javascript:void(0)", None),
+            ("/blog/", "/caf\u{e9}/", Some("/caf%C3%A9/")),
+            ("/blog/", "/caf%c3%a9/", Some("/caf%C3%A9/")),
+            ("/blog/", "/\\127.0.0.1:9999/x", None),
+            ("/blog/", "//127.0.0.1:9999/x", None),
+        ];
+        for (page, raw, want) in cases {
+            assert_eq!(scope.admit(page, None, raw).as_deref(), want, "{raw}");
+        }
+        assert_eq!(
+            scope.admit("/a/b/", Some("/base/"), "c/").as_deref(),
+            Some("/base/c/")
+        );
+    }
+
+    #[test]
+    fn sitemaps() {
+        let xml =
+            br#"<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+            <url><loc>http://h/a/</loc></url><url><loc> http://h/b/ </loc></url></urlset>"#;
+        assert_eq!(
+            sitemap_locs(&Body::from(xml.to_vec())).unwrap(),
+            vec!["http://h/a/", "http://h/b/"]
+        );
+        assert!(sitemap_locs(&Body::from(b"<rss><channel/></rss>".to_vec())).is_none());
+    }
+}
