@@ -39,13 +39,7 @@ async fn kill_9_at_random_points_never_leaves_a_partial_or_empty_file() {
         "[output]\nprecompress = [\"gzip\"]\ndurability = \"batch\"\n",
     );
     assert_eq!(site.kiln(&["build"]).await.code, 0);
-    let mut rng = 0x9E3779B97F4A7C15u64;
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut next = crate::util::seeded(0x9E3779B97F4A7C15u64);
     for round in 1..=12usize {
         for i in 0..PAGES {
             origin.set(&format!("/p/{i}/"), Page::html(body(i, round)));

@@ -351,13 +351,7 @@ async fn soak_a_flapping_origin_converges_to_exactly_its_pages() {
     )
     .await;
     let d = site.daemon(&[]).await;
-    let mut rng = 0x2545F4914F6CDD1Du64;
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut next = crate::util::seeded(0x2545F4914F6CDD1Du64);
     let mut events = 0usize;
     let client = reqwest::Client::new();
     let started = std::time::Instant::now();

@@ -312,6 +312,18 @@ impl TestSite {
     }
 }
 
+/// A seeded xorshift: random but repeatable choices for soak and crash
+/// loops (a failure can be replayed).
+pub fn seeded(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut state = seed.max(1);
+    move |n| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    }
+}
+
 /// Fast daemon settings for tests.
 pub const DAEMON_TOML: &str = "[daemon]\ndebounce = \"20ms\"\nrescan = \"300ms\"\n";
 
