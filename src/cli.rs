@@ -88,6 +88,8 @@ pub enum Command {
     Enqueue(cmd::enqueue::EnqueueArgs),
     /// Run beside nginx: watch the spool, serve the HTTP endpoint, regenerate on events
     Daemon(cmd::daemon::DaemonArgs),
+    /// Make the S3-compatible bucket of [[publish]] equal the output
+    Publish(cmd::publish::PublishArgs),
     /// Switch `current` back to the previous release
     Rollback(cmd::rollback::RollbackArgs),
     /// Print an nginx server block that serves the baked files and falls through to the origin
@@ -171,6 +173,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Enqueue(a) => cmd::enqueue::run(g, a).await,
         Command::Daemon(a) => cmd::daemon::run(g, a).await,
         Command::Rollback(a) => cmd::rollback::run(g, a).await,
+        Command::Publish(a) => cmd::publish::run(g, a).await,
         Command::Nginx(a) => cmd::nginx::run(g, a).await,
     }
 }

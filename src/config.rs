@@ -79,6 +79,46 @@ pub(crate) struct RawConfig {
     /// `[[purge]]`
     #[serde(default)]
     pub(crate) purge: Vec<RawPurge>,
+    /// `[[publish]]`
+    #[serde(default)]
+    pub(crate) publish: Vec<RawPublish>,
+}
+
+/// `[[publish]]`: object storage the output is mirrored to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawPublish {
+    /// Only `s3` (any S3-compatible store).
+    pub(crate) kind: String,
+    /// Bucket name.
+    pub(crate) bucket: String,
+    /// Key prefix, e.g. `site/`.
+    pub(crate) prefix: Option<String>,
+    /// Endpoint; default AWS for the region.
+    pub(crate) endpoint: Option<String>,
+    /// Region.
+    pub(crate) region: Option<String>,
+    /// Path-style URLs (default: when an endpoint is given).
+    pub(crate) path_style: Option<bool>,
+    /// `Cache-Control` of the objects.
+    pub(crate) cache_control: Option<String>,
+}
+
+/// A `[[publish]] kind = "s3"` target, resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct PublishS3 {
+    /// Bucket name.
+    pub(crate) bucket: String,
+    /// Key prefix.
+    pub(crate) prefix: String,
+    /// Endpoint.
+    pub(crate) endpoint: Url,
+    /// Region.
+    pub(crate) region: String,
+    /// Path-style addressing.
+    pub(crate) path_style: bool,
+    /// `Cache-Control` sent with every object.
+    pub(crate) cache_control: String,
 }
 
 /// `[[purge]]`: a CDN to tell after each batch of regenerations.
@@ -632,6 +672,8 @@ pub(crate) struct Config {
     pub(crate) redis: Option<RedisIntake>,
     /// CDN purge hooks.
     pub(crate) purge: Vec<PurgeHook>,
+    /// Object storage mirrors.
+    pub(crate) publish: Vec<PublishS3>,
 }
 
 /// Command-line values that override the file.
@@ -741,6 +783,7 @@ impl Config {
             daemon: resolve_daemon(raw.daemon, &invalid)?,
             redis: resolve_intake(raw.intake, &invalid)?,
             purge: resolve_purge(raw.purge, &invalid)?,
+            publish: resolve_publish(raw.publish, &invalid)?,
             base_dir,
         })
     }
@@ -937,6 +980,47 @@ fn resolve_depend(
         });
     }
     Ok(depend)
+}
+
+fn resolve_publish(
+    raw: Vec<RawPublish>,
+    invalid: &Invalid<'_>,
+) -> Result<Vec<PublishS3>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, p) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("publish[{i}].{k}");
+        if p.kind != "s3" {
+            return Err(invalid(
+                &key("kind"),
+                format!(
+                    "is `{}`: only \"s3\" (any S3-compatible store) is supported",
+                    p.kind
+                ),
+            ));
+        }
+        let region = p.region.unwrap_or_else(|| "us-east-1".into());
+        let given = p.endpoint.is_some();
+        let endpoint_text = p
+            .endpoint
+            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        let endpoint = Url::parse(&endpoint_text)
+            .map_err(|e| invalid(&key("endpoint"), format!("is `{endpoint_text}`: {e}")))?;
+        let mut prefix = p.prefix.unwrap_or_default();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        out.push(PublishS3 {
+            bucket: p.bucket,
+            prefix: prefix.trim_start_matches('/').to_string(),
+            endpoint,
+            region,
+            path_style: p.path_style.unwrap_or(given),
+            cache_control: p
+                .cache_control
+                .unwrap_or_else(|| "public, max-age=0, must-revalidate".into()),
+        });
+    }
+    Ok(out)
 }
 
 fn resolve_purge(raw: Vec<RawPurge>, invalid: &Invalid<'_>) -> Result<Vec<PurgeHook>, ConfigError> {

@@ -26,6 +26,9 @@ pub(crate) enum DaemonError {
     /// The spool directory.
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    /// The object storage mirror cannot be set up.
+    #[error(transparent)]
+    Publish(crate::publish::PublishError),
     /// Another kiln owns the output.
     #[error(transparent)]
     Locked(#[from] crate::lock::LockError),
@@ -131,6 +134,23 @@ pub(crate) async fn run(
         },
         cancel.clone(),
     ));
+    // One mirror per daemon (the first `[[publish]]`).
+    if let Some(target) = cfg.publish.first() {
+        let s3 = crate::publish::S3::new(target).map_err(DaemonError::Publish)?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let stats = Arc::new(crate::publish::PublishStats::default());
+        let _ = backlog.publish.set(tx.clone());
+        let _ = backlog.publish_stats.set(stats.clone());
+        tasks.spawn(crate::publish::worker(
+            s3,
+            baker.index().clone(),
+            baker.root().clone(),
+            rx,
+            tx,
+            stats,
+            cancel.clone(),
+        ));
+    }
     if !cfg.purge.is_empty() {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let stats = Arc::new(crate::purge::PurgeStats::default());

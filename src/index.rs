@@ -257,6 +257,11 @@ CREATE TABLE IF NOT EXISTS tags (
     PRIMARY KEY (tag, url)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tags_by_url ON tags (url);
+CREATE TABLE IF NOT EXISTS published (
+    url TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    hash TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -586,6 +591,53 @@ impl Index {
                     ),
                 ))
             })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// The object a page was last published as (S3 key, content hash).
+    pub(crate) async fn published(
+        &self,
+        url: &str,
+    ) -> Result<Option<(String, String)>, IndexError> {
+        let url = url.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT key, hash FROM published WHERE url = ?1")?
+                .query_row([&url], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .await
+    }
+
+    /// Records (or, with `None`, forgets) a page's published object.
+    pub(crate) async fn set_published(&self, url: &str, object: Option<(String, String)>) {
+        let url = url.to_string();
+        self.write(Box::new(move |conn| {
+            match object {
+                Some((key, hash)) => conn
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO published (url, key, hash) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute([&url, &key, &hash])?,
+                None => conn
+                    .prepare_cached("DELETE FROM published WHERE url = ?1")?
+                    .execute([&url])?,
+            };
+            Ok(())
+        }))
+        .await;
+    }
+
+    /// Every baked page: URL, file, content type.
+    pub(crate) async fn baked_files(
+        &self,
+    ) -> Result<Vec<(String, String, Option<String>)>, IndexError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT url, file, content_type FROM pages WHERE file IS NOT NULL ORDER BY url",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect()
         })
         .await

@@ -29,6 +29,7 @@
 //! - [`daemon`]: the supervisor that runs the long-lived workers.
 //! - [`release`]: atomic release directories and the `current` symlink.
 //! - [`nginx`]: the generated server block.
+//! - [`publish`]: the S3-compatible object storage mirror and `kiln publish`.
 //! - [`purge`]: CDN purge hooks after each batch of regenerations.
 //! - [`serve`]: `kiln serve`'s preview server with live reload.
 //! - [`cmd`]: one module per subcommand, driven by [`run`].
@@ -51,6 +52,7 @@ pub(crate) mod links;
 pub(crate) mod lock;
 pub(crate) mod metrics;
 pub(crate) mod nginx;
+pub(crate) mod publish;
 pub(crate) mod purge;
 pub(crate) mod queue;
 pub(crate) mod release;

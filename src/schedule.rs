@@ -441,6 +441,10 @@ pub(crate) struct Backlog {
     pub(crate) purge: std::sync::OnceLock<mpsc::UnboundedSender<String>>,
     /// Purge counts, when hooks are configured.
     pub(crate) purge_stats: std::sync::OnceLock<Arc<crate::purge::PurgeStats>>,
+    /// Where changed URLs go to be published to object storage.
+    pub(crate) publish: std::sync::OnceLock<mpsc::UnboundedSender<String>>,
+    /// Publish counts.
+    pub(crate) publish_stats: std::sync::OnceLock<Arc<crate::publish::PublishStats>>,
     /// URLs waiting (debounce or retry).
     pub(crate) pending: AtomicUsize,
     /// URLs being baked.
@@ -461,6 +465,8 @@ impl Default for Backlog {
             redis_error: Default::default(),
             purge: Default::default(),
             purge_stats: Default::default(),
+            publish: Default::default(),
+            publish_stats: Default::default(),
             pending: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             retrying: AtomicUsize::new(0),
@@ -499,7 +505,15 @@ impl Backlog {
                 "failed": p.failed.load(Ordering::Relaxed),
             })
         });
+        let publish = self.publish_stats.get().map(|p| {
+            serde_json::json!({
+                "uploaded": p.uploaded.load(Ordering::Relaxed),
+                "deleted": p.deleted.load(Ordering::Relaxed),
+                "failed": p.failed.load(Ordering::Relaxed),
+            })
+        });
         serde_json::json!({
+            "publish": publish,
             "purge": purge,
             "redis": redis,
             "pending_urls": self.pending.load(Ordering::Relaxed),
@@ -542,9 +556,9 @@ pub(crate) async fn worker(
                     Ok(d) => {
                         if matches!(d.1.outcome, Outcome::Written | Outcome::Deleted | Outcome::Refused(_)) {
                             backlog.changes.send_modify(|n| *n += 1);
-                            if let Some(purge) = backlog.purge.get() {
-                                let url = d.1.final_path.clone().unwrap_or_else(|| d.0.url.clone());
-                                let _ = purge.send(url);
+                            let url = d.1.final_path.clone().unwrap_or_else(|| d.0.url.clone());
+                            for output in [backlog.purge.get(), backlog.publish.get()].into_iter().flatten() {
+                                let _ = output.send(url.clone());
                             }
                         }
                         finish(&baker, &jobs, &mut co, &settings, &metrics, d).await

@@ -8,6 +8,7 @@ pub mod enqueue;
 pub mod explain;
 pub mod init;
 pub mod nginx;
+pub mod publish;
 pub mod regen;
 pub mod rollback;
 pub mod serve;

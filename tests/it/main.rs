@@ -10,6 +10,7 @@ mod hostile;
 mod https;
 mod init;
 mod nginx;
+mod publish;
 mod purge;
 mod redis;
 mod render;

@@ -1,0 +1,182 @@
+//! Publishing to S3-compatible object storage against a real server
+//! (`s3s-fs`, an S3 implementation over a directory, started by the test).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rusty_s3::S3Action;
+
+use crate::require;
+use crate::util::{free_port, wait_for_port, wait_until, Origin, Page, TestSite};
+
+struct S3Server {
+    child: tokio::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl S3Server {
+    async fn start() -> S3Server {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("kiln")).unwrap();
+        let port = free_port();
+        let child = tokio::process::Command::new("s3s-fs")
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--access-key",
+                "test-key",
+                "--secret-key",
+                "test-secret",
+            ])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        wait_for_port(port, "s3s-fs").await;
+        S3Server { child, port, dir }
+    }
+
+    fn object(&self, key: &str) -> PathBuf {
+        self.dir.path().join("kiln").join(key)
+    }
+
+    /// GETs an object through the S3 API: (content type, bytes).
+    async fn get(&self, key: &str) -> (String, Vec<u8>) {
+        let bucket = rusty_s3::Bucket::new(
+            format!("http://127.0.0.1:{}", self.port).parse().unwrap(),
+            rusty_s3::UrlStyle::Path,
+            "kiln",
+            "us-east-1",
+        )
+        .unwrap();
+        let creds = rusty_s3::Credentials::new("test-key", "test-secret");
+        let url = bucket
+            .get_object(Some(&creds), key)
+            .sign(Duration::from_secs(60));
+        let r = reqwest::get(url).await.unwrap();
+        assert!(r.status().is_success(), "GET {key}: {}", r.status());
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        (ct, r.bytes().await.unwrap().to_vec())
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn env(cmd: &mut tokio::process::Command) {
+    cmd.env("AWS_ACCESS_KEY_ID", "test-key")
+        .env("AWS_SECRET_ACCESS_KEY", "test-secret");
+}
+
+async fn kiln_with_creds(site: &TestSite, args: &[&str]) -> crate::util::Run {
+    let mut c = site.command(args);
+    env(&mut c);
+    let out = c.output().await.unwrap();
+    crate::util::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bucket_mirrors_the_output_with_content_types_and_no_needless_uploads() {
+    require!("s3s-fs");
+    let s3 = S3Server::start().await;
+    let origin = Origin::start(vec![
+        ("/", Page::html("<a href=\"/p/1/\">1</a><a href=\"/p/2/\">2</a><link rel=\"alternate\" href=\"/feed.xml\">")),
+        ("/p/1/", Page::html("<p>one</p>")),
+        ("/p/2/", Page::html("<p>two</p>")),
+        ("/feed.xml", Page::html("<rss/>").typed("application/rss+xml")),
+    ])
+    .await;
+    let site = TestSite::for_origin(
+        &origin,
+        &format!(
+            "[[publish]]\nkind = \"s3\"\nbucket = \"kiln\"\nprefix = \"site\"\nendpoint = \"http://127.0.0.1:{}\"\ncache-control = \"public, max-age=60\"\n[daemon]\ndebounce = \"20ms\"\n",
+            s3.port
+        ),
+    );
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let run = kiln_with_creds(&site, &["publish"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("4 uploaded, 0 unchanged, 0 deleted"),
+        "{}",
+        run.all()
+    );
+    // The bucket equals the output: keys, bytes, content types.
+    for f in site.files() {
+        let (ct, bytes) = s3.get(&format!("site/{f}")).await;
+        assert_eq!(bytes, std::fs::read(site.file(&f)).unwrap(), "{f}");
+        let want = if f == "feed.xml" {
+            "application/rss+xml"
+        } else {
+            "text/html; charset=utf-8"
+        };
+        assert_eq!(ct, want, "{f}");
+    }
+    // Redirects are listed for the CDN in front of the bucket.
+    let (ct, listing) = s3.get("site/_kiln/redirects.json").await;
+    assert_eq!(
+        (ct.as_str(), listing.as_slice()),
+        ("application/json", &b"[]"[..])
+    );
+    // Nothing changed: nothing uploaded. An object no page has: deleted.
+    std::fs::write(s3.object("site/stale.html"), "old").unwrap();
+    let run = kiln_with_creds(&site, &["publish"]).await;
+    assert!(
+        run.stdout.contains("0 uploaded, 4 unchanged, 1 deleted"),
+        "{}",
+        run.all()
+    );
+    assert!(!s3.object("site/stale.html").exists());
+
+    // The daemon mirrors each change: a new body is uploaded, a gone page deleted.
+    let mut cmd = site.command(&["daemon", "--listen", "127.0.0.1:0"]);
+    env(&mut cmd);
+    cmd.stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+    let http = lines
+        .next_line()
+        .await
+        .unwrap()
+        .unwrap()
+        .replace("kiln daemon listening on ", "");
+    origin.set("/p/1/", Page::html("<p>one, edited</p>"));
+    origin.remove("/p/2/");
+    let r = reqwest::Client::new()
+        .post(format!("{http}/v1/regen"))
+        .header("content-type", "application/json")
+        .body(r#"{"targets": ["/p/1/", "/p/2/"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    wait_until(Duration::from_secs(15), "the bucket to follow", || async {
+        std::fs::read_to_string(s3.object("site/p/1/index.html"))
+            .ok()
+            .as_deref()
+            == Some("<p>one, edited</p>")
+            && !s3.object("site/p/2/index.html").exists()
+    })
+    .await;
+    let status: serde_json::Value = reqwest::get(format!("{http}/v1/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["publish"]["failed"], 0, "{status}");
+    let _ = child.start_kill();
+}
