@@ -4,6 +4,7 @@ mod util;
 
 mod build;
 mod daemon;
+mod distributed;
 mod django;
 mod durability;
 mod hostile;

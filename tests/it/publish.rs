@@ -9,14 +9,14 @@ use rusty_s3::S3Action;
 use crate::require;
 use crate::util::{free_port, wait_for_port, wait_until, Origin, Page, TestSite};
 
-struct S3Server {
+pub(crate) struct S3Server {
     child: tokio::process::Child,
-    port: u16,
+    pub(crate) port: u16,
     dir: tempfile::TempDir,
 }
 
 impl S3Server {
-    async fn start() -> S3Server {
+    pub(crate) async fn start() -> S3Server {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("kiln")).unwrap();
         let port = free_port();
@@ -41,7 +41,7 @@ impl S3Server {
         S3Server { child, port, dir }
     }
 
-    fn object(&self, key: &str) -> PathBuf {
+    pub(crate) fn object(&self, key: &str) -> PathBuf {
         self.dir.path().join("kiln").join(key)
     }
 

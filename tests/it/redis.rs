@@ -10,13 +10,13 @@ use crate::require;
 use crate::util::{free_port, linked_site, wait_for_port, wait_until, Origin, Page, TestSite};
 
 /// `redis-server` on a free port, no persistence; killed when dropped.
-struct Redis {
+pub(crate) struct Redis {
     child: tokio::process::Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Redis {
-    async fn start_on(port: u16) -> Redis {
+    pub(crate) async fn start_on(port: u16) -> Redis {
         let child = tokio::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -37,11 +37,11 @@ impl Redis {
         Redis { child, port }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    async fn conn(&self) -> redis::aio::MultiplexedConnection {
+    pub(crate) async fn conn(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.url())
             .unwrap()
             .get_multiplexed_async_connection()
