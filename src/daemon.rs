@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bake::{Baker, RunOptions, SetupError};
 use crate::config::Config;
-use crate::http::{self, ApiState};
+use crate::http::{ApiState, HttpIntake};
 use crate::metrics::Metrics;
-use crate::queue::{Spool, SpoolError, SpoolLimits};
-use crate::schedule::{self, Request, Settings};
+use crate::queue::{Spool, SpoolError, SpoolIntake, SpoolLimits};
+use crate::schedule::{self, Intake, Output, Request, Settings};
 
 /// Fatal daemon errors (exit code 1 or 2); per-page errors never end up here.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +105,39 @@ pub(crate) async fn run(
     }
 
     let mut tasks = JoinSet::new();
+
+    // Outputs beside the local web root: each a worker fed with changed pages.
+    let mut outputs: Vec<Box<dyn Output>> = Vec::new();
+    // One mirror per daemon (the first `[[publish]]`).
+    if let Some(target) = cfg.publish.first() {
+        let s3 = crate::publish::S3::new(target).map_err(DaemonError::Publish)?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let stats = Arc::new(crate::publish::PublishStats::default());
+        let _ = backlog.publish_stats.set(stats.clone());
+        tasks.spawn(crate::publish::worker(
+            s3,
+            baker.index().clone(),
+            baker.root().clone(),
+            rx,
+            tx.clone(),
+            stats,
+            cancel.clone(),
+        ));
+        outputs.push(Box::new(tx));
+    }
+    if !cfg.purge.is_empty() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let stats = Arc::new(crate::purge::PurgeStats::default());
+        let _ = backlog.purge_stats.set(stats.clone());
+        tasks.spawn(crate::purge::worker(
+            cfg.purge.clone(),
+            rx,
+            baker.index().clone(),
+            stats,
+            cancel.clone(),
+        ));
+        outputs.push(Box::new(tx));
+    }
     tasks.spawn(schedule::worker(
         baker.clone(),
         submitter.jobs().clone(),
@@ -120,60 +153,61 @@ pub(crate) async fn run(
             max_retry_delay: cfg.daemon.max_retry_delay,
             give_up_after: cfg.daemon.give_up_after,
         },
-        metrics.clone(),
-        backlog.clone(),
+        schedule::Reporting {
+            metrics: metrics.clone(),
+            backlog: backlog.clone(),
+            outputs,
+        },
         cancel.clone(),
     ));
-    tasks.spawn(crate::queue::worker(
+
+    // Intakes: everything that turns arrivals into requests.
+    let mut intakes: Vec<Box<dyn Intake>> = vec![Box::new(SpoolIntake {
         spool,
-        submitter.clone(),
-        SpoolLimits {
+        limits: SpoolLimits {
             rescan: cfg.daemon.rescan,
             max_bytes: cfg.daemon.max_spool_file,
             max_targets: cfg.daemon.max_targets,
         },
-        cancel.clone(),
-    ));
-    // One mirror per daemon (the first `[[publish]]`).
-    if let Some(target) = cfg.publish.first() {
-        let s3 = crate::publish::S3::new(target).map_err(DaemonError::Publish)?;
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let stats = Arc::new(crate::publish::PublishStats::default());
-        let _ = backlog.publish.set(tx.clone());
-        let _ = backlog.publish_stats.set(stats.clone());
-        tasks.spawn(crate::publish::worker(
-            s3,
-            baker.index().clone(),
-            baker.root().clone(),
-            rx,
-            tx,
-            stats,
-            cancel.clone(),
-        ));
-    }
-    if !cfg.purge.is_empty() {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let stats = Arc::new(crate::purge::PurgeStats::default());
-        let _ = backlog.purge.set(tx);
-        let _ = backlog.purge_stats.set(stats.clone());
-        tasks.spawn(crate::purge::worker(
-            cfg.purge.clone(),
-            rx,
-            baker.index().clone(),
-            stats,
-            cancel.clone(),
-        ));
+    })];
+    if let Some(listener) = listener {
+        intakes.push(Box::new(HttpIntake {
+            listener,
+            state: ApiState {
+                submit: submitter.clone(),
+                index: baker.index().clone(),
+                metrics: metrics.clone(),
+                token,
+                queue: cfg.queue.clone(),
+                backlog: backlog.clone(),
+                max_targets: cfg.daemon.max_targets,
+            },
+        }));
     }
     if let Some(redis) = cfg.redis.clone() {
         backlog
             .redis_enabled
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        tasks.spawn(crate::intake_redis::worker(
-            redis,
-            submitter.clone(),
-            backlog.clone(),
-            cancel.clone(),
-        ));
+        intakes.push(Box::new(crate::intake_redis::StreamIntake {
+            cfg: redis,
+            backlog: backlog.clone(),
+        }));
+    }
+    if cfg.renders() && cfg.daemon.watch {
+        match crate::watch::start(&cfg) {
+            Ok(handle) => intakes.push(Box::new(crate::watch::WatchIntake {
+                handle,
+                cfg: cfg.clone(),
+                baker: baker.clone(),
+                backlog: backlog.clone(),
+            })),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch templates and data; edits need `kiln regen`")
+            }
+        }
+    }
+    for intake in intakes {
+        tasks.spawn(intake.run(submitter.clone(), cancel.clone()));
     }
     // Pages that were failing when the daemon last stopped (an origin
     // outage, say) are retried: the pending set survives a restart.
@@ -193,44 +227,6 @@ pub(crate) async fn run(
                 })
                 .await;
         });
-    }
-    if let Some(listener) = listener {
-        let state = ApiState {
-            submit: submitter.clone(),
-            index: baker.index().clone(),
-            metrics: metrics.clone(),
-            token,
-            queue: cfg.queue.clone(),
-            backlog: backlog.clone(),
-            max_targets: cfg.daemon.max_targets,
-        };
-        let stop = cancel.clone();
-        tasks.spawn(async move {
-            let app = http::router(state);
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-            {
-                tracing::error!(error = %e, "HTTP endpoint stopped");
-            }
-        });
-    }
-    if cfg.renders() && cfg.daemon.watch {
-        match crate::watch::start(&cfg) {
-            Ok(handle) => {
-                tasks.spawn(crate::watch::worker(
-                    handle,
-                    cfg.clone(),
-                    baker.clone(),
-                    submitter.clone(),
-                    backlog.clone(),
-                    cancel.clone(),
-                ));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot watch templates and data; edits need `kiln regen`")
-            }
-        }
     }
     tracing::info!(http = ?http_addr, queue = %cfg.queue.display(), out = %baker.root().path().display(), "daemon started");
     ready(Ready {

@@ -39,6 +39,36 @@ pub(crate) struct ApiState {
 /// Largest `POST /v1/regen` body read.
 pub(crate) const MAX_BODY_BYTES: usize = 1 << 20;
 
+/// The loopback endpoint as an [`crate::schedule::Intake`].
+pub(crate) struct HttpIntake {
+    /// The bound listener.
+    pub(crate) listener: tokio::net::TcpListener,
+    /// Everything the handlers need but the submitter.
+    pub(crate) state: ApiState,
+}
+
+impl crate::schedule::Intake for HttpIntake {
+    fn run(
+        self: Box<Self>,
+        submit: Submitter,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> crate::schedule::Running {
+        let HttpIntake {
+            listener,
+            mut state,
+        } = *self;
+        state.submit = submit;
+        Box::pin(async move {
+            if let Err(e) = axum::serve(listener, router(state))
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+            {
+                tracing::error!(error = %e, "HTTP endpoint stopped");
+            }
+        })
+    }
+}
+
 /// Builds the router.
 pub(crate) fn router(state: ApiState) -> Router {
     let guarded = Router::new()

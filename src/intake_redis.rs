@@ -43,6 +43,24 @@ pub(crate) async fn enqueue(cfg: &RedisIntake, targets: &[Target]) -> redis::Red
         .await
 }
 
+/// The stream as an [`crate::schedule::Intake`].
+pub(crate) struct StreamIntake {
+    /// Where and as whom to read.
+    pub(crate) cfg: RedisIntake,
+    /// Where the connection state is shown.
+    pub(crate) backlog: Arc<Backlog>,
+}
+
+impl crate::schedule::Intake for StreamIntake {
+    fn run(
+        self: Box<Self>,
+        submit: Submitter,
+        shutdown: CancellationToken,
+    ) -> crate::schedule::Running {
+        Box::pin(worker(self.cfg, submit, self.backlog, shutdown))
+    }
+}
+
 /// Reads the stream until `shutdown`, reconnecting with backoff.
 pub(crate) async fn worker(
     cfg: RedisIntake,

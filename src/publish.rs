@@ -302,9 +302,12 @@ pub(crate) async fn worker(
     shutdown: CancellationToken,
 ) {
     let mut failures: std::collections::HashMap<String, u32> = Default::default();
+    // Delayed retries, owned here (dropped at shutdown).
+    let mut later: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
     loop {
         let url = tokio::select! {
             _ = shutdown.cancelled() => return,
+            Some(_) = later.join_next(), if !later.is_empty() => continue,
             u = changed.recv() => match u { Some(u) => u, None => return },
         };
         match publish_page(&s3, &index, &root, &url).await {
@@ -322,12 +325,9 @@ pub(crate) async fn worker(
                     .min(Duration::from_secs(60));
                 tracing::warn!(url, error = %e, retry_in = ?delay, "publishing to S3 failed; the local page is unaffected, will retry");
                 let retry = retry.clone();
-                let stop = shutdown.clone();
-                tokio::spawn(async move {
-                    tokio::select! {
-                        _ = stop.cancelled() => {}
-                        _ = tokio::time::sleep(delay) => { let _ = retry.send(url); }
-                    }
+                later.spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = retry.send(url);
                 });
             }
         }

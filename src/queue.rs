@@ -295,6 +295,24 @@ pub(crate) fn is_spool_name(p: &Path) -> bool {
     !crate::files::is_editor_junk(p)
 }
 
+/// The spool as an [`crate::schedule::Intake`].
+pub(crate) struct SpoolIntake {
+    /// The spool directory.
+    pub(crate) spool: Spool,
+    /// Its caps and rescan interval.
+    pub(crate) limits: SpoolLimits,
+}
+
+impl crate::schedule::Intake for SpoolIntake {
+    fn run(
+        self: Box<Self>,
+        submit: Submitter,
+        shutdown: CancellationToken,
+    ) -> crate::schedule::Running {
+        Box::pin(worker(self.spool, submit, self.limits, shutdown))
+    }
+}
+
 /// Caps and timing of the spool intake.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SpoolLimits {

@@ -26,6 +26,41 @@ use crate::bake::{Baker, Outcome, PageError, PageResult, Resolved, Retry, Summar
 use crate::metrics::Metrics;
 use crate::targets::Target;
 
+/// What the scheduler reports to: counters, its observable state, and the
+/// outputs beside the local web root.
+pub(crate) struct Reporting {
+    /// Prometheus counters.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Backlog and change signals.
+    pub(crate) backlog: Arc<Backlog>,
+    /// Told about every changed page.
+    pub(crate) outputs: Vec<Box<dyn Output>>,
+}
+
+/// A running intake or output worker.
+pub(crate) type Running = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A source of work (the spool, the HTTP endpoint, the template watcher, a
+/// Redis stream): it turns what arrives into requests until shutdown. The
+/// scheduler does not know which is which.
+pub(crate) trait Intake: Send {
+    /// Feeds `submit` until `shutdown` fires.
+    fn run(self: Box<Self>, submit: Submitter, shutdown: CancellationToken) -> Running;
+}
+
+/// Where a changed page goes beside the local web root (a bucket, a CDN).
+pub(crate) trait Output: Send + Sync {
+    /// Called for every page whose file was written, removed or refused.
+    fn page_changed(&self, url: &str);
+}
+
+/// An output fed through a channel to its own worker.
+impl Output for mpsc::UnboundedSender<String> {
+    fn page_changed(&self, url: &str) {
+        let _ = self.send(url.to_string());
+    }
+}
+
 /// Identifies a request; reported by the HTTP API.
 pub(crate) type JobId = u64;
 
@@ -437,12 +472,8 @@ pub(crate) struct Backlog {
     pub(crate) redis_connected: std::sync::atomic::AtomicBool,
     /// Its last connection error.
     pub(crate) redis_error: std::sync::Mutex<Option<String>>,
-    /// Where changed URLs go for CDN purges, when hooks are configured.
-    pub(crate) purge: std::sync::OnceLock<mpsc::UnboundedSender<String>>,
     /// Purge counts, when hooks are configured.
     pub(crate) purge_stats: std::sync::OnceLock<Arc<crate::purge::PurgeStats>>,
-    /// Where changed URLs go to be published to object storage.
-    pub(crate) publish: std::sync::OnceLock<mpsc::UnboundedSender<String>>,
     /// Publish counts.
     pub(crate) publish_stats: std::sync::OnceLock<Arc<crate::publish::PublishStats>>,
     /// URLs waiting (debounce or retry).
@@ -463,9 +494,7 @@ impl Default for Backlog {
             redis_enabled: Default::default(),
             redis_connected: Default::default(),
             redis_error: Default::default(),
-            purge: Default::default(),
             purge_stats: Default::default(),
-            publish: Default::default(),
             publish_stats: Default::default(),
             pending: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
@@ -538,10 +567,14 @@ pub(crate) async fn worker(
     jobs: Jobs,
     mut requests: mpsc::Receiver<(JobId, Request)>,
     settings: Settings,
-    metrics: Arc<Metrics>,
-    backlog: Arc<Backlog>,
+    reporting: Reporting,
     shutdown: CancellationToken,
 ) {
+    let Reporting {
+        metrics,
+        backlog,
+        outputs,
+    } = reporting;
     let mut co = Coalescer::default();
     let mut tasks: JoinSet<BakeDone> = JoinSet::new();
     let mut resolving: JoinSet<ResolveDone> = JoinSet::new();
@@ -557,8 +590,8 @@ pub(crate) async fn worker(
                         if matches!(d.1.outcome, Outcome::Written | Outcome::Deleted | Outcome::Refused(_)) {
                             backlog.changes.send_modify(|n| *n += 1);
                             let url = d.1.final_path.clone().unwrap_or_else(|| d.0.url.clone());
-                            for output in [backlog.purge.get(), backlog.publish.get()].into_iter().flatten() {
-                                let _ = output.send(url.clone());
+                            for output in &outputs {
+                                output.page_changed(&url);
                             }
                         }
                         finish(&baker, &jobs, &mut co, &settings, &metrics, d).await
@@ -904,8 +937,11 @@ mod tests {
                 max_retry_delay: W,
                 give_up_after: W,
             },
-            metrics.clone(),
-            Arc::new(Backlog::default()),
+            Reporting {
+                metrics: metrics.clone(),
+                backlog: Arc::new(Backlog::default()),
+                outputs: Vec::new(),
+            },
             cancel.clone(),
         ));
         let start = Instant::now();

@@ -94,6 +94,34 @@ fn watched_dirs(cfg: &Config) -> Vec<PathBuf> {
     dirs
 }
 
+/// Template and data watching as an [`crate::schedule::Intake`].
+pub(crate) struct WatchIntake {
+    /// The live watcher.
+    pub(crate) handle: WatchHandle,
+    /// The config (templates, data globs, debounce).
+    pub(crate) cfg: Arc<Config>,
+    /// The baker whose renderer is swapped on change.
+    pub(crate) baker: Arc<Baker>,
+    /// Where template errors are shown.
+    pub(crate) backlog: Arc<crate::schedule::Backlog>,
+}
+
+impl crate::schedule::Intake for WatchIntake {
+    fn run(
+        self: Box<Self>,
+        submit: Submitter,
+        shutdown: CancellationToken,
+    ) -> crate::schedule::Running {
+        let WatchIntake {
+            handle,
+            cfg,
+            baker,
+            backlog,
+        } = *self;
+        Box::pin(worker(handle, cfg, baker, submit, backlog, shutdown))
+    }
+}
+
 /// A live notify watcher and the channel it feeds. Created before the
 /// daemon reports ready, so no edit made after that is missed.
 pub(crate) struct WatchHandle {
