@@ -156,9 +156,7 @@ async fn run_session(
             .arg(100)
             .query_async(&mut conn)
             .await?;
-        for entry in claimed.claimed {
-            take(cfg, &conn, submit, entry, &in_progress, waiting).await;
-        }
+        take(cfg, &conn, submit, claimed.claimed, &in_progress, waiting).await;
         let read: Option<StreamReadReply> = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(&cfg.group)
@@ -175,15 +173,15 @@ async fn run_session(
         let entries: Vec<StreamId> = read
             .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
             .unwrap_or_default();
-        if backlog_id == "0" && entries.is_empty() {
-            backlog_id = ">".to_string(); // own pending entries done: new ones now
-        }
-        for entry in entries {
-            if backlog_id == "0" {
-                backlog_id = entry.id.clone(); // page through our own pending list
+        if backlog_id == "0" {
+            match entries.last() {
+                // Page through our own pending list.
+                Some(last) => backlog_id = last.id.clone(),
+                // Own pending entries done: new ones now.
+                None => backlog_id = ">".to_string(),
             }
-            take(cfg, &conn, submit, entry, &in_progress, waiting).await;
         }
+        take(cfg, &conn, submit, entries, &in_progress, waiting).await;
         if shutdown.is_cancelled() {
             return Ok(());
         }
@@ -242,67 +240,110 @@ fn stream_id(id: &str) -> (u64, u64) {
     (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
-/// Submits one entry and, once its pages are done, acknowledges it (after
-/// copying what failed to the dead-letter stream).
+/// One stream entry being baked.
+struct Entry {
+    id: String,
+    text: String,
+    targets: Vec<Target>,
+    problems: Vec<String>,
+}
+
+impl Entry {
+    /// Whether a failed URL may come from this entry's targets.
+    fn may_have_named(&self, url: &str) -> bool {
+        self.targets.iter().any(|t| match t {
+            Target::Url(u) | Target::Delete(u) => u == url,
+            _ => true, // a tag, glob, `failed` or `all` may have named it
+        })
+    }
+}
+
+/// Submits the entries of one read as one request (so events for the same
+/// page in a batch cost one fetch) and, once its pages are done,
+/// acknowledges them all, after copying each entry's failures to the
+/// dead-letter stream.
 async fn take(
     cfg: &RedisIntake,
     conn: &redis::aio::MultiplexedConnection,
     submit: &Submitter,
-    entry: StreamId,
+    read: Vec<StreamId>,
     in_progress: &Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     waiting: &mut JoinSet<()>,
 ) {
-    let fresh = in_progress
-        .lock()
-        .map(|mut p| p.insert(entry.id.clone()))
-        .unwrap_or(true);
-    if !fresh {
-        return; // already being baked in this session (reclaimed while idle)
+    let mut entries = Vec::new();
+    for entry in read {
+        let fresh = in_progress
+            .lock()
+            .map(|mut p| p.insert(entry.id.clone()))
+            .unwrap_or(true);
+        if !fresh {
+            continue; // already being baked in this session (reclaimed while idle)
+        }
+        let text: String = entry
+            .map
+            .get(TARGETS_FIELD)
+            .and_then(|v| redis::from_redis_value(v.clone()).ok())
+            .unwrap_or_default();
+        let (targets, bad) = Target::parse_lines(&text);
+        let problems = bad
+            .iter()
+            .map(|(n, e)| format!("line {n}: {}", crate::queue::excerpt(&e.to_string(), 200)))
+            .collect();
+        entries.push(Entry {
+            id: entry.id,
+            text,
+            targets,
+            problems,
+        });
     }
-    let text: String = entry
-        .map
-        .get(TARGETS_FIELD)
-        .and_then(|v| redis::from_redis_value(v.clone()).ok())
-        .unwrap_or_default();
-    let (targets, bad) = Target::parse_lines(&text);
-    let mut problems: Vec<String> = bad
-        .iter()
-        .map(|(n, e)| format!("line {n}: {}", crate::queue::excerpt(&e.to_string(), 200)))
-        .collect();
-    let report = if targets.is_empty() {
+    if entries.is_empty() {
+        return;
+    }
+    let merged: Vec<Target> =
+        crate::targets::dedup(entries.iter().flat_map(|e| e.targets.clone()).collect());
+    let forget = {
+        let in_progress = in_progress.clone();
+        move |ids: &[String]| {
+            if let Ok(mut p) = in_progress.lock() {
+                for id in ids {
+                    p.remove(id);
+                }
+            }
+        }
+    };
+    let report = if merged.is_empty() {
         None
     } else {
         let (reply, report) = oneshot::channel();
         let submitted = submit
             .submit(Request {
-                targets: crate::targets::dedup(targets),
+                targets: merged,
                 reply: Some(reply),
             })
             .await;
         if submitted.is_none() {
-            if let Ok(mut p) = in_progress.lock() {
-                p.remove(&entry.id);
-            }
-            return; // shutting down: the entry stays pending for the next start
+            forget(&entries.iter().map(|e| e.id.clone()).collect::<Vec<_>>());
+            return; // shutting down: the entries stay pending for the next start
         }
         Some(report)
     };
     let cfg = cfg.clone();
     let mut conn = conn.clone();
-    let in_progress = in_progress.clone();
-    let id = entry.id;
     waiting.spawn(async move {
+        let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
         if let Some(report) = report {
             // Dropped reply = shutdown before completion: stays pending.
-            let Ok(report) = report.await else { return };
-            problems.extend(report.tally.failed.iter().map(|(u, e)| format!("{u}: {e}")));
-        }
-        let forget = |id: &str| {
-            if let Ok(mut p) = in_progress.lock() {
-                p.remove(id);
+            let Ok(report) = report.await else {
+                forget(&ids);
+                return;
+            };
+            for (url, error) in &report.tally.failed {
+                for e in entries.iter_mut().filter(|e| e.may_have_named(url)) {
+                    e.problems.push(format!("{url}: {error}"));
+                }
             }
-        };
-        if !problems.is_empty() {
+        }
+        for e in entries.iter().filter(|e| !e.problems.is_empty()) {
             let dead: redis::RedisResult<String> = redis::cmd("XADD")
                 .arg(&cfg.dead_stream)
                 .arg("MAXLEN")
@@ -310,23 +351,23 @@ async fn take(
                 .arg(cfg.max_len)
                 .arg("*")
                 .arg("id")
-                .arg(&id)
+                .arg(&e.id)
                 .arg(TARGETS_FIELD)
-                .arg(&text)
+                .arg(&e.text)
                 .arg("reason")
-                .arg(problems.join("\n"))
+                .arg(e.problems.join("\n"))
                 .query_async(&mut conn)
                 .await;
-            if let Err(e) = dead {
-                tracing::error!(error = %e, entry = %id, "could not record a failed entry in the dead-letter stream; leaving it unacknowledged");
-                forget(&id);
+            if let Err(err) = dead {
+                tracing::error!(error = %err, entry = %e.id, "could not record a failed entry in the dead-letter stream; leaving the batch unacknowledged");
+                forget(&ids);
                 return;
             }
         }
-        let acked: redis::RedisResult<i64> = conn.xack(&cfg.stream, &cfg.group, &[&id]).await;
+        let acked: redis::RedisResult<i64> = conn.xack(&cfg.stream, &cfg.group, &ids).await;
         if let Err(e) = acked {
-            tracing::warn!(error = %e, entry = %id, "could not acknowledge a stream entry; it will be delivered again");
+            tracing::warn!(error = %e, entries = ids.len(), "could not acknowledge stream entries; they will be delivered again");
         }
-        forget(&id);
+        forget(&ids);
     });
 }

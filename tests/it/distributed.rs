@@ -109,7 +109,8 @@ async fn two_hosts_one_stream_a_bucket_and_a_cdn_stay_equal_to_the_origin() {
             .await
             .unwrap();
     }
-    drop(db);
+    // Gone for good (its lock released with it) before the restart.
+    db.wait(Duration::from_secs(10)).await;
     let db = b.daemon(&[]).await;
 
     // Both web hosts serve exactly the origin's pages, from disk.
@@ -156,9 +157,10 @@ async fn two_hosts_one_stream_a_bucket_and_a_cdn_stay_equal_to_the_origin() {
             "host a fetched {path} {} times",
             origin_a.hits(&path)
         );
-        // The killed host may fetch a page once before its kill, then twice after.
+        // The killed host too: once before its kill, once for the batch of
+        // pending entries it reads back after the restart.
         assert!(
-            origin_b.hits(&path) <= 3,
+            origin_b.hits(&path) <= 2,
             "host b fetched {path} {} times",
             origin_b.hits(&path)
         );
