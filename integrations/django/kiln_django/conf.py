@@ -9,6 +9,12 @@ from django.conf import settings
 DEFAULTS: dict[str, Any] = {
     # The daemon's base URL (POST {url}/v1/regen). Empty: spool only.
     "url": os.environ.get("KILN_URL", ""),
+    # A Redis URL: targets go to the stream every web host's daemon reads
+    # (`[intake] redis`); needs `pip install kiln-django[redis]`.
+    "redis": os.environ.get("KILN_REDIS", ""),
+    # The stream (`[intake] stream`) and its approximate length bound.
+    "stream": "kiln:events",
+    "stream_max_len": 100000,
     # Bearer token; default from the environment variable the daemon reads.
     "token": os.environ.get("KILN_TOKEN", ""),
     # The daemon's spool directory (`[site] queue`, e.g. "/srv/site/.kiln/queue"):

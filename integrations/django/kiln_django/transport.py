@@ -68,9 +68,16 @@ class Sender:
             self.deliver(targets[i : i + size])
 
     def deliver(self, targets: list[str]) -> str:
-        """Sends one batch now: `"http"` or `"spool"` for where it went."""
+        """Sends one batch now: `"redis"`, `"http"` or `"spool"` for where it went."""
         if not targets:
             return "none"
+        redis_url = str(conf.get("redis"))
+        if redis_url:
+            try:
+                self._xadd(redis_url, targets)
+                return "redis"
+            except Exception as e:  # any client error: fall back, never lose the change
+                log.warning("kiln stream at %s did not take %d targets (%s); trying the next transport", redis_url, len(targets), e)
         url = str(conf.get("url")).rstrip("/")
         if url:
             try:
@@ -86,6 +93,23 @@ class Sender:
             return "spool"
         log.error("kiln_django: neither KILN['url'] nor KILN['spool'] could take %d targets: %s", len(targets), targets[:5])
         return "lost"
+
+    def _xadd(self, redis_url: str, targets: list[str]) -> None:
+        try:
+            import redis  # optional: pip install kiln-django[redis]
+        except ImportError as e:
+            raise RuntimeError("KILN['redis'] is set but the redis package is missing: pip install kiln-django[redis]") from e
+        client = redis.Redis.from_url(redis_url, socket_timeout=float(conf.get("timeout")))
+        try:
+            client.xadd(
+                str(conf.get("stream")),
+                {"targets": "".join(f"{t}\n" for t in targets)},
+                maxlen=int(conf.get("stream_max_len")),
+                approximate=True,
+            )
+            self.requests += 1
+        finally:
+            client.close()
 
     def _post(self, url: str, targets: list[str]) -> None:
         req = urllib.request.Request(

@@ -129,6 +129,66 @@ class CheckAndCsrfTests(TestCase):
         self.assertIn("from page https://example.test/posts/1/", logs.output[0])
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisStreamTests(TransactionTestCase):
+    """Changes go to the Redis stream every web host reads, when configured."""
+
+    def setUp(self) -> None:
+        import shutil
+        import subprocess
+        import time
+
+        if shutil.which("redis-server") is None:
+            import os
+
+            if os.environ.get("CI") == "true":
+                raise AssertionError("redis-server is required under CI=true")
+            self.skipTest("*** redis-server not found on PATH ***")
+        import redis  # noqa: F401  (the optional dependency)
+
+        self.port = free_port()
+        self.server = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 10
+        while True:
+            try:
+                import socket
+
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    def tearDown(self) -> None:
+        self.server.terminate()
+        self.server.wait()
+
+    def test_a_commit_becomes_one_stream_entry(self) -> None:
+        import redis
+
+        url = f"redis://127.0.0.1:{self.port}/0"
+        with override_settings(KILN=kiln(redis=url, url="", spool="")):
+            with transaction.atomic():
+                a = Post.objects.create(title="a")
+                b = Post.objects.create(title="b")
+            kiln_django.flush()
+        entries = redis.Redis.from_url(url).xrange("kiln:events")
+        self.assertEqual(len(entries), 1, "one batch, one entry")
+        lines = entries[0][1][b"targets"].decode().splitlines()
+        self.assertEqual(lines, [f"tag:testapp.post:{a.pk}", "tag:testapp.post", f"tag:testapp.post:{b.pk}"])
+
+
 class NotifyTests(TransactionTestCase):
     """Real commits and rollbacks (on_commit needs them)."""
 

@@ -22,4 +22,5 @@ class Command(BaseCommand):
         where = sender.deliver(targets)
         if where == "lost":
             raise CommandError("neither KILN['url'] nor KILN['spool'] could take the targets")
-        self.stdout.write(f"sent {len(targets)} target(s) to kiln ({'daemon' if where == 'http' else 'spool'})")
+        place = {"http": "daemon", "redis": "stream"}.get(where, where)
+        self.stdout.write(f"sent {len(targets)} target(s) to kiln ({place})")
