@@ -424,8 +424,19 @@ impl Baker {
         root: WebRoot,
         opts: RunOptions,
     ) -> Result<Baker, SetupError> {
-        let root = root.with_durability(cfg.output.durability);
         let index = Index::open(&cfg.state)?;
+        Baker::from_parts(cfg, root, index, opts).await
+    }
+
+    /// A baker over parts the caller opened (the daemon shares the index
+    /// and the root with its outputs).
+    pub(crate) async fn from_parts(
+        cfg: Arc<Config>,
+        root: WebRoot,
+        index: Index,
+        opts: RunOptions,
+    ) -> Result<Baker, SetupError> {
+        let root = root.with_durability(cfg.output.durability);
         let spill_dir = cfg.state.parent().unwrap_or(Path::new(".")).to_path_buf();
         let fetcher = match &cfg.origin {
             Some(o) => {
@@ -487,24 +498,24 @@ impl Baker {
         Ok(swept)
     }
 
-    /// The configuration.
-    pub(crate) fn config(&self) -> &Config {
-        &self.cfg
+    /// Commits every queued index write (end of a run).
+    pub(crate) async fn flush(&self) -> Result<(), crate::index::IndexError> {
+        self.index.flush().await
     }
 
-    /// The index handle.
-    pub(crate) fn index(&self) -> &Index {
-        &self.index
+    /// Those of `links` the index has never seen (new pages), in one round trip.
+    pub(crate) async fn unknown(&self, links: Vec<String>) -> Vec<String> {
+        self.index.unknown(links).await.unwrap_or_default()
     }
 
-    /// The output root.
-    pub(crate) fn root(&self) -> &WebRoot {
-        &self.root
+    /// Whether the crawl may follow a link (include/exclude globs).
+    pub(crate) fn in_scope(&self, path: &str) -> bool {
+        self.scope.allows(path)
     }
 
-    /// The crawl scope.
-    pub(crate) fn scope(&self) -> &Scope {
-        &self.scope
+    /// The crawl limits.
+    pub(crate) fn crawl_limits(&self) -> &crate::config::Crawl {
+        &self.cfg.crawl
     }
 
     /// The current renderer, if in render mode.

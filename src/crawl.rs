@@ -29,8 +29,7 @@ pub(crate) async fn run(
     progress: &indicatif::ProgressBar,
     shutdown: &CancellationToken,
 ) -> Summary {
-    let scope = baker.scope();
-    let limits = &baker.config().crawl;
+    let limits = baker.crawl_limits();
     let concurrency = baker.concurrency();
     let mut summary = Summary::start();
     let mut seen: HashSet<String> = HashSet::new();
@@ -70,12 +69,12 @@ pub(crate) async fn run(
             let mut links: Vec<String> = result
                 .links
                 .iter()
-                .filter(|l| !seen.contains(*l) && scope.allows(l))
+                .filter(|l| !seen.contains(*l) && baker.in_scope(l))
                 .cloned()
                 .collect();
             if follow == Follow::NewOnly && !links.is_empty() {
                 // One index round trip for the whole page; on error follow none.
-                links = baker.index().unknown(links).await.unwrap_or_default();
+                links = baker.unknown(links).await;
             }
             for link in links {
                 if depth + 1 > limits.max_depth || seen.len() >= limits.max_pages {

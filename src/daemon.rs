@@ -81,7 +81,16 @@ pub(crate) async fn run(
         single_attempt: true,
         ..opts
     };
-    let baker = Arc::new(Baker::new(cfg.clone(), &out, opts).await?);
+    // The index and the root are shared with the outputs (bucket, purge)
+    // and the HTTP status; the baker gets them as parts.
+    let root = crate::write::WebRoot::open(
+        &out,
+        cfg.output.precompress.clone(),
+        cfg.output.precompress_min_bytes,
+    )
+    .map_err(SetupError::from)?;
+    let index = crate::index::Index::open(&cfg.state).map_err(SetupError::from)?;
+    let baker = Arc::new(Baker::from_parts(cfg.clone(), root.clone(), index.clone(), opts).await?);
     baker.sweep_stale_temp_files()?;
     let spool = Spool::open(&cfg.queue)?;
     let metrics = Arc::new(Metrics::new());
@@ -116,8 +125,8 @@ pub(crate) async fn run(
         let _ = backlog.publish_stats.set(stats.clone());
         tasks.spawn(crate::publish::worker(
             s3,
-            baker.index().clone(),
-            baker.root().clone(),
+            index.clone(),
+            root.clone(),
             rx,
             tx.clone(),
             stats,
@@ -132,7 +141,7 @@ pub(crate) async fn run(
         tasks.spawn(crate::purge::worker(
             cfg.purge.clone(),
             rx,
-            baker.index().clone(),
+            index.clone(),
             stats,
             cancel.clone(),
         ));
@@ -175,7 +184,7 @@ pub(crate) async fn run(
             listener,
             state: ApiState {
                 submit: submitter.clone(),
-                index: baker.index().clone(),
+                index: index.clone(),
                 metrics: metrics.clone(),
                 token,
                 queue: cfg.queue.clone(),
@@ -211,13 +220,7 @@ pub(crate) async fn run(
     }
     // Pages that were failing when the daemon last stopped (an origin
     // outage, say) are retried: the pending set survives a restart.
-    if !baker
-        .index()
-        .failed_urls()
-        .await
-        .unwrap_or_default()
-        .is_empty()
-    {
+    if !index.failed_urls().await.unwrap_or_default().is_empty() {
         let submit = submitter.clone();
         tasks.spawn(async move {
             submit
@@ -228,7 +231,7 @@ pub(crate) async fn run(
                 .await;
         });
     }
-    tracing::info!(http = ?http_addr, queue = %cfg.queue.display(), out = %baker.root().path().display(), "daemon started");
+    tracing::info!(http = ?http_addr, queue = %cfg.queue.display(), out = %root.path().display(), "daemon started");
     ready(Ready {
         http: http_addr,
         backlog: backlog.clone(),

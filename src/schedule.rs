@@ -664,7 +664,7 @@ pub(crate) async fn worker(
             }
         }
     }
-    if let Err(e) = baker.index().flush().await {
+    if let Err(e) = baker.flush().await {
         tracing::error!(error = %e, "index flush at shutdown failed");
     }
 }
@@ -705,11 +705,7 @@ async fn finish(
     // same jobs (a job is done when what it led to is done), registered
     // before this URL counts as done so no job completes early.
     if !result.links.is_empty() {
-        let new = baker
-            .index()
-            .unknown(result.links.clone())
-            .await
-            .unwrap_or_default();
+        let new = baker.unknown(result.links.clone()).await;
         for link in new {
             if co.is_scheduled(&link) {
                 continue;

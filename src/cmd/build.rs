@@ -132,7 +132,7 @@ async fn bake_all(
     root: WebRoot,
     args: &BuildArgs,
 ) -> anyhow::Result<(Summary, WebRoot, Result<usize, MassDelete>)> {
-    let baker = Arc::new(Baker::with_root(cfg, root, args.guard.run_options()).await?);
+    let baker = Arc::new(Baker::with_root(cfg, root.clone(), args.guard.run_options()).await?);
     baker.sweep_stale_temp_files()?;
     let progress = g.progress();
     let shutdown = CancellationToken::new();
@@ -147,6 +147,6 @@ async fn bake_all(
     progress.finish_and_clear();
     let guarded = baker.apply_removals(args.guard.allow_mass_delete).await;
     summary.finish();
-    baker.index().flush().await?;
-    Ok((summary, baker.root().clone(), guarded))
+    baker.flush().await?;
+    Ok((summary, root, guarded))
 }

@@ -53,7 +53,7 @@ pub async fn run(g: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<Exit> {
             other => println!("{p}: {other:?}"),
         }
     }
-    baker.index().flush().await?;
+    baker.flush().await?;
     Ok(if failed {
         Exit::PagesFailed
     } else {

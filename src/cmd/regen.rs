@@ -86,6 +86,6 @@ pub async fn run(g: &GlobalArgs, args: RegenArgs) -> anyhow::Result<Exit> {
     summary.merge(baked);
     let guarded = baker.apply_removals(args.guard.allow_mass_delete).await;
     summary.finish();
-    baker.index().flush().await?;
+    baker.flush().await?;
     super::finish_run(g, &cfg, summary, guarded)
 }
