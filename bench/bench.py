@@ -29,6 +29,7 @@ FLOOR = ROOT / "target/release/examples/write_floor"
 WORK = Path(os.environ.get("BENCH_WORK", "/tmp/kiln-bench"))
 OUT = Path(os.environ.get("BENCH_OUT", "/dev/shm/kiln-bench"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+LAST_CPU = 0.0
 PAGE_BYTES = 8100
 RESULTS = {}
 
@@ -92,7 +93,11 @@ class Origin:
 
 
 def timed(cmd, cwd=None, env=None):
-    """Runs cmd under /usr/bin/time; returns (wall seconds, peak RSS KiB, stdout)."""
+    """Runs cmd under /usr/bin/time; returns (wall seconds, peak RSS KiB, stdout).
+    The child's user+sys CPU seconds are left in LAST_CPU."""
+    global LAST_CPU
+    import resource
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.NamedTemporaryFile("r") as t:
         start = time.perf_counter()
         p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", t.name, *map(str, cmd)], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -100,6 +105,8 @@ def timed(cmd, cwd=None, env=None):
         if p.returncode not in (0, 8):  # wget exits 8 on any 404 (none expected)
             raise RuntimeError(f"{cmd} failed ({p.returncode}): {p.stderr[-2000:]}")
         rss = int(t.read().strip().splitlines()[-1])
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    LAST_CPU = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     return wall, rss, p.stdout
 
 
@@ -126,9 +133,9 @@ def wget_mirror(origin_url, n):
     return wall, rss
 
 
-def write_floor(n):
+def write_floor(n, sync=True):
     d = fresh(OUT / "floor")
-    wall, rss, _ = timed([FLOOR, d, pages_of(n), PAGE_BYTES])
+    wall, rss, _ = timed([FLOOR, d, pages_of(n), PAGE_BYTES] + ([] if sync else ["nosync"]))
     return wall, rss
 
 
@@ -151,23 +158,29 @@ def bench_bake():
         origin = Origin(site)
         try:
             pages = pages_of(n)
-            k, w, f = [], [], []
+            k, w, f, f0 = [], [], [], []
+            kc, wc, fc, f0c = [], [], [], []
+            # Alternating runs, so a slow spell of the disk hits every tool.
             for r in range(RUNS):
                 log(f"bake n={n} run {r + 1}/{RUNS}")
-                k.append(kiln_bake(origin.url, n)[0])
-                w.append(wget_mirror(origin.url, n)[0])
-                f.append(write_floor(n)[0])
+                k.append(kiln_bake(origin.url, n)[0]); kc.append(LAST_CPU)
+                w.append(wget_mirror(origin.url, n)[0]); wc.append(LAST_CPU)
+                f.append(write_floor(n)[0]); fc.append(LAST_CPU)
+                f0.append(write_floor(n, sync=False)[0]); f0c.append(LAST_CPU)
             rate = wrk_rate(origin.url, site, n)
         finally:
             origin.stop()
-        km, wm, fm = statistics.median(k), statistics.median(w), statistics.median(f)
+        med = statistics.median
+        km, wm, fm, f0m = med(k), med(w), med(f), med(f0)
         row = {
             "pages": pages,
-            "kiln_s": km, "wget_s": wm, "floor_s": fm,
-            "kiln_pps": pages / km, "wget_pps": pages / wm, "floor_pps": pages / fm,
+            "kiln_s": km, "wget_s": wm, "floor_s": fm, "floor_nosync_s": f0m,
+            "kiln_pps": pages / km, "wget_pps": pages / wm, "floor_pps": pages / fm, "floor_nosync_pps": pages / f0m,
+            "kiln_cpu_s": med(kc), "wget_cpu_s": med(wc), "floor_cpu_s": med(fc), "floor_nosync_cpu_s": med(f0c),
             "origin_rps": rate,
             "kiln_vs_wget": wm / km, "kiln_vs_floor": fm / km,
-            "runs": {"kiln": k, "wget": w, "floor": f},
+            "runs": {"kiln": k, "wget": w, "floor": f, "floor_nosync": f0,
+                     "kiln_cpu": kc, "wget_cpu": wc, "floor_cpu": fc, "floor_nosync_cpu": f0c},
         }
         rows.append(row)
         log(json.dumps(row))

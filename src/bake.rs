@@ -567,6 +567,21 @@ impl Baker {
         seeds
     }
 
+    /// The baked file and validators of a page: from the map a full build
+    /// loaded (a miss there is a new page), else from the index. Asking the
+    /// index per page would also end its write batch each time.
+    async fn validators_of(
+        &self,
+        path: &str,
+    ) -> Result<Option<(String, Validators)>, crate::index::IndexError> {
+        if let Ok(known) = self.known.read() {
+            if let Some(all) = known.as_ref() {
+                return Ok(all.get(path).cloned());
+            }
+        }
+        self.index.validators(path).await
+    }
+
     /// Bakes one URL from whichever source owns it.
     #[tracing::instrument(level = "debug", skip(self))]
     pub(crate) async fn bake(&self, url: &str) -> PageResult {
@@ -628,12 +643,8 @@ impl Baker {
         }
         // The validators of the baked copy, when that copy is really there:
         // an unchanged page then costs the origin a 304 and kiln no write.
-        let known = match self.index.validators(&path).await {
-            Ok(Some((file, v)))
-                if blocking(|| self.root.has_page(Path::new(&file))).unwrap_or(false) =>
-            {
-                Some(v)
-            }
+        let known = match self.validators_of(&path).await {
+            Ok(Some((file, v))) if self.root.has_page(Path::new(&file)).unwrap_or(false) => Some(v),
             _ => None,
         };
         let fetched = match fetcher
@@ -738,7 +749,9 @@ impl Baker {
             self.index.mark_anonymous_variant(&final_path).await;
         }
         if matches!(outcome, Outcome::Written | Outcome::Unchanged) {
-            result.links = blocking(|| self.links_of(&final_path, &fetched.body, is_html));
+            result.links = blocking_if(is_big(&fetched.body), || {
+                self.links_of(&final_path, &fetched.body, is_html)
+            });
         }
         result.outcome = outcome;
     }
@@ -763,10 +776,10 @@ impl Baker {
         } else {
             return Vec::new();
         };
-        let mut out: Vec<String> = raw
-            .iter()
-            .filter_map(|l| self.scope.admit(page, base.as_deref(), l))
-            .collect();
+        let Some(scope) = self.scope.page(page, base.as_deref()) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = raw.iter().filter_map(|l| scope.admit(l)).collect();
         out.dedup();
         out
     }
@@ -797,10 +810,19 @@ impl Baker {
                 return Outcome::Refused(why);
             }
         };
-        let written = blocking(|| {
-            let outcome = self.root.write_page(&rel, body)?;
-            Ok::<_, crate::write::WriteError>((outcome, body.hash()))
+        // Temp files are written here; the wait for their durability holds
+        // no thread, so concurrent pages share one sync ([`WebRoot::make_durable`]).
+        let staged = blocking_if(self.root.syncs_each_file() || is_big(body), || {
+            self.root.stage_page(&rel, body)
         });
+        let written = match staged {
+            Ok(staged) => match self.root.make_durable(&staged).await {
+                Ok(()) => staged.place(),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        let written = written.map(|outcome| (outcome, body.hash()));
         let (outcome, hash) = match written {
             Ok((WriteOutcome::Written, h)) => (Outcome::Written, h),
             Ok((WriteOutcome::Unchanged, h)) => (Outcome::Unchanged, h),
@@ -883,7 +905,7 @@ impl Baker {
                 });
             }
             Ok(rel) => {
-                if let Err(e) = blocking(|| self.root.remove_page(&rel)) {
+                if let Err(e) = self.root.remove_page(&rel) {
                     return Outcome::Failed(PageError::StaleRefused {
                         reason,
                         source: Arc::new(e),
@@ -907,7 +929,7 @@ impl Baker {
                 ));
             }
         };
-        let exists = match blocking(|| self.root.has_page(&rel)) {
+        let exists = match self.root.has_page(&rel) {
             Ok(e) => e,
             Err(e) => {
                 return self
@@ -939,7 +961,7 @@ impl Baker {
     }
 
     async fn remove_now(&self, path: &str, rel: &Path, http_status: Option<u16>) -> Outcome {
-        match blocking(|| self.root.remove_page(rel)) {
+        match self.root.remove_page(rel) {
             Ok(removed) => {
                 self.index
                     .record(PageRecord::deleted(path, http_status))
@@ -1004,7 +1026,7 @@ impl Baker {
         }
         let mut removed = 0;
         for r in pending {
-            match blocking(|| self.root.remove_page(&r.rel)) {
+            match self.root.remove_page(&r.rel) {
                 Ok(true) => removed += 1,
                 Ok(false) => {}
                 Err(e) => {
@@ -1039,7 +1061,7 @@ impl Baker {
 
     async fn remove_file_of(&self, path: &str) -> Result<bool, String> {
         let rel = self.file_of(path).await?;
-        blocking(|| self.root.remove_page(&rel)).map_err(|e| error_chain(&e))
+        self.root.remove_page(&rel).map_err(|e| error_chain(&e))
     }
 
     /// Resolves targets to URLs to bake and URLs to delete, noting targets
@@ -1136,13 +1158,21 @@ fn rel_to_string(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// Runs short filesystem work from async code without a thread hand-off:
-/// `block_in_place` on the multi-threaded runtime (the binary's), inline otherwise.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
+/// Runs work that may take long (a big body, a sync per file) from async
+/// code with `block_in_place` on the multi-threaded runtime, so the other
+/// tasks of this worker move on; inline otherwise. A typical page's work
+/// (tens of microseconds) runs inline: handing the worker over costs more.
+fn blocking_if<T>(long: bool, f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) if long => tokio::task::block_in_place(f),
         _ => f(),
     }
+}
+
+/// A body whose parsing or compression takes long enough to hand its
+/// worker thread over (a page is usually well under this).
+fn is_big(body: &Body) -> bool {
+    body.len() > 1 << 20
 }
 
 /// `error: cause: cause`, for one-line reports.

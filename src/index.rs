@@ -237,6 +237,9 @@ enum Command {
 #[derive(Clone)]
 pub(crate) struct Index {
     tx: mpsc::Sender<Command>,
+    /// The index thread, woken by readers while it gathers a write batch
+    /// (writers let it sleep: see [`owner`]).
+    thread: std::thread::Thread,
 }
 
 const SCHEMA: &str = "
@@ -300,17 +303,14 @@ impl Index {
         conn.execute_batch(SCHEMA).map_err(open_err)?;
         migrate(&conn).map_err(open_err)?;
         let (tx, rx) = mpsc::channel(4096);
-        // A timer-only runtime of the index thread's own, for waiting on
-        // the channel with a deadline.
-        let timer = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .map_err(IndexError::Thread)?;
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("kiln-index".into())
-            .spawn(move || owner(conn, rx, timer))
+            .spawn(move || owner(conn, rx))
             .map_err(IndexError::Thread)?;
-        Ok(Index { tx })
+        Ok(Index {
+            tx,
+            thread: handle.thread().clone(),
+        })
     }
 
     async fn write(&self, job: WriteJob) {
@@ -331,6 +331,8 @@ impl Index {
             .send(Command::Read(job))
             .await
             .map_err(|_| IndexError::Closed)?;
+        // A read ends the write batch being gathered at once.
+        self.thread.unpark();
         Ok(rx.await.map_err(|_| IndexError::Closed)??)
     }
 
@@ -727,7 +729,7 @@ fn tags_of(conn: &Connection, url: &str) -> rusqlite::Result<Vec<String>> {
 
 /// The index thread: applies writes in batched transactions, answers reads
 /// after committing what is pending.
-fn owner(mut conn: Connection, mut rx: mpsc::Receiver<Command>, timer: tokio::runtime::Runtime) {
+fn owner(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         let mut pending_read = None;
@@ -753,15 +755,18 @@ fn owner(mut conn: Connection, mut rx: mpsc::Receiver<Command>, timer: tokio::ru
                     }
                     next = rx.try_recv().ok();
                     // Under load, keep the transaction open a few ms so one
-                    // commit covers many pages; a read ends the batch at once.
-                    // Waits on the channel (no polling) until the window ends.
-                    if next.is_none() {
+                    // commit covers many pages. The thread sleeps meanwhile
+                    // rather than waiting on the channel: a sender wakes a
+                    // waiting receiver, and one wake-up per page cost more
+                    // than the writes. Readers unpark it, so a read still
+                    // ends the batch at once.
+                    while next.is_none() {
                         let left = BATCH_WINDOW.saturating_sub(started.elapsed());
-                        if !left.is_zero() {
-                            next = timer.block_on(async {
-                                tokio::time::timeout(left, rx.recv()).await.ok().flatten()
-                            });
+                        if left.is_zero() {
+                            break;
                         }
+                        std::thread::park_timeout(left);
+                        next = rx.try_recv().ok();
                     }
                 }
                 if let Err(e) = tx.commit() {

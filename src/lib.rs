@@ -49,6 +49,7 @@ pub(crate) mod http;
 pub(crate) mod index;
 pub(crate) mod intake_redis;
 pub(crate) mod links;
+pub(crate) mod linkscan;
 pub(crate) mod lock;
 pub(crate) mod metrics;
 pub(crate) mod nginx;

@@ -1,95 +1,34 @@
 //! Links and scope: what a page points to (streaming link extraction from
-//! HTML with lol_html, `<loc>` entries of sitemaps with quick-xml) and which
+//! HTML with [`crate::linkscan`], `<loc>` entries of sitemaps with quick-xml) and which
 //! of those URLs kiln may bake. Below both `bake` (which finds a page's links)
 //! and `crawl` (which follows them), so neither imports the other.
 
-use std::cell::RefCell;
-
-use lol_html::{element, HtmlRewriter, Settings};
 use url::Url;
 
 use crate::body::Body;
 use crate::config::{Crawl, QueryPolicy};
+use crate::linkscan;
 
 /// Extracts raw link targets from an HTML page: `a[href]`,
-/// `link[rel=alternate]`, and with `assets` also stylesheets, icons,
-/// scripts and images. Honors `<base href>`.
+/// `link[rel=alternate|next|prev]`, and with `assets` also stylesheets,
+/// icons, scripts and images. Honors `<base href>`.
 pub(crate) fn extract_links(html: &Body, assets: bool) -> (Option<String>, Vec<String>) {
-    let links = RefCell::new(Vec::new());
-    let base = RefCell::new(None);
-    let push = |v: Option<String>| {
-        if let Some(v) = v {
-            links.borrow_mut().push(v);
-        }
-    };
-    let mut handlers = vec![
-        element!("base[href]", |el| {
-            base.borrow_mut()
-                .get_or_insert(el.get_attribute("href").unwrap_or_default());
-            Ok(())
-        }),
-        element!("a[href], area[href]", |el| {
-            push(el.get_attribute("href"));
-            Ok(())
-        }),
-        element!("link[href]", |el| {
-            let rel = el
-                .get_attribute("rel")
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            let is_page = rel
-                .split_whitespace()
-                .any(|r| r == "alternate" || r == "next" || r == "prev");
-            if is_page || assets {
-                push(el.get_attribute("href"));
-            }
-            Ok(())
-        }),
-    ];
-    if assets {
-        handlers.push(element!(
-            "script[src], img[src], source[src], video[src], audio[src]",
-            |el| {
-                push(el.get_attribute("src"));
-                Ok(())
-            }
-        ));
-        handlers.push(element!("img[srcset], source[srcset]", |el| {
-            if let Some(set) = el.get_attribute("srcset") {
-                for candidate in set.split(',') {
-                    if let Some(u) = candidate.split_whitespace().next() {
-                        push(Some(u.to_string()));
-                    }
-                }
-            }
-            Ok(())
-        }));
-    }
-    let mut rewriter = HtmlRewriter::new(
-        Settings {
-            element_content_handlers: handlers,
-            ..Settings::new()
-        },
-        |_: &[u8]| {},
-    );
-    // Malformed HTML is not an error for link discovery: keep what was found.
-    match html.as_bytes() {
-        Some(bytes) => {
-            let _ = rewriter.write(bytes);
-        }
+    let found = match html.as_bytes() {
+        Some(bytes) => linkscan::scan(bytes, assets),
         None => {
             // A large page streams through in chunks: memory stays flat.
+            let mut scanner = linkscan::Scanner::new(assets);
             let mut reader = html.reader();
             let mut chunk = vec![0u8; crate::body::CHUNK];
+            // Unreadable or done: keep what was found.
             while let Ok(n @ 1..) = std::io::Read::read(&mut reader, &mut chunk) {
-                if rewriter.write(&chunk[..n]).is_err() {
-                    break;
-                }
+                scanner.feed(&chunk[..n], false);
             }
+            scanner.feed(&[], true);
+            scanner.found
         }
-    }
-    let _ = rewriter.end();
-    (base.into_inner(), links.into_inner())
+    };
+    (found.base, found.links)
 }
 
 /// Extracts `<loc>` entries of a sitemap or sitemap index. `None` when the
@@ -145,33 +84,60 @@ impl Scope {
     }
 
     /// Resolves a raw link found on `page_path` to an in-scope origin path.
+    #[cfg(test)]
     pub(crate) fn admit(&self, page_path: &str, base: Option<&str>, raw: &str) -> Option<String> {
-        let raw = raw.trim();
-        if raw.is_empty() || raw.starts_with('#') {
-            return None;
-        }
-        let origin = self
-            .origin
-            .clone()
-            .unwrap_or_else(|| Url::parse("http://kiln.invalid/").expect("static URL parses"));
+        self.page(page_path, base)?.admit(raw)
+    }
+
+    /// The links of one page, resolved against its URL (and `<base href>`),
+    /// which is parsed once for all of them.
+    pub(crate) fn page(&self, page_path: &str, base: Option<&str>) -> Option<PageScope<'_>> {
+        let origin = match &self.origin {
+            Some(o) => std::borrow::Cow::Borrowed(o),
+            None => std::borrow::Cow::Owned(
+                Url::parse("http://kiln.invalid/").expect("static URL parses"),
+            ),
+        };
         let page = origin.join(page_path).ok()?;
         let base = match base {
             Some(b) => page.join(b).ok()?,
             None => page,
         };
-        let mut url = base.join(raw).ok()?;
-        url.set_fragment(None);
-        if url.query().is_some() && self.query == QueryPolicy::Skip {
-            return None;
-        }
-        url.set_query(None);
-        let path = crate::urlpath::origin_path(&origin, &url)?;
-        self.allows(&path).then_some(path)
+        Some(PageScope {
+            scope: self,
+            origin,
+            base,
+        })
     }
 
     /// True when a path passes include/exclude.
     pub(crate) fn allows(&self, path: &str) -> bool {
         self.crawl.include.is_match(path) && !self.crawl.exclude.is_match(path)
+    }
+}
+
+/// [`Scope`] for the links of one page.
+pub(crate) struct PageScope<'a> {
+    scope: &'a Scope,
+    origin: std::borrow::Cow<'a, Url>,
+    base: Url,
+}
+
+impl PageScope<'_> {
+    /// Resolves a raw link of the page to an in-scope origin path.
+    pub(crate) fn admit(&self, raw: &str) -> Option<String> {
+        let raw = raw.trim();
+        if raw.is_empty() || raw.starts_with('#') {
+            return None;
+        }
+        let mut url = self.base.join(raw).ok()?;
+        url.set_fragment(None);
+        if url.query().is_some() && self.scope.query == QueryPolicy::Skip {
+            return None;
+        }
+        url.set_query(None);
+        let path = crate::urlpath::origin_path(&self.origin, &url)?;
+        self.scope.allows(&path).then_some(path)
     }
 }
 

@@ -28,7 +28,15 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(kiln::run(cli)) {
+    // The command runs as a task on a worker thread, not on this one: the
+    // crawl loop is woken by every finished page, and waking it on a worker
+    // is cheaper than handing each page over to the main thread.
+    let outcome = runtime.block_on(async {
+        tokio::spawn(kiln::run(cli))
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("the command panicked: {e}")))
+    });
+    match outcome {
         Ok(Exit::Clean) => ExitCode::SUCCESS,
         Ok(Exit::PagesFailed) => ExitCode::from(1),
         Err(e) => {

@@ -367,14 +367,32 @@ impl WebRoot {
     }
 
     /// Writes `body` to `rel` (a path from [`crate::urlmap::file_for`]) with
-    /// its compressed siblings. Identical content is left untouched
-    /// (guarantee 3), but siblings that do not match it are rewritten.
+    /// its compressed siblings, blocking for the durability it needs. The
+    /// same as [`WebRoot::stage_page`], [`WebRoot::make_durable_blocking`]
+    /// and [`Staged::place`].
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn write_page(&self, rel: &Path, body: &Body) -> Result<WriteOutcome, WriteError> {
+        let staged = self.stage_page(rel, body)?;
+        self.make_durable_blocking(&staged)?;
+        staged.place()
+    }
+
+    /// True when each file is synced while it is written (`page`
+    /// durability): staging then blocks on the disk.
+    pub(crate) fn syncs_each_file(&self) -> bool {
+        self.durability == Durability::Page
+    }
+
+    /// Writes the new files of a page (the body, its compressed siblings) to
+    /// temp files beside their targets; nothing is in place until
+    /// [`Staged::place`]. Identical content is left untouched (guarantee 3),
+    /// but siblings that do not match it are rewritten.
+    pub(crate) fn stage_page(&self, rel: &Path, body: &Body) -> Result<Staged, WriteError> {
         let target = self.root.join(rel);
-        let (chain, name) = self
+        let (mut chain, name) = self
             .walk(rel, true)?
             .expect("walk with create always reaches the directory");
-        let dir = chain.last().expect("the root is always there");
+        let dir = chain.pop().expect("the root is always there");
         let existing = match rustix::fs::statat(&dir.fd, &name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => Some(st),
             Err(rustix::io::Errno::NOENT) => None,
@@ -399,7 +417,7 @@ impl WebRoot {
         }
         let unchanged = match &existing {
             Some(st) if st.st_size as u64 == body.len() => {
-                let mut old = open_file(dir, &name).map_err(io_err("read", &target))?;
+                let mut old = open_file(&dir, &name).map_err(io_err("read", &target))?;
                 body.same_as(&mut old).map_err(io_err("read", &target))?
             }
             _ => false,
@@ -413,61 +431,71 @@ impl WebRoot {
         // durable together and only then renamed into place, siblings before
         // the page, so nginx never sees a partial file or a sibling newer
         // than its page, and a crash leaves old or new complete files.
-        let mut temps: Vec<(OsString, OsString, PathBuf)> = Vec::new();
-        let fail = |temps: &[(OsString, OsString, PathBuf)], e| {
-            remove_quietly(
-                dir,
-                &temps.iter().map(|(t, _, _)| t.clone()).collect::<Vec<_>>(),
-            );
-            Err(e)
+        // Dropping `staged` on an error below removes its temp files.
+        let mut staged = Staged {
+            dir,
+            temps: Vec::new(),
+            unchanged,
         };
         for enc in Encoding::ALL {
             let sibling = sibling_name(&name, enc);
             let sibling_path = sibling_path(&target, enc);
             if wanted.contains(&enc) {
                 let current = unchanged
-                    && sibling_matches(dir, &sibling, enc, body)
+                    && sibling_matches(&staged.dir, &sibling, enc, body)
                         .map_err(io_err("read", &sibling_path))?;
                 if !current {
-                    match self.write_temp(dir, &sibling_path, |w| compress(enc, body, w)) {
-                        Ok(tmp) => temps.push((tmp, sibling, sibling_path)),
-                        Err(e) => return fail(&temps, e),
-                    }
+                    let tmp =
+                        self.write_temp(&staged.dir, &sibling_path, |w| compress(enc, body, w))?;
+                    staged.temps.push((tmp, sibling, sibling_path));
                 }
             } else {
-                // Stale or no longer wanted: nginx must not serve an old .gz.
-                match rustix::fs::unlinkat(&dir.fd, &sibling, AtFlags::empty()) {
+                // Stale or no longer wanted: nginx must not serve an old .gz
+                // (even an orphan a crash left beside no page).
+                match rustix::fs::unlinkat(&staged.dir.fd, &sibling, AtFlags::empty()) {
                     Ok(()) | Err(rustix::io::Errno::NOENT) => {}
                     Err(e) => return Err(errno("remove stale compressed file", &sibling_path)(e)),
                 }
             }
         }
         if !unchanged {
-            match self.write_temp(dir, &target, |w| io::copy(&mut body.reader(), w).map(drop)) {
-                Ok(tmp) => temps.push((tmp, name.clone(), target.clone())),
-                Err(e) => return fail(&temps, e),
-            }
+            let tmp = self.write_temp(&staged.dir, &target, |w| {
+                io::copy(&mut body.reader(), w).map(drop)
+            })?;
+            staged.temps.push((tmp, name, target));
         }
-        if self.durability == Durability::Batch && !temps.is_empty() {
-            if let Err(e) = self.group.sync_after_write(&chain[0].fd) {
-                return fail(&temps, io_err("sync the output filesystem for", &target)(e));
-            }
+        Ok(staged)
+    }
+
+    /// Waits until the staged files are durable (`batch`: one `syncfs`
+    /// shared with every writer that staged meanwhile), without holding a
+    /// runtime thread.
+    pub(crate) async fn make_durable(&self, staged: &Staged) -> Result<(), WriteError> {
+        if self.durability != Durability::Batch || staged.temps.is_empty() {
+            return Ok(());
         }
-        for (i, (tmp, final_name, path)) in temps.iter().enumerate() {
-            if let Err(e) = rustix::fs::renameat(&dir.fd, tmp, &dir.fd, final_name) {
-                // Siblings made from the new body must not outlive its
-                // failed write: nginx would serve new compressed bytes beside
-                // old ones, or an orphan `.gz` for a page that does not exist.
-                let placed: Vec<OsString> = temps[..i].iter().map(|(_, n, _)| n.clone()).collect();
-                remove_quietly(dir, &placed);
-                return fail(&temps[i..], errno("rename temp file over", path)(e));
-            }
+        self.group
+            .sync_after_write_async(&staged.dir.fd)
+            .await
+            .map_err(|e| self.sync_error(staged, e))
+    }
+
+    /// [`WebRoot::make_durable`] for callers outside the runtime.
+    pub(crate) fn make_durable_blocking(&self, staged: &Staged) -> Result<(), WriteError> {
+        if self.durability != Durability::Batch || staged.temps.is_empty() {
+            return Ok(());
         }
-        Ok(if unchanged {
-            WriteOutcome::Unchanged
-        } else {
-            WriteOutcome::Written
-        })
+        self.group
+            .sync_after_write(&staged.dir.fd)
+            .map_err(|e| self.sync_error(staged, e))
+    }
+
+    fn sync_error(&self, staged: &Staged, e: io::Error) -> WriteError {
+        let target = staged
+            .temps
+            .last()
+            .map_or_else(|| self.root.clone(), |(_, _, path)| path.clone());
+        io_err("sync the output filesystem for", &target)(e)
     }
 
     /// A temp file in `dir` (the target's own directory, so the rename is
@@ -612,6 +640,49 @@ impl WebRoot {
     }
 }
 
+/// A page's new files, written to temp files beside their targets and not
+/// yet in place ([`WebRoot::stage_page`]). Dropped without
+/// [`Staged::place`], its temp files are removed.
+pub(crate) struct Staged {
+    /// The targets' directory.
+    dir: Dir,
+    /// (temp name, final name, final path), siblings before the page.
+    temps: Vec<(OsString, OsString, PathBuf)>,
+    /// The page's bytes were already in place.
+    unchanged: bool,
+}
+
+impl Staged {
+    /// Renames the temp files over their targets, siblings first, so nginx
+    /// never sees a sibling newer than its page.
+    pub(crate) fn place(mut self) -> Result<WriteOutcome, WriteError> {
+        let temps = std::mem::take(&mut self.temps);
+        for (i, (tmp, final_name, path)) in temps.iter().enumerate() {
+            if let Err(e) = rustix::fs::renameat(&self.dir.fd, tmp, &self.dir.fd, final_name) {
+                // Siblings made from the new body must not outlive its
+                // failed write: nginx would serve new compressed bytes beside
+                // old ones, or an orphan `.gz` for a page that does not exist.
+                let placed: Vec<OsString> = temps[..i].iter().map(|(_, n, _)| n.clone()).collect();
+                remove_quietly(&self.dir, &placed);
+                self.temps = temps[i..].to_vec();
+                return Err(errno("rename temp file over", path)(e));
+            }
+        }
+        Ok(if self.unchanged {
+            WriteOutcome::Unchanged
+        } else {
+            WriteOutcome::Written
+        })
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let names: Vec<OsString> = self.temps.iter().map(|(t, _, _)| t.clone()).collect();
+        remove_quietly(&self.dir, &names);
+    }
+}
+
 /// Opens a regular file in `dir` for reading, never through a symlink.
 fn open_file(dir: &Dir, name: &OsStr) -> io::Result<File> {
     let fd = rustix::fs::openat(
@@ -733,11 +804,25 @@ pub(crate) enum Durability {
 /// Group sync: writers whose temp files are written wait for one `syncfs`
 /// that started after their writes; while one runs, the next gathers
 /// everyone who arrives meanwhile (as git's `core.fsyncMethod=batch` and
-/// database group commit do).
-#[derive(Debug, Default)]
+/// database group commit do). Async writers wait without holding a runtime
+/// thread; the sync itself runs on the blocking pool.
+#[derive(Debug)]
 pub(crate) struct GroupSync {
     state: std::sync::Mutex<SyncState>,
+    /// Wakes blocking waiters when a sync finishes.
     done: std::sync::Condvar,
+    /// The newest finished generation, for async waiters.
+    finished: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for GroupSync {
+    fn default() -> Self {
+        GroupSync {
+            state: Default::default(),
+            done: Default::default(),
+            finished: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -752,33 +837,94 @@ struct SyncState {
     last_error: Option<io::ErrorKind>,
 }
 
+/// What a writer waiting for generation `need` does next.
+enum SyncStep {
+    Done(io::Result<()>),
+    /// Run sync number `generation` (no other is running).
+    Run(u64),
+    Wait,
+}
+
+fn poisoned() -> io::Error {
+    io::Error::other("the sync lock was poisoned")
+}
+
 impl GroupSync {
+    /// The generation a writer whose files are written now must wait for:
+    /// the first sync that starts after this call.
+    fn ticket(&self) -> io::Result<u64> {
+        Ok(self.state.lock().map_err(|_| poisoned())?.started + 1)
+    }
+
+    fn step(&self, need: u64) -> io::Result<SyncStep> {
+        let mut s = self.state.lock().map_err(|_| poisoned())?;
+        if s.finished >= need {
+            return Ok(SyncStep::Done(match s.last_error {
+                None => Ok(()),
+                Some(kind) => Err(io::Error::from(kind)),
+            }));
+        }
+        if s.running {
+            return Ok(SyncStep::Wait);
+        }
+        s.running = true;
+        s.started += 1;
+        Ok(SyncStep::Run(s.started))
+    }
+
+    fn finish(&self, generation: u64, result: rustix::io::Result<()>) {
+        if let Ok(mut s) = self.state.lock() {
+            s.running = false;
+            s.finished = generation;
+            s.last_error = result.err().map(|e| io::Error::from(e).kind());
+        }
+        self.done.notify_all();
+        self.finished.send_replace(generation);
+    }
+
     /// Returns once a `syncfs` that began after this call has finished.
     fn sync_after_write(&self, fs: &impl AsFd) -> io::Result<()> {
-        let lock_err = || io::Error::other("the sync lock was poisoned");
-        let mut s = self.state.lock().map_err(|_| lock_err())?;
-        let need = s.started + 1;
+        let need = self.ticket()?;
         loop {
-            if s.finished >= need {
-                return match s.last_error {
-                    None => Ok(()),
-                    Some(kind) => Err(io::Error::from(kind)),
-                };
+            match self.step(need)? {
+                SyncStep::Done(result) => return result,
+                SyncStep::Run(generation) => self.finish(generation, rustix::fs::syncfs(fs)),
+                SyncStep::Wait => {
+                    let s = self.state.lock().map_err(|_| poisoned())?;
+                    if s.running {
+                        drop(self.done.wait(s).map_err(|_| poisoned())?);
+                    }
+                }
             }
-            if !s.running {
-                s.running = true;
-                s.started += 1;
-                let generation = s.started;
-                drop(s);
-                let result = rustix::fs::syncfs(fs);
-                s = self.state.lock().map_err(|_| lock_err())?;
-                s.running = false;
-                s.finished = generation;
-                s.last_error = result.err().map(|e| io::Error::from(e).kind());
-                self.done.notify_all();
-                continue;
+        }
+    }
+
+    /// [`GroupSync::sync_after_write`] for a task: waiting holds no thread.
+    async fn sync_after_write_async(self: &Arc<Self>, fs: &impl AsFd) -> io::Result<()> {
+        let need = self.ticket()?;
+        loop {
+            // Subscribed before looking, so a sync finishing in between is seen.
+            let mut finished = self.finished.subscribe();
+            match self.step(need)? {
+                SyncStep::Done(result) => return result,
+                SyncStep::Run(generation) => {
+                    // The leader of a round syncs on its own thread, handed
+                    // over by the runtime meanwhile; the others just wait.
+                    let result =
+                        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                                tokio::task::block_in_place(|| rustix::fs::syncfs(fs))
+                            }
+                            _ => rustix::fs::syncfs(fs),
+                        };
+                    self.finish(generation, result);
+                    continue;
+                }
+                SyncStep::Wait => {}
             }
-            s = self.done.wait(s).map_err(|_| lock_err())?;
+            if finished.changed().await.is_err() {
+                return Err(io::Error::other("the sync coordinator is gone"));
+            }
         }
     }
 }
