@@ -323,6 +323,10 @@ pub(crate) struct Baker {
     claimed: Option<Mutex<std::collections::HashSet<String>>>,
     /// Validators of every baked page, loaded at once for a full build.
     known: RwLock<Option<std::collections::HashMap<String, (String, Validators)>>>,
+    /// Requests to the origin at once (`origin.concurrency`). Held for the
+    /// request only: a page waiting for its write to be durable does not
+    /// keep the next page from being fetched.
+    requests: tokio::sync::Semaphore,
 }
 
 /// What kiln records about a stored body beside its bytes.
@@ -472,6 +476,7 @@ impl Baker {
             cfg.output.query_strings,
             cfg.origin.as_ref().map(|o| o.url.clone()),
         );
+        let concurrency = concurrency_of(&cfg);
         Ok(Baker {
             checker: Checker::new(&cfg.safety, cfg.origin.as_ref().map(|o| &o.headers))
                 .map_err(SetupError::Patterns)?,
@@ -484,6 +489,7 @@ impl Baker {
             deferred: opts.defer_removals.then(Default::default),
             claimed: opts.defer_removals.then(Default::default),
             known: RwLock::new(None),
+            requests: tokio::sync::Semaphore::new(concurrency),
         })
     }
 
@@ -530,12 +536,16 @@ impl Baker {
         }
     }
 
-    /// Parallel pages.
+    /// Parallel requests to the origin (or renders).
     pub(crate) fn concurrency(&self) -> usize {
-        match &self.cfg.origin {
-            Some(o) => o.concurrency,
-            None => std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
-        }
+        concurrency_of(&self.cfg)
+    }
+
+    /// Pages a crawl keeps in flight: more than [`Baker::concurrency`], so
+    /// pages waiting for the disk (a shared sync) or the CPU overlap with
+    /// the requests, which stay bounded by the concurrency.
+    pub(crate) fn pages_in_flight(&self) -> usize {
+        self.concurrency() * 4
     }
 
     /// Seeds of a full build: render routes' URLs, the crawl seeds, and
@@ -647,10 +657,13 @@ impl Baker {
             Ok(Some((file, v))) if self.root.has_page(Path::new(&file)).unwrap_or(false) => Some(v),
             _ => None,
         };
-        let fetched = match fetcher
-            .fetch(&path, &|p| self.claim(p), known.as_ref())
-            .await
-        {
+        let fetched = {
+            let _request = self.requests.acquire().await;
+            fetcher
+                .fetch(&path, &|p| self.claim(p), known.as_ref())
+                .await
+        };
+        let fetched = match fetched {
             Ok(f) => f,
             Err(e) => {
                 if let FetchError::NotOnOrigin(_) = e {
@@ -1156,6 +1169,13 @@ pub(crate) struct Resolved {
 
 fn rel_to_string(p: &Path) -> String {
     p.to_string_lossy().into_owned()
+}
+
+fn concurrency_of(cfg: &Config) -> usize {
+    match &cfg.origin {
+        Some(o) => o.concurrency,
+        None => std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+    }
 }
 
 /// Runs work that may take long (a big body, a sync per file) from async

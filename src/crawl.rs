@@ -30,7 +30,7 @@ pub(crate) async fn run(
     shutdown: &CancellationToken,
 ) -> Summary {
     let limits = baker.crawl_limits();
-    let concurrency = baker.concurrency();
+    let in_flight_max = baker.pages_in_flight();
     let mut summary = Summary::start();
     let mut seen: HashSet<String> = HashSet::new();
     let mut queue: VecDeque<(String, usize)> = VecDeque::new();
@@ -44,7 +44,7 @@ pub(crate) async fn run(
     // writing over every worker thread.
     let mut in_flight: JoinSet<(PageResult, usize)> = JoinSet::new();
     loop {
-        while in_flight.len() < concurrency && !shutdown.is_cancelled() {
+        while in_flight.len() < in_flight_max && !shutdown.is_cancelled() {
             let Some((url, depth)) = queue.pop_front() else {
                 break;
             };

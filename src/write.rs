@@ -83,6 +83,8 @@ pub(crate) enum WriteOutcome {
 struct Dir {
     fd: OwnedFd,
     path: PathBuf,
+    /// Made by this walk: it holds nothing kiln did not just put there.
+    created: bool,
 }
 
 /// The output directory nginx serves.
@@ -194,6 +196,18 @@ impl WebRoot {
     fn root_dir(&self) -> Result<Dir, WriteError> {
         let root = &self.root;
         let trusted = &self.trusted;
+        if root.parent() == Some(trusted.as_path()) {
+            // The common case, in one call: the root's parents are the
+            // operator's (followed), the root itself a real directory (not
+            // followed). A symlinked root takes the careful way below.
+            if let Ok(fd) = rustix::fs::open(root, DIR_FLAGS, Mode::empty()) {
+                return Ok(Dir {
+                    fd,
+                    path: root.clone(),
+                    created: false,
+                });
+            }
+        }
         let base = rustix::fs::open(
             trusted,
             DIR_FLAGS.difference(OFlags::NOFOLLOW),
@@ -203,6 +217,7 @@ impl WebRoot {
         let mut dir = Dir {
             fd: base,
             path: trusted.clone(),
+            created: false,
         };
         let below: Vec<&OsStr> = match root.strip_prefix(trusted) {
             Ok(rel) => rel
@@ -248,6 +263,7 @@ impl WebRoot {
                     )
                     .map_err(errno("open output directory", root))?,
                     path: root.clone(),
+                    created: false,
                 },
                 _ => self.step(&dir, name, false, root)?.ok_or_else(|| {
                     io_err("open output directory", root)(io::ErrorKind::NotFound.into())
@@ -257,6 +273,7 @@ impl WebRoot {
         Ok(Dir {
             fd: dir.fd,
             path: root.clone(),
+            created: false,
         })
     }
 
@@ -270,12 +287,17 @@ impl WebRoot {
         wanted: &Path,
     ) -> Result<Option<Dir>, WriteError> {
         let path = dir.path.join(name);
+        let mut created = false;
         for _ in 0..2 {
             match rustix::fs::openat(&dir.fd, name, DIR_FLAGS, Mode::empty()) {
-                Ok(fd) => return Ok(Some(Dir { fd, path })),
+                Ok(fd) => return Ok(Some(Dir { fd, path, created })),
                 Err(rustix::io::Errno::NOENT) if create => {
                     match rustix::fs::mkdirat(&dir.fd, name, Mode::from_raw_mode(0o755)) {
-                        Ok(()) | Err(rustix::io::Errno::EXIST) => continue,
+                        Ok(()) => {
+                            created = true;
+                            continue;
+                        }
+                        Err(rustix::io::Errno::EXIST) => continue,
                         Err(e) => return Err(errno("create directory", &path)(e)),
                     }
                 }
@@ -449,9 +471,10 @@ impl WebRoot {
                         self.write_temp(&staged.dir, &sibling_path, |w| compress(enc, body, w))?;
                     staged.temps.push((tmp, sibling, sibling_path));
                 }
-            } else {
+            } else if !staged.dir.created {
                 // Stale or no longer wanted: nginx must not serve an old .gz
-                // (even an orphan a crash left beside no page).
+                // (even an orphan a crash left beside no page). A directory
+                // this write created has none.
                 match rustix::fs::unlinkat(&staged.dir.fd, &sibling, AtFlags::empty()) {
                     Ok(()) | Err(rustix::io::Errno::NOENT) => {}
                     Err(e) => return Err(errno("remove stale compressed file", &sibling_path)(e)),
@@ -520,8 +543,10 @@ impl WebRoot {
         let result = (|| {
             fill(&mut file).map_err(io_err("write", target))?;
             // The umask may have narrowed the mode; nginx must be able to read it.
-            rustix::fs::fchmod(file.as_fd(), Mode::from_raw_mode(0o644))
-                .map_err(errno("set permissions on", target))?;
+            if umask_narrows_0644() {
+                rustix::fs::fchmod(file.as_fd(), Mode::from_raw_mode(0o644))
+                    .map_err(errno("set permissions on", target))?;
+            }
             if self.durability == Durability::Page {
                 file.sync_data().map_err(io_err("sync", target))?;
             }
@@ -764,18 +789,35 @@ fn compress(enc: Encoding, body: &Body, out: &mut File) -> io::Result<()> {
     }
 }
 
+/// Whether files created with mode 0644 come out narrower (the process
+/// umask has bits of 0644), so they need a `fchmod`. Read from
+/// `/proc/self/status` (setting the umask to read it would race with other
+/// threads creating files); when unknown, assume it does.
+fn umask_narrows_0644() -> bool {
+    static NARROWS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *NARROWS.get_or_init(|| {
+        let umask = fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        });
+        umask.is_none_or(|m| m & 0o644 != 0)
+    })
+}
+
 /// A fresh temp file name: the prefix nginx's dot-file rule denies, the PID
 /// (so a sweep can tell our own files apart) and a random part.
 fn temp_name(kind: &str) -> OsString {
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEQ: AtomicU64 = AtomicU64::new(0);
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     OsString::from(format!(
         "{TEMP_PREFIX}{}-{kind}-{nanos:x}{:x}",
-        std::process::id(),
+        PID.get_or_init(std::process::id),
         SEQ.fetch_add(1, Ordering::Relaxed)
     ))
 }
@@ -902,6 +944,11 @@ impl GroupSync {
     /// [`GroupSync::sync_after_write`] for a task: waiting holds no thread.
     async fn sync_after_write_async(self: &Arc<Self>, fs: &impl AsFd) -> io::Result<()> {
         let need = self.ticket()?;
+        // Let the other runnable pages finish staging first: they take
+        // tickets for the same sync, so one `syncfs` covers more files
+        // (one per page otherwise on a fast disk: each costs a journal
+        // commit). A page written alone goes straight on.
+        tokio::task::yield_now().await;
         loop {
             // Subscribed before looking, so a sync finishing in between is seen.
             let mut finished = self.finished.subscribe();
