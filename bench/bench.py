@@ -2,13 +2,18 @@
 """kiln benchmarks, peers measured in the same run. Driven by `bench/run`.
 
     bench/run                       # everything (about 15 minutes on 2 cores)
-    bench/run bake latency          # a subset: bake latency incremental memory render
+    bench/run bake latency          # a subset: bake rebake concurrency latency incremental memory render
     BENCH_RUNS=5 bench/run bake     # more repetitions (median is reported)
 
 Generated sites live in $BENCH_WORK (default /tmp/kiln-bench, on disk, cached
-between runs); outputs of the tools under test go to $BENCH_OUT (default
-/dev/shm/kiln-bench, tmpfs) so that every tool writes to the same, quiet
-filesystem. Results are printed as Markdown and saved to bench/out/results.json.
+between runs). Outputs of the tools under test go to $BENCH_OUT (default
+/dev/shm/kiln-bench, tmpfs) and, for the disk rows, to $BENCH_DISK (default
+/var/tmp/kiln-bench-disk: the machine's real disk). Every run of every tool
+writes into a directory of its own and nothing is deleted until a size is
+done: deleting tens of thousands of directories between runs makes the next
+runs on ext4 slower and slower (the inode allocator skips recently freed
+inodes), whichever tool comes next. Results are printed as Markdown and saved
+to bench/out/results.json.
 """
 import http.client
 import json
@@ -28,6 +33,7 @@ KILN = ROOT / "target/release/kiln"
 FLOOR = ROOT / "target/release/examples/write_floor"
 WORK = Path(os.environ.get("BENCH_WORK", "/tmp/kiln-bench"))
 OUT = Path(os.environ.get("BENCH_OUT", "/dev/shm/kiln-bench"))
+DISK = Path(os.environ.get("BENCH_DISK", "/var/tmp/kiln-bench-disk"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 LAST_CPU = 0.0
 PAGE_BYTES = 8100
@@ -116,8 +122,8 @@ def fresh(path):
     return path
 
 
-def kiln_bake(origin_url, n, extra_toml=""):
-    d = fresh(OUT / "kiln")
+def kiln_bake(origin_url, n, extra_toml="", out=None):
+    d = fresh(out or OUT / "kiln")
     (d / "site.toml").write_text(f'[site]\nout = "out"\n[crawl]\nmax-pages = 10000000\n{extra_toml}')
     wall, rss, out = timed([KILN, "-q", "build", "--origin", origin_url], cwd=d)
     baked = sum(1 for _ in (d / "out").rglob("index.html"))
@@ -125,16 +131,16 @@ def kiln_bake(origin_url, n, extra_toml=""):
     return wall, rss
 
 
-def wget_mirror(origin_url, n):
-    d = fresh(OUT / "wget")
+def wget_mirror(origin_url, n, out=None):
+    d = fresh(out or OUT / "wget")
     wall, rss, _ = timed(["wget", "--mirror", "-np", "-nv", "-q", "-e", "robots=off", "-P", d, origin_url + "/"])
     got = sum(1 for _ in d.rglob("index.html"))
     assert got == pages_of(n), f"wget fetched {got} pages, expected {pages_of(n)}"
     return wall, rss
 
 
-def write_floor(n, sync=True):
-    d = fresh(OUT / "floor")
+def write_floor(n, sync=True, out=None):
+    d = fresh(out or OUT / "floor")
     wall, rss, _ = timed([FLOOR, d, pages_of(n), PAGE_BYTES] + ([] if sync else ["nosync"]))
     return wall, rss
 
@@ -150,45 +156,62 @@ def wrk_rate(origin_url, site, n):
     raise RuntimeError(p.stdout)
 
 
+def fs_type(path):
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["df", "-T", str(path)], capture_output=True, text=True).stdout.splitlines()[-1].split()[1]
+
+
 def bench_bake():
-    rows = []
-    sizes = [int(x) for x in os.environ.get("BENCH_SIZES", "1000,10000,50000").split(",")]
-    for n in sizes:
-        site = gen_site(n)
-        origin = Origin(site)
-        try:
-            pages = pages_of(n)
-            k, w, f, f0 = [], [], [], []
-            kc, wc, fc, f0c = [], [], [], []
-            # Alternating runs, so a slow spell of the disk hits every tool.
-            for r in range(RUNS):
-                log(f"bake n={n} run {r + 1}/{RUNS}")
-                k.append(kiln_bake(origin.url, n)[0]); kc.append(LAST_CPU)
-                w.append(wget_mirror(origin.url, n)[0]); wc.append(LAST_CPU)
-                f.append(write_floor(n)[0]); fc.append(LAST_CPU)
-                f0.append(write_floor(n, sync=False)[0]); f0c.append(LAST_CPU)
-            rate = wrk_rate(origin.url, site, n)
-        finally:
-            origin.stop()
-        med = statistics.median
-        km, wm, fm, f0m = med(k), med(w), med(f), med(f0)
-        row = {
-            "pages": pages,
-            "kiln_s": km, "wget_s": wm, "floor_s": fm, "floor_nosync_s": f0m,
-            "kiln_pps": pages / km, "wget_pps": pages / wm, "floor_pps": pages / fm, "floor_nosync_pps": pages / f0m,
-            "kiln_cpu_s": med(kc), "wget_cpu_s": med(wc), "floor_cpu_s": med(fc), "floor_nosync_cpu_s": med(f0c),
-            "origin_rps": rate,
-            "kiln_vs_wget": wm / km, "kiln_vs_floor": fm / km,
-            "runs": {"kiln": k, "wget": w, "floor": f, "floor_nosync": f0,
-                     "kiln_cpu": kc, "wget_cpu": wc, "floor_cpu": fc, "floor_nosync_cpu": f0c},
-        }
-        rows.append(row)
-        log(json.dumps(row))
-    fs = subprocess.run(["df", "-T", str(OUT)], capture_output=True, text=True).stdout.splitlines()[-1].split()[1]
-    for row in rows:
-        row["filesystem"] = fs
-    # Kept apart per filesystem, so a disk run does not replace the tmpfs one.
-    RESULTS["bake" if fs == "tmpfs" else f"bake_{fs}"] = rows
+    """Full bakes, tmpfs ($BENCH_OUT, BENCH_SIZES) and disk ($BENCH_DISK,
+    BENCH_DISK_SIZES): kiln, wget and the write floor with and without a
+    sync per file, alternating run by run, each run in a new directory."""
+    targets = [
+        (OUT, [int(x) for x in os.environ.get("BENCH_SIZES", "1000,10000,50000").split(",")]),
+        (DISK, [int(x) for x in os.environ.get("BENCH_DISK_SIZES", "10000").split(",") if x]),
+    ]
+    for base, sizes in targets:
+        fs = fs_type(base)
+        rows = []
+        for n in sizes:
+            rows.append(bake_row(base, fs, n))
+        RESULTS["bake" if fs == "tmpfs" else f"bake_{fs}"] = rows
+
+
+def bake_row(base, fs, n):
+    site = gen_site(n)
+    origin = Origin(site)
+    runs = {k: [] for k in ("kiln", "wget", "floor", "floor_nosync")}
+    cpu = {k: [] for k in runs}
+    work = base / f"bake-{n}"
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        for r in range(RUNS):
+            log(f"bake n={n} on {fs} run {r + 1}/{RUNS}")
+            steps = {
+                "kiln": lambda: kiln_bake(origin.url, n, out=work / f"kiln-{r}"),
+                "wget": lambda: wget_mirror(origin.url, n, out=work / f"wget-{r}"),
+                "floor": lambda: write_floor(n, out=work / f"floor-{r}"),
+                "floor_nosync": lambda: write_floor(n, sync=False, out=work / f"nosync-{r}"),
+            }
+            for k, step in steps.items():
+                runs[k].append(step()[0])
+                cpu[k].append(LAST_CPU)
+        rate = wrk_rate(origin.url, site, n)
+    finally:
+        origin.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    pages = pages_of(n)
+    med = statistics.median
+    row = {"pages": pages, "filesystem": fs, "origin_rps": rate, "runs": runs, "cpu_runs": cpu}
+    for k in runs:
+        row[f"{k}_s"] = med(runs[k])
+        row[f"{k}_pps"] = pages / med(runs[k])
+        row[f"{k}_cpu_s"] = med(cpu[k])
+        row[f"{k}_cpu_us_per_page"] = med(cpu[k]) / pages * 1e6
+    row["kiln_vs_wget"] = row["wget_s"] / row["kiln_s"]
+    row["kiln_vs_floor"] = row["floor_s"] / row["kiln_s"]
+    log(json.dumps({k: v for k, v in row.items() if not isinstance(v, dict)}))
+    return row
 
 
 def start_daemon(cwd):
@@ -248,12 +271,63 @@ def bench_latency(n=10000, events=200, debounce="100ms"):
                     time.sleep(0.0002)
                 lat.append((time.perf_counter() - t0) * 1000)
             result[mode] = {"p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99), "max_ms": max(lat)}
+            try:
+                result[mode]["burst_fetches"] = burst_fetches(conn, d, mode, f"/p/{rng.randrange(n)}/")
+            except Exception as e:  # reported, and the other sections still run
+                log(f"burst measurement failed ({mode}): {e}")
+                result[mode]["burst_error"] = str(e)
             log(mode, json.dumps(result[mode]))
     finally:
         daemon.terminate()
         daemon.wait(20)
         origin.stop()
     RESULTS["latency"] = result
+
+
+def metric(conn, name):
+    conn.request("GET", "/metrics")
+    r = conn.getresponse()
+    body = r.read().decode()
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise RuntimeError(f"no {name} in /metrics")
+
+
+def burst_fetches(conn, d, mode, target, events=1000):
+    """Sends 1,000 events for one page as fast as the intake takes them and
+    returns how many times the daemon fetched it (target: at most 2)."""
+    before = metric(conn, "kiln_fetches_total")
+    if mode == "http":
+        # All 1,000 requests written at once on one connection (pipelined),
+        # so they arrive as a burst, not spread over Python's round trips.
+        body = json.dumps({"targets": [target]})
+        req = (f"POST /v1/regen HTTP/1.1\r\nHost: {conn.host}\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
+        with socket.create_connection((conn.host, conn.port)) as sock:
+            sock.sendall(req * events)
+            got = b""
+            while got.count(b"HTTP/1.1 202") < events:
+                chunk = sock.recv(1 << 16)
+                if not chunk:
+                    raise RuntimeError(f"the daemon closed the connection after {got.count(b'HTTP/1.1 202')} answers")
+                got += chunk
+    else:
+        # Written to tmp/ first, then renamed into new/ one after another.
+        for k in range(events):
+            (d / ".kiln/queue/tmp" / f"burst-{k}").write_text(target + "\n")
+        for k in range(events):
+            os.rename(d / ".kiln/queue/tmp" / f"burst-{k}", d / ".kiln/queue/new" / f"burst-{k}")
+    deadline = time.perf_counter() + 30
+    while True:
+        idle = metric(conn, "kiln_pending_urls") == 0 and metric(conn, "kiln_in_flight_urls") == 0
+        spooled = any((d / ".kiln/queue/new").iterdir()) if mode == "spool" else False
+        if idle and not spooled:
+            break
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"the burst for {target} did not settle in 30 s ({mode})")
+        time.sleep(0.01)
+    return metric(conn, "kiln_fetches_total") - before
 
 
 def bench_incremental():
@@ -265,7 +339,7 @@ def bench_incremental():
             d = fresh(OUT / f"incr-{n}")
             (d / "site.toml").write_text(f'[site]\nout = "out"\n[crawl]\nmax-pages = 10000000\n[origin]\nurl = "{origin.url}"\n')
             log(f"incremental: baking {n} pages for the index")
-            bake_s, rss, out = timed([KILN, "-q", "build"], cwd=d)
+            bake_s, rss, out = timed([KILN, "build"], cwd=d)
             assert f"{pages_of(n)} written" in out, out
             times = []
             for _ in range(max(RUNS, 5)):
@@ -360,34 +434,106 @@ def cpu_timed(cmd, cwd=None):
 
 
 def bench_rebake(n=10000):
-    """A full bake, then re-bakes of the unchanged site, on the real disk
-    ($BENCH_DISK, default under /tmp, ext4 here): every page is re-checked
-    with the origin (If-None-Match / If-Modified-Since, nginx answers 304)."""
+    """A full bake, then a re-bake of the unchanged site, on the real disk
+    ($BENCH_DISK): every page is re-checked with the origin (If-None-Match /
+    If-Modified-Since; nginx answers 304). Beside it: `wget --mirror -N` on
+    its own mirror (what it re-checks), and the origin's own 304 rate (wrk
+    sending every page's ETag), the limit for any re-checker."""
     site = gen_site(n)
     origin = Origin(site)
-    disk = Path(os.environ.get("BENCH_DISK", "/tmp/kiln-bench-disk"))
-    fs = subprocess.run(["df", "-T", str(disk.parent)], capture_output=True, text=True).stdout.splitlines()[-1].split()[1]
-    result = {"pages": pages_of(n), "filesystem": fs, "full": [], "rebake": []}
+    work = DISK / f"rebake-{n}"
+    shutil.rmtree(work, ignore_errors=True)
+    fs = fs_type(DISK)
+    result = {"pages": pages_of(n), "filesystem": fs, "full": [], "rebake": [], "wget_n": []}
     try:
         for r in range(RUNS):
-            d = fresh(disk)
+            d = fresh(work / f"kiln-{r}")
             (d / "site.toml").write_text('[site]\nout = "out"\n[crawl]\nmax-pages = 10000000\n')
             log(f"rebake run {r + 1}/{RUNS}")
             result["full"].append(cpu_timed([KILN, "-q", "build", "--origin", origin.url], cwd=d))
             result["rebake"].append(cpu_timed([KILN, "-q", "build", "--origin", origin.url], cwd=d))
             baked = sum(1 for _ in (d / "out").rglob("index.html"))
             assert baked == pages_of(n), f"kiln baked {baked} pages"
+        w = fresh(work / "wget")
+        subprocess.run(["wget", "--mirror", "-np", "-nv", "-q", "-e", "robots=off", "-P", w, origin.url + "/"])
+        for r in range(RUNS):
+            t = time.perf_counter()
+            p = subprocess.run(["wget", "--mirror", "-N", "-np", "-S", "-e", "robots=off", "-P", w, origin.url + "/"], capture_output=True, text=True)
+            wall = time.perf_counter() - t
+            asked = sum(1 for line in p.stderr.splitlines() if line.strip().startswith("HTTP/1.1 "))
+            result["wget_n"].append((wall, asked))
+        result["origin_304_rps"] = wrk_304_rate(origin.url, site, n)
     finally:
         origin.stop()
+        shutil.rmtree(work, ignore_errors=True)
     for k in ("full", "rebake"):
         result[f"{k}_s"] = statistics.median(w for w, _ in result[k])
         result[f"{k}_cpu_s"] = statistics.median(c for _, c in result[k])
+    result["wget_n_s"] = statistics.median(w for w, _ in result["wget_n"])
+    result["wget_n_requests"] = statistics.median(a for _, a in result["wget_n"])
+    result["origin_304_limit_s"] = pages_of(n) / result["origin_304_rps"]
     log(json.dumps({k: v for k, v in result.items() if not isinstance(v, list)}))
     RESULTS["rebake"] = result
 
 
+def wrk_304_rate(origin_url, site, n):
+    """The origin's rate for conditional requests that all answer 304: wrk
+    sends each page's ETag (nginx's: hex mtime - hex size)."""
+    lines = []
+    for path in ["/"] + [f"/list/{k}/" for k in range((n + 99) // 100)] + [f"/p/{i}/" for i in range(n)]:
+        st = (site / path.lstrip("/") / "index.html").stat()
+        lines.append(f'{path} "{int(st.st_mtime):x}-{st.st_size:x}"')
+    # The ETags must be nginx's, or wrk would measure 200s: check a few.
+    port = int(origin_url.rsplit(":", 1)[1])
+    for line in (lines[0], lines[1], lines[-1]):
+        path, etag = line.split(" ", 1)
+        c = http.client.HTTPConnection("127.0.0.1", port)
+        c.request("GET", path, headers={"If-None-Match": etag})
+        status = c.getresponse().status
+        c.close()
+        assert status == 304, f"{path} with {etag} answered {status}, not 304"
+    urls = OUT / "etags.txt"
+    OUT.mkdir(parents=True, exist_ok=True)
+    urls.write_text("\n".join(lines) + "\n")
+    p = subprocess.run(["wrk", "-t2", "-c16", "-d5s", "-s", ROOT / "bench/distinct.lua", origin_url, "--", urls], capture_output=True, text=True, check=True)
+    rate = None
+    for line in p.stdout.splitlines():
+        if line.startswith("Requests/sec:"):
+            rate = float(line.split()[1])
+        if "Non-2xx or 3xx" in line:
+            raise RuntimeError(f"wrk got answers other than 304: {p.stdout}")
+    if rate is None:
+        raise RuntimeError(p.stdout)
+    return rate
+
+
+def bench_concurrency(n=10000):
+    """The default `origin.concurrency` against its neighbours: full bakes of
+    the 10k site on tmpfs and on disk with 4 to 64 requests at once."""
+    site = gen_site(n)
+    origin = Origin(site)
+    rows = []
+    try:
+        for base in (OUT, DISK):
+            fs = fs_type(base)
+            work = base / "concurrency"
+            shutil.rmtree(work, ignore_errors=True)
+            for c in (4, 8, 16, 32, 64):
+                walls, cpus = [], []
+                for r in range(RUNS):
+                    log(f"concurrency {c} on {fs} run {r + 1}/{RUNS}")
+                    walls.append(kiln_bake(origin.url, n, f"[origin]\nconcurrency = {c}\n", out=work / f"c{c}-{r}")[0])
+                    cpus.append(LAST_CPU)
+                rows.append({"filesystem": fs, "concurrency": c, "kiln_s": statistics.median(walls), "kiln_cpu_s": statistics.median(cpus), "runs": walls})
+                log(json.dumps(rows[-1]))
+            shutil.rmtree(work, ignore_errors=True)
+    finally:
+        origin.stop()
+    RESULTS["concurrency"] = rows
+
+
 def main():
-    which = sys.argv[1:] or ["bake", "latency", "rebake", "incremental", "memory", "render"]
+    which = sys.argv[1:] or ["bake", "rebake", "concurrency", "latency", "incremental", "memory", "render"]
     WORK.mkdir(parents=True, exist_ok=True)
     OUT.mkdir(parents=True, exist_ok=True)
     for name in which:

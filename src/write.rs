@@ -1196,6 +1196,56 @@ mod tests {
         assert_eq!(temps, 0);
     }
 
+    /// The path the baker takes: tasks stage pages, wait for a shared sync
+    /// without holding a thread, then place them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tasks_staging_at_once_share_syncs_and_place_complete_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Arc::new(
+            WebRoot::open(dir.path(), vec![Encoding::Gzip], 0)
+                .unwrap()
+                .with_durability(Durability::Batch),
+        );
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let root = Arc::clone(&root);
+            tasks.spawn(async move {
+                let rel = PathBuf::from(format!("p/{i}/index.html"));
+                let staged = root.stage_page(&rel, &body(&format!("page {i}"))).unwrap();
+                // Nothing is in place before the sync.
+                assert!(!root.root.join(&rel).exists());
+                root.make_durable(&staged).await.unwrap();
+                staged.place().unwrap()
+            });
+        }
+        while let Some(outcome) = tasks.join_next().await {
+            assert_eq!(outcome.unwrap(), WriteOutcome::Written);
+        }
+        let syncs = root.group.state.lock().unwrap().finished;
+        assert!(
+            (1..200).contains(&syncs),
+            "{syncs} syncs for 200 pages: they were shared"
+        );
+        for i in 0..200 {
+            let f = dir.path().join(format!("p/{i}/index.html"));
+            assert_eq!(fs::read_to_string(&f).unwrap(), format!("page {i}"));
+        }
+        // A staged page dropped before its sync leaves nothing behind.
+        let staged = root
+            .stage_page(Path::new("p/x/index.html"), &body("never placed"))
+            .unwrap();
+        drop(staged);
+        let leftovers: Vec<_> = walkdir::WalkDir::new(dir.path())
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy();
+                n.starts_with(TEMP_PREFIX) || e.path().ends_with("p/x/index.html")
+            })
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
     #[test]
     fn file_dir_conflict_is_reported() {
         let dir = tempfile::tempdir().unwrap();
