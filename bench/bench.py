@@ -277,6 +277,8 @@ def bench_latency(n=10000, events=200, debounce="100ms"):
                 log(f"burst measurement failed ({mode}): {e}")
                 result[mode]["burst_error"] = str(e)
             log(mode, json.dumps(result[mode]))
+        result["storm"] = change_storm(conn, site, n)
+        log("storm", json.dumps(result["storm"]))
     finally:
         daemon.terminate()
         daemon.wait(20)
@@ -328,6 +330,32 @@ def burst_fetches(conn, d, mode, target, events=1000):
             raise RuntimeError(f"the burst for {target} did not settle in 30 s ({mode})")
         time.sleep(0.01)
     return metric(conn, "kiln_fetches_total") - before
+
+
+def change_storm(conn, site, n):
+    """Every page of the site changes at once and one `all` event names
+    them: how fast one daemon makes them all fresh (its limit in a change
+    storm; the figure docs/distributed.md quotes)."""
+    pages = ["index.html"] + [f"list/{k}/index.html" for k in range((n + 99) // 100)] + [f"p/{i}/index.html" for i in range(n)]
+    for rel in pages:
+        with open(site / rel, "a") as f:
+            f.write("<!-- storm -->\n")
+    t0 = time.perf_counter()
+    conn.request("POST", "/v1/regen", json.dumps({"targets": ["all"]}), {"Content-Type": "application/json"})
+    r = conn.getresponse()
+    job = json.loads(r.read())["status"]
+    assert r.status == 202, r.status
+    while True:
+        conn.request("GET", job)
+        r = conn.getresponse()
+        info = json.loads(r.read())
+        if info["state"] == "done":
+            break
+        if time.perf_counter() - t0 > 120:
+            raise RuntimeError(f"the storm was not done after 120 s: {info}")
+        time.sleep(0.01)
+    secs = time.perf_counter() - t0
+    return {"pages": len(pages), "seconds": secs, "pages_per_s": len(pages) / secs, "done": info["done"]}
 
 
 def bench_incremental():

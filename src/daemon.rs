@@ -153,7 +153,9 @@ pub(crate) async fn run(
         requests,
         Settings {
             debounce: cfg.daemon.debounce,
-            concurrency: baker.concurrency(),
+            // URLs at once; requests to the origin stay bounded by
+            // `origin.concurrency` in the baker.
+            concurrency: baker.pages_in_flight(),
             attempts,
             retry_delay: cfg
                 .origin

@@ -230,7 +230,12 @@ type WriteJob = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
 
 enum Command {
     Write(WriteJob),
+    /// A read of committed state: it ends the write batch first.
     Read(Job),
+    /// A read that runs inside the write batch being gathered, seeing its
+    /// writes, and lets the batch go on: for lookups made once per page,
+    /// which would otherwise cost a commit each.
+    Peek(Job),
 }
 
 /// Handle to the index thread.
@@ -323,15 +328,31 @@ impl Index {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, IndexError> {
+        self.ask(f, Command::Read).await
+    }
+
+    /// [`Index::read`] within the current write batch ([`Command::Peek`]).
+    async fn peek<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, IndexError> {
+        self.ask(f, Command::Peek).await
+    }
+
+    async fn ask<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        kind: fn(Job) -> Command,
+    ) -> Result<T, IndexError> {
         let (reply, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let _ = reply.send(f(conn));
         });
         self.tx
-            .send(Command::Read(job))
+            .send(kind(job))
             .await
             .map_err(|_| IndexError::Closed)?;
-        // A read ends the write batch being gathered at once.
+        // A read is served at once, also while a write batch is gathered.
         self.thread.unpark();
         Ok(rx.await.map_err(|_| IndexError::Closed)??)
     }
@@ -527,7 +548,7 @@ impl Index {
 
     /// Those of `urls` the index has never seen, in one round trip.
     pub(crate) async fn unknown(&self, urls: Vec<String>) -> Result<Vec<String>, IndexError> {
-        self.read(move |conn| {
+        self.peek(move |conn| {
             let mut stmt = conn.prepare_cached("SELECT 1 FROM pages WHERE url = ?1")?;
             let mut out = Vec::new();
             for url in urls {
@@ -547,7 +568,7 @@ impl Index {
         url: &str,
     ) -> Result<Option<(String, crate::source::fetch::Validators)>, IndexError> {
         let url = url.to_string();
-        self.read(move |conn| {
+        self.peek(move |conn| {
             conn.prepare_cached(
                 "SELECT file, etag, last_modified FROM pages
                  WHERE url = ?1 AND status = 'ok' AND file IS NOT NULL
@@ -749,6 +770,7 @@ fn owner(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
                             pending_read = Some(job);
                             break;
                         }
+                        Command::Peek(job) => job(&tx),
                     }
                     if n >= BATCH {
                         break;
