@@ -66,6 +66,9 @@ if "latency" in r:
         m = l[mode]
         burst = f"{m['burst_fetches']:.0f} ({ok(m['burst_fetches'] <= 2)})" if "burst_fetches" in m else "—"
         print(f"| {mode} | {m['p50_ms']:.1f} ms | {m['p99_ms']:.1f} ms | {m['max_ms']:.1f} ms | {ok(m['p99_ms'] <= 10)} | {burst} |")
+    if "storm" in l:
+        st = l["storm"]
+        print(f"\nChange storm: all {st['pages']:,} pages changed, one `all` event: fresh in {st['seconds']:.2f} s ({st['pages_per_s']:,.0f} pages/s, {st['done']:,} done).")
     print()
 if "incremental" in r:
     inc = r["incremental"]
