@@ -920,6 +920,34 @@ mod tests {
             prop_oneof![3 => tag, 2 => end, 2 => other.prop_map(str::to_string)]
         }
 
+        /// The project's own templates and examples (real markup with
+        /// scripts, forms, comments and template syntax): the same links.
+        #[test]
+        fn same_links_as_lol_html_on_the_repository_templates() {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            let mut checked = 0;
+            for dir in ["templates", "examples", "integrations"] {
+                for entry in walkdir::WalkDir::new(root.join(dir))
+                    .into_iter()
+                    .filter_map(Result::ok)
+                {
+                    if entry.path().extension().is_some_and(|e| e == "html") {
+                        let html = std::fs::read(entry.path()).unwrap();
+                        for assets in [false, true] {
+                            assert_eq!(
+                                scan(&html, assets),
+                                lol(&html, assets),
+                                "{}",
+                                entry.path().display()
+                            );
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+            assert!(checked >= 15, "only {checked} templates found");
+        }
+
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(4000))]
             #[test]
