@@ -15,6 +15,7 @@ runs on ext4 slower and slower (the inode allocator skips recently freed
 inodes), whichever tool comes next. Results are printed as Markdown and saved
 to bench/out/results.json.
 """
+import collections
 import http.client
 import json
 import os
@@ -35,7 +36,6 @@ WORK = Path(os.environ.get("BENCH_WORK", "/tmp/kiln-bench"))
 OUT = Path(os.environ.get("BENCH_OUT", "/dev/shm/kiln-bench"))
 DISK = Path(os.environ.get("BENCH_DISK", "/var/tmp/kiln-bench-disk"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
-LAST_CPU = 0.0
 PAGE_BYTES = 8100
 RESULTS = {}
 
@@ -98,10 +98,12 @@ class Origin:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+Timed = collections.namedtuple("Timed", "wall rss out cpu")
+
+
 def timed(cmd, cwd=None, env=None):
-    """Runs cmd under /usr/bin/time; returns (wall seconds, peak RSS KiB, stdout).
-    The child's user+sys CPU seconds are left in LAST_CPU."""
-    global LAST_CPU
+    """Runs cmd under /usr/bin/time: wall seconds, peak RSS KiB, stdout, and
+    the user+sys CPU seconds of the command and its children."""
     import resource
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.NamedTemporaryFile("r") as t:
@@ -112,8 +114,8 @@ def timed(cmd, cwd=None, env=None):
             raise RuntimeError(f"{cmd} failed ({p.returncode}): {p.stderr[-2000:]}")
         rss = int(t.read().strip().splitlines()[-1])
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    LAST_CPU = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return wall, rss, p.stdout
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return Timed(wall, rss, p.stdout, cpu)
 
 
 def fresh(path):
@@ -125,24 +127,23 @@ def fresh(path):
 def kiln_bake(origin_url, n, extra_toml="", out=None):
     d = fresh(out or OUT / "kiln")
     (d / "site.toml").write_text(f'[site]\nout = "out"\n[crawl]\nmax-pages = 10000000\n{extra_toml}')
-    wall, rss, out = timed([KILN, "-q", "build", "--origin", origin_url], cwd=d)
+    t = timed([KILN, "-q", "build", "--origin", origin_url], cwd=d)
     baked = sum(1 for _ in (d / "out").rglob("index.html"))
-    assert baked == pages_of(n), f"kiln baked {baked} pages, expected {pages_of(n)}: {out}"
-    return wall, rss
+    assert baked == pages_of(n), f"kiln baked {baked} pages, expected {pages_of(n)}: {t.out}"
+    return t
 
 
 def wget_mirror(origin_url, n, out=None):
     d = fresh(out or OUT / "wget")
-    wall, rss, _ = timed(["wget", "--mirror", "-np", "-nv", "-q", "-e", "robots=off", "-P", d, origin_url + "/"])
+    t = timed(["wget", "--mirror", "-np", "-nv", "-q", "-e", "robots=off", "-P", d, origin_url + "/"])
     got = sum(1 for _ in d.rglob("index.html"))
     assert got == pages_of(n), f"wget fetched {got} pages, expected {pages_of(n)}"
-    return wall, rss
+    return t
 
 
 def write_floor(n, sync=True, out=None):
     d = fresh(out or OUT / "floor")
-    wall, rss, _ = timed([FLOOR, d, pages_of(n), PAGE_BYTES] + ([] if sync else ["nosync"]))
-    return wall, rss
+    return timed([FLOOR, d, pages_of(n), PAGE_BYTES] + ([] if sync else ["nosync"]))
 
 
 def wrk_rate(origin_url, site, n):
@@ -194,8 +195,9 @@ def bake_row(base, fs, n):
                 "floor_nosync": lambda: write_floor(n, sync=False, out=work / f"nosync-{r}"),
             }
             for k, step in steps.items():
-                runs[k].append(step()[0])
-                cpu[k].append(LAST_CPU)
+                t = step()
+                runs[k].append(t.wall)
+                cpu[k].append(t.cpu)
         rate = wrk_rate(origin.url, site, n)
     finally:
         origin.stop()
@@ -367,11 +369,11 @@ def bench_incremental():
             d = fresh(OUT / f"incr-{n}")
             (d / "site.toml").write_text(f'[site]\nout = "out"\n[crawl]\nmax-pages = 10000000\n[origin]\nurl = "{origin.url}"\n')
             log(f"incremental: baking {n} pages for the index")
-            bake_s, rss, out = timed([KILN, "build"], cwd=d)
+            bake_s, rss, out, _ = timed([KILN, "build"], cwd=d)
             assert f"{pages_of(n)} written" in out, out
             times = []
             for _ in range(max(RUNS, 5)):
-                wall, _, out = timed([KILN, "regen", "tag:grp:12"], cwd=d)
+                wall, _, out, _ = timed([KILN, "regen", "tag:grp:12"], cwd=d)
                 assert "10 pages" in out, (out, subprocess.run([KILN, "status"], cwd=d, capture_output=True, text=True).stdout)
                 times.append(wall)
             rows.append({"indexed_pages": pages_of(n), "regen_s": statistics.median(times), "runs": times, "bake_s": bake_s, "bake_rss_kib": rss})
@@ -387,7 +389,7 @@ def bench_memory():
         site = gen_site(n)
         origin = Origin(site)
         try:
-            rows.append({"pages": pages_of(n), "peak_rss_kib": kiln_bake(origin.url, n)[1]})
+            rows.append({"pages": pages_of(n), "peak_rss_kib": kiln_bake(origin.url, n).rss})
             log(json.dumps(rows[-1]))
         finally:
             origin.stop()
@@ -450,17 +452,6 @@ def bench_render(n=10000):
     log(json.dumps(res))
 
 
-def cpu_timed(cmd, cwd=None):
-    """Runs cmd; returns (wall seconds, user+sys CPU seconds of the child)."""
-    import resource
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    subprocess.run([str(c) for c in cmd], cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wall = time.perf_counter() - t
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-
-
 def bench_rebake(n=10000):
     """A full bake, then a re-bake of the unchanged site, on the real disk
     ($BENCH_DISK): every page is re-checked with the origin (If-None-Match /
@@ -478,8 +469,9 @@ def bench_rebake(n=10000):
             d = fresh(work / f"kiln-{r}")
             (d / "site.toml").write_text('[site]\nout = "out"\n[crawl]\nmax-pages = 10000000\n')
             log(f"rebake run {r + 1}/{RUNS}")
-            result["full"].append(cpu_timed([KILN, "-q", "build", "--origin", origin.url], cwd=d))
-            result["rebake"].append(cpu_timed([KILN, "-q", "build", "--origin", origin.url], cwd=d))
+            for k in ("full", "rebake"):
+                t = timed([KILN, "-q", "build", "--origin", origin.url], cwd=d)
+                result[k].append((t.wall, t.cpu))
             baked = sum(1 for _ in (d / "out").rglob("index.html"))
             assert baked == pages_of(n), f"kiln baked {baked} pages"
         w = fresh(work / "wget")
@@ -550,8 +542,9 @@ def bench_concurrency(n=10000):
                 walls, cpus = [], []
                 for r in range(RUNS):
                     log(f"concurrency {c} on {fs} run {r + 1}/{RUNS}")
-                    walls.append(kiln_bake(origin.url, n, f"[origin]\nconcurrency = {c}\n", out=work / f"c{c}-{r}")[0])
-                    cpus.append(LAST_CPU)
+                    t = kiln_bake(origin.url, n, f"[origin]\nconcurrency = {c}\n", out=work / f"c{c}-{r}")
+                    walls.append(t.wall)
+                    cpus.append(t.cpu)
                 rows.append({"filesystem": fs, "concurrency": c, "kiln_s": statistics.median(walls), "kiln_cpu_s": statistics.median(cpus), "runs": walls})
                 log(json.dumps(rows[-1]))
             shutil.rmtree(work, ignore_errors=True)
