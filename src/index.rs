@@ -780,8 +780,8 @@ fn owner(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
                     // commit covers many pages. The thread sleeps meanwhile
                     // rather than waiting on the channel: a sender wakes a
                     // waiting receiver, and one wake-up per page cost more
-                    // than the writes. Readers unpark it, so a read still
-                    // ends the batch at once.
+                    // than the writes. Readers unpark it: a read still ends
+                    // the batch at once, a peek runs inside it.
                     while next.is_none() {
                         let left = BATCH_WINDOW.saturating_sub(started.elapsed());
                         if left.is_zero() {

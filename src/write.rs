@@ -388,14 +388,15 @@ impl WebRoot {
         Ok(swept)
     }
 
-    /// Writes `body` to `rel` (a path from [`crate::urlmap::file_for`]) with
-    /// its compressed siblings, blocking for the durability it needs. The
-    /// same as [`WebRoot::stage_page`], [`WebRoot::make_durable_blocking`]
-    /// and [`Staged::place`].
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// The baker's three steps in one call, for tests: [`WebRoot::stage_page`],
+    /// [`WebRoot::make_durable`] (on a runtime of its own), [`Staged::place`].
+    #[cfg(test)]
     pub(crate) fn write_page(&self, rel: &Path, body: &Body) -> Result<WriteOutcome, WriteError> {
         let staged = self.stage_page(rel, body)?;
-        self.make_durable_blocking(&staged)?;
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a test runtime")
+            .block_on(self.make_durable(&staged))?;
         staged.place()
     }
 
@@ -498,18 +499,8 @@ impl WebRoot {
             return Ok(());
         }
         self.group
-            .sync_after_write_async(&staged.dir.fd)
-            .await
-            .map_err(|e| self.sync_error(staged, e))
-    }
-
-    /// [`WebRoot::make_durable`] for callers outside the runtime.
-    pub(crate) fn make_durable_blocking(&self, staged: &Staged) -> Result<(), WriteError> {
-        if self.durability != Durability::Batch || staged.temps.is_empty() {
-            return Ok(());
-        }
-        self.group
             .sync_after_write(&staged.dir.fd)
+            .await
             .map_err(|e| self.sync_error(staged, e))
     }
 
@@ -846,14 +837,12 @@ pub(crate) enum Durability {
 /// Group sync: writers whose temp files are written wait for one `syncfs`
 /// that started after their writes; while one runs, the next gathers
 /// everyone who arrives meanwhile (as git's `core.fsyncMethod=batch` and
-/// database group commit do). Async writers wait without holding a runtime
-/// thread; the sync itself runs on the blocking pool.
+/// database group commit do). Waiters hold no runtime thread; the first
+/// writer to find no sync running runs the next one.
 #[derive(Debug)]
 pub(crate) struct GroupSync {
     state: std::sync::Mutex<SyncState>,
-    /// Wakes blocking waiters when a sync finishes.
-    done: std::sync::Condvar,
-    /// The newest finished generation, for async waiters.
+    /// The newest finished generation, for waiters.
     finished: tokio::sync::watch::Sender<u64>,
 }
 
@@ -861,7 +850,6 @@ impl Default for GroupSync {
     fn default() -> Self {
         GroupSync {
             state: Default::default(),
-            done: Default::default(),
             finished: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -920,29 +908,11 @@ impl GroupSync {
             s.finished = generation;
             s.last_error = result.err().map(|e| io::Error::from(e).kind());
         }
-        self.done.notify_all();
         self.finished.send_replace(generation);
     }
 
     /// Returns once a `syncfs` that began after this call has finished.
-    fn sync_after_write(&self, fs: &impl AsFd) -> io::Result<()> {
-        let need = self.ticket()?;
-        loop {
-            match self.step(need)? {
-                SyncStep::Done(result) => return result,
-                SyncStep::Run(generation) => self.finish(generation, rustix::fs::syncfs(fs)),
-                SyncStep::Wait => {
-                    let s = self.state.lock().map_err(|_| poisoned())?;
-                    if s.running {
-                        drop(self.done.wait(s).map_err(|_| poisoned())?);
-                    }
-                }
-            }
-        }
-    }
-
-    /// [`GroupSync::sync_after_write`] for a task: waiting holds no thread.
-    async fn sync_after_write_async(self: &Arc<Self>, fs: &impl AsFd) -> io::Result<()> {
+    async fn sync_after_write(self: &Arc<Self>, fs: &impl AsFd) -> io::Result<()> {
         let need = self.ticket()?;
         // Let the other runnable pages finish staging first: they take
         // tickets for the same sync, so one `syncfs` covers more files
