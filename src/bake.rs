@@ -49,6 +49,20 @@ pub(crate) enum PageError {
         #[source]
         source: Arc<crate::write::WriteError>,
     },
+    /// The work for this page stopped on a bug (a panic); the last good
+    /// file is kept and nothing else is affected.
+    #[error("internal error while regenerating this page ({0}); the last good file is kept (please report this)")]
+    Internal(String),
+    /// The daemon's mass-delete guard kept the file.
+    #[error("{why}, but removing its file would make more than {limit} removals within {window} (`safety.max-delete-pages` / `safety.max-delete-percent`), so the mass-delete guard kept it; a wrong origin or a broken app looks like this. If the pages are really gone, run `kiln regen --allow-mass-delete failed`")]
+    RemovalHeld {
+        /// What asked for the removal.
+        why: String,
+        /// The limit.
+        limit: usize,
+        /// The window, human readable.
+        window: String,
+    },
     /// The daemon retried until its policy gave up.
     #[error("{last} (gave up after {attempts} attempts)")]
     GaveUp {
@@ -318,6 +332,9 @@ pub(crate) struct Baker {
     /// In a one-shot run, removals wait here until the run is over, so the
     /// mass-delete guard can stop them all ([`Baker::apply_removals`]).
     deferred: Option<Mutex<Vec<Removal>>>,
+    /// In the daemon (removals not deferred), the mass-delete guard over a
+    /// sliding window: see [`RemovalGuard`].
+    guard: Option<Mutex<RemovalGuard>>,
     /// In a one-shot run, the pages baked (or being baked) so far: a page
     /// reached again through a redirect is not fetched twice.
     claimed: Option<Mutex<std::collections::HashSet<String>>>,
@@ -350,6 +367,31 @@ struct Removal {
     /// The refusal reason, when the page was refused rather than gone.
     refused: Option<String>,
 }
+
+/// The mass-delete guard of a long-running baker (the daemon, `serve`).
+///
+/// A one-shot run holds its removals back and decides at the end; a daemon
+/// has no end, so it counts the removals an origin caused (404/410, a
+/// refusal) over a sliding window, with the same limit as a run. The
+/// removal that would go over the limit is held (its file stays, the page
+/// is marked failed with the reason) and the guard trips: every later
+/// automatic removal is held too, with a WARN, `removals_held` in
+/// `/v1/status` and `kiln_removals_held_total`, until the operator consents
+/// (`--allow-mass-delete` on a request). An explicit `delete:` is its own
+/// consent and is never held.
+#[derive(Debug, Default)]
+struct RemovalGuard {
+    /// Pages removed automatically within [`GUARD_WINDOW`], and when: the
+    /// limit counts distinct pages, as a run's does.
+    recent: std::collections::HashMap<String, std::time::Instant>,
+    /// Set once the limit was reached; cleared by consent.
+    tripped: bool,
+    /// Removals held since the daemon started.
+    held: u64,
+}
+
+/// How far back the daemon's mass-delete guard counts removals.
+pub(crate) const GUARD_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// How a run may treat the site (flags of `build`, `regen`, `daemon`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -487,6 +529,7 @@ impl Baker {
             index,
             scope,
             deferred: opts.defer_removals.then(Default::default),
+            guard: (!opts.defer_removals).then(Default::default),
             claimed: opts.defer_removals.then(Default::default),
             known: RwLock::new(None),
             requests: tokio::sync::Semaphore::new(concurrency),
@@ -918,6 +961,12 @@ impl Baker {
                 });
             }
             Ok(rel) => {
+                if let Err(held) = self
+                    .may_remove(path, &rel, format!("refused ({reason})"))
+                    .await
+                {
+                    return self.fail(path, http_status, held).await;
+                }
                 if let Err(e) = self.root.remove_page(&rel) {
                     return Outcome::Failed(PageError::StaleRefused {
                         reason,
@@ -970,7 +1019,89 @@ impl Baker {
             });
             return Outcome::Deleted;
         }
+        let why = match http_status {
+            Some(code) => format!("the origin answered {code}"),
+            None => "its source is gone".to_string(),
+        };
+        if let Err(held) = self.may_remove(path, &rel, why).await {
+            return self.fail(path, http_status, held).await;
+        }
         self.remove_now(path, &rel, http_status).await
+    }
+
+    /// The daemon's mass-delete guard ([`RemovalGuard`]): Ok when `path`'s
+    /// file may go now, else the error that keeps it. Only files that
+    /// exist count.
+    async fn may_remove(&self, path: &str, rel: &Path, why: String) -> Result<(), PageError> {
+        let Some(guard) = &self.guard else {
+            return Ok(());
+        };
+        if !self.root.has_page(rel).unwrap_or(false) {
+            return Ok(());
+        }
+        let limit = self.removal_limit().await;
+        let now = std::time::Instant::now();
+        let held = {
+            let Ok(mut g) = guard.lock() else {
+                return Ok(());
+            };
+            g.recent
+                .retain(|_, t| now.duration_since(*t) <= GUARD_WINDOW);
+            if g.tripped || (!g.recent.contains_key(path) && g.recent.len() >= limit) {
+                let first = !g.tripped;
+                g.tripped = true;
+                g.held += 1;
+                Some(first)
+            } else {
+                g.recent.insert(path.to_string(), now);
+                None
+            }
+        };
+        match held {
+            None => Ok(()),
+            Some(first) => {
+                if first {
+                    tracing::warn!(url = %path, limit, window = %humantime::format_duration(GUARD_WINDOW), "mass-delete guard tripped: the origin is removing more pages than the limit allows; their files are kept until `kiln regen --allow-mass-delete failed`");
+                } else {
+                    tracing::warn!(url = %path, "mass-delete guard kept a file the origin removed");
+                }
+                Err(PageError::RemovalHeld {
+                    why,
+                    limit,
+                    window: humantime::format_duration(GUARD_WINDOW).to_string(),
+                })
+            }
+        }
+    }
+
+    /// The most files one run (or one guard window) may remove.
+    async fn removal_limit(&self) -> usize {
+        let known = self.index.baked_count().await.unwrap_or(0);
+        let s = &self.cfg.safety;
+        s.max_delete_pages
+            .min((known * s.max_delete_percent / 100).max(5))
+    }
+
+    /// The operator consented to a mass removal (`--allow-mass-delete` on a
+    /// request): the daemon's guard starts over.
+    pub(crate) fn consent_to_removals(&self) {
+        if let Some(guard) = &self.guard {
+            if let Ok(mut g) = guard.lock() {
+                if g.tripped {
+                    tracing::info!("mass-delete guard reset by an --allow-mass-delete request");
+                }
+                g.tripped = false;
+                g.recent.clear();
+            }
+        }
+    }
+
+    /// The guard's state for status: (tripped, removals held so far).
+    pub(crate) fn removals_held(&self) -> (bool, u64) {
+        self.guard
+            .as_ref()
+            .and_then(|g| g.lock().ok().map(|g| (g.tripped, g.held)))
+            .unwrap_or((false, 0))
     }
 
     async fn remove_now(&self, path: &str, rel: &Path, http_status: Option<u16>) -> Outcome {
@@ -1024,10 +1155,7 @@ impl Baker {
             return Ok(0);
         }
         let known = self.index.baked_count().await.unwrap_or(0);
-        let s = &self.cfg.safety;
-        let limit = s
-            .max_delete_pages
-            .min((known * s.max_delete_percent / 100).max(5));
+        let limit = self.removal_limit().await;
         if pending.len() > limit && !allow_mass {
             let examples: Vec<&str> = pending.iter().take(3).map(|r| r.url.as_str()).collect();
             return Err(MassDelete {
@@ -1109,8 +1237,12 @@ impl Baker {
                         Some("no baked page carries that tag and no [[depend]] rule names it");
                 }
                 Target::Glob(pattern) => {
-                    let Ok(matcher) = crate::config::path_matcher(pattern) else {
-                        continue;
+                    let matcher = match crate::config::path_matcher(pattern) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            r.unmatched.push((t.to_string(), format!("refused: {e}")));
+                            continue;
+                        }
                     };
                     // `glob:/posts/*` matches `/posts/1/`: the trailing slash
                     // of a directory-style URL is not a path segment.
@@ -1133,7 +1265,10 @@ impl Baker {
                     why_empty = Some("no page is failing");
                 }
                 Target::All => {
-                    r.bake.extend(self.index.live_urls().await?);
+                    // Removed pages too: `all` is a whole rebuild, and a
+                    // page an outage removed comes back when the origin has
+                    // it again (a crawl would reach it through its links).
+                    r.bake.extend(self.index.every_url().await?);
                     r.bake.extend(self.build_seeds());
                     why_empty = Some("the index knows no page yet (run `kiln build` first)");
                 }

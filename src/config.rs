@@ -888,6 +888,15 @@ fn resolve_safety(raw: RawSafety, invalid: &Invalid<'_>) -> Result<Safety, Confi
         max_delete_pages: raw.max_delete_pages.unwrap_or(50),
         max_delete_percent: raw.max_delete_percent.unwrap_or(10),
     };
+    if safety.max_delete_percent > 100 {
+        return Err(invalid(
+            "safety.max-delete-percent",
+            format!(
+                "is {}, but a percentage of the known pages is at most 100",
+                safety.max_delete_percent
+            ),
+        ));
+    }
     if let Some(bad) = safety.bypass_cookies.iter().find(|c| !is_cookie_glob(c)) {
         return Err(invalid(
             "safety.bypass-cookies",
@@ -1102,6 +1111,19 @@ fn resolve_daemon(raw: RawDaemon, invalid: &Invalid<'_>) -> Result<Daemon, Confi
     })?;
     let ms = Duration::from_millis;
     let secs = Duration::from_secs;
+    if raw.max_targets == Some(0) {
+        return Err(invalid(
+            "daemon.max-targets",
+            "is 0, so every request would be refused; use a positive number (default 10000)"
+                .to_string(),
+        ));
+    }
+    if raw.rescan.as_ref().is_some_and(|d| d.0.is_zero()) {
+        return Err(invalid(
+            "daemon.rescan",
+            "is 0s; use a positive interval such as \"5s\"".to_string(),
+        ));
+    }
     Ok(Daemon {
         listen,
         token_env: raw.token_env.unwrap_or_else(|| "KILN_TOKEN".to_string()),
@@ -1111,7 +1133,7 @@ fn resolve_daemon(raw: RawDaemon, invalid: &Invalid<'_>) -> Result<Daemon, Confi
         give_up_after: raw.give_up_after.map_or(secs(6 * 3600), |d| d.0),
         max_retry_delay: raw.max_retry_delay.map_or(secs(30), |d| d.0),
         max_spool_file: raw.max_spool_file.map_or(4 << 20, |s| s.0),
-        max_targets: raw.max_targets.unwrap_or(10_000).max(1),
+        max_targets: raw.max_targets.unwrap_or(10_000),
     })
 }
 
@@ -1121,12 +1143,25 @@ fn resolve_origin(
     base_dir: &Path,
     invalid: &Invalid<'_>,
 ) -> Result<Origin, ConfigError> {
-    let parsed = Url::parse(url).map_err(|e| {
+    let shown = redact_userinfo(url);
+    let mut parsed = Url::parse(url).map_err(|e| {
         invalid(
             "origin.url",
-            format!("is `{url}`: {e}; expected e.g. \"http://127.0.0.1:8000\""),
+            format!("is `{shown}`: {e}; expected e.g. \"http://127.0.0.1:8000\""),
         )
     })?;
+    let url = shown.as_str();
+    // `http://user:pw@host`: the credentials become an Authorization header
+    // and leave the URL, so no message, log or report can print them.
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let credentials = (!parsed.username().is_empty() || parsed.password().is_some())
+        .then(|| (decode(parsed.username()), parsed.password().map(decode)));
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
         return Err(invalid(
             "origin.url",
@@ -1170,6 +1205,21 @@ fn resolve_origin(
         })?;
         headers.insert(name, value);
     }
+    if let Some((user, password)) = credentials {
+        if !headers.contains_key(reqwest::header::AUTHORIZATION) {
+            use base64::Engine as _;
+            let pair = format!("{user}:{}", password.unwrap_or_default());
+            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+            let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).map_err(|_| {
+                invalid(
+                    "origin.url",
+                    "holds credentials that are not a valid header".into(),
+                )
+            })?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+    }
     let host = match raw.host {
         Some(h) => Some(
             HeaderValue::from_str(&h)
@@ -1202,11 +1252,18 @@ fn resolve_origin(
         }
         None => Vec::new(),
     };
+    let timeout = raw.timeout.map_or(Duration::from_secs(30), |d| d.0);
+    if timeout.is_zero() {
+        return Err(invalid(
+            "origin.timeout",
+            "is 0s, so every request would time out at once; use e.g. \"30s\"".to_string(),
+        ));
+    }
     Ok(Origin {
         url: parsed,
         extra_ca,
         concurrency,
-        timeout: raw.timeout.map_or(Duration::from_secs(30), |d| d.0),
+        timeout,
         retries: raw.retries.unwrap_or(2),
         backoff: raw.backoff.map_or(Duration::from_millis(200), |d| d.0),
         max_body: raw.max_body.map_or(32 << 20, |s| s.0),
@@ -1272,10 +1329,34 @@ pub(crate) fn path_glob(pattern: &str) -> Result<Glob, globset::Error> {
         .build()
 }
 
-/// A single compiled glob matcher (for `glob:` targets).
-pub(crate) fn path_matcher(pattern: &str) -> Result<GlobMatcher, globset::Error> {
-    Ok(path_glob(pattern)?.compile_matcher())
+/// `scheme://user:pw@host/…` with the credentials replaced by `***`, for
+/// messages about a URL that may carry them.
+pub(crate) fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
 }
+
+/// A single compiled glob matcher (for `glob:` targets and rules).
+///
+/// globset panics when the regex a glob becomes is too large to compile (a
+/// few hundred nested braces do it); that panic is caught here and becomes
+/// an error naming the glob, so no pattern can take a worker down.
+pub(crate) fn path_matcher(pattern: &str) -> Result<GlobMatcher, GlobError> {
+    let glob = path_glob(pattern).map_err(|e| GlobError(e.to_string()))?;
+    std::panic::catch_unwind(move || glob.compile_matcher())
+        .map_err(|_| GlobError("the pattern is too complex to match with".into()))
+}
+
+/// Why a glob cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct GlobError(String);
 
 #[cfg(test)]
 mod tests {

@@ -72,7 +72,7 @@ pub(crate) async fn run(
         }
     }
     // One writer per output: a second daemon (or a build) stops here.
-    let mut lock = crate::lock::try_lock(&cfg.state, "daemon")?;
+    let mut lock = crate::lock::try_lock(&cfg.out, "daemon")?;
     let out = crate::release::live_root(&cfg.out);
     // The scheduler retries failed pages itself, with backoff, without holding
     // a fetch slot; the fetcher makes a single attempt per dispatch.
@@ -229,6 +229,7 @@ pub(crate) async fn run(
                 .submit(Request {
                     targets: vec![crate::targets::Target::Failed],
                     reply: None,
+                    allow_mass_delete: false,
                 })
                 .await;
         });

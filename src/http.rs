@@ -3,6 +3,7 @@
 //! everything but `/healthz` whenever one is configured.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
@@ -58,15 +59,85 @@ impl crate::schedule::Intake for HttpIntake {
             mut state,
         } = *self;
         state.submit = submit;
-        Box::pin(async move {
-            if let Err(e) = axum::serve(listener, router(state))
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await
-            {
-                tracing::error!(error = %e, "HTTP endpoint stopped");
-            }
-        })
+        Box::pin(serve(listener, router(state), shutdown))
     }
+}
+
+/// Most connections served at once: half the process's file descriptor
+/// limit (within 32..=1024); more wait in the kernel's backlog, so a flood
+/// of idle or slow clients cannot take the descriptors the spool, the
+/// index and the writer need. Idle keep-alive connections close after
+/// [`HEADER_TIMEOUT`], so waiting clients get their turn quickly.
+fn max_connections() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    usize::try_from(limit / 2)
+        .unwrap_or(usize::MAX)
+        .clamp(32, 1024)
+}
+/// Time a client has to send a request's headers (slowloris).
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a client has to send a request body.
+pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a connection stays open, idle keep-alive included.
+pub(crate) const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// The accept loop: bounded connections, each with header and lifetime
+/// limits; graceful on shutdown (in-flight requests finish).
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections()));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors (EMFILE) or a reset before accept:
+                    // back off instead of spinning; other intakes go on.
+                    tracing::warn!(error = %e, "HTTP endpoint could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        while connections.try_join_next().is_some() {}
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let stop = shutdown.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let lifetime = tokio::time::sleep(CONNECTION_LIFETIME);
+            tokio::pin!(lifetime);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stop.cancelled() => {}
+                _ = &mut lifetime => {}
+            }
+            // Finish the request in flight, then close.
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(BODY_TIMEOUT, conn).await;
+        });
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
 }
 
 /// Builds the router.
@@ -88,12 +159,24 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 async fn require_token(State(s): State<ApiState>, req: Request, next: Next) -> Response {
+    if s.token.is_none() && !host_is_loopback(&req) {
+        // Without a token only a local process may talk to the daemon; a
+        // page in a browser that rebinds its own name to 127.0.0.1 still
+        // sends its own name as Host, and is refused here.
+        return error(
+            StatusCode::FORBIDDEN,
+            "the Host header must name the loopback address the daemon listens on (127.0.0.1, localhost or [::1]); set a token (`daemon.token-env`) to accept other names",
+        );
+    }
     if let Some(token) = &s.token {
+        // The scheme is case-insensitive (RFC 7235), the token is not.
         let given = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim_start());
         let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()));
         if !ok {
             return error(
@@ -103,6 +186,28 @@ async fn require_token(State(s): State<ApiState>, req: Request, next: Next) -> R
         }
     }
     next.run(req).await
+}
+
+/// Whether a request's Host names a loopback address (any port: the
+/// listener already fixed it), as a local client's always does.
+fn host_is_loopback(req: &Request) -> bool {
+    let Some(host) = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+    else {
+        // HTTP/1.0 without Host: only a local tool sends that.
+        return true;
+    };
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if !name.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Token comparison in constant time (subtle), so response timing does
@@ -116,6 +221,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[serde(deny_unknown_fields)]
 struct RegenBody {
     targets: Vec<String>,
+    /// Consent to removals over the mass-delete limit (resets the guard).
+    #[serde(default)]
+    allow_mass_delete: bool,
 }
 
 async fn regen(State(s): State<ApiState>, req: Request) -> Response {
@@ -134,9 +242,20 @@ async fn regen(State(s): State<ApiState>, req: Request) -> Response {
             "send `Content-Type: application/json` with a body like {\"targets\": [\"/blog/\"]}",
         );
     }
-    let body = match axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await {
-        Ok(b) => b,
+    let body = match tokio::time::timeout(
+        BODY_TIMEOUT,
+        axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
         Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the body did not arrive within {BODY_TIMEOUT:?}"),
+            )
+        }
+        Ok(Err(_)) => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body is over {MAX_BODY_BYTES} bytes; send fewer targets per request"),
@@ -198,6 +317,7 @@ async fn regen(State(s): State<ApiState>, req: Request) -> Response {
         .submit(WorkRequest {
             targets,
             reply: None,
+            allow_mass_delete: parsed.allow_mass_delete,
         })
         .await
     {

@@ -541,6 +541,16 @@ impl Index {
         .await
     }
 
+    /// Every URL in the index, removed ones included.
+    pub(crate) async fn every_url(&self) -> Result<Vec<String>, IndexError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT url FROM pages ORDER BY url")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
     /// True when the URL is in the index (any status).
     pub(crate) async fn knows(&self, url: &str) -> Result<bool, IndexError> {
         Ok(self.unknown(vec![url.to_string()]).await?.is_empty())

@@ -136,6 +136,7 @@ async fn run_session(
             .submit(Request {
                 targets: vec![Target::All],
                 reply: None,
+                allow_mass_delete: false,
             })
             .await;
     }
@@ -319,6 +320,7 @@ async fn take(
             .submit(Request {
                 targets: merged,
                 reply: Some(reply),
+                allow_mass_delete: false,
             })
             .await;
         if submitted.is_none() {

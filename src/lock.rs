@@ -1,5 +1,9 @@
-//! One writer per output: an exclusive `flock` on `kiln.lock` beside the
-//! index. The daemon holds it for its whole life; `build`, `regen` and
+//! One writer per output: an exclusive `flock` on `.kiln.lock` in the
+//! output directory itself (guarantee 11, docs/architecture.md), so two
+//! configs with their own state directories, or a CLI run from another
+//! directory, still meet the same lock. It is a dot-file (nginx's block
+//! denies those) and in a release layout it sits beside `current`, outside
+//! what is served. The daemon holds it for its whole life; `build`, `regen` and
 //! `delete` hold it while they write. The file names the holder (PID, role,
 //! HTTP address) so a second daemon can say who is in the way and a CLI
 //! `regen` can hand its targets to the daemon instead of racing it. Because
@@ -36,7 +40,7 @@ pub(crate) enum LockError {
         holder: Holder,
     },
     /// The lock file could not be used.
-    #[error("failed to lock `{path}`")]
+    #[error("failed to create or lock kiln's lock file `{path}` in the output directory (is the output a writable directory?)")]
     Io {
         /// The lock file.
         path: PathBuf,
@@ -61,9 +65,9 @@ pub(crate) struct OutputLock {
     holder: Holder,
 }
 
-/// The lock file for an index path.
-pub(crate) fn lock_path(state: &Path) -> PathBuf {
-    state.with_file_name("kiln.lock")
+/// The lock file of an output directory (`--out`, the parent of `current`).
+pub(crate) fn lock_path(out: &Path) -> PathBuf {
+    out.join(".kiln.lock")
 }
 
 fn open(path: &Path) -> Result<File, LockError> {
@@ -98,19 +102,26 @@ fn read_holder(file: &mut File) -> Holder {
 
 /// Who seems to hold the lock, without touching it (for `kiln status`): the
 /// holder written in the file, if that process is still alive.
-pub(crate) fn peek(state: &Path) -> Option<Holder> {
-    let mut file = std::fs::File::open(lock_path(state)).ok()?;
+pub(crate) fn peek(out: &Path) -> Option<Holder> {
+    let mut file = std::fs::File::open(lock_path(out)).ok()?;
     let holder = read_holder(&mut file);
-    // SAFETY: signal 0 only checks that the process exists.
-    let alive = holder.pid > 0
-        && (unsafe { libc::kill(holder.pid as i32, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM));
+    // Signal 0 only checks that the process exists; a PID that does not fit
+    // a positive pid_t (0, or above i32::MAX) is no process at all.
+    let alive = i32::try_from(holder.pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .is_some_and(|pid| {
+            matches!(
+                rustix::process::test_kill_process(pid),
+                Ok(()) | Err(rustix::io::Errno::PERM)
+            )
+        });
     alive.then_some(holder)
 }
 
 /// Takes the lock without waiting; `Held` names the holder.
-pub(crate) fn try_lock(state: &Path, role: &str) -> Result<OutputLock, LockError> {
-    let path = lock_path(state);
+pub(crate) fn try_lock(out: &Path, role: &str) -> Result<OutputLock, LockError> {
+    let path = lock_path(out);
     let mut file = open(&path)?;
     match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
@@ -142,9 +153,9 @@ pub(crate) fn try_lock(state: &Path, role: &str) -> Result<OutputLock, LockError
 
 /// Takes the lock, waiting while another one-shot command holds it; a
 /// daemon holding it is returned as `Held` at once (it never lets go).
-pub(crate) async fn lock(state: &Path, role: &str) -> Result<OutputLock, LockError> {
+pub(crate) async fn lock(out: &Path, role: &str) -> Result<OutputLock, LockError> {
     loop {
-        match try_lock(state, role) {
+        match try_lock(out, role) {
             Err(LockError::Held { holder, path }) if holder.role != "daemon" => {
                 tracing::info!(pid = holder.pid, role = %holder.role, "waiting for another kiln to finish with this output");
                 let file = open(&path)?;
@@ -188,7 +199,7 @@ mod tests {
     #[test]
     fn a_second_holder_is_told_who_holds_it() {
         let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("index.db");
+        let state = dir.path().join("public");
         let mut first = try_lock(&state, "daemon").unwrap();
         first.set_http("http://127.0.0.1:7878".into()).unwrap();
         match try_lock(&state, "daemon") {

@@ -47,6 +47,10 @@ pub(crate) struct Metrics {
     pub(crate) retrying: Gauge,
     /// 1 while the Redis intake is connected (absent without one).
     pub(crate) redis_connected: Gauge,
+    /// Files the mass-delete guard kept since the daemon started.
+    pub(crate) removals_held: Gauge,
+    /// 1 while the mass-delete guard holds removals back.
+    pub(crate) mass_delete_guard_tripped: Gauge,
     /// Pages in the index by status, refreshed at each scrape.
     pub(crate) index_pages: Family<StatusLabel, Gauge>,
 }
@@ -93,6 +97,18 @@ impl Metrics {
             "URLs whose last attempt failed and that wait for a retry",
             retrying.clone(),
         );
+        let removals_held = Gauge::default();
+        registry.register(
+            "removals_held",
+            "Files the mass-delete guard kept although the origin removed their pages",
+            removals_held.clone(),
+        );
+        let mass_delete_guard_tripped = Gauge::default();
+        registry.register(
+            "mass_delete_guard_tripped",
+            "1 while the mass-delete guard holds removals back (consent: --allow-mass-delete)",
+            mass_delete_guard_tripped.clone(),
+        );
         let index_pages = Family::<StatusLabel, Gauge>::default();
         registry.register(
             "index_pages",
@@ -110,6 +126,8 @@ impl Metrics {
             in_flight,
             retrying,
             redis_connected,
+            removals_held,
+            mass_delete_guard_tripped,
             index_pages,
         }
     }

@@ -34,8 +34,11 @@ use crate::files::{fs_err as err, FsError};
 pub(crate) struct SpoolFile {
     /// Targets that parsed.
     pub(crate) targets: Vec<Target>,
-    /// Lines that did not, with line numbers.
+    /// Lines that did not, with line numbers (the first
+    /// [`MAX_LISTED_BAD_LINES`]; the rest are only counted).
     pub(crate) bad: Vec<(usize, TargetError)>,
+    /// Bad lines beyond those kept in `bad`.
+    pub(crate) more_bad: usize,
 }
 
 /// Longest spool line kept; longer lines are bad lines.
@@ -175,31 +178,56 @@ impl Spool {
                 "grew over `daemon.max-spool-file` ({max_bytes} bytes) while being read"
             )));
         }
+        // Memory stays bounded by the file's size: distinct targets only (a
+        // file over the cap is rejected as soon as it gets there), and only
+        // the first bad lines are kept, the rest counted.
         let mut targets = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut bad = Vec::new();
+        let mut more_bad = 0;
+        let mut note_bad = |bad: &mut Vec<(usize, TargetError)>, n: usize, e: TargetError| {
+            if bad.len() < MAX_LISTED_BAD_LINES {
+                bad.push((n, e));
+            } else {
+                more_bad += 1;
+            }
+        };
         for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
             if line.len() > MAX_LINE_BYTES {
-                bad.push((
-                    i + 1,
-                    TargetError {
-                        text: String::from_utf8_lossy(&line[..EXCERPT_CHARS]).into_owned(),
-                        reason: format!("line is {} bytes, over {MAX_LINE_BYTES}", line.len()),
-                    },
-                ));
+                let e = TargetError {
+                    text: String::from_utf8_lossy(&line[..EXCERPT_CHARS]).into_owned(),
+                    reason: format!("line is {} bytes, over {MAX_LINE_BYTES}", line.len()),
+                };
+                note_bad(&mut bad, i + 1, e);
                 continue;
             }
-            let (good, mut wrong) = Target::parse_lines(&String::from_utf8_lossy(line));
-            targets.extend(good);
-            bad.extend(wrong.drain(..).map(|(_, e)| (i + 1, e)));
+            let text = String::from_utf8_lossy(line);
+            let text = text.trim();
+            if text.is_empty() || text.starts_with('#') {
+                continue;
+            }
+            match Target::parse(text) {
+                Ok(t) => {
+                    if seen.insert(t.clone()) {
+                        targets.push(t);
+                        if targets.len() > max_targets {
+                            return Ok(Intake::Rejected(format!(
+                                "names more than {max_targets} distinct targets, over `daemon.max-targets`; split it into smaller files"
+                            )));
+                        }
+                    }
+                }
+                Err(mut e) => {
+                    e.text = excerpt(&e.text, EXCERPT_CHARS);
+                    note_bad(&mut bad, i + 1, e);
+                }
+            }
         }
-        let targets = crate::targets::dedup(targets);
-        if targets.len() > max_targets {
-            return Ok(Intake::Rejected(format!(
-                "names {} distinct targets, over `daemon.max-targets` ({max_targets}); split it into smaller files",
-                targets.len()
-            )));
-        }
-        Ok(Intake::Parsed(SpoolFile { targets, bad }))
+        Ok(Intake::Parsed(SpoolFile {
+            targets,
+            bad,
+            more_bad,
+        }))
     }
 
     /// Moves a spool file kiln will not read into `failed/` as it is (a
@@ -280,12 +308,23 @@ pub(crate) fn queue_depth(queue: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// The first `max` characters of `s`, marked when cut.
+/// The first `max` characters of `s`, marked when cut, with control
+/// characters escaped (`\u{1b}`): a record or log line quoting hostile
+/// input can never drive the terminal that shows it.
 pub(crate) fn excerpt(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}… (cut)", &s[..i]),
-        None => s.to_string(),
+    let cut = s.char_indices().nth(max).map(|(i, _)| &s[..i]);
+    let mut out = String::with_capacity(s.len().min(max * 4) + 8);
+    for c in cut.unwrap_or(s).chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
+    if cut.is_some() {
+        out.push_str("… (cut)");
+    }
+    out
 }
 
 /// Skips dot-files and editor or partial files that are not ours. Looks at
@@ -422,11 +461,14 @@ async fn take_spool_file(
         }
     };
     if !file.bad.is_empty() {
-        let lines: Vec<String> = file
+        let mut lines: Vec<String> = file
             .bad
             .iter()
             .map(|(n, e)| format!("line {n}: {} # {}", e.text, e.reason))
             .collect();
+        if file.more_bad > 0 {
+            lines.push(format!("# ... and {} more bad lines", file.more_bad));
+        }
         match spool.record_failures(&path, "bad-lines", &lines) {
             Ok(rec) => {
                 tracing::warn!(file = %path.display(), record = %rec.display(), bad = lines.len(), "spool file has bad lines; kept them in failed/")
@@ -449,6 +491,7 @@ async fn take_spool_file(
         .submit(Request {
             targets: file.targets,
             reply: Some(reply),
+            allow_mass_delete: false,
         })
         .await;
     if submitted.is_none() {

@@ -50,12 +50,17 @@ impl Releases {
         self.out.join("releases")
     }
 
-    /// Release ids, oldest first.
+    /// Release ids, oldest first: real directories in a real `releases/`
+    /// (a symlink there, or a `releases/` that is one, is never a release).
     pub(crate) fn list(&self) -> Vec<String> {
+        if !fs::symlink_metadata(self.dir()).is_ok_and(|m| m.is_dir()) {
+            return Vec::new();
+        }
         let mut ids: Vec<String> = fs::read_dir(self.dir())
             .map(|d| {
                 d.filter_map(Result::ok)
-                    .filter(|e| e.path().is_dir())
+                    // `DirEntry::file_type` does not follow symlinks.
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                     .map(|e| e.file_name().to_string_lossy().into_owned())
                     .filter(|n| !n.starts_with('.'))
                     .collect()
@@ -65,10 +70,10 @@ impl Releases {
         ids
     }
 
-    /// The id `current` points at.
+    /// The id `current` points at, when it is a link kiln wrote.
     pub(crate) fn live(&self) -> Option<String> {
         let target = fs::read_link(self.current_link()).ok()?;
-        target.file_name().map(|n| n.to_string_lossy().into_owned())
+        release_id_of(&target).map(str::to_owned)
     }
 
     /// Creates a fresh, empty release directory.
@@ -149,12 +154,32 @@ impl Releases {
             .as_ref()
             .and_then(|l| ids.iter().position(|i| i == l))
             .unwrap_or(ids.len());
+        if fs::symlink_metadata(self.dir()).is_ok_and(|m| !m.is_dir()) {
+            return Err(ReleaseError::NotReleaseLayout(self.dir()));
+        }
         if pos == 0 {
             return Err(ReleaseError::NothingToRollBack(self.out.clone()));
         }
         let prev = ids[pos - 1].clone();
         self.switch(&prev)?;
         Ok(prev)
+    }
+}
+
+/// The release id a `current` link names, when it is the only form kiln
+/// writes (guarantee 11, docs/architecture.md): the relative path
+/// `releases/<id>`, two plain components, the id not hidden. Anything else
+/// (an absolute path, `..`, a deeper path) was not written by kiln and is
+/// never followed.
+pub(crate) fn release_id_of(target: &Path) -> Option<&str> {
+    let mut parts = target.components();
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(std::path::Component::Normal(dir)), Some(std::path::Component::Normal(id)), None)
+            if dir == "releases" =>
+        {
+            id.to_str().filter(|id| !id.starts_with('.'))
+        }
+        _ => None,
     }
 }
 
@@ -197,5 +222,42 @@ mod tests {
         );
         assert!(r.rollback().is_err());
         assert_eq!(live_root(dir.path()), dir.path().join("current"));
+    }
+
+    #[test]
+    fn only_links_kiln_writes_name_a_release() {
+        for (target, id) in [
+            ("releases/123", Some("123")),
+            ("/tmp/releases/123", None),
+            ("/etc", None),
+            ("releases/../x", None),
+            ("../releases/1", None),
+            ("releases/1/2", None),
+            ("releases/.hidden", None),
+            ("other/1", None),
+            ("releases", None),
+        ] {
+            assert_eq!(release_id_of(Path::new(target)), id, "{target}");
+        }
+    }
+
+    #[test]
+    fn rollback_never_switches_onto_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let r = Releases::new(dir.path());
+        let (id, _) = r.begin().unwrap();
+        r.switch(&id).unwrap();
+        // A planted release id that is a symlink to outside content.
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("releases/0")).unwrap();
+        assert!(r.rollback().is_err());
+        assert_eq!(r.live().as_deref(), Some(id.as_str()));
+        // The whole `releases/` swapped for a symlink to a tree with ids.
+        fs::create_dir_all(outside.path().join("0")).unwrap();
+        fs::create_dir_all(outside.path().join(&id)).unwrap();
+        fs::rename(dir.path().join("releases"), dir.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("releases")).unwrap();
+        assert!(r.list().is_empty());
+        assert!(r.rollback().is_err());
     }
 }

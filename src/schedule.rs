@@ -241,6 +241,9 @@ pub(crate) struct Request {
     pub(crate) targets: Vec<Target>,
     /// Called when every URL of the request is done.
     pub(crate) reply: Option<oneshot::Sender<JobReport>>,
+    /// The operator's consent to a mass removal (`--allow-mass-delete`):
+    /// resets the daemon's mass-delete guard before the targets run.
+    pub(crate) allow_mass_delete: bool,
 }
 
 /// How a request ended: the URLs it named and the one outcome tally
@@ -508,6 +511,8 @@ pub(crate) struct Backlog {
     pub(crate) retrying: AtomicUsize,
     /// Requests whose targets are still being resolved.
     pub(crate) resolving: AtomicUsize,
+    /// The mass-delete guard: tripped now, and files it kept so far.
+    pub(crate) removal_guard: Mutex<(bool, u64)>,
 }
 
 impl Default for Backlog {
@@ -524,6 +529,7 @@ impl Default for Backlog {
             in_flight: AtomicUsize::new(0),
             retrying: AtomicUsize::new(0),
             resolving: AtomicUsize::new(0),
+            removal_guard: Mutex::new((false, 0)),
         }
     }
 }
@@ -565,7 +571,9 @@ impl Backlog {
                 "failed": p.failed.load(Ordering::Relaxed),
             })
         });
+        let (tripped, held) = self.removal_guard.lock().map(|g| *g).unwrap_or_default();
         serde_json::json!({
+            "mass_delete_guard": {"tripped": tripped, "removals_held": held},
             "publish": publish,
             "purge": purge,
             "redis": redis,
@@ -602,13 +610,32 @@ pub(crate) async fn worker(
     let mut co = Coalescer::default();
     let mut tasks: JoinSet<BakeDone> = JoinSet::new();
     let mut resolving: JoinSet<ResolveDone> = JoinSet::new();
+    // What each task was doing, so a task that panics still ends its page or
+    // its job: no job stays queued, no waiter hangs, nothing else is touched.
+    let mut baking: HashMap<tokio::task::Id, Dispatch> = HashMap::new();
+    let mut resolving_jobs: HashMap<tokio::task::Id, (JobId, Vec<String>)> = HashMap::new();
     loop {
         let wake = co.next_due();
         let can_start = tasks.len() < settings.concurrency;
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let done = match done {
+                    Ok((task, d)) => {
+                        baking.remove(&task);
+                        Ok(d)
+                    }
+                    Err(e) => match baking.remove(&e.id()) {
+                        Some(d) => {
+                            tracing::error!(url = %d.url, error = %e, "regenerating a page panicked; it is marked failed");
+                            let mut r = PageResult::new(&d.url);
+                            r.outcome = Outcome::Failed(PageError::Internal(panic_text(&e)));
+                            Ok((d, r))
+                        }
+                        None => Err(e),
+                    },
+                };
                 match done {
                     Ok(d) => {
                         if matches!(d.1.outcome, Outcome::Written | Outcome::Deleted | Outcome::Refused(_)) {
@@ -623,8 +650,23 @@ pub(crate) async fn worker(
                     Err(e) => tracing::error!(error = %e, "bake task panicked"),
                 }
             }
-            Some(done) = resolving.join_next(), if !resolving.is_empty() => {
-                let Ok((id, at, resolved)) = done else { continue };
+            Some(done) = resolving.join_next_with_id(), if !resolving.is_empty() => {
+                let (id, at, resolved) = match done {
+                    Ok((task, done)) => {
+                        resolving_jobs.remove(&task);
+                        done
+                    }
+                    Err(e) => {
+                        // The job ends with its targets refused, not stuck.
+                        if let Some((id, targets)) = resolving_jobs.remove(&e.id()) {
+                            tracing::error!(job = id, error = %e, "resolving targets panicked; they are refused");
+                            let why = format!("refused: resolving it failed ({})", panic_text(&e));
+                            let unmatched: Vec<_> = targets.into_iter().map(|t| (t, why.clone())).collect();
+                            jobs.set_urls(id, 0, &unmatched);
+                        }
+                        continue;
+                    }
+                };
                 match resolved {
                     Ok(resolved) => {
                         for (target, why) in &resolved.unmatched {
@@ -647,16 +689,22 @@ pub(crate) async fn worker(
             Some((id, req)) = requests.recv() => {
                 let now = Instant::now();
                 metrics.events.inc_by(req.targets.len() as u64);
+                if req.allow_mass_delete {
+                    baker.consent_to_removals();
+                }
                 let baker = baker.clone();
                 let targets = crate::targets::dedup(req.targets);
-                resolving.spawn(async move { (id, now, baker.resolve(&targets).await) });
+                let named = targets.iter().map(Target::to_string).collect();
+                let task = resolving.spawn(async move { (id, now, baker.resolve(&targets).await) });
+                resolving_jobs.insert(task.id(), (id, named));
             }
             _ = sleep_until(wake), if wake.is_some() && can_start => {
                 let slots = settings.concurrency - tasks.len();
                 for d in co.take_due(Instant::now(), slots) {
                     let baker = baker.clone();
                     metrics.fetches.inc();
-                    tasks.spawn(async move {
+                    let dispatch = d.clone();
+                    let task = tasks.spawn(async move {
                         let result = match d.op {
                             Op::Bake => baker.bake(&d.url).await,
                             Op::Delete => {
@@ -667,6 +715,7 @@ pub(crate) async fn worker(
                         };
                         (d, result)
                     });
+                    baking.insert(task.id(), dispatch);
                 }
             }
         }
@@ -674,6 +723,12 @@ pub(crate) async fn worker(
         metrics.set_backlog(pending, running);
         metrics.retrying.set(co.retrying() as i64);
         backlog.set(&co, resolving.len());
+        let guard = baker.removals_held();
+        metrics.removals_held.set(guard.1 as i64);
+        metrics.mass_delete_guard_tripped.set(i64::from(guard.0));
+        if let Ok(mut g) = backlog.removal_guard.lock() {
+            *g = guard;
+        }
     }
     // Graceful stop: in-flight pages finish and are recorded; pending work
     // stays in the spool (and failed pages in the index) for the next start.
@@ -758,6 +813,15 @@ async fn finish(
     for j in &d.jobs {
         jobs.url_done(*j, &result);
     }
+}
+
+/// What a panicked task said, for the report.
+fn panic_text(e: &tokio::task::JoinError) -> String {
+    if !e.is_panic() {
+        return e.to_string();
+    }
+    let text = e.to_string();
+    text.chars().take(200).collect()
 }
 
 async fn sleep_until(when: Option<Instant>) {
@@ -1034,6 +1098,7 @@ mod tests {
                 .submit(Request {
                     targets: vec![Target::Url("/".into())],
                     reply: Some(tx),
+                    allow_mass_delete: false,
                 })
                 .await
                 .unwrap();

@@ -36,6 +36,53 @@ pub(crate) struct TargetError {
     pub(crate) reason: String,
 }
 
+/// Limits on a `glob:` target, so a hostile pattern costs bounded time and
+/// memory to compile and match (a URL glob never needs more).
+pub(crate) const MAX_GLOB_BYTES: usize = 512;
+/// Wildcards (`*`, `?`, `[`) in one glob.
+pub(crate) const MAX_GLOB_WILDCARDS: usize = 32;
+/// Alternations (`{a,b}`) in one glob; they may not nest.
+pub(crate) const MAX_GLOB_ALTERNATIONS: usize = 8;
+
+/// Why a glob pattern is refused before it is compiled, if it is.
+fn glob_too_big(pattern: &str) -> Option<String> {
+    if pattern.len() > MAX_GLOB_BYTES {
+        return Some(format!(
+            "the glob is {} bytes; at most {MAX_GLOB_BYTES} are allowed",
+            pattern.len()
+        ));
+    }
+    let wildcards = pattern
+        .bytes()
+        .filter(|b| matches!(b, b'*' | b'?' | b'['))
+        .count();
+    if wildcards > MAX_GLOB_WILDCARDS {
+        return Some(format!(
+            "the glob has {wildcards} wildcards; at most {MAX_GLOB_WILDCARDS} are allowed"
+        ));
+    }
+    let (mut depth, mut opened) = (0usize, 0usize);
+    for b in pattern.bytes() {
+        match b {
+            b'{' => {
+                depth += 1;
+                opened += 1;
+                if depth > 1 {
+                    return Some("nested {…} alternations are not allowed in a glob".into());
+                }
+            }
+            b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if opened > MAX_GLOB_ALTERNATIONS {
+        return Some(format!(
+            "the glob has {opened} {{…}} alternations; at most {MAX_GLOB_ALTERNATIONS} are allowed"
+        ));
+    }
+    None
+}
+
 impl Target {
     /// Parses one target. Surrounding whitespace is ignored.
     pub(crate) fn parse(text: &str) -> Result<Target, TargetError> {
@@ -68,7 +115,10 @@ impl Target {
                     "a glob matches URL paths and starts with `/`, e.g. glob:/blog/**",
                 ));
             }
-            crate::config::path_glob(pattern).map_err(|e| err(&format!("bad glob: {e}")))?;
+            if let Some(why) = glob_too_big(pattern) {
+                return Err(err(&why));
+            }
+            crate::config::path_matcher(pattern).map_err(|e| err(&format!("bad glob: {e}")))?;
             return Ok(Target::Glob(pattern.to_string()));
         }
         if let Some(path) = t.strip_prefix("delete:") {

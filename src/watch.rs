@@ -250,6 +250,7 @@ pub(crate) async fn worker(
             .submit(Request {
                 targets,
                 reply: None,
+                allow_mass_delete: false,
             })
             .await
             .is_none()

@@ -48,6 +48,14 @@ pub(crate) enum WriteError {
         /// The symlink met on the way.
         link: PathBuf,
     },
+    /// `<out>/current` is a symlink kiln did not write (not `releases/<id>`).
+    #[error("refusing to use `{link}`: it points at `{target}`, and kiln only follows the `current` link it writes itself (`releases/<id>`); run `kiln rollback` or `kiln build --release` to point it back, or remove it")]
+    ForeignCurrent {
+        /// The `current` link.
+        link: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
     /// A file exists where a directory is needed (or the reverse).
     #[error("cannot write `{path}`: `{conflict}` is in the way (a file where a directory is needed, or the reverse)")]
     Conflict {
@@ -242,6 +250,16 @@ impl WebRoot {
             } else {
                 None
             };
+            // The release link (`<out>/current`) is followed only in the
+            // one form kiln writes; an absolute or odd `current` was planted.
+            if let Some(target) = &link {
+                if *name == "current" && crate::release::release_id_of(target).is_none() {
+                    return Err(WriteError::ForeignCurrent {
+                        link: dir.path.join(name),
+                        target: target.clone(),
+                    });
+                }
+            }
             dir = match link {
                 Some(target) if target.is_relative() => {
                     let mut d = dir;

@@ -29,6 +29,17 @@ pub struct BuildArgs {
 /// Renders every route, crawls the origin from the seeds, prints the summary.
 pub async fn run(g: &GlobalArgs, args: BuildArgs) -> anyhow::Result<Exit> {
     let cfg = Arc::new(g.load_config()?);
+    let fresh = super::FreshDirs::note(&cfg);
+    let result = build(g, args, cfg).await;
+    fresh.clean_up_after(&result);
+    result
+}
+
+async fn build(
+    g: &GlobalArgs,
+    args: BuildArgs,
+    cfg: Arc<crate::config::Config>,
+) -> anyhow::Result<Exit> {
     let _lock = match super::lock_output(&cfg, "build").await? {
         Ok(l) => l,
         Err(daemon) if !args.release => {
@@ -40,7 +51,7 @@ pub async fn run(g: &GlobalArgs, args: BuildArgs) -> anyhow::Result<Exit> {
             // A deploy hook's `kiln build` beside a running daemon: the
             // daemon re-bakes everything (and follows new links) itself,
             // so the two never race on a file.
-            return super::hand_to_daemon(&cfg, &daemon, &[crate::targets::Target::All], g.quiet).await;
+            return super::hand_to_daemon(&cfg, &daemon, &[crate::targets::Target::All], args.guard.allow_mass_delete, g.quiet).await;
         }
         Err(daemon) => {
             return Err(UsageError(format!(

@@ -27,8 +27,15 @@ pub(crate) fn parse_target_args(args: &[String]) -> anyhow::Result<Vec<Target>> 
         if a == "-" {
             let mut text = String::new();
             std::io::stdin()
+                .take(MAX_STDIN_BYTES + 1)
                 .read_to_string(&mut text)
                 .map_err(|e| anyhow::anyhow!("failed to read targets from stdin: {e}"))?;
+            if text.len() as u64 > MAX_STDIN_BYTES {
+                return Err(UsageError(format!(
+                    "more than {MAX_STDIN_BYTES} bytes of targets on stdin; split them into several runs (or use `kiln regen all`)"
+                ))
+                .into());
+            }
             let (good, bad) = Target::parse_lines(&text);
             targets.extend(good);
             errors.extend(bad.into_iter().map(|(n, e)| format!("stdin line {n}: {e}")));
@@ -40,12 +47,75 @@ pub(crate) fn parse_target_args(args: &[String]) -> anyhow::Result<Vec<Target>> 
         }
     }
     if !errors.is_empty() {
+        let more = errors.len().saturating_sub(20);
+        errors.truncate(20);
+        if more > 0 {
+            errors.push(format!("... and {more} more bad targets"));
+        }
         return Err(UsageError(errors.join("\n")).into());
     }
     if targets.is_empty() {
         return Err(UsageError("no targets given: pass /path/, tag:NAME, glob:PATTERN, delete:/path/, all, or - to read them from stdin".into()).into());
     }
     Ok(targets)
+}
+
+/// The output and state directories a command is about to create. A
+/// command that fails before baking anything removes them again, so a typo
+/// in `--origin` leaves no `public/` or `.kiln/` behind.
+pub(crate) struct FreshDirs {
+    out: Option<std::path::PathBuf>,
+    state_dir: Option<std::path::PathBuf>,
+}
+
+impl FreshDirs {
+    /// Notes which of the two do not exist yet.
+    pub(crate) fn note(cfg: &crate::config::Config) -> FreshDirs {
+        let missing = |p: &std::path::Path| {
+            (!p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_err())
+                .then(|| p.to_path_buf())
+        };
+        FreshDirs {
+            out: missing(&cfg.out),
+            state_dir: cfg.state.parent().and_then(missing),
+        }
+    }
+
+    /// After a failed run: removes what it created, if the output holds
+    /// nothing but kiln's lock file (no page was written).
+    pub(crate) fn clean_up_after(&self, result: &anyhow::Result<crate::cli::Exit>) {
+        if matches!(result, Ok(crate::cli::Exit::Clean)) {
+            return;
+        }
+        let Some(out) = &self.out else { return };
+        let only_lock = std::fs::read_dir(out).is_ok_and(|d| {
+            d.filter_map(Result::ok)
+                .all(|e| e.file_name() == ".kiln.lock")
+        });
+        if !only_lock {
+            return;
+        }
+        let _ = std::fs::remove_file(crate::lock::lock_path(out));
+        let _ = std::fs::remove_dir(out);
+        if let Some(state) = &self.state_dir {
+            let _ = std::fs::remove_dir_all(state);
+        }
+    }
+}
+
+/// Most bytes of targets read from stdin (`kiln regen -`).
+const MAX_STDIN_BYTES: u64 = 16 << 20;
+
+/// Refuses more distinct targets than `daemon.max-targets`, as the daemon's
+/// intakes do, so a one-shot run is bounded the same way.
+pub(crate) fn check_target_count(targets: &[Target], max: usize) -> Result<(), UsageError> {
+    if targets.len() > max {
+        return Err(UsageError(format!(
+            "{} distinct targets, over `daemon.max-targets` ({max}); split them into several runs, or name them with tag:, glob: or all",
+            targets.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Flags of commands that may remove pages or switch origins.
@@ -77,7 +147,7 @@ pub(crate) async fn lock_output(
     cfg: &crate::config::Config,
     role: &str,
 ) -> anyhow::Result<Result<crate::lock::OutputLock, crate::lock::Holder>> {
-    match crate::lock::lock(&cfg.state, role).await {
+    match crate::lock::lock(&cfg.out, role).await {
         Ok(l) => Ok(Ok(l)),
         Err(crate::lock::LockError::Held { holder, .. }) if holder.role == "daemon" => {
             Ok(Err(holder))
@@ -92,6 +162,7 @@ pub(crate) async fn hand_to_daemon(
     cfg: &crate::config::Config,
     holder: &crate::lock::Holder,
     targets: &[Target],
+    allow_mass_delete: bool,
     quiet: bool,
 ) -> anyhow::Result<crate::cli::Exit> {
     let Some(http) = &holder.http else {
@@ -112,8 +183,10 @@ pub(crate) async fn hand_to_daemon(
         Some(t) => r.bearer_auth(t),
         None => r,
     };
-    let body =
-        serde_json::json!({ "targets": targets.iter().map(Target::to_string).collect::<Vec<_>>() });
+    let body = serde_json::json!({
+        "targets": targets.iter().map(Target::to_string).collect::<Vec<_>>(),
+        "allow_mass_delete": allow_mass_delete,
+    });
     let resp = with_token(client.post(format!("{http}/v1/regen")).json(&body))
         .send()
         .await

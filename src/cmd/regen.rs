@@ -42,12 +42,34 @@ pub struct RegenArgs {
 pub async fn run(g: &GlobalArgs, args: RegenArgs) -> anyhow::Result<Exit> {
     let targets = crate::targets::dedup(super::parse_target_args(&args.targets)?);
     let cfg = Arc::new(g.load_config()?);
+    super::check_target_count(&targets, cfg.daemon.max_targets)?;
+    let fresh = super::FreshDirs::note(&cfg);
+    let result = regen(g, args, cfg, targets).await;
+    fresh.clean_up_after(&result);
+    result
+}
+
+async fn regen(
+    g: &GlobalArgs,
+    args: RegenArgs,
+    cfg: Arc<crate::config::Config>,
+    targets: Vec<crate::targets::Target>,
+) -> anyhow::Result<Exit> {
     let _lock = if args.dry_run {
         None
     } else {
         match super::lock_output(&cfg, "regen").await? {
             Ok(l) => Some(l),
-            Err(daemon) => return super::hand_to_daemon(&cfg, &daemon, &targets, g.quiet).await,
+            Err(daemon) => {
+                return super::hand_to_daemon(
+                    &cfg,
+                    &daemon,
+                    &targets,
+                    args.guard.allow_mass_delete,
+                    g.quiet,
+                )
+                .await
+            }
         }
     };
     let out = crate::release::live_root(&cfg.out);

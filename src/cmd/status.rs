@@ -54,7 +54,7 @@ pub async fn run(g: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
 /// The running daemon's backlog, asked over its HTTP endpoint (found in
 /// the lock file); `None` when no daemon runs.
 async fn daemon_state(cfg: &crate::config::Config) -> Option<serde_json::Value> {
-    let holder = crate::lock::peek(&cfg.state).filter(|h| h.role == "daemon")?;
+    let holder = crate::lock::peek(&cfg.out).filter(|h| h.role == "daemon")?;
     let mut state = serde_json::json!({ "pid": holder.pid });
     if let Some(http) = &holder.http {
         let mut req = reqwest::Client::new()

@@ -347,7 +347,8 @@ async fn soak_a_flapping_origin_converges_to_exactly_its_pages() {
     const PAGES: usize = 20;
     let (origin, site) = built_site(
         PAGES,
-        "[output]\nprecompress = [\"gzip\"]\nprecompress-min-bytes = 0\n",
+        // Every page may come and go: the mass-delete guard allows it.
+        "[output]\nprecompress = [\"gzip\"]\nprecompress-min-bytes = 0\n[safety]\nmax-delete-percent = 100\n",
     )
     .await;
     let d = site.daemon(&[]).await;

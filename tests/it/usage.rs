@@ -87,8 +87,7 @@ async fn a_dead_origin_and_an_unwritable_output_are_said_once() {
     let run = site.kiln(&["build", "--out", "/proc/self"]).await;
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
-        run.stderr
-            .contains("failed to create files in the output directory `/proc/self`"),
+        run.stderr.contains("output directory") && run.stderr.contains("/proc/self"),
         "{}",
         run.all()
     );

@@ -287,11 +287,12 @@ impl TestSite {
     }
 
     /// Every file under the output root, relative, sorted.
+    /// Every file of the output but kiln's own lock file (`.kiln.lock`).
     pub fn files(&self) -> Vec<String> {
         let mut v: Vec<String> = walkdir::WalkDir::new(self.out())
             .into_iter()
             .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_file())
+            .filter(|e| e.file_type().is_file() && e.file_name() != ".kiln.lock")
             .map(|e| {
                 e.path()
                     .strip_prefix(self.out())
