@@ -375,9 +375,10 @@ struct Removal {
 /// refusal) over a sliding window, with the same limit as a run. The
 /// removal that would go over the limit is held (its file stays, the page
 /// is marked failed with the reason) and the guard trips: every later
-/// automatic removal is held too, with a WARN, `removals_held` in
-/// `/v1/status` and `kiln_removals_held_total`, until the operator consents
-/// (`--allow-mass-delete` on a request). An explicit `delete:` is its own
+/// automatic removal is held too, with a WARN, `mass_delete_guard` in
+/// `/v1/status` and `kiln_removals_held` / `kiln_mass_delete_guard_tripped`
+/// in `/metrics`, until the operator consents (`--allow-mass-delete` on a
+/// request, which lets removals pass for one window). An explicit `delete:` is its own
 /// consent and is never held.
 #[derive(Debug, Default)]
 struct RemovalGuard {
@@ -386,6 +387,8 @@ struct RemovalGuard {
     recent: std::collections::HashMap<String, std::time::Instant>,
     /// Set once the limit was reached; cleared by consent.
     tripped: bool,
+    /// Consent given (`--allow-mass-delete`): removals pass uncounted until then.
+    consented_until: Option<std::time::Instant>,
     /// Removals held since the daemon started.
     held: u64,
 }
@@ -1047,6 +1050,9 @@ impl Baker {
             };
             g.recent
                 .retain(|_, t| now.duration_since(*t) <= GUARD_WINDOW);
+            if g.consented_until.is_some_and(|until| now < until) {
+                return Ok(());
+            }
             if g.tripped || (!g.recent.contains_key(path) && g.recent.len() >= limit) {
                 let first = !g.tripped;
                 g.tripped = true;
@@ -1083,7 +1089,8 @@ impl Baker {
     }
 
     /// The operator consented to a mass removal (`--allow-mass-delete` on a
-    /// request): the daemon's guard starts over.
+    /// request): removals pass for one guard window (the request's own and
+    /// any that follow it closely), then the guard counts afresh.
     pub(crate) fn consent_to_removals(&self) {
         if let Some(guard) = &self.guard {
             if let Ok(mut g) = guard.lock() {
@@ -1092,6 +1099,7 @@ impl Baker {
                 }
                 g.tripped = false;
                 g.recent.clear();
+                g.consented_until = Some(std::time::Instant::now() + GUARD_WINDOW);
             }
         }
     }

@@ -142,22 +142,17 @@ async fn run_session(
     }
     // Entries delivered to this consumer before a restart, not yet acknowledged.
     let mut backlog_id = "0".to_string();
+    let mut read_back: Vec<StreamId> = Vec::new();
     loop {
         while let Some(done) = waiting.try_join_next() {
             let _ = done;
         }
-        // Entries of consumers that died, idle for longer than claim-idle.
-        let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-            .arg(&cfg.stream)
-            .arg(&cfg.group)
-            .arg(&cfg.consumer)
-            .arg(cfg.claim_idle.as_millis() as u64)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(100)
-            .query_async(&mut conn)
-            .await?;
-        take(cfg, &conn, submit, claimed.claimed, &in_progress, waiting).await;
+        // Entries of consumers that died, idle for longer than claim-idle;
+        // not while our own pending list is being read back (it would claim
+        // those very entries and submit them a second time).
+        if backlog_id == ">" {
+            autoclaim(cfg, &mut conn, submit, &in_progress, waiting).await?;
+        }
         let read: Option<StreamReadReply> = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(&cfg.group)
@@ -171,22 +166,56 @@ async fn run_session(
             .arg(&backlog_id)
             .query_async(&mut conn)
             .await?;
-        let entries: Vec<StreamId> = read
+        let mut entries: Vec<StreamId> = read
             .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
             .unwrap_or_default();
-        if backlog_id == "0" {
+        if backlog_id != ">" {
             match entries.last() {
-                // Page through our own pending list.
-                Some(last) => backlog_id = last.id.clone(),
-                // Own pending entries done: new ones now.
+                // Page on through our own pending list; its entries are
+                // submitted with the first read of new ones, as one request,
+                // so a restart costs one more fetch per page, not two.
+                Some(last) => {
+                    backlog_id = last.id.clone();
+                    read_back.append(&mut entries);
+                }
+                // Own pending entries all read back: new ones now. (A read
+                // of history never blocks; staying on it would spin.)
                 None => backlog_id = ">".to_string(),
             }
+            continue;
+        }
+        if !read_back.is_empty() {
+            read_back.append(&mut entries);
+            entries = std::mem::take(&mut read_back);
         }
         take(cfg, &conn, submit, entries, &in_progress, waiting).await;
         if shutdown.is_cancelled() {
             return Ok(());
         }
     }
+}
+
+/// Claims entries of consumers that died (idle for longer than
+/// `claim-idle`) and submits them.
+async fn autoclaim(
+    cfg: &RedisIntake,
+    conn: &mut redis::aio::MultiplexedConnection,
+    submit: &Submitter,
+    in_progress: &Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    waiting: &mut JoinSet<()>,
+) -> redis::RedisResult<()> {
+    let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+        .arg(&cfg.stream)
+        .arg(&cfg.group)
+        .arg(&cfg.consumer)
+        .arg(cfg.claim_idle.as_millis() as u64)
+        .arg("0-0")
+        .arg("COUNT")
+        .arg(100)
+        .query_async(conn)
+        .await?;
+    take(cfg, conn, submit, claimed.claimed, in_progress, waiting).await;
+    Ok(())
 }
 
 /// True when entries this group never read were trimmed away: the stream

@@ -269,6 +269,7 @@ impl Spool {
         path: &Path,
         kind: &str,
         lines: &[String],
+        unlisted: usize,
     ) -> Result<PathBuf, SpoolError> {
         let name = path
             .file_name()
@@ -280,11 +281,9 @@ impl Spool {
             text.push_str(&excerpt(l, EXCERPT_CHARS * 3));
             text.push('\n');
         }
-        if lines.len() > MAX_LISTED_BAD_LINES {
-            text.push_str(&format!(
-                "# ... and {} more\n",
-                lines.len() - MAX_LISTED_BAD_LINES
-            ));
+        let more = lines.len().saturating_sub(MAX_LISTED_BAD_LINES) + unlisted;
+        if more > 0 {
+            text.push_str(&format!("# ... and {more} more\n"));
         }
         self.write_record(&out, &text)?;
         Ok(out)
@@ -461,15 +460,12 @@ async fn take_spool_file(
         }
     };
     if !file.bad.is_empty() {
-        let mut lines: Vec<String> = file
+        let lines: Vec<String> = file
             .bad
             .iter()
             .map(|(n, e)| format!("line {n}: {} # {}", e.text, e.reason))
             .collect();
-        if file.more_bad > 0 {
-            lines.push(format!("# ... and {} more bad lines", file.more_bad));
-        }
-        match spool.record_failures(&path, "bad-lines", &lines) {
+        match spool.record_failures(&path, "bad-lines", &lines, file.more_bad) {
             Ok(rec) => {
                 tracing::warn!(file = %path.display(), record = %rec.display(), bad = lines.len(), "spool file has bad lines; kept them in failed/")
             }
@@ -508,7 +504,7 @@ async fn take_spool_file(
                 .iter()
                 .map(|(u, e)| format!("{u} # {e}"))
                 .collect();
-            if let Err(e) = spool.record_failures(&path, "failed-urls", &lines) {
+            if let Err(e) = spool.record_failures(&path, "failed-urls", &lines, 0) {
                 tracing::error!(error = %e, "could not record failed URLs; leaving the spool file in place");
                 return;
             }
@@ -553,7 +549,7 @@ mod tests {
         assert_eq!(f.targets.len(), 1);
         assert_eq!(f.bad[0].0, 2);
         let rec = spool
-            .record_failures(&p, "bad-lines", &[format!("line 2: {}", f.bad[0].1)])
+            .record_failures(&p, "bad-lines", &[format!("line 2: {}", f.bad[0].1)], 0)
             .unwrap();
         assert!(fs::read_to_string(&rec)
             .unwrap()
@@ -563,6 +559,51 @@ mod tests {
             fs::metadata(&rec).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+        /// Hostile spool files: long lines, control bytes, invalid UTF-8,
+        /// floods of targets. Reading never panics, and what it keeps is
+        /// bounded by the caps whatever the file holds.
+        #[test]
+        fn hostile_spool_files_are_read_within_the_caps(
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "[/a-z0-9{},*\\x00\\x1b\\r:]{0,40}".prop_map(|s| s.into_bytes()),
+                    (0usize..20_000).prop_map(|n| vec![b'/'; n]),
+                    proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+                    (0usize..3000).prop_map(|n| format!("/t/{n}/").into_bytes()),
+                ],
+                0..400,
+            ),
+            copies in 1usize..20,
+        ) {
+            use proptest::prelude::*;
+            let dir = tempfile::tempdir().unwrap();
+            let spool = Spool::open(&dir.path().join("q")).unwrap();
+            let path = spool.new_dir().join("f");
+            let mut bytes = Vec::new();
+            for _ in 0..copies {
+                for l in &lines {
+                    bytes.extend_from_slice(l);
+                    bytes.push(b'\n');
+                }
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            match spool.read(&path, 1 << 20, 50).unwrap() {
+                Intake::Parsed(f) => {
+                    prop_assert!(f.targets.len() <= 50);
+                    prop_assert!(f.bad.len() <= MAX_LISTED_BAD_LINES);
+                    for (_, e) in &f.bad {
+                        prop_assert!(e.text.chars().count() <= EXCERPT_CHARS + 8);
+                    }
+                }
+                Intake::Rejected(why) => prop_assert!(!why.is_empty()),
+            }
+        }
     }
 
     #[test]

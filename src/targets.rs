@@ -237,7 +237,43 @@ mod tests {
         }
     }
 
+    /// Hostile targets: every target kind's prefix, then a body drawn from
+    /// the characters that matter (slashes, glob syntax, dots, escapes), or
+    /// a structured blow-up (deeply nested alternations, floods of `*`).
+    fn hostile_target() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let prefix = prop::sample::select(vec![
+            "", "/", "tag:", "glob:/", "glob:", "delete:/", "all", "failed",
+        ]);
+        let body = "[/{},*?\\[\\]a.%2e\\\\ ]{0,600}";
+        let flat = (prefix, body).prop_map(|(p, b)| format!("{p}{b}"));
+        let nested = (0usize..400, 0usize..4).prop_map(|(n, shape)| match shape {
+            0 => format!("glob:/{}x{}", "{a,".repeat(n), "}".repeat(n)),
+            1 => format!("glob:/{}", "*".repeat(n * 250)),
+            2 => format!("glob:/{}", "{a,b}".repeat(n)),
+            _ => format!("glob:/{}", "[a-z]*?".repeat(n)),
+        });
+        prop_oneof![flat, nested]
+    }
+
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        #[test]
+        fn hostile_targets_never_panic_and_every_accepted_glob_compiles(s in hostile_target()) {
+            match Target::parse(&s) {
+                Ok(Target::Glob(p)) => {
+                    proptest::prop_assert!(p.len() <= MAX_GLOB_BYTES);
+                    let m = crate::config::path_matcher(&p);
+                    proptest::prop_assert!(m.is_ok(), "accepted glob does not compile: {p}");
+                    let _ = m.map(|m| m.is_match("/a/b/c/"));
+                }
+                Ok(Target::Url(p) | Target::Delete(p)) => {
+                    proptest::prop_assert_eq!(crate::urlpath::canonical(&p), Ok(p.clone()));
+                }
+                _ => {}
+            }
+        }
+
         #[test]
         fn parsing_never_panics_and_urls_are_canonical(s in "\\PC{0,60}") {
             if let Ok(Target::Url(p) | Target::Delete(p)) = Target::parse(&s) {
@@ -245,6 +281,15 @@ mod tests {
                 proptest::prop_assert!(!p.starts_with("//") && !p.contains('\\'));
             }
         }
+    }
+
+    #[test]
+    fn a_glob_too_complex_to_compile_is_an_error_not_a_panic() {
+        // Past the parse limits, straight at the matcher: the panic globset
+        // raises for a regex over its size limit is caught.
+        let huge = format!("/{}x{}", "{a,".repeat(250), "}".repeat(250));
+        assert!(Target::parse(&format!("glob:{huge}")).is_err());
+        let _ = crate::config::path_matcher(&huge);
     }
 
     #[test]

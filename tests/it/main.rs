@@ -8,6 +8,7 @@ mod distributed;
 mod django;
 mod durability;
 mod hostile;
+mod hostile2;
 mod https;
 mod init;
 mod nginx;

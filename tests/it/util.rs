@@ -56,6 +56,8 @@ pub struct OriginState {
     pub hits: HashMap<String, usize>,
     /// 304 answers by path.
     pub not_modified: HashMap<String, usize>,
+    /// The Authorization header of the last request that carried one.
+    pub authorization: Option<String>,
 }
 
 /// A real HTTP server on loopback whose pages the test controls.
@@ -92,6 +94,9 @@ async fn serve(
     let page = {
         let mut s = state.lock().unwrap();
         *s.hits.entry(key.clone()).or_default() += 1;
+        if let Some(a) = request_headers.get("authorization") {
+            s.authorization = Some(a.to_str().unwrap_or_default().to_string());
+        }
         s.pages.get(&key).cloned().or_else(|| dynamic(&key))
     };
     let page = page.unwrap_or_else(|| Page::html("<h1>not found</h1>").status(404));
@@ -149,6 +154,7 @@ impl Origin {
             pages: pages.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
             hits: HashMap::new(),
             not_modified: HashMap::new(),
+            authorization: None,
         }));
         let app = axum::Router::new()
             .fallback(serve)
@@ -169,6 +175,11 @@ impl Origin {
             state,
             stop: Some(stop),
         }
+    }
+
+    /// The Authorization header the origin last received.
+    pub fn last_authorization(&self) -> Option<String> {
+        self.state.lock().unwrap().authorization.clone()
     }
 
     pub fn url(&self) -> String {
