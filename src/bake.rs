@@ -332,6 +332,9 @@ pub(crate) struct Baker {
     /// In a one-shot run, removals wait here until the run is over, so the
     /// mass-delete guard can stop them all ([`Baker::apply_removals`]).
     deferred: Option<Mutex<Vec<Removal>>>,
+    /// Page changes are queued for outputs (a bucket, a CDN) in the same
+    /// transaction as their record ([`crate::output`]).
+    outbox: bool,
     /// In the daemon (removals not deferred), the mass-delete guard over a
     /// sliding window: see [`RemovalGuard`].
     guard: Option<Mutex<RemovalGuard>>,
@@ -522,6 +525,7 @@ impl Baker {
             cfg.origin.as_ref().map(|o| o.url.clone()),
         );
         let concurrency = concurrency_of(&cfg);
+        let cfg_has_no_outputs = cfg.publish.is_empty() && cfg.purge.is_empty();
         Ok(Baker {
             checker: Checker::new(&cfg.safety, cfg.origin.as_ref().map(|o| &o.headers))
                 .map_err(SetupError::Patterns)?,
@@ -533,6 +537,7 @@ impl Baker {
             scope,
             deferred: opts.defer_removals.then(Default::default),
             guard: (!opts.defer_removals).then(Default::default),
+            outbox: !cfg_has_no_outputs,
             claimed: opts.defer_removals.then(Default::default),
             known: RwLock::new(None),
             requests: tokio::sync::Semaphore::new(concurrency),
@@ -912,6 +917,7 @@ impl Baker {
             tags,
         );
         record.validators = validators;
+        record.outbox = self.outbox && outcome == Outcome::Written;
         self.index.record(record).await;
         outcome
     }
@@ -923,9 +929,13 @@ impl Baker {
         for hop in hops {
             let same_file = urlmap::file_for(&hop.from, true, QueryPolicy::Strip).ok()
                 == urlmap::file_for(&hop.to, true, QueryPolicy::Strip).ok();
+            let mut removed = false;
             if !same_file {
-                if let Err(e) = self.remove_file_of(&hop.from).await {
-                    tracing::warn!(url = %hop.from, error = %e, "could not remove the file of a redirected URL");
+                match self.remove_file_of(&hop.from).await {
+                    Ok(gone) => removed = gone,
+                    Err(e) => {
+                        tracing::warn!(url = %hop.from, error = %e, "could not remove the file of a redirected URL")
+                    }
                 }
             }
             self.index
@@ -935,9 +945,9 @@ impl Baker {
                     code: hop.code,
                 })
                 .await;
-            self.index
-                .record(PageRecord::redirect(&hop.from, hop.code, &hop.to))
-                .await;
+            let mut record = PageRecord::redirect(&hop.from, hop.code, &hop.to);
+            record.outbox = self.outbox && removed;
+            self.index.record(record).await;
         }
     }
 
@@ -951,11 +961,10 @@ impl Baker {
     /// A page that must not be served static any more: its file goes (now,
     /// or at the end of a one-shot run) and the app serves it live.
     async fn refuse(&self, path: &str, http_status: Option<u16>, reason: String) -> Outcome {
-        self.index
-            .record(PageRecord::refused(path, http_status, reason.clone()))
-            .await;
+        let mut record = PageRecord::refused(path, http_status, reason.clone());
         match self.file_of(path).await {
             Ok(rel) if self.deferred.is_some() => {
+                self.index.record(record).await;
                 self.defer(Removal {
                     url: path.to_string(),
                     rel,
@@ -970,14 +979,21 @@ impl Baker {
                 {
                     return self.fail(path, http_status, held).await;
                 }
-                if let Err(e) = self.root.remove_page(&rel) {
-                    return Outcome::Failed(PageError::StaleRefused {
-                        reason,
-                        source: Arc::new(e),
-                    });
+                match self.root.remove_page(&rel) {
+                    Ok(removed) => {
+                        record.outbox = self.outbox && removed;
+                        self.index.record(record).await;
+                    }
+                    Err(e) => {
+                        self.index.record(record).await;
+                        return Outcome::Failed(PageError::StaleRefused {
+                            reason,
+                            source: Arc::new(e),
+                        });
+                    }
                 }
             }
-            Err(_) => {}
+            Err(_) => self.index.record(record).await,
         }
         Outcome::Refused(reason)
     }
@@ -1042,14 +1058,18 @@ impl Baker {
         if !self.root.has_page(rel).unwrap_or(false) {
             return Ok(());
         }
-        let limit = self.removal_limit().await;
+        let baked = self.index.baked_count().await.unwrap_or(0);
         let now = std::time::Instant::now();
+        let limit;
         let held = {
             let Ok(mut g) = guard.lock() else {
                 return Ok(());
             };
             g.recent
                 .retain(|_, t| now.duration_since(*t) <= GUARD_WINDOW);
+            // The site as it was before this window's removals, as a run
+            // counts it before its own.
+            limit = self.limit_for(baked + g.recent.len());
             if g.consented_until.is_some_and(|until| now < until) {
                 return Ok(());
             }
@@ -1083,6 +1103,12 @@ impl Baker {
     /// The most files one run (or one guard window) may remove.
     async fn removal_limit(&self) -> usize {
         let known = self.index.baked_count().await.unwrap_or(0);
+        self.limit_for(known)
+    }
+
+    /// The mass-delete limit for a site of `known` baked pages (one rule
+    /// for runs and the daemon).
+    fn limit_for(&self, known: usize) -> usize {
         let s = &self.cfg.safety;
         s.max_delete_pages
             .min((known * s.max_delete_percent / 100).max(5))
@@ -1115,9 +1141,9 @@ impl Baker {
     async fn remove_now(&self, path: &str, rel: &Path, http_status: Option<u16>) -> Outcome {
         match self.root.remove_page(rel) {
             Ok(removed) => {
-                self.index
-                    .record(PageRecord::deleted(path, http_status))
-                    .await;
+                let mut record = PageRecord::deleted(path, http_status);
+                record.outbox = self.outbox && removed;
+                self.index.record(record).await;
                 if removed {
                     Outcome::Deleted
                 } else {
@@ -1175,18 +1201,21 @@ impl Baker {
         }
         let mut removed = 0;
         for r in pending {
-            match self.root.remove_page(&r.rel) {
-                Ok(true) => removed += 1,
-                Ok(false) => {}
+            let gone = match self.root.remove_page(&r.rel) {
+                Ok(gone) => gone,
                 Err(e) => {
                     tracing::error!(url = %r.url, error = %error_chain(&e), "could not remove file");
                     continue;
                 }
-            }
-            if r.refused.is_none() {
-                self.index
-                    .record(PageRecord::deleted(&r.url, r.http_status))
-                    .await;
+            };
+            removed += usize::from(gone);
+            let mut record = match &r.refused {
+                None => PageRecord::deleted(&r.url, r.http_status),
+                Some(reason) => PageRecord::refused(&r.url, r.http_status, reason.clone()),
+            };
+            record.outbox = self.outbox && gone;
+            if r.refused.is_none() || record.outbox {
+                self.index.record(record).await;
             }
         }
         Ok(removed)

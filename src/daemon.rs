@@ -28,7 +28,7 @@ pub(crate) enum DaemonError {
     Spool(#[from] SpoolError),
     /// The object storage mirror cannot be set up.
     #[error(transparent)]
-    Publish(crate::publish::PublishError),
+    Publish(crate::output::publish::PublishError),
     /// Another kiln owns the output.
     #[error(transparent)]
     Locked(#[from] crate::lock::LockError),
@@ -115,37 +115,29 @@ pub(crate) async fn run(
 
     let mut tasks = JoinSet::new();
 
-    // Outputs beside the local web root: each a worker fed with changed pages.
-    let mut outputs: Vec<Box<dyn Output>> = Vec::new();
-    // One mirror per daemon (the first `[[publish]]`).
-    if let Some(target) = cfg.publish.first() {
-        let s3 = crate::publish::S3::new(target).map_err(DaemonError::Publish)?;
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let stats = Arc::new(crate::publish::PublishStats::default());
-        let _ = backlog.publish_stats.set(stats.clone());
-        tasks.spawn(crate::publish::worker(
-            s3,
-            index.clone(),
-            root.clone(),
-            rx,
-            tx.clone(),
-            stats,
-            cancel.clone(),
-        ));
-        outputs.push(Box::new(tx));
+    // What a killed daemon had accepted over HTTP and not finished goes
+    // back to the spool before any intake starts (guarantee 9).
+    let replayed = spool.replay_journal()?;
+    if replayed > 0 {
+        tracing::info!(
+            entries = replayed,
+            "replaying requests accepted before the last stop"
+        );
     }
-    if !cfg.purge.is_empty() {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let stats = Arc::new(crate::purge::PurgeStats::default());
-        let _ = backlog.purge_stats.set(stats.clone());
-        tasks.spawn(crate::purge::worker(
-            cfg.purge.clone(),
-            rx,
-            index.clone(),
-            stats,
-            cancel.clone(),
-        ));
-        outputs.push(Box::new(tx));
+    let (journal, journal_writer) = spool.journal(cancel.clone());
+    tasks.spawn(journal_writer);
+
+    // Outputs beside the local web root, fed from the outbox: whatever a
+    // previous run left is delivered first, then each change as it comes.
+    let mut outputs: Vec<Box<dyn Output>> = Vec::new();
+    let outbox =
+        crate::output::Outbox::new(&cfg, index.clone(), root.clone(), output_retry_policy(&cfg))
+            .map_err(DaemonError::Publish)?;
+    let output_stats = outbox.as_ref().map(|o| o.stats.clone());
+    if let Some(outbox) = outbox {
+        let waker = crate::output::Waker::default();
+        tasks.spawn(crate::output::worker(outbox, waker.clone(), cancel.clone()));
+        outputs.push(Box::new(waker));
     }
     tasks.spawn(schedule::worker(
         baker.clone(),
@@ -192,6 +184,8 @@ pub(crate) async fn run(
                 queue: cfg.queue.clone(),
                 backlog: backlog.clone(),
                 max_targets: cfg.daemon.max_targets,
+                journal,
+                outputs: output_stats.clone(),
             },
         }));
     }
@@ -248,4 +242,17 @@ pub(crate) async fn run(
     drop(lock);
     tracing::info!("daemon stopped");
     Ok(())
+}
+
+/// How the outputs retry: the origin's first backoff, the daemon's cap and
+/// give-up age ([`crate::retry`]).
+pub(crate) fn output_retry_policy(cfg: &Config) -> crate::retry::RetryPolicy {
+    crate::retry::RetryPolicy {
+        base: cfg
+            .origin
+            .as_ref()
+            .map_or(Duration::from_millis(200), |o| o.backoff),
+        cap: cfg.daemon.max_retry_delay,
+        give_up_after: cfg.daemon.give_up_after,
+    }
 }

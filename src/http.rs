@@ -35,6 +35,10 @@ pub(crate) struct ApiState {
     pub(crate) backlog: Arc<crate::schedule::Backlog>,
     /// Most targets one request may name.
     pub(crate) max_targets: usize,
+    /// Where accepted requests are made durable before the 202.
+    pub(crate) journal: crate::queue::Journal,
+    /// The outputs' counts, when there are outputs.
+    pub(crate) outputs: Option<Arc<crate::output::OutputStats>>,
 }
 
 /// Largest `POST /v1/regen` body read.
@@ -312,11 +316,16 @@ async fn regen(State(s): State<ApiState>, req: Request) -> Response {
             ),
         );
     }
+    // Durable first: a 202 promises the work survives a kill -9.
+    let (reply, report) = tokio::sync::oneshot::channel();
+    if let Err(e) = s.journal.append(targets.clone(), report).await {
+        return error(StatusCode::SERVICE_UNAVAILABLE, e);
+    }
     match s
         .submit
         .submit(WorkRequest {
             targets,
-            reply: None,
+            reply: Some(reply),
             allow_mass_delete: parsed.allow_mass_delete,
         })
         .await
@@ -352,6 +361,14 @@ async fn status(State(s): State<ApiState>) -> Response {
                     "daemon".into(),
                     serde_json::json!({"pid": std::process::id()}),
                 );
+                v.insert(
+                    "journal_entries".into(),
+                    crate::queue::journal_depth(&s.queue).into(),
+                );
+                if let Some(stats) = &s.outputs {
+                    let depth = s.index.outbox_depth().await.unwrap_or(0);
+                    v.insert("outputs".into(), stats.to_json(depth));
+                }
             }
             Json(v).into_response()
         }

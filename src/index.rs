@@ -110,6 +110,10 @@ pub(crate) struct PageRecord {
     /// Dependency tags (replaced on every successful fetch). `None` keeps the stored ones.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) tags: Option<Vec<String>>,
+    /// The page's file changed (written, removed): queue its outputs
+    /// (bucket, CDN purge) in the outbox, in the same transaction.
+    #[serde(skip)]
+    pub(crate) outbox: bool,
 }
 
 impl PageRecord {
@@ -125,6 +129,7 @@ impl PageRecord {
             content_type: None,
             validators: None,
             tags: None,
+            outbox: false,
         }
     }
 
@@ -279,7 +284,27 @@ CREATE TABLE IF NOT EXISTS redirects (
     to_url TEXT NOT NULL,
     code INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS published_to (
+    target TEXT NOT NULL,
+    url TEXT NOT NULL,
+    key TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (target, url)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    url TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    stage INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
 ";
+
+/// The schema version this kiln writes (`PRAGMA user_version`); an index
+/// from a newer kiln is refused rather than misread.
+const SCHEMA_VERSION: i64 = 2;
 
 /// The tag lookup; a test checks its query plan uses the primary key.
 const URLS_FOR_TAG: &str = "SELECT url FROM tags WHERE tag = ?1";
@@ -404,6 +429,20 @@ impl Index {
                     "UPDATE pages SET file = NULL, hash = NULL, content_type = NULL, etag = NULL, last_modified = NULL WHERE url = ?1",
                 )?
                     .execute([&record.url])?;
+            }
+            if record.outbox {
+                // The CDN must forget what the page showed before and what
+                // it shows now: the tags it had and the tags it has (a
+                // removed page's last tags included).
+                let mut tags = tags_of(conn, &record.url)?;
+                tags.extend(record.tags.iter().flatten().cloned());
+                tags.retain(|t| !crate::tag::is_kiln_tag(t));
+                tags.sort();
+                tags.dedup();
+                conn.prepare_cached(
+                    "INSERT INTO outbox (url, tags, created_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![record.url, tags.join(" "), now_ms()])?;
             }
             if let Some(tags) = &record.tags {
                 conn.prepare_cached("DELETE FROM tags WHERE url = ?1")?
@@ -629,37 +668,137 @@ impl Index {
         .await
     }
 
-    /// The object a page was last published as (S3 key, content hash).
+    /// The object a page was last published as in `target` (S3 key,
+    /// content hash). Each `[[publish]]` target keeps its own record.
     pub(crate) async fn published(
         &self,
+        target: &str,
         url: &str,
     ) -> Result<Option<(String, String)>, IndexError> {
-        let url = url.to_string();
+        let (target, url) = (target.to_string(), url.to_string());
         self.read(move |conn| {
-            conn.prepare_cached("SELECT key, hash FROM published WHERE url = ?1")?
-                .query_row([&url], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
+            conn.prepare_cached(
+                "SELECT key, hash FROM published_to WHERE target = ?1 AND url = ?2",
+            )?
+            .query_row([&target, &url], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
         })
         .await
     }
 
-    /// Records (or, with `None`, forgets) a page's published object.
-    pub(crate) async fn set_published(&self, url: &str, object: Option<(String, String)>) {
-        let url = url.to_string();
+    /// Records (or, with `None`, forgets) a page's published object in `target`.
+    pub(crate) async fn set_published(
+        &self,
+        target: &str,
+        url: &str,
+        object: Option<(String, String)>,
+    ) {
+        let (target, url) = (target.to_string(), url.to_string());
         self.write(Box::new(move |conn| {
             match object {
                 Some((key, hash)) => conn
                     .prepare_cached(
-                        "INSERT OR REPLACE INTO published (url, key, hash) VALUES (?1, ?2, ?3)",
+                        "INSERT OR REPLACE INTO published_to (target, url, key, hash) VALUES (?1, ?2, ?3, ?4)",
                     )?
-                    .execute([&url, &key, &hash])?,
+                    .execute([&target, &url, &key, &hash])?,
                 None => conn
-                    .prepare_cached("DELETE FROM published WHERE url = ?1")?
-                    .execute([&url])?,
+                    .prepare_cached("DELETE FROM published_to WHERE target = ?1 AND url = ?2")?
+                    .execute([&target, &url])?,
             };
             Ok(())
         }))
         .await;
+    }
+
+    /// Outbox entries due at `now_ms` (oldest first), at most `limit`.
+    pub(crate) async fn outbox_due(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, IndexError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, url, tags, stage, attempts, created_at FROM outbox
+                 WHERE next_at <= ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now_ms, limit as i64], |r| {
+                let tags: String = r.get(2)?;
+                Ok(OutboxEntry {
+                    seq: r.get(0)?,
+                    url: r.get(1)?,
+                    tags: tags.split_whitespace().map(str::to_owned).collect(),
+                    stage: r.get(3)?,
+                    attempts: r.get(4)?,
+                    created_at_ms: r.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Earliest `next_at` of the outbox (ms), if it has entries.
+    pub(crate) async fn outbox_next_due(&self) -> Result<Option<i64>, IndexError> {
+        self.read(|conn| conn.query_row("SELECT MIN(next_at) FROM outbox", [], |r| r.get(0)))
+            .await
+    }
+
+    /// Entries in the outbox.
+    pub(crate) async fn outbox_depth(&self) -> Result<usize, IndexError> {
+        self.read(|conn| {
+            conn.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as usize)
+        })
+        .await
+    }
+
+    /// Records entries' progress (`stage`), due at once. Committed before
+    /// this returns: a kill right after never repeats the step.
+    pub(crate) async fn outbox_set_stage(
+        &self,
+        seqs: Vec<i64>,
+        stage: i64,
+    ) -> Result<(), IndexError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "UPDATE outbox SET stage = ?2, attempts = 0, next_at = 0 WHERE seq = ?1",
+            )?;
+            for seq in seqs {
+                stmt.execute(params![seq, stage])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Entries whose step failed: tried again at `next_at_ms`.
+    pub(crate) async fn outbox_retry(
+        &self,
+        seqs: Vec<i64>,
+        next_at_ms: i64,
+    ) -> Result<(), IndexError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, next_at = ?2 WHERE seq = ?1",
+            )?;
+            for seq in seqs {
+                stmt.execute(params![seq, next_at_ms])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Entries fully delivered (or given up on).
+    pub(crate) async fn outbox_done(&self, seqs: Vec<i64>) -> Result<(), IndexError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?;
+            for seq in seqs {
+                stmt.execute([seq])?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Every baked page: URL, file, content type.
@@ -749,6 +888,7 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<PageRecord> {
         content_type: r.get(7)?,
         validators: None,
         tags: None,
+        outbox: false,
     })
 }
 
@@ -758,6 +898,16 @@ fn tags_of(conn: &Connection, url: &str) -> rusqlite::Result<Vec<String>> {
     rows.collect()
 }
 
+/// Index writes that failed (rolled back) since the process started: shown
+/// by `/v1/status` and `/metrics`, and a one-shot run exits 1 when any did.
+pub(crate) static WRITE_FAILURES: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+
+/// Index writes that failed so far in this process.
+pub(crate) fn write_failures() -> u64 {
+    WRITE_FAILURES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The index thread: applies writes in batched transactions, answers reads
 /// after committing what is pending.
 fn owner(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
@@ -765,14 +915,27 @@ fn owner(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
         let mut next = Some(first);
         let mut pending_read = None;
         match conn.transaction() {
-            Ok(tx) => {
+            Ok(mut tx) => {
                 let started = std::time::Instant::now();
                 let mut n = 0;
                 while let Some(cmd) = next.take() {
                     match cmd {
                         Command::Write(job) => {
-                            if let Err(e) = job(&tx) {
-                                tracing::error!(error = %e, "index write failed");
+                            // One savepoint per job: a job that fails part-way
+                            // (a page row without its tags) leaves nothing.
+                            let done = match tx.savepoint() {
+                                Ok(mut sp) => match job(&sp) {
+                                    Ok(()) => sp.commit(),
+                                    Err(e) => {
+                                        let _ = sp.rollback();
+                                        Err(e)
+                                    }
+                                },
+                                Err(e) => Err(e),
+                            };
+                            if let Err(e) = done {
+                                WRITE_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                tracing::error!(error = %e, "an index write failed and was rolled back");
                             }
                             n += 1;
                         }
@@ -802,6 +965,7 @@ fn owner(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
                     }
                 }
                 if let Err(e) = tx.commit() {
+                    WRITE_FAILURES.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                     tracing::error!(error = %e, "index commit failed");
                 }
             }
@@ -815,6 +979,12 @@ fn owner(mut conn: Connection, mut rx: mpsc::Receiver<Command>) {
 
 /// Brings an index made by an earlier kiln up to date.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(rusqlite::Error::ToSqlConversionFailure(
+            format!("this index was written by a newer kiln (schema {version}, this kiln knows {SCHEMA_VERSION}); upgrade kiln or use another state path").into(),
+        ));
+    }
     let has_variant: bool = conn.query_row(
         "SELECT COUNT(*) > 0 FROM pragma_table_info('pages') WHERE name = 'variant'",
         [],
@@ -837,7 +1007,33 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             conn.execute_batch(&format!("ALTER TABLE pages ADD COLUMN {column} TEXT"))?;
         }
     }
+    conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
     Ok(())
+}
+
+/// One page change waiting for its outputs (guarantee 9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OutboxEntry {
+    /// Order of the change.
+    pub(crate) seq: i64,
+    /// The page.
+    pub(crate) url: String,
+    /// The origin's tags it had and has (for purge by tag).
+    pub(crate) tags: Vec<String>,
+    /// 0: to publish; 1: published, to purge.
+    pub(crate) stage: i64,
+    /// Failed attempts of the current step.
+    pub(crate) attempts: i64,
+    /// When the change was recorded (ms since the epoch).
+    pub(crate) created_at_ms: i64,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Seconds since the Unix epoch.
@@ -864,7 +1060,65 @@ mod tests {
             content_type: Some("text/html".into()),
             validators: None,
             tags: Some(tags.iter().map(|s| s.to_string()).collect()),
+            outbox: false,
         }
+    }
+
+    #[tokio::test]
+    async fn a_write_that_fails_part_way_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(&dir.path().join("i.db")).unwrap();
+        let before = write_failures();
+        index
+            .write(Box::new(|conn| {
+                conn.execute(
+                    "INSERT INTO pages (url, status, fetched_at) VALUES ('/half/', 'ok', 0)",
+                    [],
+                )?;
+                conn.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+                Ok(())
+            }))
+            .await;
+        index.record(rec("/whole/", &["post:1"])).await;
+        assert!(index.page("/half/").await.unwrap().is_none(), "rolled back");
+        assert!(
+            index.page("/whole/").await.unwrap().is_some(),
+            "the batch went on"
+        );
+        assert_eq!(write_failures(), before + 1);
+    }
+
+    #[tokio::test]
+    async fn a_removed_page_queues_its_last_tags_for_the_cdn() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(&dir.path().join("i.db")).unwrap();
+        index.record(rec("/p/1/", &["post:1", "path:/p/"])).await;
+        let mut gone = PageRecord::deleted("/p/1/", Some(404));
+        gone.outbox = true;
+        index.record(gone).await;
+        let due = index.outbox_due(now_ms(), 10).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].url, "/p/1/");
+        assert_eq!(
+            due[0].tags,
+            vec!["post:1".to_string()],
+            "kiln's own tags are not sent"
+        );
+        let mut changed = rec("/p/1/", &["post:2"]);
+        changed.outbox = true;
+        index.record(changed).await;
+        let due = index.outbox_due(now_ms(), 10).await.unwrap();
+        assert_eq!(due[1].tags, vec!["post:2".to_string()]);
+        index
+            .outbox_retry(vec![due[0].seq], now_ms() + 60_000)
+            .await
+            .unwrap();
+        assert_eq!(index.outbox_due(now_ms(), 10).await.unwrap().len(), 1);
+        index
+            .outbox_done(vec![due[0].seq, due[1].seq])
+            .await
+            .unwrap();
+        assert_eq!(index.outbox_depth().await.unwrap(), 0);
     }
 
     #[tokio::test]

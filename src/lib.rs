@@ -28,9 +28,11 @@
 //! - [`watch`]: template and data watching in render mode.
 //! - [`daemon`]: the supervisor that runs the long-lived workers.
 //! - [`release`]: atomic release directories and the `current` symlink.
+//! - [`retry`]: the one retry policy (backoff, cap, jitter, Retry-After, give-up age).
 //! - [`nginx`]: the generated server block.
-//! - [`publish`]: the S3-compatible object storage mirror and `kiln publish`.
-//! - [`purge`]: CDN purge hooks after each batch of regenerations.
+//! - [`output`]: what goes beside the local web root, drained from the
+//!   outbox in order: the S3-compatible bucket ([`output::publish`]), then
+//!   the CDN purge hooks ([`output::purge`]).
 //! - [`serve`]: `kiln serve`'s preview server with live reload.
 //! - [`cmd`]: one module per subcommand, driven by [`run`].
 #![warn(missing_docs, unreachable_pub)]
@@ -53,10 +55,10 @@ pub(crate) mod linkscan;
 pub(crate) mod lock;
 pub(crate) mod metrics;
 pub(crate) mod nginx;
-pub(crate) mod publish;
-pub(crate) mod purge;
+pub(crate) mod output;
 pub(crate) mod queue;
 pub(crate) mod release;
+pub(crate) mod retry;
 pub(crate) mod schedule;
 pub(crate) mod serve;
 pub(crate) mod source;

@@ -68,7 +68,7 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 impl Spool {
     /// Creates the directories if needed.
     pub(crate) fn open(root: &Path) -> Result<Spool, SpoolError> {
-        for d in ["tmp", "new", "failed"] {
+        for d in ["tmp", "new", "failed", "journal"] {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(err("create spool directory", &p))?;
         }
@@ -112,6 +112,7 @@ impl Spool {
             .map_err(err("write spool file", &tmp))?;
         f.sync_all().map_err(err("sync spool file", &tmp))?;
         fs::rename(&tmp, &new).map_err(err("move spool file into", &new))?;
+        sync_dir(&self.new_dir())?;
         Ok(new)
     }
 
@@ -300,11 +301,13 @@ impl Spool {
     }
 }
 
-/// Spool files waiting in `<queue>/new` (0 when there is no spool yet).
+/// Accepted requests not done yet: spool files waiting in `<queue>/new`
+/// and journal entries in `<queue>/journal` (0 when there is no spool yet).
 pub(crate) fn queue_depth(queue: &Path) -> usize {
     fs::read_dir(queue.join("new"))
         .map(|d| d.count())
         .unwrap_or(0)
+        + journal_depth(queue)
 }
 
 /// The first `max` characters of `s`, marked when cut, with control
@@ -331,6 +334,207 @@ pub(crate) fn excerpt(s: &str, max: usize) -> String {
 /// following it.
 pub(crate) fn is_spool_name(p: &Path) -> bool {
     !crate::files::is_editor_junk(p)
+}
+
+/// Makes a rename or unlink in `dir` durable (the new entry survives a
+/// power loss), as a maildir delivery must.
+fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(err("sync spool directory", dir))
+}
+
+/// The journal behind the HTTP intake and the CLI hand-off
+/// (guarantee 9, docs/architecture.md): what a request names is written to
+/// `queue/journal/` and made durable *before* the request is answered 202,
+/// and the file goes only when every job it holds is done. A daemon killed
+/// at any point finds the files at its next start and replays them through
+/// the spool ([`Spool::replay_journal`]).
+///
+/// Group commit: requests that arrive while a batch is being synced wait
+/// for the next one, so a burst costs one file and one sync per batch, not
+/// per request.
+#[derive(Debug, Clone)]
+pub(crate) struct Journal {
+    tx: mpsc::Sender<Append>,
+}
+
+/// One request to journal: its targets, where to say it is durable, and
+/// the report that says its job is done.
+type Append = (
+    Vec<Target>,
+    oneshot::Sender<Result<(), String>>,
+    oneshot::Receiver<crate::schedule::JobReport>,
+);
+
+/// A journal file and the jobs in it that are not done yet.
+struct JournalFile {
+    path: PathBuf,
+    open_jobs: AtomicU64,
+}
+
+impl Journal {
+    /// Records `targets` durably; `done` is the job's report channel, whose
+    /// completion retires the entry. Err when the journal cannot write (the
+    /// caller must not acknowledge).
+    pub(crate) async fn append(
+        &self,
+        targets: Vec<Target>,
+        done: oneshot::Receiver<crate::schedule::JobReport>,
+    ) -> Result<(), String> {
+        let (ack, durable) = oneshot::channel();
+        self.tx
+            .send((targets, ack, done))
+            .await
+            .map_err(|_| "the daemon is shutting down".to_string())?;
+        durable
+            .await
+            .map_err(|_| "the daemon is shutting down".to_string())?
+    }
+}
+
+/// Most requests written in one journal batch.
+const JOURNAL_BATCH: usize = 1024;
+
+impl Spool {
+    /// `queue/journal`.
+    pub(crate) fn journal_dir(&self) -> PathBuf {
+        self.root.join("journal")
+    }
+
+    /// Moves what a previous run journaled but did not finish into `new/`,
+    /// where the spool intake replays it. Call before the intakes start.
+    pub(crate) fn replay_journal(&self) -> Result<usize, SpoolError> {
+        let dir = self.journal_dir();
+        fs::create_dir_all(&dir).map_err(err("create spool directory", &dir))?;
+        let mut moved = 0;
+        for entry in fs::read_dir(&dir).map_err(err("list", &dir))? {
+            let entry = entry.map_err(err("list", &dir))?;
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let to = self.new_dir().join(entry.file_name());
+            fs::rename(entry.path(), &to).map_err(err("move journal entry into", &to))?;
+            moved += 1;
+        }
+        if moved > 0 {
+            sync_dir(&self.new_dir())?;
+            sync_dir(&dir)?;
+        }
+        Ok(moved)
+    }
+
+    /// Starts the journal: the handle for intakes and the writer task for
+    /// the supervisor. The task ends when `shutdown` fires and every handle
+    /// is gone, once the jobs it waits for are done or dropped (a dropped
+    /// job keeps its file for the next start).
+    pub(crate) fn journal(
+        &self,
+        shutdown: CancellationToken,
+    ) -> (
+        Journal,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let (tx, rx) = mpsc::channel::<Append>(JOURNAL_BATCH);
+        let spool = self.clone();
+        (Journal { tx }, journal_writer(spool, rx, shutdown))
+    }
+
+    /// Writes one batch: tmp file, fsync, rename into `journal/`, fsync the
+    /// directory.
+    fn write_journal(&self, text: &str) -> Result<PathBuf, SpoolError> {
+        let name = format!(
+            "{}.{}.{}.journal",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let tmp = self.root.join("tmp").join(&name);
+        let dest = self.journal_dir().join(&name);
+        let mut f = fs::File::create(&tmp).map_err(err("create journal file", &tmp))?;
+        f.write_all(text.as_bytes())
+            .map_err(err("write journal file", &tmp))?;
+        f.sync_data().map_err(err("sync journal file", &tmp))?;
+        fs::rename(&tmp, &dest).map_err(err("move journal file into", &dest))?;
+        sync_dir(&self.journal_dir())?;
+        Ok(dest)
+    }
+}
+
+/// Files in `queue/journal` (accepted, not done).
+pub(crate) fn journal_depth(queue: &Path) -> usize {
+    fs::read_dir(queue.join("journal"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+async fn journal_writer(spool: Spool, mut rx: mpsc::Receiver<Append>, shutdown: CancellationToken) {
+    let mut open: JoinSet<()> = JoinSet::new();
+    loop {
+        let first = tokio::select! {
+            biased;
+            Some(_) = open.join_next(), if !open.is_empty() => continue,
+            next = rx.recv() => match next {
+                Some(a) => a,
+                None => break,
+            },
+            _ = shutdown.cancelled(), if rx.is_empty() => break,
+        };
+        let mut batch = vec![first];
+        while batch.len() < JOURNAL_BATCH {
+            match rx.try_recv() {
+                Ok(a) => batch.push(a),
+                Err(_) => break,
+            }
+        }
+        let mut text = String::new();
+        for (targets, _, _) in &batch {
+            for t in targets {
+                text.push_str(&t.to_string());
+                text.push('\n');
+            }
+        }
+        let writer = spool.clone();
+        let written = tokio::task::spawn_blocking(move || writer.write_journal(&text))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        match written {
+            Ok(path) => {
+                let file = Arc::new(JournalFile {
+                    path,
+                    open_jobs: AtomicU64::new(batch.len() as u64),
+                });
+                for (_, ack, done) in batch {
+                    let _ = ack.send(Ok(()));
+                    let file = file.clone();
+                    open.spawn(async move {
+                        // A dropped report is a job the daemon did not
+                        // finish (shutdown): its entry stays for the replay.
+                        if done.await.is_ok()
+                            && file.open_jobs.fetch_sub(1, Ordering::AcqRel) == 1
+                        {
+                            if let Err(e) = fs::remove_file(&file.path) {
+                                tracing::error!(file = %file.path.display(), error = %e, "could not retire a journal entry; it will be replayed at the next start");
+                            }
+                        }
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not write the journal; requests are refused until it can");
+                for (_, ack, _) in batch {
+                    let _ = ack.send(Err(format!("could not make the request durable: {e}")));
+                }
+            }
+        }
+    }
+    // Wait for the jobs in flight to end (done, or dropped by the stopping
+    // scheduler) so finished entries are retired before the process exits.
+    while open.join_next().await.is_some() {}
 }
 
 /// The spool as an [`crate::schedule::Intake`].

@@ -469,17 +469,26 @@ impl Settings {
     /// failures (origin down, 5xx, 429) are retried with capped backoff until
     /// the give-up age, honouring `Retry-After`; others `attempts` times.
     pub(crate) fn next_retry(&self, d: &Dispatch, retry: Retry, now: Instant) -> Option<Instant> {
-        let backoff = self
-            .retry_delay
-            .saturating_mul(1 << d.attempt.min(16))
-            .min(self.max_retry_delay);
+        let policy = self.retry_policy();
         match retry {
             Retry::Transient(after) => {
-                let delay = after.map_or(backoff, |a| a.max(backoff));
-                let due = now + delay;
-                (due.duration_since(d.first_event) <= self.give_up_after).then_some(due)
+                let due = now + policy.delay(d.attempt + 1, after);
+                policy
+                    .keeps_trying(due.duration_since(d.first_event))
+                    .then_some(due)
             }
-            Retry::No => (d.attempt + 1 < self.attempts).then(|| now + backoff),
+            Retry::No => {
+                (d.attempt + 1 < self.attempts).then(|| now + policy.delay(d.attempt + 1, None))
+            }
+        }
+    }
+
+    /// The shared policy ([`crate::retry`]) with this daemon's settings.
+    pub(crate) fn retry_policy(&self) -> crate::retry::RetryPolicy {
+        crate::retry::RetryPolicy {
+            base: self.retry_delay,
+            cap: self.max_retry_delay,
+            give_up_after: self.give_up_after,
         }
     }
 }
@@ -499,10 +508,6 @@ pub(crate) struct Backlog {
     pub(crate) redis_connected: std::sync::atomic::AtomicBool,
     /// Its last connection error.
     pub(crate) redis_error: std::sync::Mutex<Option<String>>,
-    /// Purge counts, when hooks are configured.
-    pub(crate) purge_stats: std::sync::OnceLock<Arc<crate::purge::PurgeStats>>,
-    /// Publish counts.
-    pub(crate) publish_stats: std::sync::OnceLock<Arc<crate::publish::PublishStats>>,
     /// URLs waiting (debounce or retry).
     pub(crate) pending: AtomicUsize,
     /// URLs being baked.
@@ -523,8 +528,6 @@ impl Default for Backlog {
             redis_enabled: Default::default(),
             redis_connected: Default::default(),
             redis_error: Default::default(),
-            purge_stats: Default::default(),
-            publish_stats: Default::default(),
             pending: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             retrying: AtomicUsize::new(0),
@@ -558,24 +561,9 @@ impl Backlog {
                 "error": self.redis_error.lock().ok().and_then(|e| e.clone()),
             })
         });
-        let purge = self.purge_stats.get().map(|p| {
-            serde_json::json!({
-                "sent": p.sent.load(Ordering::Relaxed),
-                "failed": p.failed.load(Ordering::Relaxed),
-            })
-        });
-        let publish = self.publish_stats.get().map(|p| {
-            serde_json::json!({
-                "uploaded": p.uploaded.load(Ordering::Relaxed),
-                "deleted": p.deleted.load(Ordering::Relaxed),
-                "failed": p.failed.load(Ordering::Relaxed),
-            })
-        });
         let (tripped, held) = self.removal_guard.lock().map(|g| *g).unwrap_or_default();
         serde_json::json!({
             "mass_delete_guard": {"tripped": tripped, "removals_held": held},
-            "publish": publish,
-            "purge": purge,
             "redis": redis,
             "pending_urls": self.pending.load(Ordering::Relaxed),
             "in_flight_urls": self.in_flight.load(Ordering::Relaxed),
@@ -1023,15 +1011,16 @@ mod tests {
             attempt: 0,
         };
         let transient = Retry::Transient(None);
-        assert_eq!(
-            s.next_retry(&d, transient, t0),
-            Some(t0 + Duration::from_millis(200))
+        // Jittered into the upper half of the backoff (crate::retry).
+        let first = s.next_retry(&d, transient, t0).unwrap();
+        assert!(
+            first >= t0 + Duration::from_millis(100) && first <= t0 + Duration::from_millis(200)
         );
         d.attempt = 20;
         let late = t0 + Duration::from_secs(600);
-        assert_eq!(
-            s.next_retry(&d, transient, late),
-            Some(late + Duration::from_secs(30)),
+        let capped = s.next_retry(&d, transient, late).unwrap();
+        assert!(
+            capped >= late + Duration::from_secs(15) && capped <= late + Duration::from_secs(30),
             "capped"
         );
         assert_eq!(

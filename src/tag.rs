@@ -30,6 +30,13 @@ impl fmt::Display for Tag {
     }
 }
 
+/// Whether `tag` is one kiln derives itself (it means nothing to a CDN).
+pub(crate) fn is_kiln_tag(tag: &str) -> bool {
+    ["template:", "data:", "collection:", "path:"]
+        .iter()
+        .any(|p| tag.starts_with(p))
+}
+
 impl From<Tag> for String {
     fn from(t: Tag) -> String {
         t.to_string()

@@ -123,17 +123,19 @@ async fn build(
         releases.switch(&id)?;
         let pruned = releases.prune(cfg.keep_releases)?;
         let exit = super::finish_run(g, &cfg, summary, guarded)?;
+        let exit = super::deliver_outputs(&cfg, exit).await?;
         println!(
             "release {id} is live at {} ({shared} unchanged files hard-linked, {pruned} old releases removed)",
             releases.current_link().display()
         );
         return Ok(exit);
     }
-    let exit = super::finish_run(g, &cfg, summary, guarded);
+    let exit = super::finish_run(g, &cfg, summary, guarded)?;
+    let exit = super::deliver_outputs(&cfg, exit).await?;
     if !g.quiet {
         println!("output: {}", root.path().display());
     }
-    exit
+    Ok(exit)
 }
 
 /// Bakes everything into `out`: render routes, then the crawl from the seeds.

@@ -40,7 +40,7 @@ pub async fn run(g: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<Exit> {
         }
     };
     let out = crate::release::live_root(&cfg.out);
-    let baker = Baker::new(cfg, &out, Default::default()).await?;
+    let baker = Baker::new(cfg.clone(), &out, Default::default()).await?;
     let mut failed = false;
     for p in paths {
         match baker.remove(&p, None).await {
@@ -54,9 +54,10 @@ pub async fn run(g: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<Exit> {
         }
     }
     baker.flush().await?;
-    Ok(if failed {
+    let exit = if failed {
         Exit::PagesFailed
     } else {
         Exit::Clean
-    })
+    };
+    super::deliver_outputs(&cfg, exit).await
 }

@@ -271,9 +271,60 @@ pub(crate) fn finish_run(
     if let Some(e) = blocked {
         return Err(e.into());
     }
-    Ok(if summary.has_failures() {
+    let index_failures = crate::index::write_failures();
+    if index_failures > 0 {
+        eprintln!("error: {index_failures} index write(s) failed and were rolled back (see the log); run the command again");
+    }
+    Ok(if summary.has_failures() || index_failures > 0 {
         crate::cli::Exit::PagesFailed
     } else {
         crate::cli::Exit::Clean
     })
+}
+
+/// How long a one-shot run keeps trying its outputs before it leaves the
+/// rest to the daemon or the next run.
+const DELIVER_FOR: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// After a one-shot run that changed pages: delivers the outbox (bucket,
+/// then CDN purge) like the daemon would. What cannot be delivered now
+/// stays in the outbox for the daemon or the next run, said out loud, and
+/// the run exits 1.
+pub(crate) async fn deliver_outputs(
+    cfg: &crate::config::Config,
+    exit: crate::cli::Exit,
+) -> anyhow::Result<crate::cli::Exit> {
+    if cfg.publish.is_empty() && cfg.purge.is_empty() {
+        return Ok(exit);
+    }
+    let out = crate::release::live_root(&cfg.out);
+    let root = crate::write::WebRoot::open(&out, Vec::new(), 0)?;
+    let index = crate::index::Index::open(&cfg.state)?;
+    let outbox = match crate::output::Outbox::new(
+        cfg,
+        index.clone(),
+        root,
+        crate::daemon::output_retry_policy(cfg),
+    ) {
+        Ok(Some(outbox)) => outbox,
+        Ok(None) => return Ok(exit),
+        Err(e) => {
+            let waiting = index.outbox_depth().await.unwrap_or(0);
+            eprintln!("warning: the pages are baked, but the outputs cannot be used: {e}; {waiting} page change(s) wait in the outbox for the daemon or the next run");
+            return Ok(crate::cli::Exit::PagesFailed);
+        }
+    };
+    let waiting = outbox.deliver_for(DELIVER_FOR).await?;
+    let stats = outbox.stats.to_json(waiting);
+    println!(
+        "outputs: {} uploaded, {} deleted in the bucket, {} purge request(s) sent",
+        stats["uploaded"], stats["deleted"], stats["purges_sent"]
+    );
+    if waiting > 0 {
+        eprintln!(
+            "warning: {waiting} page change(s) could not reach the bucket or the CDN yet; they stay in the outbox and the daemon (or the next run) retries them; `kiln status` shows them"
+        );
+        return Ok(crate::cli::Exit::PagesFailed);
+    }
+    Ok(exit)
 }

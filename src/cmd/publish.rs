@@ -29,8 +29,8 @@ pub async fn run(g: &GlobalArgs, _args: PublishArgs) -> anyhow::Result<Exit> {
     let root = crate::write::WebRoot::open(&out, Vec::new(), 0)?;
     let index = crate::index::Index::open(&cfg.state)?;
     for target in &cfg.publish {
-        let s3 = crate::publish::S3::new(target)?;
-        let done = crate::publish::reconcile(&s3, &index, &root).await?;
+        let s3 = crate::output::publish::S3::new(target)?;
+        let done = crate::output::publish::reconcile(&s3, &index, &root).await?;
         println!(
             "s3://{}/{}: {} uploaded, {} unchanged, {} deleted",
             target.bucket, target.prefix, done.uploaded, done.unchanged, done.deleted

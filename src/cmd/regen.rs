@@ -109,5 +109,6 @@ async fn regen(
     let guarded = baker.apply_removals(args.guard.allow_mass_delete).await;
     summary.finish();
     baker.flush().await?;
-    super::finish_run(g, &cfg, summary, guarded)
+    let exit = super::finish_run(g, &cfg, summary, guarded)?;
+    super::deliver_outputs(&cfg, exit).await
 }

@@ -37,7 +37,9 @@ pub async fn run(g: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
     }
     println!("     tags: {}", summary.tags);
     println!("redirects: {}", summary.redirects);
-    println!("    queue: {queue_depth} spool files waiting");
+    println!(
+        "    queue: {queue_depth} accepted requests not done (spool files and journal entries)"
+    );
     match &daemon {
         Some(d) => println!(
             "   daemon: PID {} running; {} URLs pending, {} in flight, {} retrying after failures",

@@ -72,7 +72,14 @@ async fn two_hosts_one_stream_a_bucket_and_a_cdn_stay_equal_to_the_origin() {
     ];
     for site in [&a, &b] {
         open_up(site.path());
-        assert_eq!(site.kiln(&["build"]).await.code, 0);
+        let mut build = site.command(&["build"]);
+        build.envs(creds);
+        let out = build.output().await.unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let mut publish = a.command(&["publish"]);
     publish.envs(creds);

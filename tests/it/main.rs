@@ -11,6 +11,7 @@ mod hostile;
 mod hostile2;
 mod https;
 mod init;
+mod journal;
 mod nginx;
 mod publish;
 mod purge;

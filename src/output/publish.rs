@@ -3,18 +3,16 @@
 //! the page's recorded `Content-Type` and a configurable `Cache-Control`.
 //! What was uploaded is recorded (`published`: URL → key, content hash), so
 //! incremental work never lists the bucket and never uploads an unchanged
-//! page; `kiln publish` reconciles the whole bucket. Requests are signed
+//! page; `kiln publish` reconciles the whole bucket. The daemon (and a
+//! one-shot run) publishes through the outbox ([`crate::output`]), which
+//! retries in order across restarts. Requests are signed
 //! with rusty-s3 (SigV4, credentials from the standard `AWS_*` variables) and
 //! sent with kiln's HTTP client. The local page never depends on it.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::PublishS3;
 use crate::index::Index;
@@ -54,6 +52,9 @@ pub(crate) enum PublishError {
 /// One bucket kiln mirrors into.
 #[derive(Debug, Clone)]
 pub(crate) struct S3 {
+    /// `s3:<endpoint>/<bucket>/<prefix>`: the key of this target's own
+    /// record of what it holds (several targets never share one).
+    id: String,
     bucket: Bucket,
     credentials: Credentials,
     prefix: String,
@@ -88,6 +89,7 @@ impl S3 {
             Err(_) => Credentials::new(key, secret),
         };
         Ok(S3 {
+            id: format!("s3:{}/{}/{}", cfg.endpoint, cfg.bucket, cfg.prefix),
             bucket,
             credentials,
             prefix: cfg.prefix.clone(),
@@ -97,6 +99,11 @@ impl S3 {
                 .build()
                 .unwrap_or_default(),
         })
+    }
+
+    /// This target's identity in the index.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
     }
 
     /// The object key of a file of the output.
@@ -128,9 +135,9 @@ impl S3 {
         check("DELETE", key, self.client.delete(url).send().await)
     }
 
-    /// Every key under the prefix.
-    async fn list(&self) -> Result<BTreeSet<String>, PublishError> {
-        let mut keys = BTreeSet::new();
+    /// Every key under the prefix, with its ETag (quotes removed).
+    async fn list(&self) -> Result<std::collections::BTreeMap<String, String>, PublishError> {
+        let mut keys = std::collections::BTreeMap::new();
         let mut token: Option<String> = None;
         loop {
             let mut action = self.bucket.list_objects_v2(Some(&self.credentials));
@@ -158,7 +165,10 @@ impl S3 {
             let text = resp.text().await.map_err(|e| err(e.to_string()))?;
             let page = rusty_s3::actions::ListObjectsV2::parse_response(&text)
                 .map_err(|e| err(e.to_string()))?;
-            keys.extend(page.contents.into_iter().map(|c| c.key));
+            keys.extend(page.contents.into_iter().map(|c| {
+                let etag = c.etag.unwrap_or_default().trim_matches('"').to_string();
+                (c.key, etag)
+            }));
             match page.next_continuation_token {
                 Some(t) => token = Some(t),
                 None => return Ok(keys),
@@ -205,7 +215,7 @@ pub(crate) async fn publish_page(
 ) -> Result<Published, PublishError> {
     let mut done = Published::default();
     let page = index.page(url).await.ok().flatten();
-    let previous = index.published(url).await.ok().flatten();
+    let previous = index.published(s3.id(), url).await.ok().flatten();
     let baked = page
         .as_ref()
         .and_then(|p| Some((p.file.clone()?, p.hash.clone()?, p.content_type.clone())));
@@ -226,7 +236,9 @@ pub(crate) async fn publish_page(
                 crate::urlmap::content_type_of(std::path::Path::new(&file)).to_string()
             });
             s3.put(&key, bytes, &content_type).await?;
-            index.set_published(url, Some((key.clone(), hash))).await;
+            index
+                .set_published(s3.id(), url, Some((key.clone(), hash)))
+                .await;
             done.uploaded += 1;
             if let Some((old, _)) = previous.filter(|(k, _)| *k != key) {
                 s3.delete(&old).await?;
@@ -236,7 +248,7 @@ pub(crate) async fn publish_page(
         None => {
             if let Some((key, _)) = previous {
                 s3.delete(&key).await?;
-                index.set_published(url, None).await;
+                index.set_published(s3.id(), url, None).await;
                 done.deleted += 1;
             }
         }
@@ -258,9 +270,24 @@ pub(crate) async fn reconcile(
     let mut wanted = BTreeSet::new();
     for (url, file, _) in index.baked_files().await.unwrap_or_default() {
         let key = s3.key_of(&file);
-        if !present.contains(&key) {
-            // Missing from the bucket whatever the record says.
-            index.set_published(&url, None).await;
+        // Missing from the bucket, or changed behind kiln's back (a
+        // single-part upload's ETag is the MD5 of its bytes), whatever
+        // the record says: upload again.
+        let current = match present.get(&key) {
+            None => false,
+            // A store that lists no ETag: the record is all there is.
+            Some(etag) if etag.is_empty() => true,
+            Some(etag) => root
+                .read_page(std::path::Path::new(&file))
+                .is_some_and(|bytes| {
+                    use md5::Digest as _;
+                    let local = md5::Md5::digest(&bytes);
+                    let hex: String = local.iter().map(|b| format!("{b:02x}")).collect();
+                    hex.eq_ignore_ascii_case(etag)
+                }),
+        };
+        if !current {
+            index.set_published(s3.id(), &url, None).await;
         }
         let done = publish_page(s3, index, root, &url).await?;
         total.uploaded += done.uploaded;
@@ -272,64 +299,9 @@ pub(crate) async fn reconcile(
     let listing = serde_json::to_vec_pretty(&redirects).unwrap_or_default();
     s3.put(&redirects_key, listing, "application/json").await?;
     wanted.insert(redirects_key);
-    for key in present.difference(&wanted) {
+    for key in present.keys().filter(|k| !wanted.contains(*k)) {
         s3.delete(key).await?;
         total.deleted += 1;
     }
     Ok(total)
-}
-
-/// Counts for `/v1/status`.
-#[derive(Debug, Default)]
-pub(crate) struct PublishStats {
-    /// Objects uploaded.
-    pub(crate) uploaded: AtomicU64,
-    /// Objects deleted.
-    pub(crate) deleted: AtomicU64,
-    /// Attempts that failed (each is retried).
-    pub(crate) failed: AtomicU64,
-}
-
-/// The daemon's mirror: publishes each changed page after its batch,
-/// retrying failures with backoff; the local page never waits for it.
-pub(crate) async fn worker(
-    s3: S3,
-    index: Index,
-    root: WebRoot,
-    mut changed: mpsc::UnboundedReceiver<String>,
-    retry: mpsc::UnboundedSender<String>,
-    stats: Arc<PublishStats>,
-    shutdown: CancellationToken,
-) {
-    let mut failures: std::collections::HashMap<String, u32> = Default::default();
-    // Delayed retries, owned here (dropped at shutdown).
-    let mut later: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
-    loop {
-        let url = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            Some(_) = later.join_next(), if !later.is_empty() => continue,
-            u = changed.recv() => match u { Some(u) => u, None => return },
-        };
-        match publish_page(&s3, &index, &root, &url).await {
-            Ok(done) => {
-                failures.remove(&url);
-                stats.uploaded.fetch_add(done.uploaded, Ordering::Relaxed);
-                stats.deleted.fetch_add(done.deleted, Ordering::Relaxed);
-            }
-            Err(e) => {
-                stats.failed.fetch_add(1, Ordering::Relaxed);
-                let n = failures.entry(url.clone()).or_default();
-                *n += 1;
-                let delay = Duration::from_millis(200)
-                    .saturating_mul(1 << (*n).min(8))
-                    .min(Duration::from_secs(60));
-                tracing::warn!(url, error = %e, retry_in = ?delay, "publishing to S3 failed; the local page is unaffected, will retry");
-                let retry = retry.clone();
-                later.spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    let _ = retry.send(url);
-                });
-            }
-        }
-    }
 }
