@@ -303,6 +303,11 @@ pub(crate) struct RedisIntake {
     pub(crate) claim_idle: Duration,
     /// Approximate length the streams are trimmed to.
     pub(crate) max_len: usize,
+    /// Most distinct targets one entry may name (`daemon.max-targets`).
+    pub(crate) max_targets: usize,
+    /// A file beside the index that says this host's group existed: a
+    /// group found missing later means Redis lost it.
+    pub(crate) group_marker: PathBuf,
 }
 
 /// `[[render]]`
@@ -766,6 +771,14 @@ impl Config {
             None => None,
             Some(u) => Some(resolve_origin(&u, raw_origin, &base_dir, &invalid)?),
         };
+        let daemon = resolve_daemon(raw.daemon, &invalid)?;
+        let redis = resolve_intake(raw.intake, &invalid)?.map(|mut r| {
+            r.max_targets = daemon.max_targets;
+            r.group_marker = site
+                .state
+                .with_file_name(format!("redis-group-{}", sanitize_name(&r.group)));
+            r
+        });
         Ok(Config {
             file,
             out: site.out,
@@ -780,8 +793,8 @@ impl Config {
             output: resolve_output(raw.output),
             render: resolve_render(raw.render, &base_dir, &invalid)?,
             depend: resolve_depend(raw.depend, &invalid)?,
-            daemon: resolve_daemon(raw.daemon, &invalid)?,
-            redis: resolve_intake(raw.intake, &invalid)?,
+            redis,
+            daemon,
             purge: resolve_purge(raw.purge, &invalid)?,
             publish: resolve_publish(raw.publish, &invalid)?,
             base_dir,
@@ -1098,6 +1111,9 @@ fn resolve_intake(
         dead_stream: raw.dead_stream.unwrap_or_else(|| "kiln:events:dead".into()),
         claim_idle: raw.claim_idle.map_or(Duration::from_secs(60), |d| d.0),
         max_len: raw.max_len.unwrap_or(100_000).max(100),
+        // Set from `[daemon]` and `[site]` once those are resolved.
+        max_targets: usize::MAX,
+        group_marker: PathBuf::new(),
     }))
 }
 
@@ -1327,6 +1343,20 @@ pub(crate) fn path_glob(pattern: &str) -> Result<Glob, globset::Error> {
     globset::GlobBuilder::new(pattern)
         .literal_separator(true)
         .build()
+}
+
+/// `name` with anything but ASCII letters, digits, `-` and `_` replaced,
+/// for a file name.
+fn sanitize_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// `scheme://user:pw@host/…` with the credentials replaced by `***`, for

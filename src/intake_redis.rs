@@ -61,6 +61,12 @@ impl crate::schedule::Intake for StreamIntake {
     }
 }
 
+/// True (once) when the session that just ended had connected: the flag is
+/// taken, so consecutive failed attempts keep backing off.
+fn connected_once(backlog: &Backlog) -> bool {
+    backlog.redis_session_up.swap(false, Ordering::Relaxed)
+}
+
 /// Reads the stream until `shutdown`, reconnecting with backoff.
 pub(crate) async fn worker(
     cfg: RedisIntake,
@@ -84,6 +90,16 @@ pub(crate) async fn worker(
         }
         match result {
             Ok(()) => return,
+            Err(_) if connected_once(&backlog) => {
+                // The session was up: this outage starts from the short delay.
+                delay = Duration::from_millis(200);
+                if let Err(e) = &result {
+                    tracing::warn!(error = %e, retry_in = ?delay, stream = %cfg.stream, "redis intake lost its connection; the spool and HTTP intakes go on");
+                    if let Ok(mut last) = backlog.redis_error.lock() {
+                        *last = Some(e.to_string());
+                    }
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?delay, stream = %cfg.stream, "redis intake unavailable; the spool and HTTP intakes go on");
                 if let Ok(mut last) = backlog.redis_error.lock() {
@@ -120,17 +136,40 @@ async fn run_session(
     let created: redis::RedisResult<()> = conn
         .xgroup_create_mkstream(&cfg.stream, &cfg.group, "0")
         .await;
-    if let Err(e) = created {
-        if e.code() != Some("BUSYGROUP") {
-            return Err(e);
+    let group_is_new = match created {
+        Ok(()) => true,
+        Err(e) if e.code() == Some("BUSYGROUP") => false,
+        Err(e) => return Err(e),
+    };
+    // Our group existed before (this process read it, or the marker beside
+    // the index says an earlier run did) and is gone now: Redis came back
+    // empty or was flushed, and the events of the outage are lost. Like a
+    // trim past us: say so, rebake.
+    let known_before =
+        backlog.redis_group_seen.load(Ordering::Relaxed) || cfg.group_marker.exists();
+    let vanished = group_is_new && known_before;
+    backlog.redis_group_seen.store(true, Ordering::Relaxed);
+    if !cfg.group_marker.exists() {
+        if let Err(e) = std::fs::write(&cfg.group_marker, format!("{}\n", cfg.group)) {
+            tracing::warn!(error = %e, file = %cfg.group_marker.display(), "could not record that this host's consumer group exists; a Redis that loses it will not be noticed");
         }
     }
     backlog.redis_connected.store(true, Ordering::Relaxed);
+    backlog.redis_session_up.store(true, Ordering::Relaxed);
     if let Ok(mut last) = backlog.redis_error.lock() {
         *last = None;
     }
     tracing::info!(stream = %cfg.stream, group = %cfg.group, consumer = %cfg.consumer, "reading the redis stream");
-    if trimmed_past_us(&mut conn, cfg).await? {
+    if vanished {
+        tracing::warn!(stream = %cfg.stream, group = %cfg.group, "this host's consumer group is gone (Redis restarted empty or was flushed): events may have been missed, so every page is rebaked");
+        submit
+            .submit(Request {
+                targets: vec![Target::All],
+                reply: None,
+                allow_mass_delete: false,
+            })
+            .await;
+    } else if trimmed_past_us(&mut conn, cfg).await? {
         tracing::warn!(stream = %cfg.stream, group = %cfg.group, "the stream was trimmed past this host's position: events were missed, so every page is rebaked");
         submit
             .submit(Request {
@@ -279,12 +318,75 @@ struct Entry {
 }
 
 impl Entry {
-    /// Whether a failed URL may come from this entry's targets.
-    fn may_have_named(&self, url: &str) -> bool {
-        self.targets.iter().any(|t| match t {
-            Target::Url(u) | Target::Delete(u) => u == url,
-            _ => true, // a tag, glob, `failed` or `all` may have named it
-        })
+    /// Whether this entry names `url` itself.
+    fn names(&self, url: &str) -> bool {
+        self.targets
+            .iter()
+            .any(|t| matches!(t, Target::Url(u) | Target::Delete(u) if u == url))
+    }
+
+    /// Whether this entry reaches pages through a tag, glob, `failed` or
+    /// `all` (and so may have named a failed URL it does not spell out).
+    fn names_indirectly(&self) -> bool {
+        self.targets
+            .iter()
+            .any(|t| !matches!(t, Target::Url(_) | Target::Delete(_)))
+    }
+
+    /// Reads one stream entry: its `targets` field, parsed and capped.
+    /// Whatever is wrong (no field, not UTF-8, bad lines, too many targets)
+    /// becomes a problem that sends the entry to the dead-letter stream.
+    fn read(entry: StreamId, max_targets: usize) -> Entry {
+        let mut problems = Vec::new();
+        let text = match entry.map.get(TARGETS_FIELD) {
+            None => {
+                problems.push(format!(
+                    "the entry has no `{TARGETS_FIELD}` field (fields: {})",
+                    crate::queue::excerpt(
+                        &entry.map.keys().cloned().collect::<Vec<_>>().join(", "),
+                        100
+                    )
+                ));
+                String::new()
+            }
+            Some(v) => match redis::from_redis_value::<Vec<u8>>(v.clone()) {
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(text) => text,
+                    Err(e) => {
+                        problems.push(format!("the `{TARGETS_FIELD}` field is not UTF-8 text"));
+                        String::from_utf8_lossy(e.as_bytes()).into_owned()
+                    }
+                },
+                Err(_) => {
+                    problems.push(format!("the `{TARGETS_FIELD}` field is not a string"));
+                    String::new()
+                }
+            },
+        };
+        let (targets, bad) = if problems.is_empty() {
+            Target::parse_lines(&text)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        problems.extend(
+            bad.iter()
+                .take(20)
+                .map(|(n, e)| format!("line {n}: {}", crate::queue::excerpt(&e.to_string(), 200))),
+        );
+        let mut targets = crate::targets::dedup(targets);
+        if targets.len() > max_targets {
+            problems.push(format!(
+                "names {} distinct targets, over `daemon.max-targets` ({max_targets}); nothing of it was applied",
+                targets.len()
+            ));
+            targets.clear();
+        }
+        Entry {
+            id: entry.id,
+            text: crate::queue::excerpt(&text, 4096),
+            targets,
+            problems,
+        }
     }
 }
 
@@ -309,22 +411,7 @@ async fn take(
         if !fresh {
             continue; // already being baked in this session (reclaimed while idle)
         }
-        let text: String = entry
-            .map
-            .get(TARGETS_FIELD)
-            .and_then(|v| redis::from_redis_value(v.clone()).ok())
-            .unwrap_or_default();
-        let (targets, bad) = Target::parse_lines(&text);
-        let problems = bad
-            .iter()
-            .map(|(n, e)| format!("line {n}: {}", crate::queue::excerpt(&e.to_string(), 200)))
-            .collect();
-        entries.push(Entry {
-            id: entry.id,
-            text,
-            targets,
-            problems,
-        });
+        entries.push(Entry::read(entry, cfg.max_targets));
     }
     if entries.is_empty() {
         return;
@@ -368,8 +455,15 @@ async fn take(
                 forget(&ids);
                 return;
             };
+            // A failure belongs to the entries that name its URL; only a URL
+            // no entry names comes from (and is charged to) the entries
+            // that reach pages through tags, globs or `all`.
             for (url, error) in &report.tally.failed {
-                for e in entries.iter_mut().filter(|e| e.may_have_named(url)) {
+                let direct = entries.iter().any(|e| e.names(url));
+                for e in entries
+                    .iter_mut()
+                    .filter(|e| if direct { e.names(url) } else { e.names_indirectly() })
+                {
                     e.problems.push(format!("{url}: {error}"));
                 }
             }

@@ -80,6 +80,8 @@ struct Pending {
     first_event: Instant,
     jobs: Vec<JobId>,
     attempt: u32,
+    /// When it may start (its key in `by_due`).
+    due: Instant,
 }
 
 /// A bake the coalescer has released.
@@ -104,7 +106,8 @@ pub(crate) struct Dispatch {
 #[derive(Debug, Default)]
 pub(crate) struct Coalescer {
     pending: HashMap<String, Pending>,
-    /// The pending URLs by due time (a pending entry's due time never changes).
+    /// The pending URLs by due time (changed only by a new event for a
+    /// URL waiting for a retry, which brings it forward).
     by_due: BTreeSet<(Instant, String)>,
     /// Pending entries that are retries of a failure.
     retries: usize,
@@ -129,7 +132,22 @@ impl Coalescer {
             .get(&url)
             .map_or(now, |started| (*started + min_interval).max(now));
         let p = match self.pending.entry(url) {
-            Entry::Occupied(e) => e.into_mut(),
+            Entry::Occupied(e) => {
+                let url = e.key().clone();
+                let p = e.into_mut();
+                if p.attempt > 0 && p.due > earliest {
+                    // A URL waiting out a retry backoff: a new event means
+                    // "try now" (the origin may be back, the content is
+                    // new), and starts the retry count afresh.
+                    self.by_due.remove(&(p.due, url.clone()));
+                    self.by_due.insert((earliest, url));
+                    p.due = earliest;
+                    p.attempt = 0;
+                    p.first_event = now;
+                    self.retries -= 1;
+                }
+                p
+            }
             Entry::Vacant(e) => {
                 self.by_due.insert((earliest, e.key().clone()));
                 e.insert(Pending {
@@ -137,6 +155,7 @@ impl Coalescer {
                     first_event: now,
                     jobs: Vec::new(),
                     attempt: 0,
+                    due: earliest,
                 })
             }
         };
@@ -157,6 +176,7 @@ impl Coalescer {
                     first_event: d.first_event,
                     jobs: Vec::new(),
                     attempt: 0,
+                    due,
                 })
             }
         };
@@ -508,6 +528,12 @@ pub(crate) struct Backlog {
     pub(crate) redis_connected: std::sync::atomic::AtomicBool,
     /// Its last connection error.
     pub(crate) redis_error: std::sync::Mutex<Option<String>>,
+    /// Set when a Redis session connects; taken when it ends (the
+    /// reconnect delay starts over after a session that was up).
+    pub(crate) redis_session_up: std::sync::atomic::AtomicBool,
+    /// This process has seen its consumer group (a group that is new
+    /// later means Redis lost it).
+    pub(crate) redis_group_seen: std::sync::atomic::AtomicBool,
     /// URLs waiting (debounce or retry).
     pub(crate) pending: AtomicUsize,
     /// URLs being baked.
@@ -528,6 +554,8 @@ impl Default for Backlog {
             redis_enabled: Default::default(),
             redis_connected: Default::default(),
             redis_error: Default::default(),
+            redis_session_up: Default::default(),
+            redis_group_seen: Default::default(),
             pending: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             retrying: AtomicUsize::new(0),
@@ -981,6 +1009,27 @@ mod tests {
         assert_eq!(later[0].url, "/a/");
         assert_eq!(later[0].attempt, 1);
         assert_eq!(later[0].jobs, vec![7]);
+    }
+
+    #[test]
+    fn an_event_for_a_url_in_retry_backoff_means_try_now() {
+        let t0 = Instant::now();
+        let mut co = Coalescer::default();
+        co.event("/a/".into(), Op::Bake, None, t0, W);
+        let d = co.take_due(t0, 8).pop().unwrap();
+        co.finished("/a/");
+        // It failed; the retry is due in 10 s.
+        co.retry(d, t0 + Duration::from_secs(10));
+        assert_eq!(co.retrying(), 1);
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(co.take_due(t1, 8).is_empty());
+        // The origin is back and the content changed: a new event.
+        co.event("/a/".into(), Op::Bake, Some(7), t1, W);
+        let due = co.take_due(t1 + W, 8);
+        assert_eq!(due.len(), 1, "not the scheduled retry, now");
+        assert_eq!(due[0].attempt, 0, "a fresh start");
+        assert_eq!(due[0].jobs, vec![7]);
+        assert_eq!(co.retrying(), 0);
     }
 
     #[test]

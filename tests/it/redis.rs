@@ -281,3 +281,139 @@ async fn failures_go_to_the_dead_letter_stream_and_a_trimmed_stream_rebakes_ever
     .await;
     drop(d);
 }
+
+/// Entries kiln cannot use are never acknowledged silently: no `targets`
+/// field, bytes that are not UTF-8, more targets than `daemon.max-targets`
+/// each go to the dead-letter stream with their own reason, and a good
+/// entry read in the same batch as a failing one is not charged with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_entries_are_dead_lettered_each_with_its_own_reason() {
+    require!("redis-server");
+    let redis = Redis::start_on(free_port()).await;
+    let pages = linked_site(3);
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(
+        &origin,
+        &format!("{}max-targets = 100\n", intake_toml(&redis.url(), "host")),
+    );
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    origin.set("/p/0/", Page::html("forbidden").status(403));
+    origin.set(
+        "/p/1/",
+        Page::html("fresh 1").with_header("surrogate-key", "one"),
+    );
+    let mut conn = redis.conn().await;
+    // Written before the daemon starts: one read, one batch.
+    let no_field: String = conn
+        .xadd("kiln:events", "*", &[("target", "/p/1/")])
+        .await
+        .unwrap();
+    let not_utf8: String = conn
+        .xadd("kiln:events", "*", &[("targets", &b"/p/1/\xff\xfe\n"[..])])
+        .await
+        .unwrap();
+    let many: String = (0..60_000).map(|i| format!("/many/{i}/\n")).collect();
+    let too_many = xadd(&mut conn, &many).await;
+    let failing = xadd(&mut conn, "/p/0/\n").await;
+    let good = xadd(&mut conn, "glob:/p/1/\n").await;
+    let d = site.daemon(&[]).await;
+    wait_until(Duration::from_secs(20), "every entry handled", || {
+        let redis = &redis;
+        async move {
+            let mut c = redis.conn().await;
+            pending(&mut c, "host").await == 0
+                && c.xlen::<_, usize>("kiln:events:dead").await.unwrap() >= 4
+        }
+    })
+    .await;
+    let dead: redis::streams::StreamRangeReply = conn.xrange_all("kiln:events:dead").await.unwrap();
+    let reasons: std::collections::HashMap<String, String> = dead
+        .ids
+        .iter()
+        .map(|e| {
+            let f = |k: &str| -> String { redis::from_redis_value(e.map[k].clone()).unwrap() };
+            (f("id"), f("reason"))
+        })
+        .collect();
+    assert!(
+        reasons[&no_field].contains("no `targets` field"),
+        "{reasons:?}"
+    );
+    assert!(reasons[&not_utf8].contains("not UTF-8"), "{reasons:?}");
+    assert!(
+        reasons[&too_many].contains("daemon.max-targets"),
+        "{reasons:?}"
+    );
+    assert!(reasons[&failing].contains("403"), "{reasons:?}");
+    assert!(
+        !reasons.contains_key(&good),
+        "the good entry was charged: {reasons:?}"
+    );
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert_eq!(site.read("p/1/index.html").unwrap(), "fresh 1");
+    assert_eq!(
+        origin.hits("/many/1/"),
+        0,
+        "the oversized entry was not applied"
+    );
+    drop(d);
+}
+
+/// Redis restarted without persistence loses the stream and this host's
+/// group: the host says so and rebakes everything (the events of the outage
+/// are gone), and after that outage the next one reconnects at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_comes_back_empty_is_noticed_and_reconnects_fast() {
+    require!("redis-server");
+    let port = free_port();
+    let redis = Redis::start_on(port).await;
+    let pages = linked_site(3);
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(&origin, &intake_toml(&redis.url(), "host"));
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let d = site.daemon_logged().await;
+    d.wait_for_log(&["reading the redis stream"]).await;
+    // A long outage (the reconnect delay grows to its cap), during which
+    // an event is lost with the server's memory.
+    drop(redis);
+    d.wait_for_log(&["redis intake lost its connection"]).await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    origin.set("/p/2/", Page::html("changed while redis was down"));
+    origin.reset_hits();
+    let redis = Redis::start_on(port).await;
+    d.wait_for_log(&["consumer group is gone"]).await;
+    wait_until(Duration::from_secs(20), "every page rebaked", || async {
+        site.read("p/2/index.html").as_deref() == Some("changed while redis was down")
+    })
+    .await;
+    // A second, short outage: back within a second of Redis, not 5 s.
+    drop(redis);
+    let lost = d.log.as_ref().unwrap().lock().unwrap().len();
+    wait_until(
+        Duration::from_secs(10),
+        "the second outage to be seen",
+        || async {
+            d.log.as_ref().unwrap().lock().unwrap()[lost..]
+                .iter()
+                .any(|l| l.contains("redis intake lost its connection"))
+        },
+    )
+    .await;
+    let _redis = Redis::start_on(port).await;
+    let back = std::time::Instant::now();
+    let mut conn = _redis.conn().await;
+    origin.set("/p/1/", Page::html("after the second outage"));
+    xadd(&mut conn, "/p/1/\n").await;
+    wait_until(
+        Duration::from_secs(10),
+        "the event after the second outage",
+        || async { site.read("p/1/index.html").as_deref() == Some("after the second outage") },
+    )
+    .await;
+    assert!(
+        back.elapsed() < Duration::from_millis(2500),
+        "reconnecting took {:?}",
+        back.elapsed()
+    );
+    drop(d);
+}

@@ -437,3 +437,48 @@ async fn soak_a_flapping_origin_converges_to_exactly_its_pages() {
     );
     drop(d);
 }
+
+/// A page waiting out a retry backoff is tried at once when a new event
+/// names it: the origin is back and the edit is visible without waiting
+/// for the scheduled retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_event_for_a_page_in_retry_backoff_is_tried_now() {
+    let (origin, site) = built_site(3, "").await;
+    // Long backoff: the first retry is due 5-10 s after the failure.
+    std::fs::write(
+        site.path().join("site.toml"),
+        std::fs::read_to_string(site.path().join("site.toml"))
+            .unwrap()
+            .replace("backoff = \"10ms\"", "backoff = \"10s\""),
+    )
+    .unwrap();
+    let d = site.daemon(&[]).await;
+    origin.set("/p/1/", Page::html("down").status(503));
+    let (code, v) = d.post("/v1/regen", r#"{"targets": ["/p/1/"]}"#, None).await;
+    assert_eq!(code, 202, "{v}");
+    wait_until(
+        Duration::from_secs(10),
+        "the failure to be retried later",
+        || async {
+            let (_, s) = d.get("/v1/status", None).await;
+            serde_json::from_str::<serde_json::Value>(&s).unwrap()["retrying_urls"] == 1
+        },
+    )
+    .await;
+    // The origin recovers and the page is edited: a new event.
+    origin.set("/p/1/", Page::html("edited after the outage"));
+    let asked = std::time::Instant::now();
+    let (code, v) = d.post("/v1/regen", r#"{"targets": ["/p/1/"]}"#, None).await;
+    assert_eq!(code, 202, "{v}");
+    wait_until(Duration::from_secs(20), "the edit to be baked", || async {
+        site.read("p/1/index.html").as_deref() == Some("edited after the outage")
+    })
+    .await;
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "the edit waited {took:?} for the scheduled retry"
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(Duration::from_secs(10)).await, Some(0));
+}
