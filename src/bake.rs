@@ -604,8 +604,11 @@ impl Baker {
     /// body to find links in; a changed one does, so new pages are found).
     pub(crate) async fn build_seeds_with_known(&self) -> Vec<String> {
         let mut seeds = self.build_seeds();
+        // Every page the index knows is asked for again, so a build is
+        // authoritative: what no route or origin produces any more is
+        // removed (under the mass-delete guard), in render mode too.
+        seeds.extend(self.index.live_urls().await.unwrap_or_default());
         if self.fetcher.is_some() {
-            seeds.extend(self.index.live_urls().await.unwrap_or_default());
             // Every page will be asked for: load all validators in one go.
             if let (Ok(all), Ok(mut known)) =
                 (self.index.all_validators().await, self.known.write())

@@ -69,6 +69,18 @@ pub(crate) enum RenderError {
         /// Data file.
         file: String,
     },
+    /// Two routes produce `/a` and `/a/`, which are one file.
+    #[error("URLs `{first_url}` (by {first}) and `{second_url}` (by {second}) are the same file (`a/` and `a` both map to a/index.html); give one of them another URL")]
+    SameFile {
+        /// The URL produced first.
+        first_url: String,
+        /// The other spelling.
+        second_url: String,
+        /// First producer.
+        first: String,
+        /// Second producer.
+        second: String,
+    },
     /// Two routes or items produce one URL.
     #[error("URL `{url}` is produced twice: by {first} and by {second}")]
     DuplicateUrl {
@@ -140,11 +152,30 @@ impl Renderer {
         let mut pages: BTreeMap<String, PageSpec> = BTreeMap::new();
         let mut producer: BTreeMap<String, String> = BTreeMap::new();
         let mut add = |url: String, spec: PageSpec, who: String| -> Result<(), RenderError> {
-            if let Some(first) = producer.get(&url) {
-                return Err(RenderError::DuplicateUrl {
-                    url,
-                    first: first.clone(),
-                    second: who,
+            // `/about` and `/about/` are one file (`about/index.html`): two
+            // routes writing it would silently overwrite each other.
+            let twin = match url.strip_suffix('/') {
+                Some(bare) if !bare.is_empty() => bare.to_string(),
+                _ => format!("{url}/"),
+            };
+            let clash = producer
+                .get(&url)
+                .map(|first| (url.clone(), first))
+                .or_else(|| producer.get(&twin).map(|first| (twin.clone(), first)));
+            if let Some((taken, first)) = clash {
+                return Err(if taken == url {
+                    RenderError::DuplicateUrl {
+                        url,
+                        first: first.clone(),
+                        second: who,
+                    }
+                } else {
+                    RenderError::SameFile {
+                        first_url: taken,
+                        second_url: url,
+                        first: first.clone(),
+                        second: who,
+                    }
                 });
             }
             producer.insert(url.clone(), who);

@@ -368,3 +368,47 @@ async fn a_failed_release_is_not_switched_live_and_leaves_nothing_behind() {
         live
     );
 }
+
+/// A build is authoritative (guarantee 10): a post whose source file was
+/// deleted is removed by the next `kiln build`, not kept forever; deleting
+/// most of the site at once is held by the mass-delete guard; two routes
+/// that write one file are an error, not a silent overwrite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_removes_what_no_route_produces_any_more() {
+    let site = default_site_copy();
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let post = "posts/wedging-by-hand/index.html";
+    assert!(site.read(post).is_some());
+    std::fs::remove_file(site.path().join("content/posts/wedging-by-hand.md")).unwrap();
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(site.read(post).is_none(), "{}", run.all());
+    // The post, and a tag page only it used.
+    assert!(!run.stdout.contains(" 0 deleted"), "{}", run.all());
+    let explain = site.kiln(&["explain", "/posts/wedging-by-hand/"]).await;
+    assert!(!explain.stdout.contains("as baked"), "{}", explain.all());
+
+    // Every post gone at once looks like a mistake: nothing is removed.
+    let posts = site.path().join("content/posts");
+    let moved = site.path().join("posts-aside");
+    std::fs::rename(&posts, &moved).unwrap();
+    std::fs::create_dir(&posts).unwrap();
+    let before = site.files().len();
+    let run = site.kiln(&["build"]).await;
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert!(run.all().contains("--allow-mass-delete"), "{}", run.all());
+    assert_eq!(site.files().len(), before);
+    std::fs::remove_dir(&posts).unwrap();
+    std::fs::rename(&moved, &posts).unwrap();
+
+    // `/about` and `/about/` are one file.
+    let toml = std::fs::read_to_string(site.path().join("site.toml")).unwrap();
+    std::fs::write(
+        site.path().join("site.toml"),
+        format!("{toml}\n[[render]]\ntemplate = \"page.html\"\nurl = \"/{{slug}}\"\ndata = \"content/pages/*.md\"\n"),
+    )
+    .unwrap();
+    let run = site.kiln(&["check"]).await;
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("are the same file"), "{}", run.all());
+}
