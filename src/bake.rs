@@ -920,7 +920,9 @@ impl Baker {
             tags,
         );
         record.validators = validators;
-        record.outbox = self.outbox && outcome == Outcome::Written;
+        // The index queues the outputs when the record differs from the
+        // stored one (also for an "unchanged" file whose record was lost).
+        record.outbox = self.outbox;
         self.index.record(record).await;
         outcome
     }
@@ -932,13 +934,9 @@ impl Baker {
         for hop in hops {
             let same_file = urlmap::file_for(&hop.from, true, QueryPolicy::Strip).ok()
                 == urlmap::file_for(&hop.to, true, QueryPolicy::Strip).ok();
-            let mut removed = false;
             if !same_file {
-                match self.remove_file_of(&hop.from).await {
-                    Ok(gone) => removed = gone,
-                    Err(e) => {
-                        tracing::warn!(url = %hop.from, error = %e, "could not remove the file of a redirected URL")
-                    }
+                if let Err(e) = self.remove_file_of(&hop.from).await {
+                    tracing::warn!(url = %hop.from, error = %e, "could not remove the file of a redirected URL");
                 }
             }
             self.index
@@ -949,7 +947,7 @@ impl Baker {
                 })
                 .await;
             let mut record = PageRecord::redirect(&hop.from, hop.code, &hop.to);
-            record.outbox = self.outbox && removed;
+            record.outbox = self.outbox;
             self.index.record(record).await;
         }
     }
@@ -983,8 +981,8 @@ impl Baker {
                     return self.fail(path, http_status, held).await;
                 }
                 match self.root.remove_page(&rel) {
-                    Ok(removed) => {
-                        record.outbox = self.outbox && removed;
+                    Ok(_) => {
+                        record.outbox = self.outbox;
                         self.index.record(record).await;
                     }
                     Err(e) => {
@@ -1023,9 +1021,11 @@ impl Baker {
         };
         if !exists {
             if self.index.knows(path).await.unwrap_or(false) {
-                self.index
-                    .record(PageRecord::deleted(path, http_status))
-                    .await;
+                // No file (a kill may have come between its removal and
+                // its record): the outputs still learn it is gone.
+                let mut record = PageRecord::deleted(path, http_status);
+                record.outbox = self.outbox;
+                self.index.record(record).await;
             }
             return Outcome::Skipped(match http_status {
                 Some(code) => format!("origin answered {code}; there was no baked file"),
@@ -1145,7 +1145,7 @@ impl Baker {
         match self.root.remove_page(rel) {
             Ok(removed) => {
                 let mut record = PageRecord::deleted(path, http_status);
-                record.outbox = self.outbox && removed;
+                record.outbox = self.outbox;
                 self.index.record(record).await;
                 if removed {
                     Outcome::Deleted
@@ -1216,8 +1216,8 @@ impl Baker {
                 None => PageRecord::deleted(&r.url, r.http_status),
                 Some(reason) => PageRecord::refused(&r.url, r.http_status, reason.clone()),
             };
-            record.outbox = self.outbox && gone;
-            if r.refused.is_none() || record.outbox {
+            record.outbox = self.outbox;
+            if r.refused.is_none() || gone {
                 self.index.record(record).await;
             }
         }

@@ -390,6 +390,8 @@ impl Index {
     /// Upserts a page; replaces its tags when `record.tags` is `Some`.
     pub(crate) async fn record(&self, record: PageRecord) {
         self.write(Box::new(move |conn| {
+            // Decided against the row as it was, inside this transaction.
+            let to_outputs = record.outbox && changes_what_is_published(conn, &record)?;
             conn.prepare_cached(
                 "INSERT INTO pages (url, file, hash, status, http_status, error, fetched_at, content_type, etag, last_modified)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -430,7 +432,7 @@ impl Index {
                 )?
                     .execute([&record.url])?;
             }
-            if record.outbox {
+            if to_outputs {
                 // The CDN must forget what the page showed before and what
                 // it shows now: the tags it had and the tags it has (a
                 // removed page's last tags included).
@@ -889,6 +891,24 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<PageRecord> {
         validators: None,
         tags: None,
         outbox: false,
+    })
+}
+
+/// Whether `record` changes what the outputs should hold for its page: a
+/// new or different file, or a file that goes. Compared with the stored
+/// row, not with what the writer saw on disk, so a change whose record a
+/// kill -9 lost is still published when the page is baked again (its file
+/// then looks "unchanged" on disk, but not to the index).
+fn changes_what_is_published(conn: &Connection, record: &PageRecord) -> rusqlite::Result<bool> {
+    let old: Option<(Option<String>, Option<String>)> = conn
+        .prepare_cached("SELECT file, hash FROM pages WHERE url = ?1")?
+        .query_row([&record.url], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (old_file, old_hash) = old.unwrap_or((None, None));
+    Ok(match record.status {
+        Status::Ok => record.file.is_some() && (old_file != record.file || old_hash != record.hash),
+        Status::Deleted | Status::Refused | Status::Redirect => old_file.is_some(),
+        Status::Failed => false,
     })
 }
 

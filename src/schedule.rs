@@ -411,6 +411,19 @@ impl Jobs {
         }
     }
 
+    /// Drops the reply of every job not done: the scheduler stopped, so
+    /// their waiters learn it (a spool file, a journal entry, a stream
+    /// entry stays for the next start) instead of waiting forever.
+    fn abandon_unfinished(&self) {
+        if let Ok(mut t) = self.inner.lock() {
+            for j in t.jobs.values_mut() {
+                if j.info.state != JobState::Done {
+                    j.reply = None;
+                }
+            }
+        }
+    }
+
     fn forget(&self, id: JobId) {
         if let Ok(mut t) = self.inner.lock() {
             t.jobs.remove(&id);
@@ -762,6 +775,7 @@ pub(crate) async fn worker(
     if let Err(e) = baker.flush().await {
         tracing::error!(error = %e, "index flush at shutdown failed");
     }
+    jobs.abandon_unfinished();
 }
 
 async fn finish(

@@ -304,6 +304,9 @@ impl crate::schedule::Output for Waker {
 /// delivers what a previous run left.
 pub(crate) async fn worker(outbox: Outbox, waker: Waker, shutdown: CancellationToken) {
     loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
         let pass = match outbox.deliver_due().await {
             Ok(p) => p,
             Err(e) => {

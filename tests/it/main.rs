@@ -16,6 +16,7 @@ mod nginx;
 mod publish;
 mod purge;
 mod redis;
+mod referee;
 mod render;
 mod serve;
 mod stale;
