@@ -3,6 +3,7 @@
 
     bench/run                       # everything (about 15 minutes on 2 cores)
     bench/run bake latency          # a subset: bake rebake concurrency latency incremental memory render
+    KILN_OLD=/path/to/kiln bench/run journal   # the journal's cost against an older build
     BENCH_RUNS=5 bench/run bake     # more repetitions (median is reported)
 
 Generated sites live in $BENCH_WORK (default /tmp/kiln-bench, on disk, cached
@@ -30,7 +31,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-KILN = ROOT / "target/release/kiln"
+# KILN_BIN measures another build (e.g. the commit before a change) with the
+# same harness, in the same run.
+KILN = Path(os.environ.get("KILN_BIN", ROOT / "target/release/kiln"))
 FLOOR = ROOT / "target/release/examples/write_floor"
 WORK = Path(os.environ.get("BENCH_WORK", "/tmp/kiln-bench"))
 OUT = Path(os.environ.get("BENCH_OUT", "/dev/shm/kiln-bench"))
@@ -216,8 +219,8 @@ def bake_row(base, fs, n):
     return row
 
 
-def start_daemon(cwd):
-    p = subprocess.Popen([KILN, "-q", "daemon", "--listen", "127.0.0.1:0"], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def start_daemon(cwd, kiln=None):
+    p = subprocess.Popen([kiln or KILN, "-q", "daemon", "--listen", "127.0.0.1:0"], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = p.stdout.readline().strip()
     return p, line.rsplit("http://", 1)[1]
 
@@ -228,16 +231,40 @@ def percentile(xs, p):
 
 
 def bench_latency(n=10000, events=200, debounce="100ms"):
+    RESULTS["latency"] = latency_run(n, events, debounce)
+
+
+def bench_journal(n=10000, events=200):
+    """The journal's cost: the same latency, burst and storm measurements
+    with this build and with KILN_OLD (the build before the journal), on
+    tmpfs and on the real disk, alternating."""
+    old = os.environ.get("KILN_OLD")
+    if not old:
+        raise SystemExit("bench journal needs KILN_OLD=/path/to/the/previous/kiln")
+    rows = []
+    for base, fs in ((OUT, "tmpfs"), (DISK, fs_type(DISK))):
+        for name, kiln in (("journal", KILN), ("before", Path(old))):
+            r = latency_run(n, events, "100ms", base=base, kiln=kiln)
+            r.update({"build": name, "fs": fs})
+            log("journal", json.dumps(r))
+            rows.append(r)
+    RESULTS["journal"] = rows
+
+
+def latency_run(n, events, debounce, base=None, kiln=None):
+    kiln = kiln or KILN
+    base = base or OUT
     src = gen_site(n)
     site = WORK / "latency-site"
     shutil.rmtree(site, ignore_errors=True)
     shutil.copytree(src, site)
     os.chmod(site, 0o755)
     origin = Origin(site)
-    d = fresh(OUT / "latency")
+    base.mkdir(parents=True, exist_ok=True)
+    d = fresh(base / "latency")
     (d / "site.toml").write_text(f'[site]\nout = "out"\n[daemon]\ndebounce = "{debounce}"\n[origin]\nurl = "{origin.url}"\n')
-    subprocess.run([KILN, "-q", "build"], cwd=d, check=True, stdout=subprocess.DEVNULL)
-    daemon, addr = start_daemon(d)
+    subprocess.run([kiln, "-q", "build"], cwd=d, check=True, stdout=subprocess.DEVNULL)
+    daemon, addr = start_daemon(d, kiln)
     host, port = addr.split(":")
     conn = http.client.HTTPConnection(host, int(port))
     rng = random.Random(42)
@@ -285,7 +312,7 @@ def bench_latency(n=10000, events=200, debounce="100ms"):
         daemon.terminate()
         daemon.wait(20)
         origin.stop()
-    RESULTS["latency"] = result
+    return result
 
 
 def metric(conn, name):

@@ -166,7 +166,7 @@ pub(crate) async fn run(
 
     // Intakes: everything that turns arrivals into requests.
     let mut intakes: Vec<Box<dyn Intake>> = vec![Box::new(SpoolIntake {
-        spool,
+        spool: spool.clone(),
         limits: SpoolLimits {
             rescan: cfg.daemon.rescan,
             max_bytes: cfg.daemon.max_spool_file,
@@ -196,6 +196,7 @@ pub(crate) async fn run(
         intakes.push(Box::new(crate::intake_redis::StreamIntake {
             cfg: redis,
             backlog: backlog.clone(),
+            spool: spool.clone(),
         }));
     }
     if cfg.renders() && cfg.daemon.watch {

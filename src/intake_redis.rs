@@ -49,6 +49,10 @@ pub(crate) struct StreamIntake {
     pub(crate) cfg: RedisIntake,
     /// Where the connection state is shown.
     pub(crate) backlog: Arc<Backlog>,
+    /// Where a rebake of everything is queued durably when events were
+    /// lost (the stream trimmed past us, the group gone): a request only in
+    /// memory would be lost again by a stop before it is done.
+    pub(crate) spool: crate::queue::Spool,
 }
 
 impl crate::schedule::Intake for StreamIntake {
@@ -57,7 +61,7 @@ impl crate::schedule::Intake for StreamIntake {
         submit: Submitter,
         shutdown: CancellationToken,
     ) -> crate::schedule::Running {
-        Box::pin(worker(self.cfg, submit, self.backlog, shutdown))
+        Box::pin(worker(self.cfg, submit, self.backlog, self.spool, shutdown))
     }
 }
 
@@ -72,6 +76,7 @@ pub(crate) async fn worker(
     cfg: RedisIntake,
     submit: Submitter,
     backlog: Arc<Backlog>,
+    spool: crate::queue::Spool,
     shutdown: CancellationToken,
 ) {
     let mut delay = Duration::from_millis(200);
@@ -79,7 +84,7 @@ pub(crate) async fn worker(
     // only from here, when its pages are done.
     let mut waiting: JoinSet<()> = JoinSet::new();
     loop {
-        let session = run_session(&cfg, &submit, &backlog, &shutdown, &mut waiting);
+        let session = run_session(&cfg, &submit, &backlog, &spool, &shutdown, &mut waiting);
         let result = tokio::select! {
             _ = shutdown.cancelled() => return,
             r = session => r,
@@ -120,6 +125,7 @@ async fn run_session(
     cfg: &RedisIntake,
     submit: &Submitter,
     backlog: &Arc<Backlog>,
+    spool: &crate::queue::Spool,
     shutdown: &CancellationToken,
     waiting: &mut JoinSet<()>,
 ) -> redis::RedisResult<()> {
@@ -133,21 +139,32 @@ async fn run_session(
         .await?;
     // Entries of this session being baked: a reclaim never submits them twice.
     let in_progress: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Arc::default();
-    let created: redis::RedisResult<()> = conn
-        .xgroup_create_mkstream(&cfg.stream, &cfg.group, "0")
-        .await;
-    let group_is_new = match created {
-        Ok(()) => true,
-        Err(e) if e.code() == Some("BUSYGROUP") => false,
-        Err(e) => return Err(e),
-    };
     // Our group existed before (this process read it, or the marker beside
     // the index says an earlier run did) and is gone now: Redis came back
     // empty or was flushed, and the events of the outage are lost. Like a
-    // trim past us: say so, rebake.
+    // trim past us: say so and rebake everything. The rebake is queued
+    // durably (the spool) *before* the group is made again: once the group
+    // exists, nothing would say it again after a kill.
     let known_before =
         backlog.redis_group_seen.load(Ordering::Relaxed) || cfg.group_marker.exists();
-    let vanished = group_is_new && known_before;
+    if known_before && !group_exists(&mut conn, cfg).await? {
+        tracing::warn!(stream = %cfg.stream, group = %cfg.group, "this host's consumer group is gone (Redis restarted empty or was flushed): events may have been missed, so every page is rebaked");
+        rebake_everything(spool).await?;
+    }
+    let created: redis::RedisResult<()> = conn
+        .xgroup_create_mkstream(&cfg.stream, &cfg.group, "0")
+        .await;
+    if let Err(e) = created {
+        if e.code() != Some("BUSYGROUP") {
+            return Err(e);
+        }
+    }
+    // Entries trimmed past our position stay missed until we read on, so a
+    // kill before the rebake is queued finds them missed again.
+    if trimmed_past_us(&mut conn, cfg).await? {
+        tracing::warn!(stream = %cfg.stream, group = %cfg.group, "the stream was trimmed past this host's position: events were missed, so every page is rebaked");
+        rebake_everything(spool).await?;
+    }
     backlog.redis_group_seen.store(true, Ordering::Relaxed);
     if !cfg.group_marker.exists() {
         if let Err(e) = std::fs::write(&cfg.group_marker, format!("{}\n", cfg.group)) {
@@ -160,25 +177,6 @@ async fn run_session(
         *last = None;
     }
     tracing::info!(stream = %cfg.stream, group = %cfg.group, consumer = %cfg.consumer, "reading the redis stream");
-    if vanished {
-        tracing::warn!(stream = %cfg.stream, group = %cfg.group, "this host's consumer group is gone (Redis restarted empty or was flushed): events may have been missed, so every page is rebaked");
-        submit
-            .submit(Request {
-                targets: vec![Target::All],
-                reply: None,
-                allow_mass_delete: false,
-            })
-            .await;
-    } else if trimmed_past_us(&mut conn, cfg).await? {
-        tracing::warn!(stream = %cfg.stream, group = %cfg.group, "the stream was trimmed past this host's position: events were missed, so every page is rebaked");
-        submit
-            .submit(Request {
-                targets: vec![Target::All],
-                reply: None,
-                allow_mass_delete: false,
-            })
-            .await;
-    }
     // Entries delivered to this consumer before a restart, not yet acknowledged.
     let mut backlog_id = "0".to_string();
     let mut read_back: Vec<StreamId> = Vec::new();
@@ -255,6 +253,52 @@ async fn autoclaim(
         .await?;
     take(cfg, conn, submit, claimed.claimed, in_progress, waiting).await;
     Ok(())
+}
+
+/// Queues `all` in the spool, durably; Err keeps the session from going
+/// on as if no event had been missed.
+async fn rebake_everything(spool: &crate::queue::Spool) -> redis::RedisResult<()> {
+    let spool = spool.clone();
+    match tokio::task::spawn_blocking(move || spool.enqueue(&[Target::All])).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "could not queue the rebake of everything in the spool");
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "could not queue a rebake in the spool",
+                e.to_string(),
+            )))
+        }
+        Err(e) => Err(redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "queueing a rebake failed",
+            e.to_string(),
+        ))),
+    }
+}
+
+/// Whether this host's consumer group exists (a missing stream: no).
+async fn group_exists(
+    conn: &mut redis::aio::MultiplexedConnection,
+    cfg: &RedisIntake,
+) -> redis::RedisResult<bool> {
+    let groups: redis::RedisResult<Vec<std::collections::HashMap<String, redis::Value>>> =
+        redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&cfg.stream)
+            .query_async(conn)
+            .await;
+    match groups {
+        Ok(groups) => Ok(groups.iter().any(|g| {
+            g.get("name")
+                .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+                .as_deref()
+                == Some(cfg.group.as_str())
+        })),
+        // "ERR no such key": no stream, so no group.
+        Err(e) if e.code() == Some("ERR") => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// True when entries this group never read were trimmed away: the stream

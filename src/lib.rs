@@ -38,6 +38,13 @@
 #![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+// Durable batches use syncfs(2), and every write walks directory file
+// descriptors with openat/renameat and O_NOFOLLOW as Linux provides them.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "kiln runs on Linux only (it relies on syncfs(2) and Linux's openat/renameat semantics)"
+);
+
 pub(crate) mod bake;
 pub(crate) mod body;
 pub(crate) mod check;

@@ -327,6 +327,22 @@ struct JobEntry {
 const KEEP_FINISHED: usize = 10_000;
 
 impl Jobs {
+    /// A table whose ids start at the microseconds since the epoch: ids
+    /// stay unique across daemon restarts (a restarted daemon never answers
+    /// for someone else's job) and below 2^53 (exact in JSON).
+    fn starting_at_the_clock() -> Jobs {
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        Jobs {
+            inner: Arc::new(Mutex::new(JobTable {
+                next: start,
+                jobs: HashMap::new(),
+            })),
+        }
+    }
+
     fn create(&self, targets: &[Target], reply: Option<oneshot::Sender<JobReport>>) -> JobId {
         let Ok(mut t) = self.inner.lock() else {
             return 0;
@@ -383,6 +399,19 @@ impl Jobs {
                 j.info.report.urls += n;
             }
         }
+    }
+
+    /// Whether one more finished URL completes job `id`.
+    fn completes_with_one_more(&self, id: JobId) -> bool {
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|t| {
+                t.jobs
+                    .get(&id)
+                    .map(|j| j.remaining <= 1 && j.info.state != JobState::Done)
+            })
+            .unwrap_or(false)
     }
 
     fn url_done(&self, id: JobId, result: &PageResult) {
@@ -473,7 +502,7 @@ pub(crate) fn channel(capacity: usize) -> (Submitter, mpsc::Receiver<(JobId, Req
     (
         Submitter {
             tx,
-            jobs: Jobs::default(),
+            jobs: Jobs::starting_at_the_clock(),
         },
         rx,
     )
@@ -761,19 +790,25 @@ pub(crate) async fn worker(
     }
     // Graceful stop: in-flight pages finish and are recorded; pending work
     // stays in the spool (and failed pages in the index) for the next start.
+    let mut finished = Vec::new();
     while let Some(done) = tasks.join_next().await {
         if let Ok((d, result)) = done {
             co.finished(&d.url);
             metrics.record_outcome(&result.outcome, d.first_event.elapsed());
-            if result.outcome.retry() == Retry::No {
-                for j in &d.jobs {
-                    jobs.url_done(*j, &result);
-                }
-            }
+            finished.push((d, result));
         }
     }
+    // Committed before any job is reported done (see `finish`).
     if let Err(e) = baker.flush().await {
         tracing::error!(error = %e, "index flush at shutdown failed");
+        finished.clear();
+    }
+    for (d, result) in finished {
+        if result.outcome.retry() == Retry::No {
+            for j in &d.jobs {
+                jobs.url_done(*j, &result);
+            }
+        }
     }
     jobs.abandon_unfinished();
 }
@@ -838,6 +873,16 @@ async fn finish(
                     settings.debounce,
                 );
             }
+        }
+    }
+    // A job reported done lets its intake forget it (the spool file, the
+    // journal entry, the stream entry go), so the page records and outbox
+    // rows of its pages must be committed first: a kill -9 after the report
+    // must not find a page on disk whose record and outputs were lost.
+    if d.jobs.iter().any(|j| jobs.completes_with_one_more(*j)) {
+        if let Err(e) = baker.flush().await {
+            tracing::error!(error = %e, "the index could not commit; the job is not reported done");
+            return;
         }
     }
     for j in &d.jobs {

@@ -208,12 +208,32 @@ pub(crate) async fn hand_to_daemon(
     if !quiet {
         eprintln!("a daemon (PID {}) owns this output: handed the targets to it as job {id}; waiting for it", holder.pid);
     }
+    let mut unreachable_for = 0;
     loop {
-        let job: serde_json::Value = with_token(client.get(format!("{http}/v1/jobs/{id}")))
+        // The daemon may stop while we wait: what it accepted is in its
+        // journal (the 202 said so) and is applied at its next start; say
+        // that instead of polling a dead or restarted daemon forever.
+        let asked = with_token(client.get(format!("{http}/v1/jobs/{id}")))
+            .timeout(std::time::Duration::from_secs(10))
             .send()
-            .await?
-            .json()
-            .await?;
+            .await;
+        let job: serde_json::Value = match asked {
+            Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {
+                eprintln!("the daemon at {http} no longer knows job {id}: it restarted; the targets were journaled before it answered and are applied by the new daemon (`kiln status` shows the queue)");
+                return Ok(crate::cli::Exit::PagesFailed);
+            }
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(e) => {
+                unreachable_for += 1;
+                if unreachable_for >= 20 {
+                    eprintln!("the daemon (PID {}) stopped answering at {http} before job {id} was done ({e}); its targets are in its journal and are applied when it starts again", holder.pid);
+                    return Ok(crate::cli::Exit::PagesFailed);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        unreachable_for = 0;
         if job["state"] == "done" {
             let r = &job["report"];
             println!(

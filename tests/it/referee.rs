@@ -645,6 +645,35 @@ async fn run_seed(seed: u64, steps: usize) -> Result<(), String> {
         version: 0,
     };
     world.start_daemon().await;
+    // The host is deployed: its consumer group exists before the schedule
+    // starts. (Entries a Redis without persistence loses before a host ever
+    // made its group are beyond any host's knowledge; the host's first
+    // `kiln build` covers them.)
+    let redis_url = world.redis.url();
+    let grouped = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            if let Ok(c) = redis::Client::open(redis_url.as_str()) {
+                if let Ok(mut c) = c.get_multiplexed_async_connection().await {
+                    let groups: redis::RedisResult<
+                        Vec<std::collections::HashMap<String, redis::Value>>,
+                    > = redis::cmd("XINFO")
+                        .arg("GROUPS")
+                        .arg("kiln:events")
+                        .query_async(&mut c)
+                        .await;
+                    if groups.is_ok_and(|g| !g.is_empty()) {
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        grouped.is_ok(),
+        "seed {seed}: the daemon never made its consumer group"
+    );
     for _ in 0..steps {
         world.step(&mut next).await;
     }
