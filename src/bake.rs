@@ -1020,6 +1020,8 @@ impl Baker {
             }
         };
         if !exists {
+            // Siblings a crash left behind go too (nothing else names them).
+            let _ = self.root.remove_page(&rel);
             if self.index.knows(path).await.unwrap_or(false) {
                 // No file (a kill may have come between its removal and
                 // its record): the outputs still learn it is gone.

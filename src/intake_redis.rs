@@ -151,6 +151,13 @@ async fn run_session(
         tracing::warn!(stream = %cfg.stream, group = %cfg.group, "this host's consumer group is gone (Redis restarted empty or was flushed): events may have been missed, so every page is rebaked");
         rebake_everything(spool).await?;
     }
+    // The marker first: a group that exists without it could vanish
+    // unnoticed (a kill between the two).
+    if !cfg.group_marker.exists() {
+        if let Err(e) = std::fs::write(&cfg.group_marker, format!("{}\n", cfg.group)) {
+            tracing::warn!(error = %e, file = %cfg.group_marker.display(), "could not record that this host's consumer group exists; a Redis that loses it will not be noticed");
+        }
+    }
     let created: redis::RedisResult<()> = conn
         .xgroup_create_mkstream(&cfg.stream, &cfg.group, "0")
         .await;
@@ -166,11 +173,6 @@ async fn run_session(
         rebake_everything(spool).await?;
     }
     backlog.redis_group_seen.store(true, Ordering::Relaxed);
-    if !cfg.group_marker.exists() {
-        if let Err(e) = std::fs::write(&cfg.group_marker, format!("{}\n", cfg.group)) {
-            tracing::warn!(error = %e, file = %cfg.group_marker.display(), "could not record that this host's consumer group exists; a Redis that loses it will not be noticed");
-        }
-    }
     backlog.redis_connected.store(true, Ordering::Relaxed);
     backlog.redis_session_up.store(true, Ordering::Relaxed);
     if let Ok(mut last) = backlog.redis_error.lock() {

@@ -606,11 +606,16 @@ impl WebRoot {
         };
         let dir = chain.last().expect("the root is always there");
         let mut removed = false;
-        let names = std::iter::once(name.clone())
-            .chain(Encoding::ALL.iter().map(|e| sibling_name(&name, *e)));
+        // Siblings first, the page last: a crash in between leaves the page
+        // (removed again when its event is replayed), never a `.gz` of a
+        // page that is gone.
+        let names = Encoding::ALL
+            .iter()
+            .map(|e| sibling_name(&name, *e))
+            .chain(std::iter::once(name.clone()));
         for n in names {
             match rustix::fs::unlinkat(&dir.fd, &n, AtFlags::empty()) {
-                Ok(()) => removed = true,
+                Ok(()) => removed |= n == name,
                 Err(rustix::io::Errno::NOENT) => {}
                 Err(rustix::io::Errno::ISDIR) => {
                     return Err(WriteError::Conflict {
