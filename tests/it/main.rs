@@ -13,6 +13,7 @@ mod https;
 mod init;
 mod journal;
 mod nginx;
+mod outbox;
 mod publish;
 mod purge;
 mod redis;

@@ -90,14 +90,14 @@ impl RedisProc {
 }
 
 /// s3s-fs on a fixed port over a directory that outlives restarts.
-struct S3Proc {
+pub(crate) struct S3Proc {
     child: Option<tokio::process::Child>,
-    port: u16,
-    dir: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) dir: PathBuf,
 }
 
 impl S3Proc {
-    async fn start(port: u16, dir: &Path) -> S3Proc {
+    pub(crate) async fn start(port: u16, dir: &Path) -> S3Proc {
         std::fs::create_dir_all(dir.join("kiln")).unwrap();
         let child = tokio::process::Command::new("s3s-fs")
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
@@ -116,7 +116,7 @@ impl S3Proc {
         }
     }
 
-    async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.start_kill();
             let _ = c.wait().await;
@@ -124,7 +124,7 @@ impl S3Proc {
     }
 
     /// Every object: key → bytes (read from the server's directory).
-    fn objects(&self) -> BTreeMap<String, Vec<u8>> {
+    pub(crate) fn objects(&self) -> BTreeMap<String, Vec<u8>> {
         let root = self.dir.join("kiln");
         walkdir::WalkDir::new(&root)
             .into_iter()
@@ -162,18 +162,27 @@ impl S3Proc {
 
 /// What the CDN was told, and what the bucket held for each URL when it was.
 #[derive(Default)]
-struct Purges {
+pub(crate) struct Purges {
     /// URL → the bucket's bytes for its file at each purge, in order.
-    seen: BTreeMap<String, Vec<Option<Vec<u8>>>>,
+    pub(crate) seen: BTreeMap<String, Vec<Option<Vec<u8>>>>,
+    /// Every tag purged, in order.
+    pub(crate) tags: Vec<String>,
 }
 
-async fn start_cdn(bucket_dir: PathBuf) -> (String, Arc<Mutex<Purges>>) {
+pub(crate) async fn start_cdn(bucket_dir: PathBuf) -> (String, Arc<Mutex<Purges>>) {
     use axum::extract::State;
     let purges = Arc::new(Mutex::new(Purges::default()));
     type Shared = (Arc<Mutex<Purges>>, PathBuf);
     async fn receive(State((p, dir)): State<Shared>, body: String) -> axum::http::StatusCode {
         let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         let mut p = p.lock().unwrap();
+        p.tags.extend(
+            v["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.as_str().map(str::to_owned)),
+        );
         for u in v["urls"].as_array().into_iter().flatten() {
             let url = u.as_str().unwrap_or_default().to_string();
             let held = std::fs::read(dir.join("kiln").join(file_of(&url))).ok();
@@ -190,7 +199,7 @@ async fn start_cdn(bucket_dir: PathBuf) -> (String, Arc<Mutex<Purges>>) {
     (url, purges)
 }
 
-fn file_of(url: &str) -> String {
+pub(crate) fn file_of(url: &str) -> String {
     if url == "/" {
         "index.html".into()
     } else {
