@@ -386,6 +386,16 @@ async fn metrics(State(s): State<ApiState>) -> Response {
             .redis_connected
             .load(std::sync::atomic::Ordering::Relaxed),
     ));
+    s.metrics
+        .journal_entries
+        .set(crate::queue::queue_depth(&s.queue) as i64);
+    if let Some(stats) = &s.outputs {
+        let depth = s.index.outbox_depth().await.unwrap_or(0);
+        s.metrics.set_outputs(stats, depth);
+    }
+    s.metrics
+        .index_write_failures
+        .set(crate::index::write_failures() as i64);
     (
         [(
             header::CONTENT_TYPE,

@@ -26,6 +26,13 @@ pub(crate) struct StatusLabel {
     pub(crate) status: String,
 }
 
+/// Label for output counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct OutputLabel {
+    /// uploaded, deleted, publish_failed, purges_sent, purge_failed, given_up.
+    pub(crate) kind: String,
+}
+
 /// Every metric the daemon exports.
 pub(crate) struct Metrics {
     registry: Registry,
@@ -51,6 +58,14 @@ pub(crate) struct Metrics {
     pub(crate) removals_held: Gauge,
     /// 1 while the mass-delete guard holds removals back.
     pub(crate) mass_delete_guard_tripped: Gauge,
+    /// Accepted requests not done (journal entries and spool files).
+    pub(crate) journal_entries: Gauge,
+    /// Page changes waiting for their outputs.
+    pub(crate) outbox_entries: Gauge,
+    /// Output counters (uploaded, deleted, purges, failures), by kind.
+    pub(crate) outputs: Family<OutputLabel, Gauge>,
+    /// Index writes rolled back since start.
+    pub(crate) index_write_failures: Gauge,
     /// Pages in the index by status, refreshed at each scrape.
     pub(crate) index_pages: Family<StatusLabel, Gauge>,
 }
@@ -109,6 +124,30 @@ impl Metrics {
             "1 while the mass-delete guard holds removals back (consent: --allow-mass-delete)",
             mass_delete_guard_tripped.clone(),
         );
+        let journal_entries = Gauge::default();
+        registry.register(
+            "queue_entries",
+            "Accepted requests not done yet (journal entries and spool files)",
+            journal_entries.clone(),
+        );
+        let outbox_entries = Gauge::default();
+        registry.register(
+            "outbox_entries",
+            "Page changes waiting for the bucket or the CDN",
+            outbox_entries.clone(),
+        );
+        let outputs = Family::<OutputLabel, Gauge>::default();
+        registry.register(
+            "outputs",
+            "Output work since start by kind (uploaded, deleted, publish_failed, purges_sent, purge_failed, given_up)",
+            outputs.clone(),
+        );
+        let index_write_failures = Gauge::default();
+        registry.register(
+            "index_write_failures",
+            "Index writes rolled back since start",
+            index_write_failures.clone(),
+        );
         let index_pages = Family::<StatusLabel, Gauge>::default();
         registry.register(
             "index_pages",
@@ -128,7 +167,31 @@ impl Metrics {
             redis_connected,
             removals_held,
             mass_delete_guard_tripped,
+            journal_entries,
+            outbox_entries,
+            outputs,
+            index_write_failures,
             index_pages,
+        }
+    }
+
+    /// Sets the outputs' gauges from their counts and the outbox depth.
+    pub(crate) fn set_outputs(&self, stats: &crate::output::OutputStats, depth: usize) {
+        self.outbox_entries.set(depth as i64);
+        let json = stats.to_json(depth);
+        for kind in [
+            "uploaded",
+            "deleted",
+            "publish_failed",
+            "purges_sent",
+            "purge_failed",
+            "given_up",
+        ] {
+            self.outputs
+                .get_or_create(&OutputLabel {
+                    kind: kind.to_string(),
+                })
+                .set(json[kind].as_i64().unwrap_or(0));
         }
     }
 

@@ -110,6 +110,17 @@ async fn the_cdn_hears_of_a_page_only_after_the_bucket_has_it_across_kills() {
     })
     .await;
     assert_eq!(status().await["outputs"]["outbox"], 1);
+    let metrics = reqwest::get(format!("{http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("kiln_outbox_entries 1"), "{metrics}");
+    assert!(
+        metrics.contains("kiln_outputs{kind=\"publish_failed\"}"),
+        "{metrics}"
+    );
     let told = purges.lock().unwrap().seen["/a/"].len();
     assert_eq!(
         told, 1,
@@ -164,10 +175,11 @@ async fn the_cdn_hears_of_a_page_only_after_the_bucket_has_it_across_kills() {
     for bucket in [&s3, &second] {
         assert!(!bucket.objects().contains_key(&file_of("/b/")));
     }
-    let p = purges.lock().unwrap();
-    assert_eq!(p.seen["/b/"].last().unwrap(), &None);
-    assert!(p.tags.contains(&"post:b".to_string()), "{:?}", p.tags);
-    drop(p);
+    {
+        let p = purges.lock().unwrap();
+        assert_eq!(p.seen["/b/"].last().unwrap(), &None);
+        assert!(p.tags.contains(&"post:b".to_string()), "{:?}", p.tags);
+    }
     second.stop().await;
     s3.stop().await;
 }
