@@ -91,8 +91,21 @@ impl Spool {
 
     /// Writes targets durably: tmp file, fsync, rename into `new/`.
     pub(crate) fn enqueue(&self, targets: &[Target]) -> Result<PathBuf, SpoolError> {
+        let mut text = String::new();
+        for t in targets {
+            text.push_str(&t.to_string());
+            text.push('\n');
+        }
+        self.deliver(&self.new_dir(), "", &text)
+    }
+
+    /// Puts `text` into `dir` as a new file, durably and whole: written to
+    /// `tmp/`, synced, renamed into `dir`, and `dir` synced, so a reader
+    /// never sees a partial file and a power loss keeps the entry. Names
+    /// start with a timestamp (oldest sorts first).
+    fn deliver(&self, dir: &Path, suffix: &str, text: &str) -> Result<PathBuf, SpoolError> {
         let name = format!(
-            "{}.{}.{}",
+            "{}.{}.{}{suffix}",
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos())
@@ -101,19 +114,14 @@ impl Spool {
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
         let tmp = self.root.join("tmp").join(&name);
-        let new = self.new_dir().join(&name);
-        let mut text = String::new();
-        for t in targets {
-            text.push_str(&t.to_string());
-            text.push('\n');
-        }
+        let dest = dir.join(&name);
         let mut f = fs::File::create(&tmp).map_err(err("create spool file", &tmp))?;
         f.write_all(text.as_bytes())
             .map_err(err("write spool file", &tmp))?;
-        f.sync_all().map_err(err("sync spool file", &tmp))?;
-        fs::rename(&tmp, &new).map_err(err("move spool file into", &new))?;
-        sync_dir(&self.new_dir())?;
-        Ok(new)
+        f.sync_data().map_err(err("sync spool file", &tmp))?;
+        fs::rename(&tmp, &dest).map_err(err("move spool file into", &dest))?;
+        sync_dir(dir)?;
+        Ok(dest)
     }
 
     /// Spool files waiting in `new/`, oldest first (names start with a timestamp).
@@ -440,27 +448,9 @@ impl Spool {
         (Journal { tx }, journal_writer(spool, rx, shutdown))
     }
 
-    /// Writes one batch: tmp file, fsync, rename into `journal/`, fsync the
-    /// directory.
+    /// Writes one batch into `journal/` ([`Spool::deliver`]).
     fn write_journal(&self, text: &str) -> Result<PathBuf, SpoolError> {
-        let name = format!(
-            "{}.{}.{}.journal",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        let tmp = self.root.join("tmp").join(&name);
-        let dest = self.journal_dir().join(&name);
-        let mut f = fs::File::create(&tmp).map_err(err("create journal file", &tmp))?;
-        f.write_all(text.as_bytes())
-            .map_err(err("write journal file", &tmp))?;
-        f.sync_data().map_err(err("sync journal file", &tmp))?;
-        fs::rename(&tmp, &dest).map_err(err("move journal file into", &dest))?;
-        sync_dir(&self.journal_dir())?;
-        Ok(dest)
+        self.deliver(&self.journal_dir(), ".journal", text)
     }
 }
 

@@ -6,24 +6,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::require;
-use crate::util::{built_site, client, free_port, open_up, wait_until, Nginx, Page, TestSite};
-
-/// Every file under `dir` with its bytes.
-fn tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<_> = walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            (
-                e.path().display().to_string(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
+use crate::util::{
+    built_site, client, free_port, open_up, tree, wait_until, Nginx, Page, TestSite,
+};
 
 /// A planted absolute `current` (or a release id that is a symlink) is never
 /// followed: no command writes, deletes or switches onto content outside.

@@ -68,18 +68,8 @@ async fn the_cdn_hears_of_a_page_only_after_the_bucket_has_it_across_kills() {
         "/a/",
         Page::html("a v2").with_header("surrogate-key", "post:a"),
     );
-    let mut child = kiln(&["daemon", "--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines =
-        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
-    let http = lines
-        .next_line()
-        .await
-        .unwrap()
-        .unwrap()
-        .replace("kiln daemon listening on ", "");
+    let d = site.daemon(&creds).await;
+    let http = d.http.clone();
     let r = reqwest::Client::new()
         .post(format!("{http}/v1/regen"))
         .header("content-type", "application/json")
@@ -126,25 +116,14 @@ async fn the_cdn_hears_of_a_page_only_after_the_bucket_has_it_across_kills() {
         told, 1,
         "the CDN was told about v2 before the bucket had it"
     );
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
+    d.signal(libc::SIGKILL);
+    d.wait(Duration::from_secs(10)).await;
 
     // The bucket is back, the daemon starts again: the change is delivered
     // (both buckets), then purged once, with the bucket already holding v2.
     let (port, dir) = (s3.port, s3.dir.clone());
     s3 = S3Proc::start(port, &dir).await;
-    let mut child = kiln(&["daemon", "--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines =
-        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
-    let http = lines
-        .next_line()
-        .await
-        .unwrap()
-        .unwrap()
-        .replace("kiln daemon listening on ", "");
+    let d = site.daemon(&creds).await;
     wait_until(
         Duration::from_secs(20),
         "the CDN to be told after the upload",
@@ -159,9 +138,8 @@ async fn the_cdn_hears_of_a_page_only_after_the_bucket_has_it_across_kills() {
     for bucket in [&s3, &second] {
         assert_eq!(bucket.objects()["a/index.html"], b"a v2");
     }
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
-    let _ = http;
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(Duration::from_secs(10)).await, Some(0));
 
     // A one-shot regen of a page the origin removed: both buckets drop it
     // and the CDN purges its last tag (the page has no tags any more).

@@ -47,22 +47,28 @@ impl S3Server {
 
     /// GETs an object through the S3 API: (content type, bytes).
     async fn get(&self, key: &str) -> (String, Vec<u8>) {
-        let bucket = rusty_s3::Bucket::new(
-            format!("http://127.0.0.1:{}", self.port).parse().unwrap(),
-            rusty_s3::UrlStyle::Path,
-            "kiln",
-            "us-east-1",
-        )
-        .unwrap();
-        let creds = rusty_s3::Credentials::new("test-key", "test-secret");
-        let url = bucket
-            .get_object(Some(&creds), key)
-            .sign(Duration::from_secs(60));
-        let r = reqwest::get(url).await.unwrap();
+        let r = signed_get(self.port, key).await;
         assert!(r.status().is_success(), "GET {key}: {}", r.status());
         let ct = r.headers()["content-type"].to_str().unwrap().to_string();
         (ct, r.bytes().await.unwrap().to_vec())
     }
+}
+
+/// GETs `key` of the test bucket through the S3 API of the server on
+/// `port`, signed with the test credentials.
+pub(crate) async fn signed_get(port: u16, key: &str) -> reqwest::Response {
+    let bucket = rusty_s3::Bucket::new(
+        format!("http://127.0.0.1:{port}").parse().unwrap(),
+        rusty_s3::UrlStyle::Path,
+        "kiln",
+        "us-east-1",
+    )
+    .unwrap();
+    let creds = rusty_s3::Credentials::new("test-key", "test-secret");
+    let url = bucket
+        .get_object(Some(&creds), key)
+        .sign(Duration::from_secs(60));
+    reqwest::get(url).await.unwrap()
 }
 
 impl Drop for S3Server {

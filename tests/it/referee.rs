@@ -140,19 +140,7 @@ impl S3Proc {
 
     /// The content type the S3 API serves for `key`.
     async fn content_type(&self, key: &str) -> String {
-        let bucket = rusty_s3::Bucket::new(
-            format!("http://127.0.0.1:{}", self.port).parse().unwrap(),
-            rusty_s3::UrlStyle::Path,
-            "kiln",
-            "us-east-1",
-        )
-        .unwrap();
-        let creds = rusty_s3::Credentials::new("test-key", "test-secret");
-        let url = rusty_s3::S3Action::sign(
-            &bucket.get_object(Some(&creds), key),
-            Duration::from_secs(60),
-        );
-        let r = reqwest::get(url).await.unwrap();
+        let r = crate::publish::signed_get(self.port, key).await;
         r.headers()
             .get("content-type")
             .map(|v| v.to_str().unwrap().to_string())

@@ -779,3 +779,20 @@ pub fn client() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// Every file under `dir` with its bytes, sorted (to prove nothing there changed).
+pub fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<_> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            (
+                e.path().display().to_string(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
