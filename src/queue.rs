@@ -647,8 +647,13 @@ async fn take_spool_file(
             return;
         }
         Err(e) => {
-            // Vanished between listing and reading (another daemon?), or unreadable.
-            tracing::warn!(error = %e, "skipping spool file");
+            // Gone between the hint and the read: already processed (a late
+            // notify hint for a file this daemon finished), nothing to say.
+            if std::fs::symlink_metadata(&path).is_err() {
+                tracing::debug!(file = %path.display(), "spool file already gone");
+            } else {
+                tracing::warn!(error = %e, "skipping an unreadable spool file");
+            }
             let _ = done.send(path).await;
             return;
         }
