@@ -318,21 +318,25 @@ pub(crate) fn queue_depth(queue: &Path) -> usize {
         + journal_depth(queue)
 }
 
-/// The first `max` characters of `s`, marked when cut, with control
+/// At most `max` characters quoting `s`, marked when cut, with control
 /// characters escaped (`\u{1b}`): a record or log line quoting hostile
-/// input can never drive the terminal that shows it.
+/// input can never drive the terminal that shows it, and an escaped byte
+/// counts at its escaped length, so the bound holds whatever the input.
 pub(crate) fn excerpt(s: &str, max: usize) -> String {
-    let cut = s.char_indices().nth(max).map(|(i, _)| &s[..i]);
     let mut out = String::with_capacity(s.len().min(max * 4) + 8);
-    for c in cut.unwrap_or(s).chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
+    let mut shown = 0;
+    for c in s.chars() {
+        let escaped: Option<std::char::EscapeDefault> = c.is_control().then(|| c.escape_default());
+        let len = escaped.clone().map_or(1, Iterator::count);
+        if shown + len > max {
+            out.push_str("… (cut)");
+            return out;
         }
-    }
-    if cut.is_some() {
-        out.push_str("… (cut)");
+        match escaped {
+            Some(e) => out.extend(e),
+            None => out.push(c),
+        }
+        shown += len;
     }
     out
 }
