@@ -518,3 +518,54 @@ async fn nginx_does_not_follow_a_planted_symlink() {
     let body = r.text().await.unwrap();
     assert!(!body.contains("secret"), "{status}: {body}");
 }
+
+/// Under a low file-descriptor limit, a flood of slow connections cannot
+/// starve the spool: connections are capped at half the limit, the rest
+/// wait in the kernel's backlog, and a spool file is still applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_under_a_low_fd_limit_leaves_the_spool_working() {
+    require!("prlimit");
+    let (origin, site) = built_site(2, "").await;
+    let mut cmd = tokio::process::Command::new("prlimit");
+    cmd.current_dir(site.path())
+        .arg("--nofile=256:256")
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .args(["daemon", "--listen", "127.0.0.1:0"])
+        .env_remove("KILN_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+    let line = lines.next_line().await.unwrap().unwrap();
+    let addr = line.replace("kiln daemon listening on http://", "");
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nX-Slow: ").await;
+        slow.push(s);
+    }
+    origin.set("/p/1/", Page::html("through the spool"));
+    let spool = site.path().join(".kiln/queue");
+    std::fs::write(spool.join("tmp/flood"), "/p/1/\n").unwrap();
+    std::fs::rename(spool.join("tmp/flood"), spool.join("new/flood")).unwrap();
+    wait_until(
+        Duration::from_secs(15),
+        "the spool file to be applied",
+        || async { site.read("p/1/index.html").as_deref() == Some("through the spool") },
+    )
+    .await;
+    // The listener recovers as the slow clients time out.
+    wait_until(Duration::from_secs(30), "/healthz to answer", || async {
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            reqwest::get(format!("http://{addr}/healthz")),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok_and(|r| r.status() == 200))
+    })
+    .await;
+    drop(slow);
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+}

@@ -227,6 +227,8 @@ struct World {
     /// Pages whose content changed since the first build.
     changed: BTreeSet<String>,
     version: usize,
+    /// Set when a daemon did not stop when told to.
+    stuck: Option<String>,
 }
 
 impl World {
@@ -252,9 +254,20 @@ impl World {
     }
 
     async fn stop_daemon(&mut self, signal: i32) {
-        if let Some(d) = self.daemon.take() {
+        if let Some(mut d) = self.daemon.take() {
             d.signal(signal);
-            d.wait(Duration::from_secs(30)).await;
+            if tokio::time::timeout(Duration::from_secs(30), d.child.wait())
+                .await
+                .is_err()
+            {
+                // A daemon that does not stop is a failure of this seed,
+                // reported with its schedule, not a panic of the whole run.
+                self.stuck.get_or_insert(format!(
+                    "the daemon did not stop within 30 s of signal {signal}"
+                ));
+                let _ = d.child.start_kill();
+                let _ = d.child.wait().await;
+            }
         }
     }
 
@@ -442,6 +455,9 @@ impl World {
     /// Everything back up, then wait for the promise to hold; Err says
     /// what does not.
     async fn settle_and_check(&mut self) -> Result<(), String> {
+        if let Some(why) = &self.stuck {
+            return Err(why.clone());
+        }
         self.heal_origin();
         if self.s3.child.is_none() {
             let (port, dir) = (self.s3.port, self.s3.dir.clone());
@@ -640,6 +656,7 @@ async fn run_seed(seed: u64, steps: usize) -> Result<(), String> {
         failing: BTreeSet::new(),
         changed: BTreeSet::new(),
         version: 0,
+        stuck: None,
     };
     world.start_daemon().await;
     // The host is deployed: its consumer group exists before the schedule
@@ -693,6 +710,9 @@ async fn run_seed(seed: u64, steps: usize) -> Result<(), String> {
         .map_err(|_| "an event after quiescence was not applied".to_string());
     }
     world.stop_daemon(libc::SIGTERM).await;
+    if let (Ok(()), Some(why)) = (&result, &world.stuck) {
+        result = Err(why.clone());
+    }
     world.redis.stop(false).await;
     world.s3.stop().await;
     result.map_err(|why| {
