@@ -525,7 +525,7 @@ impl Baker {
             cfg.origin.as_ref().map(|o| o.url.clone()),
         );
         let concurrency = concurrency_of(&cfg);
-        let cfg_has_no_outputs = cfg.publish.is_empty() && cfg.purge.is_empty();
+        let has_outputs = !cfg.publish.is_empty() || !cfg.purge.is_empty();
         Ok(Baker {
             checker: Checker::new(&cfg.safety, cfg.origin.as_ref().map(|o| &o.headers))
                 .map_err(SetupError::Patterns)?,
@@ -537,7 +537,7 @@ impl Baker {
             scope,
             deferred: opts.defer_removals.then(Default::default),
             guard: (!opts.defer_removals).then(Default::default),
-            outbox: !cfg_has_no_outputs,
+            outbox: has_outputs,
             claimed: opts.defer_removals.then(Default::default),
             known: RwLock::new(None),
             requests: tokio::sync::Semaphore::new(concurrency),
@@ -871,8 +871,7 @@ impl Baker {
             Ok(r) => r,
             Err(e) => {
                 let why = format!("cannot be stored as a file: {e}");
-                self.index
-                    .record(PageRecord::refused(path, http_status, why.clone()))
+                self.record(PageRecord::refused(path, http_status, why.clone()))
                     .await;
                 return Outcome::Refused(why);
             }
@@ -920,10 +919,7 @@ impl Baker {
             tags,
         );
         record.validators = validators;
-        // The index queues the outputs when the record differs from the
-        // stored one (also for an "unchanged" file whose record was lost).
-        record.outbox = self.outbox;
-        self.index.record(record).await;
+        self.record(record).await;
         outcome
     }
 
@@ -946,15 +942,22 @@ impl Baker {
                     code: hop.code,
                 })
                 .await;
-            let mut record = PageRecord::redirect(&hop.from, hop.code, &hop.to);
-            record.outbox = self.outbox;
-            self.index.record(record).await;
+            self.record(PageRecord::redirect(&hop.from, hop.code, &hop.to))
+                .await;
         }
     }
 
+    /// Records a page in the index. With outputs configured, the index
+    /// also queues them when the record changes what they should hold
+    /// (compared with the stored row, so a change whose record a kill lost
+    /// is still published when the page is baked again).
+    async fn record(&self, mut record: PageRecord) {
+        record.outbox = self.outbox;
+        self.index.record(record).await;
+    }
+
     async fn fail(&self, path: &str, http_status: Option<u16>, error: PageError) -> Outcome {
-        self.index
-            .record(PageRecord::failed(path, http_status, error.chain()))
+        self.record(PageRecord::failed(path, http_status, error.chain()))
             .await;
         Outcome::Failed(error)
     }
@@ -962,10 +965,12 @@ impl Baker {
     /// A page that must not be served static any more: its file goes (now,
     /// or at the end of a one-shot run) and the app serves it live.
     async fn refuse(&self, path: &str, http_status: Option<u16>, reason: String) -> Outcome {
-        let mut record = PageRecord::refused(path, http_status, reason.clone());
+        let record = PageRecord::refused(path, http_status, reason.clone());
         match self.file_of(path).await {
             Ok(rel) if self.deferred.is_some() => {
-                self.index.record(record).await;
+                // Recorded when the removal is applied: the record says the
+                // file is gone, which is true only then (and the outputs
+                // must not drop a page the mass-delete guard keeps).
                 self.defer(Removal {
                     url: path.to_string(),
                     rel,
@@ -980,21 +985,16 @@ impl Baker {
                 {
                     return self.fail(path, http_status, held).await;
                 }
-                match self.root.remove_page(&rel) {
-                    Ok(_) => {
-                        record.outbox = self.outbox;
-                        self.index.record(record).await;
-                    }
-                    Err(e) => {
-                        self.index.record(record).await;
-                        return Outcome::Failed(PageError::StaleRefused {
-                            reason,
-                            source: Arc::new(e),
-                        });
-                    }
+                let removed = self.root.remove_page(&rel);
+                self.record(record).await;
+                if let Err(e) = removed {
+                    return Outcome::Failed(PageError::StaleRefused {
+                        reason,
+                        source: Arc::new(e),
+                    });
                 }
             }
-            Err(_) => self.index.record(record).await,
+            Err(_) => self.record(record).await,
         }
         Outcome::Refused(reason)
     }
@@ -1025,9 +1025,7 @@ impl Baker {
             if self.index.knows(path).await.unwrap_or(false) {
                 // No file (a kill may have come between its removal and
                 // its record): the outputs still learn it is gone.
-                let mut record = PageRecord::deleted(path, http_status);
-                record.outbox = self.outbox;
-                self.index.record(record).await;
+                self.record(PageRecord::deleted(path, http_status)).await;
             }
             return Outcome::Skipped(match http_status {
                 Some(code) => format!("origin answered {code}; there was no baked file"),
@@ -1146,9 +1144,7 @@ impl Baker {
     async fn remove_now(&self, path: &str, rel: &Path, http_status: Option<u16>) -> Outcome {
         match self.root.remove_page(rel) {
             Ok(removed) => {
-                let mut record = PageRecord::deleted(path, http_status);
-                record.outbox = self.outbox;
-                self.index.record(record).await;
+                self.record(PageRecord::deleted(path, http_status)).await;
                 if removed {
                     Outcome::Deleted
                 } else {
@@ -1214,14 +1210,11 @@ impl Baker {
                 }
             };
             removed += usize::from(gone);
-            let mut record = match &r.refused {
+            let record = match &r.refused {
                 None => PageRecord::deleted(&r.url, r.http_status),
                 Some(reason) => PageRecord::refused(&r.url, r.http_status, reason.clone()),
             };
-            record.outbox = self.outbox;
-            if r.refused.is_none() || gone {
-                self.index.record(record).await;
-            }
+            self.record(record).await;
         }
         Ok(removed)
     }

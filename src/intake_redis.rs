@@ -65,10 +65,15 @@ impl crate::schedule::Intake for StreamIntake {
     }
 }
 
-/// True (once) when the session that just ended had connected: the flag is
-/// taken, so consecutive failed attempts keep backing off.
-fn connected_once(backlog: &Backlog) -> bool {
-    backlog.redis_session_up.swap(false, Ordering::Relaxed)
+/// What one connection's life tells the next.
+#[derive(Debug, Default)]
+struct Sessions {
+    /// The session that just ended had connected and was reading (its
+    /// outage starts the reconnect delay over).
+    was_up: bool,
+    /// This process has seen its consumer group (one missing later means
+    /// Redis lost it).
+    group_seen: bool,
 }
 
 /// Reads the stream until `shutdown`, reconnecting with backoff.
@@ -80,11 +85,21 @@ pub(crate) async fn worker(
     shutdown: CancellationToken,
 ) {
     let mut delay = Duration::from_millis(200);
+    let mut sessions = Sessions::default();
     // Waits for the reports of submitted entries; an entry is acknowledged
     // only from here, when its pages are done.
     let mut waiting: JoinSet<()> = JoinSet::new();
     loop {
-        let session = run_session(&cfg, &submit, &backlog, &spool, &shutdown, &mut waiting);
+        sessions.was_up = false;
+        let session = run_session(
+            &cfg,
+            &submit,
+            &backlog,
+            &spool,
+            &shutdown,
+            &mut waiting,
+            &mut sessions,
+        );
         let result = tokio::select! {
             _ = shutdown.cancelled() => return,
             r = session => r,
@@ -93,24 +108,19 @@ pub(crate) async fn worker(
         if shutdown.is_cancelled() {
             return;
         }
-        match result {
+        let e = match result {
             Ok(()) => return,
-            Err(_) if connected_once(&backlog) => {
-                // The session was up: this outage starts from the short delay.
-                delay = Duration::from_millis(200);
-                if let Err(e) = &result {
-                    tracing::warn!(error = %e, retry_in = ?delay, stream = %cfg.stream, "redis intake lost its connection; the spool and HTTP intakes go on");
-                    if let Ok(mut last) = backlog.redis_error.lock() {
-                        *last = Some(e.to_string());
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?delay, stream = %cfg.stream, "redis intake unavailable; the spool and HTTP intakes go on");
-                if let Ok(mut last) = backlog.redis_error.lock() {
-                    *last = Some(e.to_string());
-                }
-            }
+            Err(e) => e,
+        };
+        if sessions.was_up {
+            // This outage starts from the short delay.
+            delay = Duration::from_millis(200);
+            tracing::warn!(error = %e, retry_in = ?delay, stream = %cfg.stream, "redis intake lost its connection; the spool and HTTP intakes go on");
+        } else {
+            tracing::warn!(error = %e, retry_in = ?delay, stream = %cfg.stream, "redis intake unavailable; the spool and HTTP intakes go on");
+        }
+        if let Ok(mut last) = backlog.redis_error.lock() {
+            *last = Some(e.to_string());
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -128,6 +138,7 @@ async fn run_session(
     spool: &crate::queue::Spool,
     shutdown: &CancellationToken,
     waiting: &mut JoinSet<()>,
+    sessions: &mut Sessions,
 ) -> redis::RedisResult<()> {
     let client = redis::Client::open(cfg.url.as_str())?;
     // Longer than the 1 s a blocking read waits for entries.
@@ -145,8 +156,7 @@ async fn run_session(
     // trim past us: say so and rebake everything. The rebake is queued
     // durably (the spool) *before* the group is made again: once the group
     // exists, nothing would say it again after a kill.
-    let known_before =
-        backlog.redis_group_seen.load(Ordering::Relaxed) || cfg.group_marker.exists();
+    let known_before = sessions.group_seen || cfg.group_marker.exists();
     if known_before && !group_exists(&mut conn, cfg).await? {
         tracing::warn!(stream = %cfg.stream, group = %cfg.group, "this host's consumer group is gone (Redis restarted empty or was flushed): events may have been missed, so every page is rebaked");
         rebake_everything(spool).await?;
@@ -172,9 +182,9 @@ async fn run_session(
         tracing::warn!(stream = %cfg.stream, group = %cfg.group, "the stream was trimmed past this host's position: events were missed, so every page is rebaked");
         rebake_everything(spool).await?;
     }
-    backlog.redis_group_seen.store(true, Ordering::Relaxed);
+    sessions.group_seen = true;
+    sessions.was_up = true;
     backlog.redis_connected.store(true, Ordering::Relaxed);
-    backlog.redis_session_up.store(true, Ordering::Relaxed);
     if let Ok(mut last) = backlog.redis_error.lock() {
         *last = None;
     }

@@ -570,12 +570,6 @@ pub(crate) struct Backlog {
     pub(crate) redis_connected: std::sync::atomic::AtomicBool,
     /// Its last connection error.
     pub(crate) redis_error: std::sync::Mutex<Option<String>>,
-    /// Set when a Redis session connects; taken when it ends (the
-    /// reconnect delay starts over after a session that was up).
-    pub(crate) redis_session_up: std::sync::atomic::AtomicBool,
-    /// This process has seen its consumer group (a group that is new
-    /// later means Redis lost it).
-    pub(crate) redis_group_seen: std::sync::atomic::AtomicBool,
     /// URLs waiting (debounce or retry).
     pub(crate) pending: AtomicUsize,
     /// URLs being baked.
@@ -596,8 +590,6 @@ impl Default for Backlog {
             redis_enabled: Default::default(),
             redis_connected: Default::default(),
             redis_error: Default::default(),
-            redis_session_up: Default::default(),
-            redis_group_seen: Default::default(),
             pending: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             retrying: AtomicUsize::new(0),
