@@ -96,12 +96,18 @@ async fn targets_and_links_naming_another_host_are_never_fetched() {
         )
         .await;
     assert_eq!(code, 400, "{v}");
-    let spool = site.path().join(".kiln/queue/new/1.hostile");
-    std::fs::write(&spool, format!("{sneaky}\ndelete:{sneaky}\n")).unwrap();
+    // Written as producers do (tmp/, then a rename).
+    let queue = site.path().join(".kiln/queue");
+    std::fs::write(
+        queue.join("tmp/1.hostile"),
+        format!("{sneaky}\ndelete:{sneaky}\n"),
+    )
+    .unwrap();
+    std::fs::rename(queue.join("tmp/1.hostile"), queue.join("new/1.hostile")).unwrap();
     wait_until(
         Duration::from_secs(10),
         "the spool file to be processed",
-        || async { !spool.exists() },
+        || async { !queue.join("new/1.hostile").exists() },
     )
     .await;
     d.settle(None).await;

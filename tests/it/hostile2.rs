@@ -99,11 +99,9 @@ async fn a_pathological_glob_is_refused_and_never_stalls_a_job() {
     assert!(v["error"].to_string().contains("glob"), "{v}");
     // As a spool line: refused into failed/, its neighbour applied.
     origin.set("/p/1/", Page::html("neighbour applied"));
-    std::fs::write(
-        site.path().join(".kiln/queue/new/poison"),
-        format!("{nested}\n/p/1/\n"),
-    )
-    .unwrap();
+    let spool = site.path().join(".kiln/queue");
+    std::fs::write(spool.join("tmp/poison"), format!("{nested}\n/p/1/\n")).unwrap();
+    std::fs::rename(spool.join("tmp/poison"), spool.join("new/poison")).unwrap();
     wait_until(
         Duration::from_secs(20),
         "the neighbour to be applied",
@@ -384,11 +382,11 @@ async fn the_smaller_holes_are_closed() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200, "localhost is a local name");
     // Control bytes in a spool line are escaped in the record.
-    std::fs::write(
-        site.path().join(".kiln/queue/new/esc"),
-        "/ok\x1b[31m\r\0/\n",
-    )
-    .unwrap();
+    // Written as producers do (tmp/, then a rename): a file written in
+    // place can be read half-written.
+    let spool = site.path().join(".kiln/queue");
+    std::fs::write(spool.join("tmp/esc"), "/ok\x1b[31m\r\0/\n").unwrap();
+    std::fs::rename(spool.join("tmp/esc"), spool.join("new/esc")).unwrap();
     wait_until(Duration::from_secs(20), "the spool file", || async {
         site.queue_files("new").is_empty()
     })
