@@ -18,26 +18,8 @@ pub(crate) struct S3Server {
 impl S3Server {
     pub(crate) async fn start() -> S3Server {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("kiln")).unwrap();
         let port = free_port();
-        let child = tokio::process::Command::new("s3s-fs")
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--access-key",
-                "test-key",
-                "--secret-key",
-                "test-secret",
-            ])
-            .arg(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        wait_for_port(port, "s3s-fs").await;
+        let child = spawn_s3s(port, dir.path()).await;
         S3Server { child, port, dir }
     }
 
@@ -52,6 +34,24 @@ impl S3Server {
         let ct = r.headers()["content-type"].to_str().unwrap().to_string();
         (ct, r.bytes().await.unwrap().to_vec())
     }
+}
+
+/// Starts s3s-fs on loopback `port` over `dir` (with an empty `kiln`
+/// bucket, kept if it is there) and the test credentials, and waits until
+/// it accepts connections.
+pub(crate) async fn spawn_s3s(port: u16, dir: &std::path::Path) -> tokio::process::Child {
+    std::fs::create_dir_all(dir.join("kiln")).unwrap();
+    let child = tokio::process::Command::new("s3s-fs")
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", "test-key", "--secret-key", "test-secret"])
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for_port(port, "s3s-fs").await;
+    child
 }
 
 /// GETs `key` of the test bucket through the S3 API of the server on

@@ -17,23 +17,7 @@ pub(crate) struct Redis {
 
 impl Redis {
     pub(crate) async fn start_on(port: u16) -> Redis {
-        let child = tokio::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        wait_for_port(port, "redis-server").await;
+        let child = spawn_redis(port, &["--appendonly".as_ref(), "no".as_ref()]).await;
         Redis { child, port }
     }
 
@@ -48,6 +32,28 @@ impl Redis {
             .await
             .unwrap()
     }
+}
+
+/// Starts redis-server on loopback `port` without snapshots, with `extra`
+/// arguments, and waits until it accepts connections.
+pub(crate) async fn spawn_redis(port: u16, extra: &[&std::ffi::OsStr]) -> tokio::process::Child {
+    let child = tokio::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for_port(port, "redis-server").await;
+    child
 }
 
 impl Drop for Redis {

@@ -28,7 +28,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 
 use crate::require;
-use crate::util::{free_port, seeded, wait_for_port, Daemon, Origin, Page, TestSite};
+use crate::util::{free_port, seeded, Daemon, Origin, Page, TestSite};
 
 const PAGES: usize = 12;
 
@@ -43,24 +43,17 @@ struct RedisProc {
 impl RedisProc {
     async fn start(port: u16, dir: &Path, aof: bool) -> RedisProc {
         std::fs::create_dir_all(dir).unwrap();
-        let child = tokio::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", if aof { "yes" } else { "no" }])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        wait_for_port(port, "redis-server").await;
+        let appendonly = if aof { "yes" } else { "no" };
+        let child = crate::redis::spawn_redis(
+            port,
+            &[
+                "--appendonly".as_ref(),
+                appendonly.as_ref(),
+                "--dir".as_ref(),
+                dir.as_os_str(),
+            ],
+        )
+        .await;
         RedisProc {
             child: Some(child),
             port,
@@ -98,17 +91,7 @@ pub(crate) struct S3Proc {
 
 impl S3Proc {
     pub(crate) async fn start(port: u16, dir: &Path) -> S3Proc {
-        std::fs::create_dir_all(dir.join("kiln")).unwrap();
-        let child = tokio::process::Command::new("s3s-fs")
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", "test-key", "--secret-key", "test-secret"])
-            .arg(dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        wait_for_port(port, "s3s-fs").await;
+        let child = crate::publish::spawn_s3s(port, dir).await;
         S3Proc {
             child: Some(child),
             port,
