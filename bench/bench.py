@@ -2,7 +2,7 @@
 """kiln benchmarks, peers measured in the same run. Driven by `bench/run`.
 
     bench/run                       # everything (about 15 minutes on 2 cores)
-    bench/run bake latency          # a subset: bake rebake concurrency latency incremental memory render
+    bench/run bake latency          # a subset: bake rebake concurrency latency incremental memory render misses
     KILN_OLD=/path/to/kiln bench/run journal   # the journal's cost against an older build
     BENCH_RUNS=5 bench/run bake     # more repetitions (median is reported)
 
@@ -580,8 +580,133 @@ def bench_concurrency(n=10000):
     RESULTS["concurrency"] = rows
 
 
+FRONT_CONF = """worker_processes 2;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+worker_rlimit_nofile 16384;
+events {{ worker_connections 8192; }}
+http {{
+  types {{ text/html html; }}
+  default_type application/octet-stream;
+  access_log off;
+  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
+  {body}
+}}
+"""
+
+CACHE_LOCK_SERVER = """proxy_cache_path {d}/cache levels=1:2 keys_zone=pages:10m;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://127.0.0.1:{origin};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache pages;
+      proxy_cache_valid 200 10m;
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 10s;
+    }}
+  }}"""
+
+
+def start_front(body, port):
+    d = Path(tempfile.mkdtemp(prefix="kiln-front-"))
+    (d / "tmp").mkdir()
+    os.chmod(d / "tmp", 0o777)
+    (d / "nginx.conf").write_text(FRONT_CONF.format(d=d, body=body.replace("{d}", str(d))))
+    p = subprocess.Popen(["nginx", "-p", d, "-c", d / "nginx.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_port(port)
+    return p, d
+
+
+def burst(port, path, n):
+    """n anonymous GETs of path, all sent at once: each one's latency and status."""
+    import asyncio
+
+    async def one(start):
+        await start.wait()
+        t0 = time.perf_counter()
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
+        data = await r.read()
+        w.close()
+        return time.perf_counter() - t0, int(data.split(b" ", 2)[1])
+
+    async def all_of_them():
+        start = asyncio.Event()
+        tasks = [asyncio.create_task(one(start)) for _ in range(n)]
+        await asyncio.sleep(0.05)  # every task is waiting on the start line
+        start.set()
+        return await asyncio.gather(*tasks)
+
+    return asyncio.run(all_of_them())
+
+
+def bench_misses(visitors=500, rounds=5, render_ms=50):
+    """A crowd on a page nobody has baked yet: origin requests and latency
+    behind the kiln block without fill (before), with fill (after), and
+    behind nginx's proxy_cache_lock alone. The origin is a threaded Python
+    app that takes render_ms per page."""
+    origin_port = free_port()
+    origin = subprocess.Popen([sys.executable, ROOT / "bench/slow_origin.py", str(origin_port), str(render_ms)])
+    wait_port(origin_port)
+    base = DISK
+    base.mkdir(parents=True, exist_ok=True)
+    site = Path(tempfile.mkdtemp(prefix="kiln-misses-", dir=base))
+    os.chmod(site, 0o755)
+    (site / "site.toml").write_text(f'[site]\nout = "public"\n[origin]\nurl = "http://127.0.0.1:{origin_port}"\n')
+    (site / "public").mkdir()
+    os.chmod(site / "public", 0o755)
+    daemon, daemon_addr = start_daemon(site)
+    rows = []
+    try:
+        for variant in ("kiln block, no fill", "kiln block, fill", "proxy_cache_lock alone"):
+            port = free_port()
+            if variant == "proxy_cache_lock alone":
+                body = CACHE_LOCK_SERVER.format(port=port, origin=origin_port, d="{d}")
+            else:
+                fill = daemon_addr if variant.endswith(", fill") else "off"
+                body = subprocess.run([KILN, "nginx", "--listen", f"127.0.0.1:{port}", "--fill", fill], cwd=site, check=True, stdout=subprocess.PIPE, text=True).stdout
+            front, d = start_front(body, port)
+            try:
+                for r in range(rounds):
+                    path = f"/posts/{variant.split()[-1].replace('_', '-')}-{r}/"
+                    seen = burst(port, path, visitors)
+                    conn = http.client.HTTPConnection("127.0.0.1", origin_port)
+                    conn.request("GET", f"/__count?{path}")
+                    hits = int(conn.getresponse().read())
+                    lat = [t * 1000 for t, _ in seen]
+                    ok = sum(1 for _, st in seen if st == 200)
+                    row = {"variant": variant, "round": r, "visitors": visitors, "ok": ok, "origin_requests": hits,
+                           "p50_ms": round(percentile(lat, 50), 1), "p99_ms": round(percentile(lat, 99), 1), "max_ms": round(max(lat), 1)}
+                    log("misses", json.dumps(row))
+                    rows.append(row)
+            finally:
+                front.terminate()
+                front.wait(10)
+                shutil.rmtree(d, ignore_errors=True)
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
+        origin.terminate()
+        shutil.rmtree(site, ignore_errors=True)
+    summary = []
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        rs = [r for r in rows if r["variant"] == variant]
+        summary.append({"variant": variant, "rounds": len(rs), "visitors": visitors, "render_ms": render_ms,
+                        "origin_requests_median": statistics.median(r["origin_requests"] for r in rs),
+                        "ok_min": min(r["ok"] for r in rs),
+                        "p50_ms_median": statistics.median(r["p50_ms"] for r in rs),
+                        "p99_ms_median": statistics.median(r["p99_ms"] for r in rs),
+                        "max_ms_median": statistics.median(r["max_ms"] for r in rs)})
+    for s_ in summary:
+        print(f"| {s_['variant']} | {s_['origin_requests_median']} | {s_['ok_min']}/{visitors} | {s_['p50_ms_median']} | {s_['p99_ms_median']} | {s_['max_ms_median']} |")
+    RESULTS["misses"] = {"rounds": rows, "summary": summary, "fs": fs_type(base)}
+
+
 def main():
-    which = sys.argv[1:] or ["bake", "rebake", "concurrency", "latency", "incremental", "memory", "render"]
+    which = sys.argv[1:] or ["bake", "rebake", "concurrency", "latency", "incremental", "memory", "render", "misses"]
     WORK.mkdir(parents=True, exist_ok=True)
     OUT.mkdir(parents=True, exist_ok=True)
     for name in which:

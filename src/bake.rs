@@ -347,6 +347,76 @@ pub(crate) struct Baker {
     /// request only: a page waiting for its write to be durable does not
     /// keep the next page from being fetched.
     requests: tokio::sync::Semaphore,
+    /// One bake of a URL at a time: the scheduler never runs two, but a
+    /// visitor's fill ([`Baker::fill`]) may meet an event's bake, and the
+    /// later fetch must be the one whose file stays.
+    baking: PathLocks,
+}
+
+/// Per-URL async locks, kept only while someone holds or waits for one.
+#[derive(Default)]
+struct PathLocks(Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+/// Held while a URL is baked; the entry goes when nobody else waits.
+struct PathGuard<'a> {
+    locks: &'a PathLocks,
+    path: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl PathLocks {
+    async fn lock(&self, path: &str) -> PathGuard<'_> {
+        let lock = {
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(path.to_string()).or_default().clone()
+        };
+        let held = Some(lock.clone().lock_owned().await);
+        PathGuard {
+            locks: self,
+            path: path.to_string(),
+            lock,
+            held,
+        }
+    }
+}
+
+impl Drop for PathGuard<'_> {
+    fn drop(&mut self) {
+        self.held.take();
+        let mut map = self.locks.0.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's handle and ours: nobody else holds or waits.
+        if Arc::strong_count(&self.lock) == 2 {
+            map.remove(&self.path);
+        }
+    }
+}
+
+/// What a visitor's fill ([`Baker::fill`]) did: the page's result, and the
+/// response it came from (kept so the waiting visitors can be shown it).
+pub(crate) struct Filled {
+    /// As for any bake.
+    pub(crate) result: PageResult,
+    /// The origin's response, when one complete response came back.
+    pub(crate) fetched: Option<Fetched>,
+    /// Whether that response may be shown to any anonymous visitor (the
+    /// privacy rules pass); said for answers that are not pages too (a 404).
+    pub(crate) shareable: bool,
+}
+
+/// What the index holds for a URL a visitor missed ([`Baker::on_record`]).
+pub(crate) enum OnRecord {
+    /// Baked, and its file is there.
+    Baked {
+        /// The file in the live root.
+        file: PathBuf,
+        /// Its recorded `Content-Type`.
+        content_type: Option<String>,
+    },
+    /// Refused by a privacy rule: the app serves it.
+    Refused,
+    /// Nothing that answers the visitor.
+    Unknown,
 }
 
 /// What kiln records about a stored body beside its bytes.
@@ -541,6 +611,7 @@ impl Baker {
             claimed: opts.defer_removals.then(Default::default),
             known: RwLock::new(None),
             requests: tokio::sync::Semaphore::new(concurrency),
+            baking: PathLocks::default(),
         })
     }
 
@@ -563,6 +634,18 @@ impl Baker {
     /// Those of `links` the index has never seen (new pages), in one round trip.
     pub(crate) async fn unknown(&self, links: Vec<String>) -> Vec<String> {
         self.index.unknown(links).await.unwrap_or_default()
+    }
+
+    /// The URL path a visitor's request names, when kiln bakes such a URL
+    /// from the origin: canonical, the query policy applied, a path that
+    /// maps to a file, inside the crawl scope. `None` sends the visitor to
+    /// the app.
+    pub(crate) fn bakeable_path(&self, uri: &str) -> Option<String> {
+        self.fetcher.as_ref()?;
+        let canonical = crate::urlpath::canonical(uri).ok()?;
+        let path = urlmap::apply_query_policy(&canonical, self.cfg.output.query_strings).ok()?;
+        urlmap::file_for(path, true, QueryPolicy::Strip).ok()?;
+        self.in_scope(path).then(|| path.to_string())
     }
 
     /// Whether the crawl may follow a link (include/exclude globs).
@@ -649,7 +732,8 @@ impl Baker {
     /// Bakes one URL from whichever source owns it.
     #[tracing::instrument(level = "debug", skip(self))]
     pub(crate) async fn bake(&self, url: &str) -> PageResult {
-        let result = self.bake_inner(url).await;
+        let _one_at_a_time = self.baking.lock(url).await;
+        let (result, _) = self.bake_inner(url, true).await;
         match &result.outcome {
             Outcome::Failed(e) => {
                 tracing::warn!(url, error = %e, "page failed; last good file kept")
@@ -662,13 +746,63 @@ impl Baker {
         result
     }
 
-    async fn bake_inner(&self, url: &str) -> PageResult {
+    /// Bakes `url` for visitors who found no file (the daemon's fill):
+    /// the same pipeline as [`Baker::bake`], never at the same time as
+    /// another bake of the URL, always a full request (no validators: the
+    /// visitors need a body), and the response kept for them.
+    pub(crate) async fn fill(&self, url: &str) -> Filled {
+        let _one_at_a_time = self.baking.lock(url).await;
+        let (result, fetched) = self.bake_inner(url, false).await;
+        let shareable = fetched.as_ref().is_some_and(|f| {
+            f.hops.is_empty()
+                && self
+                    .checker
+                    .check(&f.final_path, &f.headers, &f.body)
+                    .is_ok()
+        });
+        Filled {
+            result,
+            fetched,
+            shareable,
+        }
+    }
+
+    /// The live root's file for a baked URL path (the fill reads a large
+    /// page back from it).
+    pub(crate) async fn baked_file(&self, path: &str) -> Option<PathBuf> {
+        let rel = self.file_of(path).await.ok()?;
+        Some(self.root.path().join(rel))
+    }
+
+    /// What the index and the root say about `path` before a fill asks
+    /// the origin: a miss that raced the bake of its page is shown the
+    /// file, a page refused by a privacy rule goes to the app at once.
+    pub(crate) async fn on_record(&self, path: &str) -> OnRecord {
+        let Ok(Some(page)) = self.index.page(path).await else {
+            return OnRecord::Unknown;
+        };
+        match (page.status, page.file) {
+            (crate::index::Status::Refused, _) => OnRecord::Refused,
+            (crate::index::Status::Ok, Some(file)) => match self.root.has_page(Path::new(&file)) {
+                Ok(true) => OnRecord::Baked {
+                    file: self.root.path().join(file),
+                    content_type: page.content_type,
+                },
+                _ => OnRecord::Unknown,
+            },
+            _ => OnRecord::Unknown,
+        }
+    }
+
+    /// Bakes one URL; with `conditional`, an unchanged page costs a 304.
+    /// The response is returned too when one came back complete.
+    async fn bake_inner(&self, url: &str, conditional: bool) -> (PageResult, Option<Fetched>) {
         let mut result = PageResult::new(url);
         let path = match urlmap::apply_query_policy(url, self.cfg.output.query_strings) {
             Ok(p) => p.to_string(),
             Err(e) => {
                 result.outcome = Outcome::Skipped(e.to_string());
-                return result;
+                return (result, None);
             }
         };
         if let Some(renderer) = self.renderer() {
@@ -687,7 +821,7 @@ impl Baker {
                     }
                     Err(e) => self.fail(&path, None, PageError::Render(Arc::new(e))).await,
                 };
-                return result;
+                return (result, None);
             }
         }
         let Some(fetcher) = &self.fetcher else {
@@ -698,17 +832,21 @@ impl Baker {
                 // A page whose data file vanished: remove it.
                 result.outcome = self.gone(&path, None).await;
             }
-            return result;
+            return (result, None);
         };
         if !self.claim(&path) {
             result.outcome =
                 Outcome::Skipped("already baked in this run (reached through a redirect)".into());
-            return result;
+            return (result, None);
         }
         // The validators of the baked copy, when that copy is really there:
         // an unchanged page then costs the origin a 304 and kiln no write.
         let known = match self.validators_of(&path).await {
-            Ok(Some((file, v))) if self.root.has_page(Path::new(&file)).unwrap_or(false) => Some(v),
+            Ok(Some((file, v)))
+                if conditional && self.root.has_page(Path::new(&file)).unwrap_or(false) =>
+            {
+                Some(v)
+            }
             _ => None,
         };
         let fetched = {
@@ -723,22 +861,22 @@ impl Baker {
                 if let FetchError::NotOnOrigin(_) = e {
                     // Never a page: not recorded, never fetched again.
                     result.outcome = Outcome::Skipped(e.to_string());
-                    return result;
+                    return (result, None);
                 }
                 let code = match &e {
                     FetchError::ServerError { status, .. } => Some(*status),
                     _ => None,
                 };
                 result.outcome = self.fail(&path, code, PageError::Fetch(Arc::new(e))).await;
-                return result;
+                return (result, None);
             }
         };
-        self.classify(&mut result, &path, fetched).await;
-        result
+        self.classify(&mut result, &path, &fetched).await;
+        (result, Some(fetched))
     }
 
     /// Decides what a complete response means for the page and stores it.
-    async fn classify(&self, result: &mut PageResult, path: &str, fetched: Fetched) {
+    async fn classify(&self, result: &mut PageResult, path: &str, fetched: &Fetched) {
         let final_path = fetched.final_path.clone();
         result.final_path = Some(final_path.clone());
         result.hops = fetched.hops.len();

@@ -82,6 +82,30 @@ pub(crate) struct RawConfig {
     /// `[[publish]]`
     #[serde(default)]
     pub(crate) publish: Vec<RawPublish>,
+    /// `[[revalidate]]`
+    #[serde(default)]
+    pub(crate) revalidate: Vec<RawRevalidate>,
+}
+
+/// `[[revalidate]]`: pages re-checked on a clock, for changes no event names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawRevalidate {
+    /// URL path glob, e.g. `/` or `/news/**`.
+    pub(crate) glob: String,
+    /// Each matching page is re-checked once per this interval.
+    pub(crate) every: HumanDuration,
+}
+
+/// A `[[revalidate]]` rule, resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct RevalidateRule {
+    /// The glob as written (for messages and status).
+    pub(crate) pattern: String,
+    /// Matches URL paths.
+    pub(crate) glob: GlobMatcher,
+    /// Interval over which every matching page is re-checked once.
+    pub(crate) every: Duration,
 }
 
 /// `[[publish]]`: object storage the output is mirrored to.
@@ -363,6 +387,12 @@ pub(crate) struct RawDaemon {
     pub(crate) max_spool_file: Option<Size>,
     /// Most targets one request or spool file may name.
     pub(crate) max_targets: Option<usize>,
+    /// Answer nginx's anonymous misses (`/v1/fill`): one origin request per
+    /// missed URL however many visitors ask, and the page baked.
+    pub(crate) fill: Option<bool>,
+    /// How long an origin failure or a 404 seen by a fill is shown to
+    /// further misses of that URL before the origin is asked again.
+    pub(crate) fill_window: Option<HumanDuration>,
 }
 
 /// What a `Vary: Cookie` (or `Authorization`) response to kiln's
@@ -638,6 +668,10 @@ pub(crate) struct Daemon {
     pub(crate) max_spool_file: u64,
     /// Most targets per request or spool file.
     pub(crate) max_targets: usize,
+    /// Whether `/v1/fill` answers nginx's anonymous misses.
+    pub(crate) fill: bool,
+    /// How long a failed or 404 fill answers further misses of its URL.
+    pub(crate) fill_window: Duration,
 }
 
 /// The validated configuration every stage reads.
@@ -679,6 +713,8 @@ pub(crate) struct Config {
     pub(crate) purge: Vec<PurgeHook>,
     /// Object storage mirrors.
     pub(crate) publish: Vec<PublishS3>,
+    /// Pages re-checked on a clock.
+    pub(crate) revalidate: Vec<RevalidateRule>,
 }
 
 /// Command-line values that override the file.
@@ -797,6 +833,7 @@ impl Config {
             daemon,
             purge: resolve_purge(raw.purge, &invalid)?,
             publish: resolve_publish(raw.publish, &invalid)?,
+            revalidate: resolve_revalidate(raw.revalidate, &invalid)?,
             base_dir,
         })
     }
@@ -1150,7 +1187,42 @@ fn resolve_daemon(raw: RawDaemon, invalid: &Invalid<'_>) -> Result<Daemon, Confi
         max_retry_delay: raw.max_retry_delay.map_or(secs(30), |d| d.0),
         max_spool_file: raw.max_spool_file.map_or(4 << 20, |s| s.0),
         max_targets: raw.max_targets.unwrap_or(10_000),
+        fill: raw.fill.unwrap_or(true),
+        fill_window: raw.fill_window.map_or(secs(2), |d| d.0),
     })
+}
+
+fn resolve_revalidate(
+    raw: Vec<RawRevalidate>,
+    invalid: &Invalid<'_>,
+) -> Result<Vec<RevalidateRule>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        let glob = path_matcher(&r.glob).map_err(|e| {
+            invalid(
+                &format!("revalidate[{i}].glob"),
+                format!(
+                    "is `{}`: {e}; write a URL path glob such as \"/\" or \"/news/**\"",
+                    r.glob
+                ),
+            )
+        })?;
+        if r.every.0 < Duration::from_secs(1) {
+            return Err(invalid(
+                &format!("revalidate[{i}].every"),
+                format!(
+                    "is {:?}: re-checking a page more than once a second is a load test, not a safety net; use \"1s\" or more",
+                    r.every.0
+                ),
+            ));
+        }
+        out.push(RevalidateRule {
+            pattern: r.glob,
+            glob,
+            every: r.every.0,
+        });
+    }
+    Ok(out)
 }
 
 fn resolve_origin(

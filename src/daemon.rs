@@ -134,11 +134,24 @@ pub(crate) async fn run(
         crate::output::Outbox::new(&cfg, index.clone(), root.clone(), output_retry_policy(&cfg))
             .map_err(DaemonError::Publish)?;
     let output_stats = outbox.as_ref().map(|o| o.stats.clone());
+    let mut fill_outputs: Vec<Box<dyn Output>> = Vec::new();
     if let Some(outbox) = outbox {
         let waker = crate::output::Waker::default();
         tasks.spawn(crate::output::worker(outbox, waker.clone(), cancel.clone()));
-        outputs.push(Box::new(waker));
+        outputs.push(Box::new(waker.clone()));
+        fill_outputs.push(Box::new(waker));
     }
+    // nginx's anonymous misses (fetch mode, with the HTTP endpoint on).
+    let filler = (cfg.origin.is_some() && cfg.daemon.fill && listener.is_some()).then(|| {
+        Arc::new(crate::fill::Filler::new(
+            baker.clone(),
+            cfg.daemon.fill_window,
+            submitter.clone(),
+            fill_outputs,
+            metrics.clone(),
+            backlog.clone(),
+        ))
+    });
     tasks.spawn(schedule::worker(
         baker.clone(),
         submitter.jobs().clone(),
@@ -186,7 +199,15 @@ pub(crate) async fn run(
                 max_targets: cfg.daemon.max_targets,
                 journal,
                 outputs: output_stats.clone(),
+                filler: filler.clone(),
             },
+        }));
+    }
+    if !cfg.revalidate.is_empty() {
+        intakes.push(Box::new(crate::revalidate::RevalidateIntake {
+            rules: cfg.revalidate.clone(),
+            index: index.clone(),
+            metrics: metrics.clone(),
         }));
     }
     if let Some(redis) = cfg.redis.clone() {
@@ -240,6 +261,13 @@ pub(crate) async fn run(
     tracing::info!("shutting down: finishing in-flight pages");
     cancel.cancel();
     while tasks.join_next().await.is_some() {}
+    if let Some(filler) = &filler {
+        // A fill still baking finishes and is committed like any page.
+        filler.finish().await;
+        if let Err(e) = baker.flush().await {
+            tracing::error!(error = %e, "index flush after the last fills failed");
+        }
+    }
     drop(lock);
     tracing::info!("daemon stopped");
     Ok(())

@@ -1,6 +1,7 @@
 //! The loopback HTTP endpoint: `POST /v1/regen`, `GET /v1/jobs/{id}`,
-//! `GET /v1/status`, `GET /metrics`, `GET /healthz`. A bearer token guards
-//! everything but `/healthz` whenever one is configured.
+//! `GET /v1/status`, `GET /metrics`, `GET /healthz`, and `GET /v1/fill/…`
+//! for nginx's anonymous misses ([`crate::fill`]). A bearer token guards
+//! everything but `/healthz` and the fill whenever one is configured.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,8 @@ pub(crate) struct ApiState {
     pub(crate) journal: crate::queue::Journal,
     /// The outputs' counts, when there are outputs.
     pub(crate) outputs: Option<Arc<crate::output::OutputStats>>,
+    /// Answers nginx's anonymous misses, when fill is on (fetch mode).
+    pub(crate) filler: Option<Arc<crate::fill::Filler>>,
 }
 
 /// Largest `POST /v1/regen` body read.
@@ -154,6 +157,12 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        // Not behind the token: nginx calls it for anonymous visitors, and
+        // all it can do is what any visitor through nginx can (fetch a
+        // public page of the origin, bake it if the privacy rules pass).
+        .route("/v1/fill", get(fill))
+        .route("/v1/fill/", get(fill))
+        .route("/v1/fill/{*path}", get(fill))
         .merge(guarded)
         .with_state(state)
 }
@@ -349,6 +358,75 @@ async fn job(State(s): State<ApiState>, Path(id): Path<u64>) -> Response {
     }
 }
 
+/// Prefix nginx puts before the visitor's request URI.
+const FILL_PREFIX: &str = "/v1/fill";
+
+/// `GET /v1/fill/<visitor's path and query>`: nginx's anonymous miss
+/// ([`crate::fill`]).
+async fn fill(State(s): State<ApiState>, req: Request) -> Response {
+    let Some(filler) = &s.filler else {
+        return to_app("fill is off");
+    };
+    let uri = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let visitor = uri.strip_prefix(FILL_PREFIX).unwrap_or(uri);
+    let visitor = if visitor.is_empty() || visitor.starts_with('?') {
+        format!("/{visitor}")
+    } else {
+        visitor.to_string()
+    };
+    let answer = filler.answer(&visitor).await;
+    match &*answer {
+        crate::fill::Answer::Shared {
+            status,
+            content_type,
+            body,
+            baked: _,
+        } => (
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
+            [
+                (header::CONTENT_TYPE, content_type.as_str()),
+                // As the baked file will be served: always revalidated.
+                (header::CACHE_CONTROL, "public, max-age=0, must-revalidate"),
+                (header::HeaderName::from_static("x-kiln"), answer.label()),
+            ],
+            body.clone(),
+        )
+            .into_response(),
+        crate::fill::Answer::ToApp(why) => to_app(why),
+        crate::fill::Answer::Unavailable { status, reason: _ } => (
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+                (header::RETRY_AFTER, "2"),
+                (header::HeaderName::from_static("x-kiln"), answer.label()),
+            ],
+            "<!doctype html><title>Try again shortly</title><h1>This page cannot be shown right now</h1><p>The site is having trouble. Please try again in a moment.</p>\n",
+        )
+            .into_response(),
+    }
+}
+
+/// nginx proxies the visitor's own request to the app instead
+/// (`X-Accel-Redirect` to the block's `@origin` location).
+fn to_app(why: &'static str) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (
+                header::HeaderName::from_static("x-accel-redirect"),
+                "@origin",
+            ),
+            (header::HeaderName::from_static("x-kiln"), why),
+        ],
+    )
+        .into_response()
+}
+
 async fn status(State(s): State<ApiState>) -> Response {
     match s.index.summary().await {
         Ok(sum) => {
@@ -368,6 +446,10 @@ async fn status(State(s): State<ApiState>) -> Response {
                 if let Some(stats) = &s.outputs {
                     let depth = s.index.outbox_depth().await.unwrap_or(0);
                     v.insert("outputs".into(), stats.to_json(depth));
+                }
+                v.insert("revalidated".into(), s.metrics.revalidations.get().into());
+                if let Some(filler) = &s.filler {
+                    v.insert("fill".into(), filler.stats.to_json());
                 }
             }
             Json(v).into_response()

@@ -24,10 +24,12 @@
 //! - [`intake_redis`]: the Redis Streams intake (fan-out to every web host).
 //! - [`queue`]: the durable spool directory (`tmp/` → `new/` → done or `failed/`).
 //! - [`schedule`]: debounce, single flight, bounded concurrency, retries.
+//! - [`fill`]: nginx's anonymous misses, one origin request each, baked.
 //! - [`http`]: the loopback API; [`metrics`]: Prometheus counters.
 //! - [`watch`]: template and data watching in render mode.
 //! - [`daemon`]: the supervisor that runs the long-lived workers.
 //! - [`release`]: atomic release directories and the `current` symlink.
+//! - [`revalidate`]: `[[revalidate]]`, a clock for pages no event names.
 //! - [`retry`]: the one retry policy (backoff, cap, jitter, Retry-After, give-up age).
 //! - [`nginx`]: the generated server block.
 //! - [`output`]: what goes beside the local web root, drained from the
@@ -54,6 +56,7 @@ pub(crate) mod config;
 pub(crate) mod crawl;
 pub(crate) mod daemon;
 pub(crate) mod files;
+pub(crate) mod fill;
 pub(crate) mod http;
 pub(crate) mod index;
 pub(crate) mod intake_redis;
@@ -66,6 +69,7 @@ pub(crate) mod output;
 pub(crate) mod queue;
 pub(crate) mod release;
 pub(crate) mod retry;
+pub(crate) mod revalidate;
 pub(crate) mod schedule;
 pub(crate) mod serve;
 pub(crate) mod source;

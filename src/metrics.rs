@@ -33,6 +33,13 @@ pub(crate) struct OutputLabel {
     pub(crate) kind: String,
 }
 
+/// Label for fill answers.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct FillLabel {
+    /// baked, public, app, unavailable.
+    pub(crate) answer: &'static str,
+}
+
 /// Every metric the daemon exports.
 pub(crate) struct Metrics {
     registry: Registry,
@@ -68,6 +75,10 @@ pub(crate) struct Metrics {
     pub(crate) index_write_failures: Gauge,
     /// Pages in the index by status, refreshed at each scrape.
     pub(crate) index_pages: Family<StatusLabel, Gauge>,
+    /// Visitor misses answered by the fill, by answer.
+    pub(crate) fills: Family<FillLabel, Counter>,
+    /// Pages re-checked by `[[revalidate]]`.
+    pub(crate) revalidations: Counter,
 }
 
 impl Default for Metrics {
@@ -154,8 +165,22 @@ impl Metrics {
             "Pages in the index by status",
             index_pages.clone(),
         );
+        let fills = Family::<FillLabel, Counter>::default();
+        registry.register(
+            "fill_requests",
+            "Anonymous misses nginx handed to the daemon, by answer (baked, public, app, unavailable)",
+            fills.clone(),
+        );
+        let revalidations = Counter::default();
+        registry.register(
+            "revalidations",
+            "Pages re-checked on the clock of a [[revalidate]] rule",
+            revalidations.clone(),
+        );
         Metrics {
             registry,
+            fills,
+            revalidations,
             events,
             fetches,
             errors,
@@ -217,6 +242,11 @@ impl Metrics {
             .get_or_create(&OutcomeLabel { outcome: name })
             .inc();
         self.latency.observe(latency.as_secs_f64());
+    }
+
+    /// Counts one fill answer.
+    pub(crate) fn count_fill(&self, answer: &'static str) {
+        self.fills.get_or_create(&FillLabel { answer }).inc();
     }
 
     /// Updates the backlog gauges.

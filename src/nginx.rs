@@ -29,6 +29,8 @@ pub(crate) struct NginxOptions {
     pub(crate) content_types: Vec<(String, String)>,
     /// A baked `/404.html` to show for missing pages (sites without an origin).
     pub(crate) not_found_page: bool,
+    /// The daemon that answers anonymous misses (`/v1/fill`), with an origin.
+    pub(crate) fill: Option<std::net::SocketAddr>,
 }
 
 /// A location that serves one file with its recorded media type.
@@ -134,6 +136,7 @@ pub(crate) fn render(o: &NginxOptions) -> String {
         brotli => o.brotli,
         typed => typed_locations(&o.content_types),
         not_found_page => o.not_found_page && o.origin.is_none(),
+        fill => o.origin.as_ref().and(o.fill).map(|a| a.to_string()),
     };
     env.render_str(TEMPLATE, ctx)
         .expect("the built-in nginx template renders: it is tested")
@@ -174,6 +177,7 @@ mod tests {
                 ("/bad.json".into(), "application/json\"; evil".into()),
             ],
             not_found_page: true,
+            fill: None,
         });
         for want in [
             "root \"/srv/www/current\";",

@@ -9,7 +9,8 @@ use crate::nginx::{render, NginxOptions};
 #[command(after_help = "Examples:
   kiln nginx > /etc/nginx/conf.d/site.conf
   kiln nginx --listen 127.0.0.1:8080 --server-name example.org
-  kiln nginx --session-cookie sessionid --session-cookie 'wordpress_logged_in_*' ")]
+  kiln nginx --session-cookie sessionid --session-cookie 'wordpress_logged_in_*'
+  kiln nginx --fill off              # misses go straight to the app")]
 pub struct NginxArgs {
     /// `listen` value for the server block
     #[arg(long, default_value = "80")]
@@ -22,6 +23,11 @@ pub struct NginxArgs {
     /// WordPress session and login cookies)
     #[arg(long = "session-cookie")]
     pub session_cookies: Vec<String>,
+    /// The daemon that answers anonymous misses (`IP:PORT`, or `off` to send
+    /// them straight to the origin). Default: `daemon.listen` when
+    /// `daemon.fill` is on
+    #[arg(long, value_name = "ADDR|off")]
+    pub fill: Option<String>,
 }
 
 /// Prints the config for the configured output (or its `current` release).
@@ -41,6 +47,26 @@ pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
     } else {
         (Vec::new(), Vec::new())
     };
+    let fill = match args.fill.as_deref() {
+        Some(text) => crate::config::parse_listen(text).map_err(|_| {
+            crate::cli::UsageError(format!(
+                "--fill `{text}`: expected the daemon's address like 127.0.0.1:7878, or `off`"
+            ))
+        })?,
+        None if cfg.daemon.fill => cfg.daemon.listen,
+        None => None,
+    }
+    .map(|mut a| {
+        // nginx connects to the daemon on this machine.
+        if a.ip().is_unspecified() {
+            a.set_ip(if a.is_ipv6() {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            });
+        }
+        a
+    });
     print!(
         "{}",
         render(&NginxOptions {
@@ -76,6 +102,7 @@ pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
                 .contains(&crate::config::Encoding::Brotli),
             content_types,
             not_found_page,
+            fill,
         })
     );
     Ok(Exit::Clean)

@@ -7,6 +7,7 @@ mod daemon;
 mod distributed;
 mod django;
 mod durability;
+mod fill;
 mod hostile;
 mod hostile2;
 mod https;

@@ -137,8 +137,22 @@ async fn serve(
     resp
 }
 
-/// Pages generated on the fly: an infinite calendar (a crawl trap).
+/// Answers of the `/visitor/…` pages so far (each one is different).
+static VISITORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Pages generated on the fly: an infinite calendar (a crawl trap), and
+/// `/visitor/…`, a per-visitor page (a new session cookie and a body naming
+/// it on every request, as an app's account page would be), slow enough
+/// that concurrent visitors overlap.
 fn dynamic(path: &str) -> Option<Page> {
+    if path.starts_with("/visitor/") {
+        let n = VISITORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Some(
+            Page::html(format!("<p>hello visitor {n}</p>"))
+                .with_header("set-cookie", &format!("visitor={n}; Path=/"))
+                .delay(Duration::from_millis(200)),
+        );
+    }
     let rest = path.strip_prefix("/calendar/")?;
     let n: u64 = rest.trim_end_matches('/').parse().ok()?;
     Some(Page::html(format!(
@@ -696,7 +710,7 @@ impl Nginx {
         }
         let d = dir.display();
         let conf = format!(
-            "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\nhttp {{\n  types {{ text/html html; text/css css; application/xml xml; application/atom+xml atom; application/json json; text/plain txt; }}\n  default_type application/octet-stream;\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/kiln.conf;\n}}\n"
+            "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nworker_rlimit_nofile 8192;\nevents {{ worker_connections 4096; }}\nhttp {{\n  types {{ text/html html; text/css css; application/xml xml; application/atom+xml atom; application/json json; text/plain txt; }}\n  default_type application/octet-stream;\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/kiln.conf;\n}}\n"
         );
         let path = dir.join("nginx.conf");
         std::fs::write(&path, conf).unwrap();
