@@ -429,6 +429,8 @@ struct BodyMeta {
     validators: Option<Validators>,
     /// The status it came with.
     http_status: Option<u16>,
+    /// The origin's shared-cache lifetime (seconds).
+    max_age: Option<u32>,
 }
 
 /// A file removal held back until the end of a run.
@@ -816,6 +818,7 @@ impl Baker {
                             content_type: page.content_type,
                             validators: None,
                             http_status: Some(200),
+                            max_age: None,
                         };
                         self.store(&path, &body, meta, page.tags).await
                     }
@@ -947,6 +950,7 @@ impl Baker {
             content_type,
             validators: Validators::of(&fetched.headers),
             http_status: Some(fetched.status),
+            max_age: crate::source::fetch::shared_max_age(&fetched.headers),
         };
         let outcome = self.store(&final_path, &fetched.body, meta, tags).await;
         if verdict == Verdict::Anonymous && matches!(outcome, Outcome::Written | Outcome::Unchanged)
@@ -1004,6 +1008,7 @@ impl Baker {
             content_type,
             validators,
             http_status,
+            max_age,
         } = meta;
         let rel = match urlmap::file_for(path, is_html, self.cfg.output.query_strings) {
             Ok(r) => r,
@@ -1057,6 +1062,7 @@ impl Baker {
             tags,
         );
         record.validators = validators;
+        record.max_age = max_age;
         self.record(record).await;
         outcome
     }

@@ -95,6 +95,9 @@ pub(crate) struct RawRevalidate {
     pub(crate) glob: String,
     /// Each matching page is re-checked once per this interval.
     pub(crate) every: HumanDuration,
+    /// A page whose origin said `Cache-Control: s-maxage=N` (or `max-age`)
+    /// with N shorter than `every` is re-checked every N instead.
+    pub(crate) honour_cache_control: Option<bool>,
 }
 
 /// A `[[revalidate]]` rule, resolved.
@@ -106,6 +109,8 @@ pub(crate) struct RevalidateRule {
     pub(crate) glob: GlobMatcher,
     /// Interval over which every matching page is re-checked once.
     pub(crate) every: Duration,
+    /// Shorter intervals from the origin's `Cache-Control` apply.
+    pub(crate) honour_cache_control: bool,
 }
 
 /// `[[publish]]`: object storage the output is mirrored to.
@@ -1220,6 +1225,7 @@ fn resolve_revalidate(
             pattern: r.glob,
             glob,
             every: r.every.0,
+            honour_cache_control: r.honour_cache_control.unwrap_or(false),
         });
     }
     Ok(out)

@@ -107,6 +107,11 @@ pub(crate) struct PageRecord {
     /// `ETag` and `Last-Modified` of the baked response (None: none sent).
     #[serde(skip)]
     pub(crate) validators: Option<crate::source::fetch::Validators>,
+    /// How long a shared cache may keep the baked response, from the
+    /// origin's `Cache-Control` (`s-maxage`, else `max-age`), in seconds:
+    /// `[[revalidate]] honour-cache-control` re-checks the page that often.
+    #[serde(skip)]
+    pub(crate) max_age: Option<u32>,
     /// Dependency tags (replaced on every successful fetch). `None` keeps the stored ones.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) tags: Option<Vec<String>>,
@@ -128,6 +133,7 @@ impl PageRecord {
             fetched_at: now(),
             content_type: None,
             validators: None,
+            max_age: None,
             tags: None,
             outbox: false,
         }
@@ -304,7 +310,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 
 /// The schema version this kiln writes (`PRAGMA user_version`); an index
 /// from a newer kiln is refused rather than misread.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// The tag lookup; a test checks its query plan uses the primary key.
 const URLS_FOR_TAG: &str = "SELECT url FROM tags WHERE tag = ?1";
@@ -393,10 +399,11 @@ impl Index {
             // Decided against the row as it was, inside this transaction.
             let to_outputs = record.outbox && changes_what_is_published(conn, &record)?;
             conn.prepare_cached(
-                "INSERT INTO pages (url, file, hash, status, http_status, error, fetched_at, content_type, etag, last_modified)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                "INSERT INTO pages (url, file, hash, status, http_status, error, fetched_at, content_type, etag, last_modified, max_age)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT(url) DO UPDATE SET
                    variant = NULL,
+                   max_age = CASE WHEN excluded.file IS NULL THEN pages.max_age ELSE excluded.max_age END,
                    etag = CASE WHEN excluded.file IS NULL THEN pages.etag ELSE excluded.etag END,
                    last_modified = CASE WHEN excluded.file IS NULL THEN pages.last_modified ELSE excluded.last_modified END,
                    content_type = COALESCE(excluded.content_type, pages.content_type),
@@ -415,7 +422,8 @@ impl Index {
                 record.fetched_at,
                 record.content_type,
                 record.validators.as_ref().and_then(|v| v.etag.clone()),
-                record.validators.as_ref().and_then(|v| v.last_modified.clone())
+                record.validators.as_ref().and_then(|v| v.last_modified.clone()),
+                record.max_age
             ])?;
             if record.status == Status::Ok {
                 // The URL answers itself now: forget any redirect recorded earlier.
@@ -577,6 +585,19 @@ impl Index {
             let mut stmt = conn
                 .prepare_cached("SELECT url FROM pages WHERE status != 'deleted' ORDER BY url")?;
             let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Every page that is not removed, with the shared-cache lifetime its
+    /// origin gave (seconds), for `[[revalidate]]`.
+    pub(crate) async fn revalidation_list(&self) -> Result<Vec<(String, Option<u32>)>, IndexError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT url, max_age FROM pages WHERE status != 'deleted' ORDER BY url",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
             rows.collect()
         })
         .await
@@ -889,6 +910,7 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<PageRecord> {
         fetched_at: r.get(6)?,
         content_type: r.get(7)?,
         validators: None,
+        max_age: None,
         tags: None,
         outbox: false,
     })
@@ -1017,14 +1039,20 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     // Columns later kiln versions added: the recorded content type and the
     // origin's validators (ETag, Last-Modified) for conditional re-fetches.
-    for column in ["content_type", "etag", "last_modified"] {
+    // Schema 3: the shared-cache lifetime the origin gave (`max_age`).
+    for (column, kind) in [
+        ("content_type", "TEXT"),
+        ("etag", "TEXT"),
+        ("last_modified", "TEXT"),
+        ("max_age", "INTEGER"),
+    ] {
         let present: bool = conn.query_row(
             "SELECT COUNT(*) > 0 FROM pragma_table_info('pages') WHERE name = ?1",
             [column],
             |r| r.get(0),
         )?;
         if !present {
-            conn.execute_batch(&format!("ALTER TABLE pages ADD COLUMN {column} TEXT"))?;
+            conn.execute_batch(&format!("ALTER TABLE pages ADD COLUMN {column} {kind}"))?;
         }
     }
     conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
@@ -1079,6 +1107,7 @@ mod tests {
             fetched_at: now(),
             content_type: Some("text/html".into()),
             validators: None,
+            max_age: None,
             tags: Some(tags.iter().map(|s| s.to_string()).collect()),
             outbox: false,
         }

@@ -5,6 +5,8 @@
 //! conditional request, and a 304 costs no write. Events stay the primary
 //! mechanism; this is the safety net.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,18 +52,60 @@ impl Intake for RevalidateIntake {
     }
 }
 
-/// How many of `n` pages spread over `every` are due `elapsed` into the
-/// cycle: page `i` is due at `i × every / n`, so the first at once and
-/// the rate even.
-pub(crate) fn due_by(n: usize, every: Duration, elapsed: Duration) -> usize {
-    if n == 0 {
-        return 0;
+/// When each page of one cycle is re-checked. Pages that share an
+/// interval are spread evenly over it (page `i` of `n` first at
+/// `i × interval / n`, then once per interval), so the rate is even and
+/// there is no thundering re-check at :00; the cycle ends at `every`.
+pub(crate) struct Plan {
+    /// (due, page) soonest first.
+    due: BinaryHeap<Reverse<(Duration, usize)>>,
+    intervals: Vec<Duration>,
+    every: Duration,
+}
+
+impl Plan {
+    /// A plan for pages with these intervals (each at most `every`).
+    pub(crate) fn new(intervals: Vec<Duration>, every: Duration) -> Plan {
+        let mut groups: HashMap<Duration, Vec<usize>> = HashMap::new();
+        for (page, interval) in intervals.iter().enumerate() {
+            groups.entry(*interval).or_default().push(page);
+        }
+        let mut due = BinaryHeap::with_capacity(intervals.len());
+        for (interval, pages) in groups {
+            let n = pages.len() as u32;
+            for (i, page) in pages.into_iter().enumerate() {
+                due.push(Reverse((interval * i as u32 / n, page)));
+            }
+        }
+        Plan {
+            due,
+            intervals,
+            every,
+        }
     }
-    if elapsed >= every {
-        return n;
+
+    /// The pages due `elapsed` into the cycle (each re-planned one
+    /// interval later, within the cycle).
+    pub(crate) fn take_due(&mut self, elapsed: Duration) -> Vec<usize> {
+        let mut out = Vec::new();
+        while let Some(Reverse((at, page))) = self.due.peek().copied() {
+            if at > elapsed {
+                break;
+            }
+            self.due.pop();
+            out.push(page);
+            let next = at + self.intervals[page];
+            if next < self.every {
+                self.due.push(Reverse((next, page)));
+            }
+        }
+        out
     }
-    let due = (elapsed.as_nanos() * n as u128 / every.as_nanos().max(1)) as usize + 1;
-    due.min(n)
+
+    /// When the next page is due, from the cycle's start.
+    pub(crate) fn next_at(&self) -> Option<Duration> {
+        self.due.peek().map(|Reverse((at, _))| *at)
+    }
 }
 
 /// One rule's cycles until shutdown.
@@ -73,25 +117,36 @@ async fn clock(
     shutdown: CancellationToken,
 ) {
     loop {
-        // The pages of this cycle: baked now and matching (a page baked
+        // The pages of this cycle: known now and matching (a page baked
         // later joins the next cycle).
-        let urls: Vec<String> = match index.live_urls().await {
-            Ok(urls) => urls
+        let pages: Vec<(String, Option<u32>)> = match index.revalidation_list().await {
+            Ok(pages) => pages
                 .into_iter()
-                .filter(|u| rule.glob.is_match(u.split('?').next().unwrap_or(u)))
+                .filter(|(u, _)| rule.glob.is_match(u.split('?').next().unwrap_or(u)))
                 .collect(),
             Err(e) => {
                 tracing::warn!(glob = %rule.pattern, error = %e, "revalidate: the index could not list pages; trying again next interval");
                 Vec::new()
             }
         };
+        let intervals = pages
+            .iter()
+            .map(|(_, max_age)| match max_age {
+                Some(s) if rule.honour_cache_control => {
+                    Duration::from_secs(u64::from(*s).max(1)).min(rule.every)
+                }
+                _ => rule.every,
+            })
+            .collect();
+        let mut plan = Plan::new(intervals, rule.every);
         let start = Instant::now();
-        let n = urls.len();
-        let mut sent = 0;
-        while sent < n {
-            let due = due_by(n, rule.every, start.elapsed());
-            if due > sent {
-                let batch: Vec<Target> = urls[sent..due].iter().cloned().map(Target::Url).collect();
+        loop {
+            let due = plan.take_due(start.elapsed());
+            if !due.is_empty() {
+                let batch: Vec<Target> = due
+                    .into_iter()
+                    .map(|i| Target::Url(pages[i].0.clone()))
+                    .collect();
                 metrics.revalidations.inc_by(batch.len() as u64);
                 let accepted = submit
                     .submit(Request {
@@ -103,14 +158,10 @@ async fn clock(
                 if accepted.is_none() {
                     return; // the scheduler has stopped
                 }
-                sent = due;
             }
-            if sent == n {
-                break;
-            }
-            // When the next page is due (and not sooner than MIN_STEP).
-            let next = start + rule.every.mul_f64(sent as f64 / n as f64);
-            let next = next.max(Instant::now() + MIN_STEP);
+            let Some(next) = plan.next_at() else { break };
+            // Not sooner than MIN_STEP: pages due closer together share a request.
+            let next = (start + next).max(Instant::now() + MIN_STEP);
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep_until(next) => {}
@@ -127,31 +178,67 @@ async fn clock(
 mod tests {
     use super::*;
 
-    #[test]
-    fn ten_thousand_pages_on_a_minute_are_rechecked_at_an_even_rate() {
-        let (n, every) = (10_000, Duration::from_secs(60));
-        assert_eq!(due_by(n, every, Duration::ZERO), 1, "the first at once");
-        let mut last = 1;
-        for s in 1..=60 {
-            let due = due_by(n, every, Duration::from_secs(s));
-            let in_second = due - last;
-            assert!(
-                (166..=167).contains(&in_second),
-                "second {s}: {in_second} pages (an even rate is 166.7/s)"
-            );
-            last = due;
+    /// Pages per whole second of a plan run to its end.
+    fn per_second(mut plan: Plan, seconds: usize) -> Vec<usize> {
+        let mut counts = vec![0; seconds];
+        let mut taken = 0;
+        for ms in 0..(seconds as u64 * 1000) {
+            let due = plan.take_due(Duration::from_millis(ms)).len();
+            counts[(ms / 1000) as usize] += due;
+            taken += due;
         }
-        assert_eq!(last, n, "all of them within the interval");
+        assert!(plan.next_at().is_none(), "the plan ends with its cycle");
+        counts.push(taken);
+        counts
     }
 
     #[test]
-    fn a_few_pages_are_spread_not_bunched() {
+    fn ten_thousand_pages_on_a_minute_are_rechecked_at_an_even_rate() {
         let every = Duration::from_secs(60);
-        assert_eq!(due_by(0, every, Duration::from_secs(30)), 0);
-        assert_eq!(due_by(1, every, Duration::from_secs(59)), 1);
-        assert_eq!(due_by(3, every, Duration::from_secs(19)), 1);
-        assert_eq!(due_by(3, every, Duration::from_secs(20)), 2);
-        assert_eq!(due_by(3, every, Duration::from_secs(40)), 3);
+        let counts = per_second(Plan::new(vec![every; 10_000], every), 60);
+        let total = counts[60];
+        assert_eq!(total, 10_000, "each page once in the interval");
+        for (s, n) in counts[..60].iter().enumerate() {
+            assert!(
+                (166..=167).contains(n),
+                "second {s}: {n} pages (an even rate is 166.7/s)"
+            );
+        }
+    }
+
+    #[test]
+    fn a_shorter_cache_lifetime_rechecks_its_pages_more_often_still_spread() {
+        let every = Duration::from_secs(60);
+        // 100 pages whose origin said s-maxage=10, 600 on the rule's minute.
+        let mut intervals = vec![Duration::from_secs(10); 100];
+        intervals.extend(vec![every; 600]);
+        let mut plan = Plan::new(intervals, every);
+        let mut per_page = vec![0usize; 700];
+        for ms in 0..60_000u64 {
+            for p in plan.take_due(Duration::from_millis(ms)) {
+                per_page[p] += 1;
+            }
+        }
+        assert!(
+            per_page[..100].iter().all(|&n| n == 6),
+            "every 10 s: 6 times a minute"
+        );
+        assert!(per_page[100..].iter().all(|&n| n == 1), "once a minute");
+        // 10/s from the short group plus 10/s from the long one.
+        let counts = per_second(
+            Plan::new(
+                {
+                    let mut v = vec![Duration::from_secs(10); 100];
+                    v.extend(vec![every; 600]);
+                    v
+                },
+                every,
+            ),
+            60,
+        );
+        for (s, n) in counts[..60].iter().enumerate() {
+            assert_eq!(*n, 20, "second {s}");
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -189,6 +276,7 @@ mod tests {
                 pattern: "/p/**".into(),
                 glob: crate::config::path_matcher("/p/**").expect("glob"),
                 every,
+                honour_cache_control: false,
             }],
             index,
             metrics: Arc::new(Metrics::new()),

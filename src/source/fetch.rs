@@ -167,6 +167,35 @@ impl Validators {
     }
 }
 
+/// How long a shared cache may keep a response, in seconds: `s-maxage`,
+/// else `max-age`, from `Cache-Control`; none for `no-cache`, `no-store`
+/// or `private` (such a response must be checked every time, or is never
+/// baked).
+pub(crate) fn shared_max_age(headers: &HeaderMap) -> Option<u32> {
+    let mut s_maxage = None;
+    let mut max_age = None;
+    for value in headers.get_all(reqwest::header::CACHE_CONTROL) {
+        for directive in value.to_str().ok()?.split(',') {
+            let directive = directive.trim().to_ascii_lowercase();
+            let (name, arg) = match directive.split_once('=') {
+                Some((n, a)) => (
+                    n.trim().to_string(),
+                    Some(a.trim().trim_matches('"').to_string()),
+                ),
+                None => (directive.clone(), None),
+            };
+            let seconds = || arg.as_deref().and_then(|a| a.parse::<u32>().ok());
+            match name.as_str() {
+                "no-cache" | "no-store" | "private" => return None,
+                "s-maxage" => s_maxage = seconds(),
+                "max-age" => max_age = seconds(),
+                _ => {}
+            }
+        }
+    }
+    s_maxage.or(max_age)
+}
+
 /// A redirect hop the origin sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Hop {
@@ -490,6 +519,24 @@ mod tests {
         .unwrap();
         let cfg = Config::from_raw(raw, None, ".".into(), &Overrides::default()).unwrap();
         Fetcher::new(cfg.origin.as_ref().unwrap(), std::path::Path::new("."), 1).unwrap()
+    }
+
+    #[test]
+    fn the_shared_cache_lifetime_comes_from_s_maxage_then_max_age() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(reqwest::header::CACHE_CONTROL, v.parse().unwrap());
+            m
+        };
+        assert_eq!(shared_max_age(&h("public, max-age=60")), Some(60));
+        assert_eq!(shared_max_age(&h("max-age=600, s-maxage=30")), Some(30));
+        assert_eq!(
+            shared_max_age(&h("S-MaxAge=\"45\", stale-while-revalidate=30")),
+            Some(45)
+        );
+        assert_eq!(shared_max_age(&h("no-cache, max-age=60")), None);
+        assert_eq!(shared_max_age(&h("max-age=soon")), None);
+        assert_eq!(shared_max_age(&HeaderMap::new()), None);
     }
 
     #[test]

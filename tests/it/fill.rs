@@ -353,3 +353,39 @@ async fn a_page_changed_without_an_event_is_fresh_within_one_interval_and_304s_w
     let (_, metrics) = d.get("/metrics", None).await;
     assert!(metrics.contains("kiln_revalidations_total"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_honour_cache_control_a_page_is_rechecked_as_often_as_its_s_maxage_says() {
+    let page = |text: &str| {
+        Page::html(text)
+            .with_header("etag", &format!("\"{text}\""))
+            .with_header("cache-control", "public, max-age=0, s-maxage=1")
+    };
+    let origin = Origin::start(vec![("/", page("one")), ("/slow/", Page::html("slow"))]).await;
+    let site = TestSite::for_origin(
+        &origin,
+        "[crawl]\nseeds = [\"/\", \"/slow/\"]\n[[revalidate]]\nglob = \"/**\"\nevery = \"60s\"\nhonour-cache-control = true\n",
+    );
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let _d = site.daemon(&[]).await;
+    // The cycle's first re-checks, then a change with no event.
+    wait_until(
+        Duration::from_secs(5),
+        "the first conditional re-check",
+        || async { origin.total_not_modified() >= 1 },
+    )
+    .await;
+    origin.set("/", page("two"));
+    wait_until(
+        Duration::from_secs(4),
+        "/ to be fresh within its s-maxage (1 s), not the rule's 60 s",
+        || async { site.read("index.html").as_deref() == Some("two") },
+    )
+    .await;
+    assert_eq!(
+        origin.hits("/slow/"),
+        2,
+        "a page without a lifetime keeps the rule's interval (the build, then one re-check)"
+    );
+}
