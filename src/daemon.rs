@@ -99,11 +99,7 @@ pub(crate) async fn run(
     let (submitter, requests) = schedule::channel(1024);
 
     let listener = match cfg.daemon.listen {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| DaemonError::Bind { addr, source })?,
-        ),
+        Some(addr) => Some(bind(addr).map_err(|source| DaemonError::Bind { addr, source })?),
         None => None,
     };
     let http_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
@@ -271,6 +267,26 @@ pub(crate) async fn run(
     drop(lock);
     tracing::info!("daemon stopped");
     Ok(())
+}
+
+/// Connections the kernel holds for the listener before it accepts them.
+/// A crowd missing one page is a burst of that many connections from nginx
+/// at once; with the default 128, the rest were dropped and their SYNs
+/// retried a second later (BENCHMARKS.md §10). The kernel caps it at
+/// `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// The HTTP listener, with a backlog for bursts.
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv6() {
+        tokio::net::TcpSocket::new_v6()?
+    } else {
+        tokio::net::TcpSocket::new_v4()?
+    };
+    // As std's listeners do: a restart may bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// How the outputs retry: the origin's first backoff, the daemon's cap and
