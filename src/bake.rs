@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::body::Body;
-use crate::check::{Checker, Verdict};
 use crate::config::{Config, QueryPolicy};
 use crate::index::{Index, PageRecord, Redirect};
 use crate::links::{self, Scope};
+use crate::privacy::{Checker, Verdict};
 use crate::source::fetch::{FetchError, Fetched, Fetcher, Hop, Validators};
 use crate::source::render::Renderer;
 use crate::tag::Tag;
@@ -79,6 +79,15 @@ impl PageError {
         match self {
             PageError::Fetch(e) if e.is_transient() => Retry::Transient(e.retry_after()),
             _ => Retry::No,
+        }
+    }
+
+    /// Nothing answered at the origin's address.
+    pub(crate) fn is_unreachable(&self) -> bool {
+        match self {
+            PageError::Fetch(e) => matches!(**e, FetchError::Connect { .. }),
+            PageError::GaveUp { last, .. } => last.is_unreachable(),
+            _ => false,
         }
     }
 
@@ -198,6 +207,10 @@ pub(crate) struct Summary {
     pub(crate) failed: Vec<(String, String)>,
     /// Whether `crawl.max-pages` stopped the crawl.
     pub(crate) hit_page_limit: bool,
+    /// Of the failed pages, those whose origin could not be connected to
+    /// (one problem, said once: "is the app running?").
+    #[serde(skip)]
+    pub(crate) unreachable: usize,
     /// Wall time.
     #[serde(with = "humantime_serde_secs")]
     pub(crate) elapsed: Duration,
@@ -233,7 +246,12 @@ impl Summary {
             Outcome::Redirected(_) => {}
             Outcome::Skipped(why) => self.skipped.push((r.url, why)),
             Outcome::Refused(why) => self.refused.push((r.url, why)),
-            Outcome::Failed(why) => self.failed.push((r.url, why.chain())),
+            Outcome::Failed(why) => {
+                if why.is_unreachable() {
+                    self.unreachable += 1;
+                }
+                self.failed.push((r.url, why.chain()))
+            }
         }
     }
 
@@ -247,6 +265,7 @@ impl Summary {
         self.unmatched.extend(other.unmatched);
         self.refused.extend(other.refused);
         self.failed.extend(other.failed);
+        self.unreachable += other.unreachable;
         self.hit_page_limit |= other.hit_page_limit;
     }
 
@@ -1416,7 +1435,7 @@ impl Baker {
                         Some("no baked page carries that tag and no [[depend]] rule names it");
                 }
                 Target::Glob(pattern) => {
-                    let matcher = match crate::config::path_matcher(pattern) {
+                    let matcher = match crate::glob::path_matcher(pattern) {
                         Ok(m) => m,
                         Err(e) => {
                             r.unmatched.push((t.to_string(), format!("refused: {e}")));
@@ -1427,7 +1446,7 @@ impl Baker {
                     // of a directory-style URL is not a path segment.
                     let matches =
                         |u: &str| matcher.is_match(u) || matcher.is_match(u.trim_end_matches('/'));
-                    let prefix = crate::config::glob_literal_prefix(pattern);
+                    let prefix = crate::glob::glob_literal_prefix(pattern);
                     let candidates = self
                         .index
                         .urls_for_tags(vec![Tag::Path(prefix.to_string()).into()])

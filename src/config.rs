@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use globset::{Glob, GlobMatcher, GlobSet, GlobSetBuilder};
+use globset::{GlobMatcher, GlobSet, GlobSetBuilder};
+
+use crate::glob::{glob_literal_prefix, path_glob, path_matcher};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use url::Url;
@@ -312,7 +314,7 @@ pub(crate) struct RawOutput {
     /// `skip` or `strip`.
     pub(crate) query_strings: Option<QueryPolicy>,
     /// `page`, `batch` or `none`.
-    pub(crate) durability: Option<crate::write::Durability>,
+    pub(crate) durability: Option<Durability>,
 }
 
 /// `[intake] redis = ...`, resolved.
@@ -398,6 +400,27 @@ pub(crate) struct RawDaemon {
     /// How long an origin failure or a 404 seen by a fill is shown to
     /// further misses of that URL before the origin is asked again.
     pub(crate) fill_window: Option<HumanDuration>,
+}
+
+/// How new files are made durable before they replace old ones
+/// (`[output] durability`). In every mode nginx sees old or new complete
+/// files, never partial ones (temp file + rename); they differ in what a
+/// power loss can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Durability {
+    /// Each file is fdatasync'd before its rename: a power loss keeps old or
+    /// new complete files. One disk flush per file.
+    Page,
+    /// Files written at the same time are made durable by one `syncfs` of
+    /// the output's filesystem, then renamed: the same guarantee as `page`
+    /// (old or new complete files, never empty ones) at a fraction of the
+    /// flushes. The default.
+    #[default]
+    Batch,
+    /// No flush: a crash of kiln leaves old or new files, but a power loss
+    /// may leave new files empty. For outputs on tmpfs or rebuilt anyway.
+    None,
 }
 
 /// What a `Vary: Cookie` (or `Authorization`) response to kiln's
@@ -612,7 +635,7 @@ pub(crate) struct Output {
     /// Query string policy.
     pub(crate) query_strings: QueryPolicy,
     /// How new files are made durable before they are renamed into place.
-    pub(crate) durability: crate::write::Durability,
+    pub(crate) durability: Durability,
 }
 
 /// A `[[render]]` route, resolved: its data glob compiled once.
@@ -1389,21 +1412,6 @@ pub(crate) fn parse_listen(
     }
 }
 
-/// The longest literal directory prefix of a glob (`/blog/*/x` → `/blog/`,
-/// `content/posts/*.md` → `content/posts/`): where matches can start. The
-/// one owner of this rule for URL globs (tag lookups) and data globs
-/// (watched directories).
-pub(crate) fn glob_literal_prefix(pattern: &str) -> &str {
-    let meta = pattern
-        .find(['*', '?', '[', '{', '\\'])
-        .unwrap_or(pattern.len());
-    match pattern[..meta].rfind('/') {
-        Some(i) => &pattern[..=i],
-        None if pattern.starts_with('/') => "/",
-        None => "",
-    }
-}
-
 fn glob_set(
     key: &str,
     globs: &[String],
@@ -1414,13 +1422,6 @@ fn glob_set(
         b.add(path_glob(g).map_err(|e| invalid(key, format!("has a bad glob `{g}`: {e}")))?);
     }
     b.build().map_err(|e| invalid(key, e.to_string()))
-}
-
-/// Compiles a glob over URL paths or tags: `*` stays within a path segment, `**` crosses.
-pub(crate) fn path_glob(pattern: &str) -> Result<Glob, globset::Error> {
-    globset::GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()
 }
 
 /// `name` with anything but ASCII letters, digits, `-` and `_` replaced,
@@ -1449,22 +1450,6 @@ pub(crate) fn redact_userinfo(url: &str) -> String {
         None => url.to_string(),
     }
 }
-
-/// A single compiled glob matcher (for `glob:` targets and rules).
-///
-/// globset panics when the regex a glob becomes is too large to compile (a
-/// few hundred nested braces do it); that panic is caught here and becomes
-/// an error naming the glob, so no pattern can take a worker down.
-pub(crate) fn path_matcher(pattern: &str) -> Result<GlobMatcher, GlobError> {
-    let glob = path_glob(pattern).map_err(|e| GlobError(e.to_string()))?;
-    std::panic::catch_unwind(move || glob.compile_matcher())
-        .map_err(|_| GlobError("the pattern is too complex to match with".into()))
-}
-
-/// Why a glob cannot be used.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct GlobError(String);
 
 #[cfg(test)]
 mod tests {
@@ -1637,13 +1622,7 @@ mod tests {
     }
 
     #[test]
-    fn glob_prefixes() {
-        assert_eq!(glob_literal_prefix("/blog/**"), "/blog/");
-        assert_eq!(glob_literal_prefix("/blog/2024-*/x"), "/blog/");
-        assert_eq!(glob_literal_prefix("/**"), "/");
-        assert_eq!(glob_literal_prefix("/exact/page/"), "/exact/page/");
-        assert_eq!(glob_literal_prefix("content/posts/*.md"), "content/posts/");
-        assert_eq!(glob_literal_prefix("*.md"), "");
+    fn a_data_glob_is_watched_from_its_literal_directory() {
         let c = load("[[render]]\ntemplate = \"p.html\"\nurl = \"/p/{slug}/\"\ndata = \"content/posts/*.md\"\n").unwrap();
         let data = c.render[0].data.as_ref().unwrap();
         assert_eq!(data.dir, Path::new("./content/posts"));

@@ -1,4 +1,4 @@
-//! `kiln daemon`: the supervisor. Spawns the spool intake ([`crate::queue::worker`]), the HTTP worker,
+//! `kiln daemon`: the supervisor. Spawns the spool intake ([`crate::intake::spool::worker`]), the HTTP worker,
 //! the template watcher (render mode) and the scheduler into one `JoinSet`,
 //! and stops them all when the shutdown future passed in completes.
 
@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bake::{Baker, RunOptions, SetupError};
 use crate::config::Config;
-use crate::http::{ApiState, HttpIntake};
+use crate::intake::http::{ApiState, HttpIntake};
+use crate::intake::spool::{Spool, SpoolError, SpoolIntake, SpoolLimits};
 use crate::metrics::Metrics;
-use crate::queue::{Spool, SpoolError, SpoolIntake, SpoolLimits};
-use crate::schedule::{self, Intake, Output, Request, Settings};
+use crate::schedule::{self, ChangeListener, Intake, Request, Settings};
 
 /// Fatal daemon errors (exit code 1 or 2); per-page errors never end up here.
 #[derive(Debug, thiserror::Error)]
@@ -125,17 +125,18 @@ pub(crate) async fn run(
 
     // Outputs beside the local web root, fed from the outbox: whatever a
     // previous run left is delivered first, then each change as it comes.
-    let mut outputs: Vec<Box<dyn Output>> = Vec::new();
+    let mut outputs: Vec<ChangeListener> = Vec::new();
     let outbox =
         crate::output::Outbox::new(&cfg, index.clone(), root.clone(), output_retry_policy(&cfg))
             .map_err(DaemonError::Publish)?;
     let output_stats = outbox.as_ref().map(|o| o.stats.clone());
-    let mut fill_outputs: Vec<Box<dyn Output>> = Vec::new();
+    let mut fill_outputs: Vec<ChangeListener> = Vec::new();
     if let Some(outbox) = outbox {
         let waker = crate::output::Waker::default();
         tasks.spawn(crate::output::worker(outbox, waker.clone(), cancel.clone()));
-        outputs.push(Box::new(waker.clone()));
-        fill_outputs.push(Box::new(waker));
+        let for_scheduler = waker.clone();
+        outputs.push(Box::new(move |_| for_scheduler.wake()));
+        fill_outputs.push(Box::new(move |_| waker.wake()));
     }
     // nginx's anonymous misses (fetch mode, with the HTTP endpoint on).
     let filler = (cfg.origin.is_some() && cfg.daemon.fill && listener.is_some()).then(|| {
@@ -200,7 +201,7 @@ pub(crate) async fn run(
         }));
     }
     if !cfg.revalidate.is_empty() {
-        intakes.push(Box::new(crate::revalidate::RevalidateIntake {
+        intakes.push(Box::new(crate::intake::clock::RevalidateIntake {
             rules: cfg.revalidate.clone(),
             index: index.clone(),
             metrics: metrics.clone(),
@@ -210,15 +211,15 @@ pub(crate) async fn run(
         backlog
             .redis_enabled
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        intakes.push(Box::new(crate::intake_redis::StreamIntake {
+        intakes.push(Box::new(crate::intake::redis::StreamIntake {
             cfg: redis,
             backlog: backlog.clone(),
             spool: spool.clone(),
         }));
     }
     if cfg.renders() && cfg.daemon.watch {
-        match crate::watch::start(&cfg) {
-            Ok(handle) => intakes.push(Box::new(crate::watch::WatchIntake {
+        match crate::intake::watch::start(&cfg) {
+            Ok(handle) => intakes.push(Box::new(crate::intake::watch::WatchIntake {
                 handle,
                 cfg: cfg.clone(),
                 baker: baker.clone(),

@@ -32,7 +32,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::bake::{Baker, Filled, OnRecord, Outcome, PageError};
 use crate::metrics::Metrics;
-use crate::schedule::{Output, Request, Submitter};
+use crate::schedule::{ChangeListener, Request, Submitter};
 use crate::source::fetch::FetchError;
 use crate::targets::Target;
 
@@ -142,7 +142,7 @@ pub(crate) struct Filler {
     /// New pages a filled page links to go to the scheduler.
     submit: Submitter,
     /// Told about every changed page (the outbox worker's waker).
-    outputs: Vec<Box<dyn Output>>,
+    outputs: Vec<ChangeListener>,
     metrics: Arc<Metrics>,
     /// Counts for status.
     pub(crate) stats: FillStats,
@@ -155,7 +155,7 @@ impl Filler {
         baker: Arc<Baker>,
         window: Duration,
         submit: Submitter,
-        outputs: Vec<Box<dyn Output>>,
+        outputs: Vec<ChangeListener>,
         metrics: Arc<Metrics>,
         changes: Arc<crate::schedule::Backlog>,
     ) -> Filler {
@@ -387,7 +387,7 @@ impl Filler {
             self.changes.changes.send_modify(|n| *n += 1);
             let url = result.final_path.as_deref().unwrap_or(path);
             for output in &self.outputs {
-                output.page_changed(url);
+                output(url);
             }
         }
         if result.links.is_empty() {

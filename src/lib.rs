@@ -8,11 +8,12 @@
 //!
 //! - [`config`]: `site.toml`, parsed raw then validated into typed values.
 //! - [`tag`]: the tags kiln derives itself (`template:`, `data:`, `collection:`, `path:`).
+//! - [`glob`]: how URL-path and tag globs compile (one owner).
 //! - [`targets`]: the event grammar (`/path/`, `tag:`, `glob:`, `delete:`, `all`).
 //! - [`links`]: link and sitemap extraction and the crawl scope (below bake and crawl).
 //! - [`crawl`]: the concurrent frontier that follows links.
 //! - [`source::fetch`] / [`source::render`]: where a page's bytes come from.
-//! - [`check`]: privacy checks that refuse per-visitor pages.
+//! - [`privacy`]: the privacy rules that refuse per-visitor pages.
 //! - [`urlpath`]: the canonical URL key and the only way a path becomes a request URL.
 //! - [`urlmap`]: URL path → file, the gate that keeps writes inside the root.
 //! - [`files`]: the filesystem error and editor-junk rule every disk stage shares.
@@ -21,15 +22,16 @@
 //! - [`index`]: the SQLite dependency index (pages, tags, redirects).
 //! - [`lock`]: one writer per output (the daemon, or one command at a time).
 //! - [`bake`]: one page through all of the above; target resolution; summaries.
-//! - [`intake_redis`]: the Redis Streams intake (fan-out to every web host).
-//! - [`queue`]: the durable spool directory (`tmp/` → `new/` → done or `failed/`).
+//! - [`intake`]: everything that turns arrivals into requests: the spool
+//!   directory and the journal ([`intake::spool`]), the loopback API
+//!   ([`intake::http`]), Redis Streams ([`intake::redis`]), the template
+//!   watcher ([`intake::watch`]) and the `[[revalidate]]` clock
+//!   ([`intake::clock`]).
 //! - [`schedule`]: debounce, single flight, bounded concurrency, retries.
 //! - [`fill`]: nginx's anonymous misses, one origin request each, baked.
-//! - [`http`]: the loopback API; [`metrics`]: Prometheus counters.
-//! - [`watch`]: template and data watching in render mode.
+//! - [`metrics`]: Prometheus counters.
 //! - [`daemon`]: the supervisor that runs the long-lived workers.
 //! - [`release`]: atomic release directories and the `current` symlink.
-//! - [`revalidate`]: `[[revalidate]]`, a clock for pages no event names.
 //! - [`retry`]: the one retry policy (backoff, cap, jitter, Retry-After, give-up age).
 //! - [`nginx`]: the generated server block.
 //! - [`output`]: what goes beside the local web root, drained from the
@@ -49,7 +51,6 @@ compile_error!(
 
 pub(crate) mod bake;
 pub(crate) mod body;
-pub(crate) mod check;
 pub mod cli;
 pub mod cmd;
 pub(crate) mod config;
@@ -57,19 +58,18 @@ pub(crate) mod crawl;
 pub(crate) mod daemon;
 pub(crate) mod files;
 pub(crate) mod fill;
-pub(crate) mod http;
+pub(crate) mod glob;
 pub(crate) mod index;
-pub(crate) mod intake_redis;
+pub(crate) mod intake;
 pub(crate) mod links;
 pub(crate) mod linkscan;
 pub(crate) mod lock;
 pub(crate) mod metrics;
 pub(crate) mod nginx;
 pub(crate) mod output;
-pub(crate) mod queue;
+pub(crate) mod privacy;
 pub(crate) mod release;
 pub(crate) mod retry;
-pub(crate) mod revalidate;
 pub(crate) mod schedule;
 pub(crate) mod serve;
 pub(crate) mod source;
@@ -77,7 +77,6 @@ pub(crate) mod tag;
 pub(crate) mod targets;
 pub(crate) mod urlmap;
 pub(crate) mod urlpath;
-pub(crate) mod watch;
 pub(crate) mod write;
 
 pub use cli::{run, Cli};

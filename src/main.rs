@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use kiln::cli::{is_usage_error, Exit, LogFormat};
+use kiln::cmd::{exit_code, Exit, LogFormat};
 
 fn main() -> ExitCode {
     let cli = kiln::Cli::parse();
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::from(if is_usage_error(&e) { 2 } else { 1 })
+            ExitCode::from(exit_code(&e))
         }
     }
 }

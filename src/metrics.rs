@@ -10,8 +10,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::bake::Outcome;
-
 /// Label for page outcomes.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct OutcomeLabel {
@@ -201,9 +199,8 @@ impl Metrics {
     }
 
     /// Sets the outputs' gauges from their counts and the outbox depth.
-    pub(crate) fn set_outputs(&self, stats: &crate::output::OutputStats, depth: usize) {
+    pub(crate) fn set_outputs(&self, json: &serde_json::Value, depth: usize) {
         self.outbox_entries.set(depth as i64);
-        let json = stats.to_json(depth);
         for kind in [
             "uploaded",
             "deleted",
@@ -232,14 +229,13 @@ impl Metrics {
         }
     }
 
-    /// Counts a finished page.
-    pub(crate) fn record_outcome(&self, outcome: &Outcome, latency: Duration) {
-        let name = outcome.label();
-        if matches!(outcome, Outcome::Failed(_)) {
+    /// Counts a finished page by its outcome's label (`Outcome::label`).
+    pub(crate) fn record_outcome(&self, label: &'static str, failed: bool, latency: Duration) {
+        if failed {
             self.errors.inc();
         }
         self.pages
-            .get_or_create(&OutcomeLabel { outcome: name })
+            .get_or_create(&OutcomeLabel { outcome: label })
             .inc();
         self.latency.observe(latency.as_secs_f64());
     }

@@ -35,7 +35,7 @@ pub(crate) struct Reporting {
     /// Backlog and change signals.
     pub(crate) backlog: Arc<Backlog>,
     /// Told about every changed page.
-    pub(crate) outputs: Vec<Box<dyn Output>>,
+    pub(crate) outputs: Vec<ChangeListener>,
 }
 
 /// A running intake or output worker.
@@ -49,18 +49,10 @@ pub(crate) trait Intake: Send {
     fn run(self: Box<Self>, submit: Submitter, shutdown: CancellationToken) -> Running;
 }
 
-/// Where a changed page goes beside the local web root (a bucket, a CDN).
-pub(crate) trait Output: Send + Sync {
-    /// Called for every page whose file was written, removed or refused.
-    fn page_changed(&self, url: &str);
-}
-
-/// An output fed through a channel to its own worker.
-impl Output for mpsc::UnboundedSender<String> {
-    fn page_changed(&self, url: &str) {
-        let _ = self.send(url.to_string());
-    }
-}
+/// Told the URL of every page whose file was written, removed or refused
+/// (the outbox worker's waker). A closure the daemon wires, so the
+/// scheduler knows nothing of the outputs.
+pub(crate) type ChangeListener = Box<dyn Fn(&str) + Send + Sync>;
 
 /// Identifies a request; reported by the HTTP API.
 pub(crate) type JobId = u64;
@@ -692,7 +684,7 @@ pub(crate) async fn worker(
                             backlog.changes.send_modify(|n| *n += 1);
                             let url = d.1.final_path.clone().unwrap_or_else(|| d.0.url.clone());
                             for output in &outputs {
-                                output.page_changed(&url);
+                                output(&url);
                             }
                         }
                         finish(&baker, &jobs, &mut co, &settings, &metrics, d).await
@@ -786,7 +778,11 @@ pub(crate) async fn worker(
     while let Some(done) = tasks.join_next().await {
         if let Ok((d, result)) = done {
             co.finished(&d.url);
-            metrics.record_outcome(&result.outcome, d.first_event.elapsed());
+            metrics.record_outcome(
+                result.outcome.label(),
+                matches!(result.outcome, Outcome::Failed(_)),
+                d.first_event.elapsed(),
+            );
             finished.push((d, result));
         }
     }
@@ -836,7 +832,11 @@ async fn finish(
         }
     }
     tracing::info!(url = %d.url, outcome = result.outcome.label(), ms = elapsed.as_millis() as u64, "regenerated");
-    metrics.record_outcome(&result.outcome, elapsed);
+    metrics.record_outcome(
+        result.outcome.label(),
+        matches!(result.outcome, Outcome::Failed(_)),
+        elapsed,
+    );
     // New pages linked from a regenerated page are baked too, as part of the
     // same jobs (a job is done when what it led to is done), registered
     // before this URL counts as done so no job completes early.

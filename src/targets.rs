@@ -118,7 +118,7 @@ impl Target {
             if let Some(why) = glob_too_big(pattern) {
                 return Err(err(&why));
             }
-            crate::config::path_matcher(pattern).map_err(|e| err(&format!("bad glob: {e}")))?;
+            crate::glob::path_matcher(pattern).map_err(|e| err(&format!("bad glob: {e}")))?;
             return Ok(Target::Glob(pattern.to_string()));
         }
         if let Some(path) = t.strip_prefix("delete:") {
@@ -263,7 +263,7 @@ mod tests {
             match Target::parse(&s) {
                 Ok(Target::Glob(p)) => {
                     proptest::prop_assert!(p.len() <= MAX_GLOB_BYTES);
-                    let m = crate::config::path_matcher(&p);
+                    let m = crate::glob::path_matcher(&p);
                     proptest::prop_assert!(m.is_ok(), "accepted glob does not compile: {p}");
                     let _ = m.map(|m| m.is_match("/a/b/c/"));
                 }
@@ -289,7 +289,7 @@ mod tests {
         // raises for a regex over its size limit is caught.
         let huge = format!("/{}x{}", "{a,".repeat(250), "}".repeat(250));
         assert!(Target::parse(&format!("glob:{huge}")).is_err());
-        let _ = crate::config::path_matcher(&huge);
+        let _ = crate::glob::path_matcher(&huge);
     }
 
     #[test]

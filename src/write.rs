@@ -25,7 +25,7 @@ use std::sync::Arc;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use crate::body::Body;
-use crate::config::Encoding;
+use crate::config::{Durability, Encoding};
 use crate::files::{fs_err, FsError};
 
 /// Prefix of kiln's temp files; swept at start.
@@ -834,27 +834,6 @@ fn temp_name(kind: &str) -> OsString {
         PID.get_or_init(std::process::id),
         SEQ.fetch_add(1, Ordering::Relaxed)
     ))
-}
-
-/// How new files are made durable before they replace old ones
-/// (`[output] durability`). In every mode nginx sees old or new complete
-/// files, never partial ones (temp file + rename); they differ in what a
-/// power loss can do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Durability {
-    /// Each file is fdatasync'd before its rename: a power loss keeps old or
-    /// new complete files. One disk flush per file.
-    Page,
-    /// Files written at the same time are made durable by one `syncfs` of
-    /// the output's filesystem, then renamed: the same guarantee as `page`
-    /// (old or new complete files, never empty ones) at a fraction of the
-    /// flushes. The default.
-    #[default]
-    Batch,
-    /// No flush: a crash of kiln leaves old or new files, but a power loss
-    /// may leave new files empty. For outputs on tmpfs or rebuilt anyway.
-    None,
 }
 
 /// Group sync: writers whose temp files are written wait for one `syncfs`

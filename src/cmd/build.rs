@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::{Exit, GlobalArgs, UsageError};
 use crate::bake::{Baker, MassDelete, Summary};
-use crate::cli::{Exit, GlobalArgs, UsageError};
 use crate::crawl::{self, Follow};
 use crate::release::Releases;
 use crate::write::WebRoot;

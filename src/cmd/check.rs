@@ -1,6 +1,6 @@
 //! `kiln check`: validate the config.
 
-use crate::cli::{Exit, GlobalArgs};
+use super::{Exit, GlobalArgs};
 
 /// `kiln check` flags.
 #[derive(Debug, clap::Args)]
@@ -22,7 +22,7 @@ pub async fn run(g: &GlobalArgs, _args: CheckArgs) -> anyhow::Result<Exit> {
     let pages = if cfg.renders() {
         // Exactly what a build loads first: templates, data, URLs.
         let renderer = crate::source::render::Renderer::load(&cfg).map_err(|e| {
-            crate::cli::UsageError(format!(
+            super::UsageError(format!(
                 "the site would not build: {}",
                 crate::bake::error_chain(&e)
             ))

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::cli::{Exit, GlobalArgs};
+use super::{Exit, GlobalArgs};
 
 /// `kiln daemon` flags.
 #[derive(Debug, clap::Args)]
@@ -24,7 +24,7 @@ pub async fn run(g: &GlobalArgs, args: DaemonArgs) -> anyhow::Result<Exit> {
     let mut cfg = g.load_config()?;
     if let Some(l) = args.listen {
         cfg.daemon.listen = crate::config::parse_listen(&l).map_err(|_| {
-            crate::cli::UsageError(format!(
+            super::UsageError(format!(
                 "--listen `{l}` is not an address like 127.0.0.1:7878 (or \"off\")"
             ))
         })?;

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use super::{Exit, GlobalArgs, UsageError};
 use crate::bake::{Baker, Outcome};
-use crate::cli::{Exit, GlobalArgs, UsageError};
 use crate::targets::Target;
 
 /// `kiln delete` flags.

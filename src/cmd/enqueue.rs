@@ -1,7 +1,7 @@
 //! `kiln enqueue`: hand targets to a running (or future) daemon, durably.
 
-use crate::cli::{Exit, GlobalArgs};
-use crate::queue::Spool;
+use super::{Exit, GlobalArgs};
+use crate::intake::spool::Spool;
 
 /// `kiln enqueue` flags.
 #[derive(Debug, clap::Args)]
@@ -25,12 +25,12 @@ pub async fn run(g: &GlobalArgs, args: EnqueueArgs) -> anyhow::Result<Exit> {
     let cfg = g.load_config()?;
     if args.redis {
         let Some(redis) = &cfg.redis else {
-            return Err(crate::cli::UsageError(
+            return Err(super::UsageError(
                 "--redis needs `[intake] redis = \"redis://HOST:6379/0\"` in site.toml".into(),
             )
             .into());
         };
-        let id = crate::intake_redis::enqueue(redis, &targets)
+        let id = crate::intake::redis::enqueue(redis, &targets)
             .await
             .map_err(|e| {
                 anyhow::anyhow!(

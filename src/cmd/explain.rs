@@ -1,6 +1,6 @@
 //! `kiln explain`: why a URL is regenerated.
 
-use crate::cli::{Exit, GlobalArgs, UsageError};
+use super::{Exit, GlobalArgs, UsageError};
 use crate::index::Index;
 
 /// `kiln explain` flags.

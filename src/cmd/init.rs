@@ -4,7 +4,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use crate::cli::{Exit, GlobalArgs, UsageError};
+use super::{Exit, GlobalArgs, UsageError};
 
 /// `kiln init` flags (`--origin URL` picks fetch mode).
 #[derive(Debug, clap::Args)]

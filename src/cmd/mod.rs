@@ -1,5 +1,7 @@
 //! One module per subcommand, each with one `run`.
 
+mod global;
+
 pub mod build;
 pub mod check;
 pub mod daemon;
@@ -16,7 +18,8 @@ pub mod status;
 
 use std::io::Read;
 
-use crate::cli::UsageError;
+pub use global::{exit_code, Exit, GlobalArgs, LogFormat, UsageError};
+
 use crate::targets::Target;
 
 /// Parses target arguments; `-` reads more from stdin. Any bad target is a usage error.
@@ -83,8 +86,8 @@ impl FreshDirs {
 
     /// After a failed run: removes what it created, if the output holds
     /// nothing but kiln's lock file (no page was written).
-    pub(crate) fn clean_up_after(&self, result: &anyhow::Result<crate::cli::Exit>) {
-        if matches!(result, Ok(crate::cli::Exit::Clean)) {
+    pub(crate) fn clean_up_after(&self, result: &anyhow::Result<Exit>) {
+        if matches!(result, Ok(Exit::Clean)) {
             return;
         }
         let Some(out) = &self.out else { return };
@@ -164,16 +167,16 @@ pub(crate) async fn hand_to_daemon(
     targets: &[Target],
     allow_mass_delete: bool,
     quiet: bool,
-) -> anyhow::Result<crate::cli::Exit> {
+) -> anyhow::Result<Exit> {
     let Some(http) = &holder.http else {
-        let spool = crate::queue::Spool::open(&cfg.queue)?;
+        let spool = crate::intake::spool::Spool::open(&cfg.queue)?;
         let path = spool.enqueue(targets)?;
         println!(
             "a daemon (PID {}) owns this output and has no HTTP endpoint to report back on; queued the targets for it in {}",
             holder.pid,
             path.display()
         );
-        return Ok(crate::cli::Exit::Clean);
+        return Ok(Exit::Clean);
     };
     let token = std::env::var(&cfg.daemon.token_env)
         .ok()
@@ -220,14 +223,14 @@ pub(crate) async fn hand_to_daemon(
         let job: serde_json::Value = match asked {
             Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {
                 eprintln!("the daemon at {http} no longer knows job {id}: it restarted; the targets were journaled before it answered and are applied by the new daemon (`kiln status` shows the queue)");
-                return Ok(crate::cli::Exit::PagesFailed);
+                return Ok(Exit::PagesFailed);
             }
             Ok(r) => r.json().await.unwrap_or_default(),
             Err(e) => {
                 unreachable_for += 1;
                 if unreachable_for >= 20 {
                     eprintln!("the daemon (PID {}) stopped answering at {http} before job {id} was done ({e}); its targets are in its journal and are applied when it starts again", holder.pid);
-                    return Ok(crate::cli::Exit::PagesFailed);
+                    return Ok(Exit::PagesFailed);
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
                 continue;
@@ -249,9 +252,9 @@ pub(crate) async fn hand_to_daemon(
             }
             let failed = r["failed"].as_array().is_some_and(|a| !a.is_empty());
             return Ok(if failed {
-                crate::cli::Exit::PagesFailed
+                Exit::PagesFailed
             } else {
-                crate::cli::Exit::Clean
+                Exit::Clean
             });
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -261,11 +264,11 @@ pub(crate) async fn hand_to_daemon(
 /// Prints the summary of a one-shot run (unless `-q`) and turns a tripped
 /// mass-delete guard into the error it is, with a truthful summary.
 pub(crate) fn finish_run(
-    g: &crate::cli::GlobalArgs,
+    g: &GlobalArgs,
     cfg: &crate::config::Config,
     mut summary: crate::bake::Summary,
     guarded: Result<usize, crate::bake::MassDelete>,
-) -> anyhow::Result<crate::cli::Exit> {
+) -> anyhow::Result<Exit> {
     let blocked = guarded.err();
     if blocked.is_some() {
         summary.deleted = 0;
@@ -276,10 +279,7 @@ pub(crate) fn finish_run(
     // Every page failing to connect is one problem, said once.
     if !summary.failed.is_empty()
         && summary.written + summary.unchanged == 0
-        && summary
-            .failed
-            .iter()
-            .all(|(_, e)| e.starts_with("could not connect to"))
+        && summary.unreachable == summary.failed.len()
     {
         if let Some(o) = &cfg.origin {
             eprintln!(
@@ -296,9 +296,9 @@ pub(crate) fn finish_run(
         eprintln!("error: {index_failures} index write(s) failed and were rolled back (see the log); run the command again");
     }
     Ok(if summary.has_failures() || index_failures > 0 {
-        crate::cli::Exit::PagesFailed
+        Exit::PagesFailed
     } else {
-        crate::cli::Exit::Clean
+        Exit::Clean
     })
 }
 
@@ -312,8 +312,8 @@ const DELIVER_FOR: std::time::Duration = std::time::Duration::from_secs(20);
 /// the run exits 1.
 pub(crate) async fn deliver_outputs(
     cfg: &crate::config::Config,
-    exit: crate::cli::Exit,
-) -> anyhow::Result<crate::cli::Exit> {
+    exit: Exit,
+) -> anyhow::Result<Exit> {
     if cfg.publish.is_empty() && cfg.purge.is_empty() {
         return Ok(exit);
     }
@@ -331,7 +331,7 @@ pub(crate) async fn deliver_outputs(
         Err(e) => {
             let waiting = index.outbox_depth().await.unwrap_or(0);
             eprintln!("warning: the pages are baked, but the outputs cannot be used: {e}; {waiting} page change(s) wait in the outbox for the daemon or the next run");
-            return Ok(crate::cli::Exit::PagesFailed);
+            return Ok(Exit::PagesFailed);
         }
     };
     let waiting = outbox.deliver_for(DELIVER_FOR).await?;
@@ -344,7 +344,7 @@ pub(crate) async fn deliver_outputs(
         eprintln!(
             "warning: {waiting} page change(s) could not reach the bucket or the CDN yet; they stay in the outbox and the daemon (or the next run) retries them; `kiln status` shows them"
         );
-        return Ok(crate::cli::Exit::PagesFailed);
+        return Ok(Exit::PagesFailed);
     }
     Ok(exit)
 }

@@ -1,6 +1,6 @@
 //! `kiln nginx`: print a server block for this site.
 
-use crate::cli::{Exit, GlobalArgs};
+use super::{Exit, GlobalArgs};
 use crate::index::Index;
 use crate::nginx::{render, NginxOptions};
 
@@ -49,7 +49,7 @@ pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
     };
     let fill = match args.fill.as_deref() {
         Some(text) => crate::config::parse_listen(text).map_err(|_| {
-            crate::cli::UsageError(format!(
+            super::UsageError(format!(
                 "--fill `{text}`: expected the daemon's address like 127.0.0.1:7878, or `off`"
             ))
         })?,
@@ -88,7 +88,7 @@ pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
                     .iter()
                     .find(|c| !crate::config::is_cookie_glob(c))
                 {
-                    return Err(crate::cli::UsageError(format!(
+                    return Err(super::UsageError(format!(
                         "--session-cookie `{bad}`: a cookie name is letters, digits, `_` and `-`, with `*` for any run of them"
                     ))
                     .into());

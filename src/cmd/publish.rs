@@ -1,6 +1,6 @@
 //! `kiln publish`: make the object storage mirror equal the output.
 
-use crate::cli::{Exit, GlobalArgs, UsageError};
+use super::{Exit, GlobalArgs, UsageError};
 
 /// `kiln publish` flags.
 #[derive(Debug, clap::Args)]

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::{Exit, GlobalArgs};
 use crate::bake::{Baker, PageResult, Summary};
-use crate::cli::{Exit, GlobalArgs};
 use crate::crawl::{self, Follow};
 
 /// `kiln regen` flags.

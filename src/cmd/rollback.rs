@@ -1,6 +1,6 @@
 //! `kiln rollback`: switch `current` back to the previous release.
 
-use crate::cli::{Exit, GlobalArgs};
+use super::{Exit, GlobalArgs};
 use crate::release::Releases;
 
 /// `kiln rollback` flags.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::cli::{Exit, GlobalArgs, UsageError};
+use super::{Exit, GlobalArgs, UsageError};
 use crate::serve::{self, Preview};
 
 /// `kiln serve` flags.

@@ -1,6 +1,6 @@
 //! `kiln status`: what the index knows.
 
-use crate::cli::{Exit, GlobalArgs};
+use super::{Exit, GlobalArgs};
 use crate::index::Index;
 
 /// `kiln status` flags.
@@ -19,7 +19,7 @@ pub async fn run(g: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
     let cfg = g.load_config()?;
     let index = Index::open(&cfg.state)?;
     let summary = index.summary().await?;
-    let queue_depth = crate::queue::queue_depth(&cfg.queue);
+    let queue_depth = crate::intake::spool::queue_depth(&cfg.queue);
     let daemon = daemon_state(&cfg).await;
     if args.json {
         let mut v = summary.to_json(queue_depth);

@@ -293,8 +293,9 @@ impl Outbox {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Waker(Arc<Notify>);
 
-impl crate::schedule::Output for Waker {
-    fn page_changed(&self, _url: &str) {
+impl Waker {
+    /// A page changed: deliver what is due.
+    pub(crate) fn wake(&self) {
         self.0.notify_one();
     }
 }

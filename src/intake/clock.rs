@@ -274,7 +274,7 @@ mod tests {
         let intake = Box::new(RevalidateIntake {
             rules: vec![RevalidateRule {
                 pattern: "/p/**".into(),
-                glob: crate::config::path_matcher("/p/**").expect("glob"),
+                glob: crate::glob::path_matcher("/p/**").expect("glob"),
                 every,
                 honour_cache_control: false,
             }],

@@ -37,7 +37,7 @@ pub(crate) struct ApiState {
     /// Most targets one request may name.
     pub(crate) max_targets: usize,
     /// Where accepted requests are made durable before the 202.
-    pub(crate) journal: crate::queue::Journal,
+    pub(crate) journal: crate::intake::spool::Journal,
     /// The outputs' counts, when there are outputs.
     pub(crate) outputs: Option<Arc<crate::output::OutputStats>>,
     /// Answers nginx's anonymous misses, when fill is on (fetch mode).
@@ -301,7 +301,7 @@ async fn regen(State(s): State<ApiState>, req: Request) -> Response {
         let shown: Vec<String> = bad
             .iter()
             .take(10)
-            .map(|b| crate::queue::excerpt(b, 200))
+            .map(|b| super::excerpt(b, 200))
             .collect();
         let more = bad.len().saturating_sub(shown.len());
         let tail = if more > 0 {
@@ -430,7 +430,7 @@ fn to_app(why: &'static str) -> Response {
 async fn status(State(s): State<ApiState>) -> Response {
     match s.index.summary().await {
         Ok(sum) => {
-            let mut v = sum.to_json(crate::queue::queue_depth(&s.queue));
+            let mut v = sum.to_json(crate::intake::spool::queue_depth(&s.queue));
             if let (Some(v), serde_json::Value::Object(b)) =
                 (v.as_object_mut(), s.backlog.to_json())
             {
@@ -441,7 +441,7 @@ async fn status(State(s): State<ApiState>) -> Response {
                 );
                 v.insert(
                     "journal_entries".into(),
-                    crate::queue::journal_depth(&s.queue).into(),
+                    crate::intake::spool::journal_depth(&s.queue).into(),
                 );
                 if let Some(stats) = &s.outputs {
                     let depth = s.index.outbox_depth().await.unwrap_or(0);
@@ -470,10 +470,10 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     ));
     s.metrics
         .journal_entries
-        .set(crate::queue::queue_depth(&s.queue) as i64);
+        .set(crate::intake::spool::queue_depth(&s.queue) as i64);
     if let Some(stats) = &s.outputs {
         let depth = s.index.outbox_depth().await.unwrap_or(0);
-        s.metrics.set_outputs(stats, depth);
+        s.metrics.set_outputs(&stats.to_json(depth), depth);
     }
     s.metrics
         .index_write_failures

@@ -227,7 +227,7 @@ impl Spool {
                     }
                 }
                 Err(mut e) => {
-                    e.text = excerpt(&e.text, EXCERPT_CHARS);
+                    e.text = super::excerpt(&e.text, EXCERPT_CHARS);
                     note_bad(&mut bad, i + 1, e);
                 }
             }
@@ -287,7 +287,7 @@ impl Spool {
         let out = self.failed_dir().join(format!("{name}.{kind}"));
         let mut text = format!("# from spool file {}\n", path.display());
         for l in lines.iter().take(MAX_LISTED_BAD_LINES) {
-            text.push_str(&excerpt(l, EXCERPT_CHARS * 3));
+            text.push_str(&super::excerpt(l, EXCERPT_CHARS * 3));
             text.push('\n');
         }
         let more = lines.len().saturating_sub(MAX_LISTED_BAD_LINES) + unlisted;
@@ -316,29 +316,6 @@ pub(crate) fn queue_depth(queue: &Path) -> usize {
         .map(|d| d.count())
         .unwrap_or(0)
         + journal_depth(queue)
-}
-
-/// At most `max` characters quoting `s`, marked when cut, with control
-/// characters escaped (`\u{1b}`): a record or log line quoting hostile
-/// input can never drive the terminal that shows it, and an escaped byte
-/// counts at its escaped length, so the bound holds whatever the input.
-pub(crate) fn excerpt(s: &str, max: usize) -> String {
-    let mut out = String::with_capacity(s.len().min(max * 4) + 8);
-    let mut shown = 0;
-    for c in s.chars() {
-        let escaped: Option<std::char::EscapeDefault> = c.is_control().then(|| c.escape_default());
-        let len = escaped.clone().map_or(1, Iterator::count);
-        if shown + len > max {
-            out.push_str("… (cut)");
-            return out;
-        }
-        match escaped {
-            Some(e) => out.extend(e),
-            None => out.push(c),
-        }
-        shown += len;
-    }
-    out
 }
 
 /// Skips dot-files and editor or partial files that are not ours. Looks at
@@ -575,15 +552,18 @@ pub(crate) async fn worker(
     let mut waiting: JoinSet<()> = JoinSet::new();
     let fallback = format!("the spool is rescanned every {rescan_every:?}");
     let new_dir = [spool.new_dir()];
-    let (_watcher, mut hints, overflow) =
-        match crate::watch::watch_dirs(&new_dir, notify::RecursiveMode::NonRecursive, &fallback) {
-            Ok(h) => (Some(h.watcher), h.rx, h.overflow),
-            Err(e) => {
-                crate::watch::report_watch_error(&e, &new_dir[0], &fallback);
-                // A closed channel: only the periodic rescan finds files.
-                (None, mpsc::channel(1).1, Arc::new(AtomicBool::new(false)))
-            }
-        };
+    let (_watcher, mut hints, overflow) = match crate::intake::watch::watch_dirs(
+        &new_dir,
+        notify::RecursiveMode::NonRecursive,
+        &fallback,
+    ) {
+        Ok(h) => (Some(h.watcher), h.rx, h.overflow),
+        Err(e) => {
+            crate::intake::watch::report_watch_error(&e, &new_dir[0], &fallback);
+            // A closed channel: only the periodic rescan finds files.
+            (None, mpsc::channel(1).1, Arc::new(AtomicBool::new(false)))
+        }
+    };
     let (done_tx, mut done_rx) = mpsc::channel::<PathBuf>(1024);
     let mut claimed: HashSet<PathBuf> = HashSet::new();
     let mut tick = tokio::time::interval(rescan_every);
@@ -618,7 +598,7 @@ pub(crate) async fn worker(
         for path in to_check {
             if claimed.contains(&path)
                 || !path.starts_with(spool.new_dir())
-                || !crate::queue::is_spool_name(&path)
+                || !crate::intake::spool::is_spool_name(&path)
             {
                 continue;
             }

@@ -52,7 +52,7 @@ pub(crate) struct StreamIntake {
     /// Where a rebake of everything is queued durably when events were
     /// lost (the stream trimmed past us, the group gone): a request only in
     /// memory would be lost again by a stop before it is done.
-    pub(crate) spool: crate::queue::Spool,
+    pub(crate) spool: crate::intake::spool::Spool,
 }
 
 impl crate::schedule::Intake for StreamIntake {
@@ -81,7 +81,7 @@ pub(crate) async fn worker(
     cfg: RedisIntake,
     submit: Submitter,
     backlog: Arc<Backlog>,
-    spool: crate::queue::Spool,
+    spool: crate::intake::spool::Spool,
     shutdown: CancellationToken,
 ) {
     let mut delay = Duration::from_millis(200);
@@ -135,7 +135,7 @@ async fn run_session(
     cfg: &RedisIntake,
     submit: &Submitter,
     backlog: &Arc<Backlog>,
-    spool: &crate::queue::Spool,
+    spool: &crate::intake::spool::Spool,
     shutdown: &CancellationToken,
     waiting: &mut JoinSet<()>,
     sessions: &mut Sessions,
@@ -269,7 +269,7 @@ async fn autoclaim(
 
 /// Queues `all` in the spool, durably; Err keeps the session from going
 /// on as if no event had been missed.
-async fn rebake_everything(spool: &crate::queue::Spool) -> redis::RedisResult<()> {
+async fn rebake_everything(spool: &crate::intake::spool::Spool) -> redis::RedisResult<()> {
     let spool = spool.clone();
     match tokio::task::spawn_blocking(move || spool.enqueue(&[Target::All])).await {
         Ok(Ok(_)) => Ok(()),
@@ -398,7 +398,7 @@ impl Entry {
             None => {
                 problems.push(format!(
                     "the entry has no `{TARGETS_FIELD}` field (fields: {})",
-                    crate::queue::excerpt(
+                    super::excerpt(
                         &entry.map.keys().cloned().collect::<Vec<_>>().join(", "),
                         100
                     )
@@ -427,7 +427,7 @@ impl Entry {
         problems.extend(
             bad.iter()
                 .take(20)
-                .map(|(n, e)| format!("line {n}: {}", crate::queue::excerpt(&e.to_string(), 200))),
+                .map(|(n, e)| format!("line {n}: {}", super::excerpt(&e.to_string(), 200))),
         );
         let mut targets = crate::targets::dedup(targets);
         if targets.len() > max_targets {
@@ -439,7 +439,7 @@ impl Entry {
         }
         Entry {
             id: entry.id,
-            text: crate::queue::excerpt(&text, 4096),
+            text: super::excerpt(&text, 4096),
             targets,
             problems,
         }
