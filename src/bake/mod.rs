@@ -1,23 +1,33 @@
-//! One page through the pipeline: source (fetch or render) → privacy check →
-//! URL→file mapping → atomic write → index record. Also resolves targets to
-//! the URLs they name, and tallies results into a [`Summary`].
+//! One page through the pipeline: source (fetch or render) → a pure
+//! [`decision::Decision`] (privacy rules included) → URL→file mapping →
+//! atomic write → index record (and, through it, the outputs). Target
+//! resolution lives in [`crate::targets::resolve`], the run's tally in
+//! [`summary`].
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::body::Body;
 use crate::config::{Config, QueryPolicy};
 use crate::index::{Index, PageRecord, Redirect};
 use crate::links::{self, Scope};
-use crate::privacy::{Checker, Verdict};
+use crate::privacy::Checker;
 use crate::source::fetch::{FetchError, Fetched, Fetcher, Hop, Validators};
 use crate::source::render::Renderer;
 use crate::tag::Tag;
 use crate::targets::Target;
 use crate::urlmap;
 use crate::write::{WebRoot, WriteOutcome};
+
+mod decision;
+mod summary;
+
+use decision::{decide, Decision};
+
+use crate::index::IndexError;
+pub(crate) use crate::targets::resolve::Resolved;
+pub(crate) use summary::Summary;
 
 /// Why a page failed; the last good file is kept. Typed, so callers decide
 /// (retry or give up) from the error, not from its text.
@@ -183,159 +193,6 @@ impl PageResult {
             links: Vec::new(),
             hops: 0,
         }
-    }
-}
-
-/// Tally of a run, printed at the end of `build` and `regen`.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub(crate) struct Summary {
-    /// Pages written.
-    pub(crate) written: usize,
-    /// Pages already current.
-    pub(crate) unchanged: usize,
-    /// Pages removed.
-    pub(crate) deleted: usize,
-    /// Redirects recorded.
-    pub(crate) redirected: usize,
-    /// Skipped URLs with the reason (not pages, nothing to remove, policy).
-    pub(crate) skipped: Vec<(String, String)>,
-    /// Targets that matched nothing, with why.
-    pub(crate) unmatched: Vec<(String, String)>,
-    /// Refused pages with reasons.
-    pub(crate) refused: Vec<(String, String)>,
-    /// Failed pages with errors.
-    pub(crate) failed: Vec<(String, String)>,
-    /// Whether `crawl.max-pages` stopped the crawl.
-    pub(crate) hit_page_limit: bool,
-    /// Of the failed pages, those whose origin could not be connected to
-    /// (one problem, said once: "is the app running?").
-    #[serde(skip)]
-    pub(crate) unreachable: usize,
-    /// Wall time.
-    #[serde(with = "humantime_serde_secs")]
-    pub(crate) elapsed: Duration,
-    #[serde(skip)]
-    started: Option<Instant>,
-}
-
-mod humantime_serde_secs {
-    pub(super) fn serialize<S: serde::Serializer>(
-        d: &std::time::Duration,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-}
-
-impl Summary {
-    /// Starts the clock.
-    pub(crate) fn start() -> Summary {
-        Summary {
-            started: Some(Instant::now()),
-            ..Summary::default()
-        }
-    }
-
-    /// Counts one result.
-    pub(crate) fn add(&mut self, r: PageResult) {
-        self.redirected += r.hops;
-        match r.outcome {
-            Outcome::Written => self.written += 1,
-            Outcome::Unchanged => self.unchanged += 1,
-            Outcome::Deleted => self.deleted += 1,
-            Outcome::Redirected(_) => {}
-            Outcome::Skipped(why) => self.skipped.push((r.url, why)),
-            Outcome::Refused(why) => self.refused.push((r.url, why)),
-            Outcome::Failed(why) => {
-                if why.is_unreachable() {
-                    self.unreachable += 1;
-                }
-                self.failed.push((r.url, why.chain()))
-            }
-        }
-    }
-
-    /// Folds another summary in (for multi-step runs).
-    pub(crate) fn merge(&mut self, other: Summary) {
-        self.written += other.written;
-        self.unchanged += other.unchanged;
-        self.deleted += other.deleted;
-        self.redirected += other.redirected;
-        self.skipped.extend(other.skipped);
-        self.unmatched.extend(other.unmatched);
-        self.refused.extend(other.refused);
-        self.failed.extend(other.failed);
-        self.unreachable += other.unreachable;
-        self.hit_page_limit |= other.hit_page_limit;
-    }
-
-    /// Stops the clock.
-    pub(crate) fn finish(&mut self) {
-        if let Some(s) = self.started {
-            self.elapsed = s.elapsed();
-        }
-    }
-
-    /// Pages processed.
-    pub(crate) fn pages(&self) -> usize {
-        self.written
-            + self.unchanged
-            + self.deleted
-            + self.skipped.len()
-            + self.refused.len()
-            + self.failed.len()
-    }
-
-    /// True when any page failed (exit code 1).
-    pub(crate) fn has_failures(&self) -> bool {
-        !self.failed.is_empty()
-    }
-
-    /// The human summary.
-    pub(crate) fn render(&self) -> String {
-        let secs = self.elapsed.as_secs_f64();
-        let rate = if secs > 0.0 {
-            self.pages() as f64 / secs
-        } else {
-            0.0
-        };
-        let mut s = format!(
-            "{} pages in {:.2}s ({:.0} pages/s): {} written, {} unchanged, {} deleted, {} redirects, {} refused, {} failed",
-            self.pages(),
-            secs,
-            rate,
-            self.written,
-            self.unchanged,
-            self.deleted,
-            self.redirected,
-            self.refused.len(),
-            self.failed.len()
-        );
-        if !self.skipped.is_empty() {
-            s.push_str(&format!(", {} skipped", self.skipped.len()));
-        }
-        for (target, why) in &self.unmatched {
-            s.push_str(&format!("\n  {target} matched nothing: {why}"));
-        }
-        if self.hit_page_limit {
-            s.push_str("\n  note: crawl.max-pages was reached; some links were not followed");
-        }
-        for (url, why) in &self.refused {
-            s.push_str(&format!("\n  refused {url}: {why}"));
-        }
-        for (url, why) in &self.failed {
-            s.push_str(&format!("\n  failed  {url}: {why}"));
-        }
-        for (url, why) in self.skipped.iter().take(20) {
-            s.push_str(&format!("\n  skipped {url}: {why}"));
-        }
-        if self.skipped.len() > 20 {
-            s.push_str(&format!(
-                "\n  ... and {} more skipped",
-                self.skipped.len() - 20
-            ));
-        }
-        s
     }
 }
 
@@ -724,6 +581,19 @@ impl Baker {
     }
 
     /// Seeds of a full build: render routes' URLs, then the crawl seeds.
+    /// Resolves targets to URLs to bake and URLs to delete, noting targets
+    /// that matched nothing and why ([`crate::targets::resolve`]).
+    pub(crate) async fn resolve(&self, targets: &[Target]) -> Result<Resolved, IndexError> {
+        crate::targets::resolve::Sources {
+            index: &self.index,
+            depend: &self.cfg.depend,
+            renderer: self.renderer(),
+            seeds: self.build_seeds(),
+        }
+        .resolve(targets)
+        .await
+    }
+
     pub(crate) fn build_seeds(&self) -> Vec<String> {
         let mut seeds = Vec::new();
         if let Some(r) = self.renderer() {
@@ -904,56 +774,48 @@ impl Baker {
         result.hops = fetched.hops.len();
         // Every hop is recorded (a chain may pass through the origin first).
         self.record_hops(&fetched.hops).await;
-        if fetched.left_origin() {
-            let to = fetched
-                .hops
-                .last()
-                .map(|h| h.to.clone())
-                .unwrap_or_default();
-            result.outcome = Outcome::Redirected(to);
-            return;
-        }
-        match fetched.status {
-            200..=299 => {}
-            304 if fetched.hops.is_empty() => {
-                // Asked with the baked copy's validators (only sent for a
-                // page whose record is `ok`): it is current, and so is its
-                // record. Nothing to write, not even to the index.
-                result.outcome = Outcome::Unchanged;
-                return;
-            }
-            404 | 410 => {
-                result.outcome = self.gone(path, Some(fetched.status)).await;
+        result.outcome = match decide(fetched, &self.checker) {
+            Decision::Redirect { to } => Outcome::Redirected(to),
+            Decision::Unchanged => Outcome::Unchanged,
+            Decision::Gone { status } => {
+                let outcome = self.gone(path, Some(status)).await;
                 if final_path != path {
-                    self.gone(&final_path, Some(fetched.status)).await;
+                    self.gone(&final_path, Some(status)).await;
                 }
-                return;
+                outcome
             }
-            code => {
+            Decision::Fail { status } => {
                 let url = self
                     .fetcher
                     .as_ref()
                     .map(|f| f.url_of(&final_path))
                     .unwrap_or_default();
-                result.outcome = self
-                    .fail(path, Some(code), PageError::Answered { url, status: code })
-                    .await;
-                return;
+                self.fail(path, Some(status), PageError::Answered { url, status })
+                    .await
             }
-        }
-        let verdict = match self
-            .checker
-            .check(&final_path, &fetched.headers, &fetched.body)
-        {
-            Ok(v) => v,
-            Err(refusal) => {
-                result.outcome = self
-                    .refuse(&final_path, Some(fetched.status), refusal.to_string())
-                    .await;
-                return;
+            Decision::Refuse { reason } => {
+                self.refuse(&final_path, Some(fetched.status), reason).await
+            }
+            Decision::Store { anonymous } => {
+                let outcome = self.store_fetched(&final_path, fetched).await;
+                let stored = matches!(outcome, Outcome::Written | Outcome::Unchanged);
+                if stored && anonymous {
+                    self.index.mark_anonymous_variant(&final_path).await;
+                }
+                if stored {
+                    let is_html = fetched.is_html();
+                    result.links = blocking_if(is_big(&fetched.body), || {
+                        self.links_of(&final_path, &fetched.body, is_html)
+                    });
+                }
+                outcome
             }
         };
-        let is_html = fetched.is_html();
+    }
+
+    /// Stores a fetched page with what the origin said about it: its
+    /// tags, type, validators and shared-cache lifetime.
+    async fn store_fetched(&self, path: &str, fetched: &Fetched) -> Outcome {
         let tags = self
             .fetcher
             .as_ref()
@@ -965,23 +827,13 @@ impl Baker {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let meta = BodyMeta {
-            is_html,
+            is_html: fetched.is_html(),
             content_type,
             validators: Validators::of(&fetched.headers),
             http_status: Some(fetched.status),
             max_age: crate::source::fetch::shared_max_age(&fetched.headers),
         };
-        let outcome = self.store(&final_path, &fetched.body, meta, tags).await;
-        if verdict == Verdict::Anonymous && matches!(outcome, Outcome::Written | Outcome::Unchanged)
-        {
-            self.index.mark_anonymous_variant(&final_path).await;
-        }
-        if matches!(outcome, Outcome::Written | Outcome::Unchanged) {
-            result.links = blocking_if(is_big(&fetched.body), || {
-                self.links_of(&final_path, &fetched.body, is_html)
-            });
-        }
-        result.outcome = outcome;
+        self.store(path, &fetched.body, meta, tags).await
     }
 
     /// True when this run may bake `path` (always in the daemon, where
@@ -1402,102 +1254,6 @@ impl Baker {
         let rel = self.file_of(path).await?;
         self.root.remove_page(&rel).map_err(|e| error_chain(&e))
     }
-
-    /// Resolves targets to URLs to bake and URLs to delete, noting targets
-    /// that matched nothing and why.
-    pub(crate) async fn resolve(
-        &self,
-        targets: &[Target],
-    ) -> Result<Resolved, crate::index::IndexError> {
-        let mut r = Resolved::default();
-        for t in targets {
-            let before = r.bake.len() + r.delete.len();
-            let mut why_empty = None;
-            match t {
-                Target::Url(u) => {
-                    r.bake.insert(u.clone());
-                }
-                Target::Delete(u) => {
-                    r.delete.insert(u.clone());
-                }
-                Target::Tag(tag) => {
-                    r.bake
-                        .extend(self.index.urls_for_tags(vec![tag.clone()]).await?);
-                    for rule in &self.cfg.depend {
-                        if rule.tags.is_match(tag) {
-                            r.bake.extend(rule.urls.iter().cloned());
-                        }
-                    }
-                    if let Some(renderer) = self.renderer() {
-                        r.bake.extend(renderer.urls_for_tag(tag));
-                    }
-                    why_empty =
-                        Some("no baked page carries that tag and no [[depend]] rule names it");
-                }
-                Target::Glob(pattern) => {
-                    let matcher = match crate::glob::path_matcher(pattern) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            r.unmatched.push((t.to_string(), format!("refused: {e}")));
-                            continue;
-                        }
-                    };
-                    // `glob:/posts/*` matches `/posts/1/`: the trailing slash
-                    // of a directory-style URL is not a path segment.
-                    let matches =
-                        |u: &str| matcher.is_match(u) || matcher.is_match(u.trim_end_matches('/'));
-                    let prefix = crate::glob::glob_literal_prefix(pattern);
-                    let candidates = self
-                        .index
-                        .urls_for_tags(vec![Tag::Path(prefix.to_string()).into()])
-                        .await?;
-                    r.bake.extend(candidates.into_iter().filter(|u| matches(u)));
-                    if let Some(renderer) = self.renderer() {
-                        r.bake
-                            .extend(renderer.urls().into_iter().filter(|u| matches(u)));
-                    }
-                    why_empty = Some("no known URL matches that pattern");
-                }
-                Target::Failed => {
-                    r.bake.extend(self.index.failed_urls().await?);
-                    why_empty = Some("no page is failing");
-                }
-                Target::All => {
-                    // Removed pages too: `all` is a whole rebuild, and a
-                    // page an outage removed comes back when the origin has
-                    // it again (a crawl would reach it through its links).
-                    r.bake.extend(self.index.every_url().await?);
-                    r.bake.extend(self.build_seeds());
-                    why_empty = Some("the index knows no page yet (run `kiln build` first)");
-                }
-            }
-            if r.bake.len() + r.delete.len() == before {
-                if let Some(why) = why_empty {
-                    let why = if self.index.is_empty().await.unwrap_or(false) {
-                        "the index is empty: nothing was baked yet (run `kiln build` first)"
-                    } else {
-                        why
-                    };
-                    r.unmatched.push((t.to_string(), why.to_string()));
-                }
-            }
-        }
-        for d in &r.delete {
-            r.bake.remove(d);
-        }
-        Ok(r)
-    }
-}
-
-/// URLs an event set names.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Resolved {
-    /// To (re)generate.
-    pub(crate) bake: BTreeSet<String>,
-    /// To remove.
-    pub(crate) delete: BTreeSet<String>,
-    /// Targets that matched nothing, with why (said out loud, never silent).
-    pub(crate) unmatched: Vec<(String, String)>,
 }
 
 fn rel_to_string(p: &Path) -> String {

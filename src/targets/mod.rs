@@ -6,6 +6,8 @@
 //! ([`crate::urlpath::canonical`]); a path that could name another host or
 //! is not a path is refused before anything is built from it.
 
+pub(crate) mod resolve;
+
 use std::fmt;
 
 /// One unit of requested work, before it is resolved to URLs.

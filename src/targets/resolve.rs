@@ -1,0 +1,119 @@
+//! Targets → URLs: what `/path/`, `tag:`, `glob:`, `delete:`, `failed` and
+//! `all` name, looked up in the index, the `[[depend]]` rules and the
+//! render routes. Targets that name nothing are said, never silent.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::Target;
+use crate::config::DependRule;
+use crate::index::{Index, IndexError};
+use crate::source::render::Renderer;
+use crate::tag::Tag;
+
+/// Where targets are looked up.
+pub(crate) struct Sources<'a> {
+    /// Tags and known URLs.
+    pub(crate) index: &'a Index,
+    /// `[[depend]]` rules.
+    pub(crate) depend: &'a [DependRule],
+    /// Render routes, in render mode.
+    pub(crate) renderer: Option<Arc<Renderer>>,
+    /// The build's seeds (`all` includes them).
+    pub(crate) seeds: Vec<String>,
+}
+
+/// URLs an event set names.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Resolved {
+    /// To (re)generate.
+    pub(crate) bake: BTreeSet<String>,
+    /// To remove.
+    pub(crate) delete: BTreeSet<String>,
+    /// Targets that matched nothing, with why (said out loud, never silent).
+    pub(crate) unmatched: Vec<(String, String)>,
+}
+
+impl Sources<'_> {
+    /// Resolves targets to URLs to bake and URLs to delete, noting targets
+    /// that matched nothing and why.
+    pub(crate) async fn resolve(&self, targets: &[Target]) -> Result<Resolved, IndexError> {
+        let mut r = Resolved::default();
+        for t in targets {
+            let before = r.bake.len() + r.delete.len();
+            let mut why_empty = None;
+            match t {
+                Target::Url(u) => {
+                    r.bake.insert(u.clone());
+                }
+                Target::Delete(u) => {
+                    r.delete.insert(u.clone());
+                }
+                Target::Tag(tag) => {
+                    r.bake
+                        .extend(self.index.urls_for_tags(vec![tag.clone()]).await?);
+                    for rule in self.depend {
+                        if rule.tags.is_match(tag) {
+                            r.bake.extend(rule.urls.iter().cloned());
+                        }
+                    }
+                    if let Some(renderer) = self.renderer.clone() {
+                        r.bake.extend(renderer.urls_for_tag(tag));
+                    }
+                    why_empty =
+                        Some("no baked page carries that tag and no [[depend]] rule names it");
+                }
+                Target::Glob(pattern) => {
+                    let matcher = match crate::glob::path_matcher(pattern) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            r.unmatched.push((t.to_string(), format!("refused: {e}")));
+                            continue;
+                        }
+                    };
+                    // `glob:/posts/*` matches `/posts/1/`: the trailing slash
+                    // of a directory-style URL is not a path segment.
+                    let matches =
+                        |u: &str| matcher.is_match(u) || matcher.is_match(u.trim_end_matches('/'));
+                    let prefix = crate::glob::glob_literal_prefix(pattern);
+                    let candidates = self
+                        .index
+                        .urls_for_tags(vec![Tag::Path(prefix.to_string()).into()])
+                        .await?;
+                    r.bake.extend(candidates.into_iter().filter(|u| matches(u)));
+                    if let Some(renderer) = self.renderer.clone() {
+                        r.bake
+                            .extend(renderer.urls().into_iter().filter(|u| matches(u)));
+                    }
+                    why_empty = Some("no known URL matches that pattern");
+                }
+                Target::Failed => {
+                    r.bake.extend(self.index.failed_urls().await?);
+                    why_empty = Some("no page is failing");
+                }
+                Target::All => {
+                    // Removed pages too: `all` is a whole rebuild, and a
+                    // page an outage removed comes back when the origin has
+                    // it again (a crawl would reach it through its links).
+                    r.bake.extend(self.index.every_url().await?);
+                    r.bake.extend(self.seeds.iter().cloned());
+                    why_empty = Some("the index knows no page yet (run `kiln build` first)");
+                }
+            }
+            if r.bake.len() + r.delete.len() == before {
+                if let Some(why) = why_empty {
+                    let why = if self.index.is_empty().await.unwrap_or(false) {
+                        "the index is empty: nothing was baked yet (run `kiln build` first)"
+                    } else {
+                        why
+                    };
+                    r.unmatched.push((t.to_string(), why.to_string()));
+                }
+            }
+        }
+        for d in &r.delete {
+            r.bake.remove(d);
+        }
+        Ok(r)
+    }
+}
