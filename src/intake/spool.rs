@@ -568,6 +568,7 @@ pub(crate) async fn worker(
     let mut claimed: HashSet<PathBuf> = HashSet::new();
     let mut tick = tokio::time::interval(rescan_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut scanned_once = false;
     loop {
         let mut to_check: Vec<PathBuf> = Vec::new();
         tokio::select! {
@@ -587,6 +588,10 @@ pub(crate) async fn worker(
                 match spool.pending() {
                     Ok(files) => to_check.extend(files),
                     Err(e) => tracing::error!(error = %e, "spool rescan failed"),
+                }
+                if !scanned_once {
+                    scanned_once = true;
+                    tracing::debug!(dir = %spool.new_dir().display(), "spool start-up scan done; new files arrive through notify");
                 }
             }
         }

@@ -46,9 +46,9 @@ async fn spool_files_are_picked_up_by_notify_without_waiting_for_a_rescan() {
     let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
     let site = TestSite::for_origin(&origin, "[daemon]\ndebounce = \"10ms\"\nrescan = \"1h\"\n");
     assert_eq!(site.kiln(&["build"]).await.code, 0);
-    let d = site.daemon(&[]).await;
-    // Give the start-up scan time to pass, so only notify can see the next file.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let d = site.daemon_logged_with(&[("KILN_LOG", "kiln=debug")]).await;
+    // After the start-up scan only notify can see the next file.
+    d.wait_for_log(&["spool start-up scan done"]).await;
     origin.set("/p/2/", Page::html("seen by notify"));
     assert_eq!(site.kiln(&["enqueue", "/p/2/"]).await.code, 0);
     wait_until(

@@ -21,6 +21,18 @@ fn fresh(i: usize) -> String {
     format!("<html><body><p>fresh {i}</p></body></html>")
 }
 
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
+#[cfg_attr(
+    kiln_no_redis,
+    ignore = "redis-server is not on PATH: install it (bash .ci/run does)"
+)]
+#[cfg_attr(
+    kiln_no_s3s,
+    ignore = "s3s-fs is not on PATH: cargo install s3s-fs --features binary (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_one_stream_a_bucket_and_a_cdn_stay_equal_to_the_origin() {
     require!("redis-server");

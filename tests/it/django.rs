@@ -121,6 +121,10 @@ fn fetches_since(log: &Path, from: usize) -> BTreeMap<String, usize> {
     counts
 }
 
+#[cfg_attr(
+    kiln_no_django,
+    ignore = "Django is not importable: python3 -m pip install django (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kiln_django_package_tests_pass_against_real_django() {
     require_django!();
@@ -137,6 +141,14 @@ async fn kiln_django_package_tests_pass_against_real_django() {
     assert!(stderr.contains("\nOK"), "{stderr}");
 }
 
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
+#[cfg_attr(
+    kiln_no_django,
+    ignore = "Django is not importable: python3 -m pip install django (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
     require!("nginx");

@@ -86,6 +86,10 @@ async fn crowd(nginx: &Nginx, path: &str, n: usize) -> Vec<Seen> {
     tasks.join_all().await
 }
 
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crowd_on_a_page_not_baked_yet_costs_the_origin_one_request_and_bakes_it() {
     require!("nginx");
@@ -156,6 +160,10 @@ async fn a_crowd_on_a_page_not_baked_yet_costs_the_origin_one_request_and_bakes_
     assert_eq!(r.text().await.unwrap(), "<h1>edited</h1>");
 }
 
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crowd_on_a_private_page_gets_each_visitor_their_own_response_and_nothing_is_baked() {
     require!("nginx");
@@ -199,6 +207,10 @@ async fn a_crowd_on_a_private_page_gets_each_visitor_their_own_response_and_noth
     assert_eq!(f.origin.hits("/visitor/account/"), before + 1);
 }
 
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_origin_in_trouble_sees_one_request_per_window_not_one_per_visitor() {
     require!("nginx");
@@ -254,6 +266,10 @@ async fn an_origin_in_trouble_sees_one_request_per_window_not_one_per_visitor() 
     .await;
 }
 
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logged_in_visitors_posts_and_a_stopped_daemon_go_straight_to_the_app() {
     require!("nginx");

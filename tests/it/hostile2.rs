@@ -487,6 +487,10 @@ async fn the_smaller_holes_are_closed() {
 
 /// nginx never serves a symlink planted below the root, while the release
 /// layout's own `current` keeps working.
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_does_not_follow_a_planted_symlink() {
     require!("nginx");
@@ -520,6 +524,7 @@ async fn nginx_does_not_follow_a_planted_symlink() {
 /// Under a low file-descriptor limit, a flood of slow connections cannot
 /// starve the spool: connections are capped at half the limit, the rest
 /// wait in the kernel's backlog, and a spool file is still applied.
+#[cfg_attr(kiln_no_prlimit, ignore = "prlimit is not on PATH (util-linux)")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_flood_under_a_low_fd_limit_leaves_the_spool_working() {
     require!("prlimit");

@@ -1,10 +1,12 @@
 //! The generated nginx config, run by a real nginx over the baked output.
 
-use std::time::Duration;
-
 use crate::require;
 use crate::util::{client, free_port, linked_site, open_up, Nginx, Origin, Page, TestSite};
 
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_serves_baked_files_and_falls_through_to_the_origin() {
     require!("nginx");
@@ -139,8 +141,7 @@ async fn nginx_serves_baked_files_and_falls_through_to_the_origin() {
     );
 
     // The origin goes away: baked pages are still served.
-    drop(origin);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    origin.stop().await;
     let r = http.get(nginx.url("/p/2/")).send().await.unwrap();
     assert_eq!(r.status(), 200, "{}", nginx.error_log());
     assert_eq!(r.headers()["x-kiln"], "static");
@@ -148,6 +149,10 @@ async fn nginx_serves_baked_files_and_falls_through_to_the_origin() {
     assert_eq!(r.status(), 502, "un-baked paths need the origin");
 }
 
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_generated_config_passes_nginx_t_for_the_default_site_and_releases() {
     require!("nginx");
@@ -205,6 +210,10 @@ async fn the_generated_config_passes_nginx_t_for_the_default_site_and_releases()
 
 /// nginx answers every baked file with the Content-Type the origin sent,
 /// whatever its extension (or lack of one).
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_types_through_nginx_match_the_origin() {
     require!("nginx");

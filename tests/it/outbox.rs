@@ -9,6 +9,10 @@ use crate::referee::{file_of, start_cdn, S3Proc};
 use crate::require;
 use crate::util::{free_port, wait_until, Origin, Page, TestSite};
 
+#[cfg_attr(
+    kiln_no_s3s,
+    ignore = "s3s-fs is not on PATH: cargo install s3s-fs --features binary (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cdn_hears_of_a_page_only_after_the_bucket_has_it_across_kills() {
     require!("s3s-fs");

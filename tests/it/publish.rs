@@ -93,6 +93,10 @@ async fn kiln_with_creds(site: &TestSite, args: &[&str]) -> crate::util::Run {
     }
 }
 
+#[cfg_attr(
+    kiln_no_s3s,
+    ignore = "s3s-fs is not on PATH: cargo install s3s-fs --features binary (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bucket_mirrors_the_output_with_content_types_and_no_needless_uploads() {
     require!("s3s-fs");

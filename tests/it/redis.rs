@@ -77,6 +77,10 @@ async fn pending(conn: &mut redis::aio::MultiplexedConnection, group: &str) -> u
     v.count()
 }
 
+#[cfg_attr(
+    kiln_no_redis,
+    ignore = "redis-server is not on PATH: install it (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_host_applies_every_event_even_across_a_kill_9() {
     require!("redis-server");
@@ -194,6 +198,10 @@ async fn every_host_applies_every_event_even_across_a_kill_9() {
     drop(db);
 }
 
+#[cfg_attr(
+    kiln_no_redis,
+    ignore = "redis-server is not on PATH: install it (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_leaves_other_intakes_working_and_events_wait_for_it() {
     require!("redis-server");
@@ -234,6 +242,10 @@ async fn redis_down_leaves_other_intakes_working_and_events_wait_for_it() {
     drop(d);
 }
 
+#[cfg_attr(
+    kiln_no_redis,
+    ignore = "redis-server is not on PATH: install it (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_go_to_the_dead_letter_stream_and_a_trimmed_stream_rebakes_everything() {
     require!("redis-server");
@@ -292,6 +304,10 @@ async fn failures_go_to_the_dead_letter_stream_and_a_trimmed_stream_rebakes_ever
 /// field, bytes that are not UTF-8, more targets than `daemon.max-targets`
 /// each go to the dead-letter stream with their own reason, and a good
 /// entry read in the same batch as a failing one is not charged with it.
+#[cfg_attr(
+    kiln_no_redis,
+    ignore = "redis-server is not on PATH: install it (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_entries_are_dead_lettered_each_with_its_own_reason() {
     require!("redis-server");
@@ -368,6 +384,10 @@ async fn bad_entries_are_dead_lettered_each_with_its_own_reason() {
 /// Redis restarted without persistence loses the stream and this host's
 /// group: the host says so and rebakes everything (the events of the outage
 /// are gone), and after that outage the next one reconnects at once.
+#[cfg_attr(
+    kiln_no_redis,
+    ignore = "redis-server is not on PATH: install it (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_comes_back_empty_is_noticed_and_reconnects_fast() {
     require!("redis-server");

@@ -727,6 +727,14 @@ fn seeds() -> Vec<u64> {
     seeds
 }
 
+#[cfg_attr(
+    kiln_no_redis,
+    ignore = "redis-server is not on PATH: install it (bash .ci/run does)"
+)]
+#[cfg_attr(
+    kiln_no_s3s,
+    ignore = "s3s-fs is not on PATH: cargo install s3s-fs --features binary (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_referee_finds_the_promise_kept_after_random_faults() {
     require!("redis-server");

@@ -50,7 +50,7 @@ impl Serve {
 impl Drop for Serve {
     fn drop(&mut self) {
         if let Some(pid) = self.child.id() {
-            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            crate::util::signal(pid, libc::SIGTERM);
         }
     }
 }
@@ -103,28 +103,23 @@ impl Browser {
 
     /// The page's DevTools WebSocket.
     async fn page(&self) -> Page {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        let ws_url = loop {
-            let list: serde_json::Value =
-                match reqwest::get(format!("http://127.0.0.1:{}/json/list", self.port)).await {
-                    Ok(r) => r.json().await.unwrap_or_default(),
-                    Err(_) => serde_json::Value::Null,
-                };
-            let found = list
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|t| t["type"] == "page")
-                .and_then(|t| t["webSocketDebuggerUrl"].as_str().map(str::to_string));
-            if let Some(u) = found {
-                break u;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "chromium showed no page target"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let ws_url = crate::util::poll_until(
+            Duration::from_secs(20),
+            "chromium to show a page target",
+            || async {
+                let list: serde_json::Value =
+                    match reqwest::get(format!("http://127.0.0.1:{}/json/list", self.port)).await {
+                        Ok(r) => r.json().await.unwrap_or_default(),
+                        Err(_) => serde_json::Value::Null,
+                    };
+                list.as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|t| t["type"] == "page")
+                    .and_then(|t| t["webSocketDebuggerUrl"].as_str().map(str::to_string))
+            },
+        )
+        .await;
         let (ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
         Page { ws, next_id: 1 }
     }
@@ -178,14 +173,14 @@ impl Page {
         expr: &str,
         ok: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let start = std::time::Instant::now();
         loop {
             let v = self.eval(expr).await;
             if ok(&v) {
                 return v;
             }
             assert!(
-                std::time::Instant::now() < deadline,
+                start.elapsed() < Duration::from_secs(20),
                 "timed out waiting for {what}; last value {v}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -193,6 +188,10 @@ impl Page {
     }
 }
 
+#[cfg_attr(
+    kiln_no_chromium,
+    ignore = "chromium is not on PATH: install it (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edited_template_changes_the_open_page_without_a_reload_and_errors_show_an_overlay() {
     require!("chromium");
@@ -262,6 +261,10 @@ async fn an_edited_template_changes_the_open_page_without_a_reload_and_errors_sh
     drop(serve);
 }
 
+#[cfg_attr(
+    kiln_no_chromium,
+    ignore = "chromium is not on PATH: install it (bash .ci/run does)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_site_looks_right_at_desktop_and_mobile_widths() {
     require!("chromium");

@@ -65,6 +65,7 @@ pub struct Origin {
     pub addr: SocketAddr,
     pub state: Arc<Mutex<OriginState>>,
     stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
 }
 
 async fn serve(
@@ -176,7 +177,7 @@ impl Origin {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
@@ -188,6 +189,21 @@ impl Origin {
             addr,
             state,
             stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// Stops the server and waits until its port is closed (an origin that
+    /// went away).
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(10), server)
+                .await
+                .expect("the origin stops within 10 s")
+                .unwrap();
         }
     }
 
@@ -330,6 +346,12 @@ impl TestSite {
         v
     }
 
+    /// The inode of a baked file: kiln writes a changed file as a new one
+    /// (temp file + rename), so the same inode means "not rewritten".
+    pub fn inode(&self, rel: &str) -> u64 {
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(self.file(rel)).unwrap())
+    }
+
     pub fn mtime(&self, rel: &str) -> std::time::SystemTime {
         std::fs::metadata(self.file(rel))
             .unwrap()
@@ -439,6 +461,13 @@ impl TestSite {
         d
     }
 
+    /// Like [`TestSite::daemon_logged`], with environment variables (e.g. `KILN_LOG`).
+    pub async fn daemon_logged_with(&self, env: &[(&str, &str)]) -> Daemon {
+        let mut d = self.daemon_with_stderr(&[], env, true).await;
+        d.log = Some(d.log.take().unwrap_or_default());
+        d
+    }
+
     /// Like [`TestSite::daemon`], with global flags (e.g. `--origin URL`) first.
     pub async fn daemon_with(&self, global: &[&str], env: &[(&str, &str)]) -> Daemon {
         self.daemon_with_stderr(global, env, false).await
@@ -534,8 +563,7 @@ impl Daemon {
     }
 
     pub fn signal(&self, sig: i32) {
-        let pid = self.child.id().expect("daemon still running") as i32;
-        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+        signal(self.child.id().expect("daemon still running"), sig);
     }
 
     /// Waits for exit and returns the exit code.
@@ -601,20 +629,48 @@ impl Daemon {
     }
 }
 
+/// Sends `sig` to a child process (safely: rustix checks the pid).
+pub fn signal(pid: u32, sig: i32) {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .expect("a child's pid");
+    let sig = rustix::process::Signal::from_named_raw(sig).expect("a known signal");
+    // The process may have exited already: that is fine for a stop.
+    let _ = rustix::process::kill_process(pid, sig);
+}
+
 /// Polls `cond` every 20 ms until true, failing after `limit`.
 pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut cond: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
+    poll_until(limit, what, || {
+        let fut = cond();
+        async move { fut.await.then_some(()) }
+    })
+    .await
+}
+
+/// Polls `probe` every 20 ms until it returns a value, failing after
+/// `limit` (the one poll-until-deadline loop of the tests).
+pub async fn poll_until<T, F, Fut>(limit: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        if cond().await {
-            return;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
         }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("timed out after {limit:?} waiting for {what}");
 }
 
 /// A temp copy of the bundled default site (site.toml, templates/, content/).
@@ -672,13 +728,29 @@ pub fn changed(
         .collect()
 }
 
-/// A port that was free a moment ago (for servers that cannot bind port 0 and report it).
+/// A port for a server that cannot bind port 0 and report it (nginx,
+/// redis-server, s3s-fs). Taken from 20000–32767, below Linux's ephemeral
+/// range (`ip_local_port_range`, 32768–60999), so no outgoing connection of
+/// this or any process is handed it meanwhile; each call in this process
+/// takes the next one (from a per-process random start), checked bindable.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    const LOW: u16 = 20_000;
+    const SPAN: u16 = 12_768;
+    let _ = NEXT.compare_exchange(
+        0,
+        LOW + (std::process::id() % u32::from(SPAN)) as u16,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = LOW + n.wrapping_sub(LOW) % SPAN;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Waits until something accepts TCP connections on the port.
@@ -760,7 +832,7 @@ impl Nginx {
     /// Fast shutdown via the master (SIGKILL would orphan the workers).
     pub fn stop(&mut self) {
         if let Some(pid) = self.child.id() {
-            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            signal(pid, libc::SIGTERM);
             for _ in 0..250 {
                 if matches!(self.child.try_wait(), Ok(Some(_))) {
                     return;
