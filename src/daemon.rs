@@ -174,6 +174,11 @@ pub(crate) async fn run(
         cancel.clone(),
     ));
 
+    // The Redis intake's connection, shown by the HTTP status.
+    let redis_status = cfg
+        .redis
+        .as_ref()
+        .map(|_| Arc::new(crate::intake::redis::RedisStatus::default()));
     // Intakes: everything that turns arrivals into requests.
     let mut intakes: Vec<Box<dyn Intake>> = vec![Box::new(SpoolIntake {
         spool: spool.clone(),
@@ -197,6 +202,7 @@ pub(crate) async fn run(
                 journal,
                 outputs: output_stats.clone(),
                 filler: filler.clone(),
+                redis: redis_status.clone(),
             },
         }));
     }
@@ -207,13 +213,10 @@ pub(crate) async fn run(
             metrics: metrics.clone(),
         }));
     }
-    if let Some(redis) = cfg.redis.clone() {
-        backlog
-            .redis_enabled
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+    if let (Some(redis), Some(status)) = (cfg.redis.clone(), redis_status.clone()) {
         intakes.push(Box::new(crate::intake::redis::StreamIntake {
             cfg: redis,
-            backlog: backlog.clone(),
+            status,
             spool: spool.clone(),
         }));
     }

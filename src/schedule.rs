@@ -556,12 +556,6 @@ pub(crate) struct Backlog {
     pub(crate) changes: tokio::sync::watch::Sender<u64>,
     /// Why the templates do not load, while they do not (`kiln serve` shows it).
     pub(crate) template_error: tokio::sync::watch::Sender<Option<String>>,
-    /// Whether a Redis intake is configured, and connected now.
-    pub(crate) redis_enabled: std::sync::atomic::AtomicBool,
-    /// Whether the Redis intake is connected.
-    pub(crate) redis_connected: std::sync::atomic::AtomicBool,
-    /// Its last connection error.
-    pub(crate) redis_error: std::sync::Mutex<Option<String>>,
     /// URLs waiting (debounce or retry).
     pub(crate) pending: AtomicUsize,
     /// URLs being baked.
@@ -579,9 +573,6 @@ impl Default for Backlog {
         Backlog {
             changes: tokio::sync::watch::Sender::new(0),
             template_error: tokio::sync::watch::Sender::new(None),
-            redis_enabled: Default::default(),
-            redis_connected: Default::default(),
-            redis_error: Default::default(),
             pending: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             retrying: AtomicUsize::new(0),
@@ -609,16 +600,9 @@ impl Backlog {
 
     /// The numbers as JSON fields.
     pub(crate) fn to_json(&self) -> serde_json::Value {
-        let redis = self.redis_enabled.load(Ordering::Relaxed).then(|| {
-            serde_json::json!({
-                "connected": self.redis_connected.load(Ordering::Relaxed),
-                "error": self.redis_error.lock().ok().and_then(|e| e.clone()),
-            })
-        });
         let (tripped, held) = self.removal_guard.lock().map(|g| *g).unwrap_or_default();
         serde_json::json!({
             "mass_delete_guard": {"tripped": tripped, "removals_held": held},
-            "redis": redis,
             "pending_urls": self.pending.load(Ordering::Relaxed),
             "in_flight_urls": self.in_flight.load(Ordering::Relaxed),
             "retrying_urls": self.retrying.load(Ordering::Relaxed),

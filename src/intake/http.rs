@@ -42,6 +42,8 @@ pub(crate) struct ApiState {
     pub(crate) outputs: Option<Arc<crate::output::OutputStats>>,
     /// Answers nginx's anonymous misses, when fill is on (fetch mode).
     pub(crate) filler: Option<Arc<crate::fill::Filler>>,
+    /// The Redis intake's connection, when there is one.
+    pub(crate) redis: Option<Arc<super::redis::RedisStatus>>,
 }
 
 /// Largest `POST /v1/regen` body read.
@@ -448,6 +450,12 @@ async fn status(State(s): State<ApiState>) -> Response {
                     v.insert("outputs".into(), stats.to_json(depth));
                 }
                 v.insert("revalidated".into(), s.metrics.revalidations.get().into());
+                v.insert(
+                    "redis".into(),
+                    s.redis
+                        .as_ref()
+                        .map_or(serde_json::Value::Null, |r| r.to_json()),
+                );
                 if let Some(filler) = &s.filler {
                     v.insert("fill".into(), filler.stats.to_json());
                 }
@@ -463,11 +471,11 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         Ok(sum) => s.metrics.set_index_pages(&sum.by_status),
         Err(e) => tracing::warn!(error = %e, "index counts unavailable for /metrics"),
     }
-    s.metrics.redis_connected.set(i64::from(
-        s.backlog
-            .redis_connected
-            .load(std::sync::atomic::Ordering::Relaxed),
-    ));
+    if let Some(redis) = &s.redis {
+        s.metrics.redis_connected.set(i64::from(
+            redis.connected.load(std::sync::atomic::Ordering::Relaxed),
+        ));
+    }
     s.metrics
         .journal_entries
         .set(crate::intake::spool::queue_depth(&s.queue) as i64);

@@ -9,7 +9,7 @@
 //! When Redis is down, the other intakes go on; this one retries the
 //! connection with backoff and says so in `/v1/status` and `/metrics`.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RedisIntake;
-use crate::schedule::{Backlog, Request, Submitter};
+use crate::schedule::{Request, Submitter};
 use crate::targets::Target;
 
 /// Field of a stream entry that holds its targets.
@@ -43,12 +43,31 @@ pub(crate) async fn enqueue(cfg: &RedisIntake, targets: &[Target]) -> redis::Red
         .await
 }
 
+/// The intake's connection, as `/v1/status` and `/metrics` show it.
+#[derive(Debug, Default)]
+pub(crate) struct RedisStatus {
+    /// Connected and reading now.
+    pub(crate) connected: AtomicBool,
+    /// The last connection error.
+    pub(crate) error: std::sync::Mutex<Option<String>>,
+}
+
+impl RedisStatus {
+    /// `{"connected": …, "error": …}`.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "connected": self.connected.load(Ordering::Relaxed),
+            "error": self.error.lock().ok().and_then(|e| e.clone()),
+        })
+    }
+}
+
 /// The stream as an [`crate::schedule::Intake`].
 pub(crate) struct StreamIntake {
     /// Where and as whom to read.
     pub(crate) cfg: RedisIntake,
     /// Where the connection state is shown.
-    pub(crate) backlog: Arc<Backlog>,
+    pub(crate) status: Arc<RedisStatus>,
     /// Where a rebake of everything is queued durably when events were
     /// lost (the stream trimmed past us, the group gone): a request only in
     /// memory would be lost again by a stop before it is done.
@@ -61,7 +80,7 @@ impl crate::schedule::Intake for StreamIntake {
         submit: Submitter,
         shutdown: CancellationToken,
     ) -> crate::schedule::Running {
-        Box::pin(worker(self.cfg, submit, self.backlog, self.spool, shutdown))
+        Box::pin(worker(self.cfg, submit, self.status, self.spool, shutdown))
     }
 }
 
@@ -80,7 +99,7 @@ struct Sessions {
 pub(crate) async fn worker(
     cfg: RedisIntake,
     submit: Submitter,
-    backlog: Arc<Backlog>,
+    status: Arc<RedisStatus>,
     spool: crate::intake::spool::Spool,
     shutdown: CancellationToken,
 ) {
@@ -94,7 +113,7 @@ pub(crate) async fn worker(
         let session = run_session(
             &cfg,
             &submit,
-            &backlog,
+            &status,
             &spool,
             &shutdown,
             &mut waiting,
@@ -104,7 +123,7 @@ pub(crate) async fn worker(
             _ = shutdown.cancelled() => return,
             r = session => r,
         };
-        backlog.redis_connected.store(false, Ordering::Relaxed);
+        status.connected.store(false, Ordering::Relaxed);
         if shutdown.is_cancelled() {
             return;
         }
@@ -119,7 +138,7 @@ pub(crate) async fn worker(
         } else {
             tracing::warn!(error = %e, retry_in = ?delay, stream = %cfg.stream, "redis intake unavailable; the spool and HTTP intakes go on");
         }
-        if let Ok(mut last) = backlog.redis_error.lock() {
+        if let Ok(mut last) = status.error.lock() {
             *last = Some(e.to_string());
         }
         tokio::select! {
@@ -134,7 +153,7 @@ pub(crate) async fn worker(
 async fn run_session(
     cfg: &RedisIntake,
     submit: &Submitter,
-    backlog: &Arc<Backlog>,
+    status: &Arc<RedisStatus>,
     spool: &crate::intake::spool::Spool,
     shutdown: &CancellationToken,
     waiting: &mut JoinSet<()>,
@@ -184,8 +203,8 @@ async fn run_session(
     }
     sessions.group_seen = true;
     sessions.was_up = true;
-    backlog.redis_connected.store(true, Ordering::Relaxed);
-    if let Ok(mut last) = backlog.redis_error.lock() {
+    status.connected.store(true, Ordering::Relaxed);
+    if let Ok(mut last) = status.error.lock() {
         *last = None;
     }
     tracing::info!(stream = %cfg.stream, group = %cfg.group, consumer = %cfg.consumer, "reading the redis stream");
