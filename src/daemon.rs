@@ -46,6 +46,19 @@ pub(crate) enum DaemonError {
     },
 }
 
+impl DaemonError {
+    /// 2 for what the user fixes (no token off loopback, a second daemon,
+    /// the setup's own usage errors), 1 otherwise.
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::NoToken(_) => 2,
+            DaemonError::Locked(e) => e.exit_code(),
+            DaemonError::Setup(e) => e.exit_code(),
+            DaemonError::Spool(_) | DaemonError::Publish(_) | DaemonError::Bind { .. } => 1,
+        }
+    }
+}
+
 /// Things the caller may want to learn once the daemon is up.
 #[derive(Debug, Clone)]
 pub(crate) struct Ready {

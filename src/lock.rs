@@ -50,6 +50,17 @@ pub(crate) enum LockError {
     },
 }
 
+impl LockError {
+    /// 2 when another kiln owns the output (the user runs one at a time),
+    /// 1 when the lock file itself failed.
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            LockError::Held { .. } => 2,
+            LockError::Io { .. } => 1,
+        }
+    }
+}
+
 fn hint(holder: &Holder) -> &'static str {
     if holder.role == "daemon" {
         "; stop it first, or send it work with `kiln regen` / `kiln enqueue`"

@@ -389,6 +389,17 @@ pub(crate) enum SetupError {
     },
 }
 
+impl SetupError {
+    /// 2 when the user must fix the setup (no page source, the wrong
+    /// origin), 1 for failures of the machine (disk, index, client).
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            SetupError::NoSource | SetupError::OtherOrigin { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
 /// The mass-delete guard stopped a run; nothing was removed.
 #[derive(Debug, thiserror::Error)]
 #[error("this run would remove {count} baked files of {known} ({examples}); that is more than the limit of {limit} (`safety.max-delete-pages` / `safety.max-delete-percent`), so nothing was removed. A wrong origin or a broken app looks like this; if the pages are really gone, run again with --allow-mass-delete")]

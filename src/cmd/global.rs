@@ -56,33 +56,33 @@ pub struct UsageError(pub String);
 /// The process exit status for an error that ended a command: 2 for a
 /// usage or configuration mistake the user fixes (a bad flag or key, no
 /// page source, a second daemon, the wrong origin), 1 for everything else.
-/// Each error type says which of its cases are usage errors; this is the
-/// one list of the types that can carry one.
+/// The error types decide (each has an `exit_code`); this is only the list
+/// of the types that can end a command with a usage error.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
-    if is_usage_error(e) {
-        2
-    } else {
-        1
+    macro_rules! carried_by {
+        ($($t:ty),* $(,)?) => {
+            $(
+                if let Some(e) = e.downcast_ref::<$t>() {
+                    return e.exit_code();
+                }
+            )*
+        };
     }
+    carried_by!(
+        ConfigError,
+        UsageError,
+        crate::bake::SetupError,
+        crate::daemon::DaemonError,
+        crate::lock::LockError,
+    );
+    1
 }
 
-fn is_usage_error(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<ConfigError>().is_some()
-        || e.downcast_ref::<UsageError>().is_some()
-        || matches!(
-            e.downcast_ref::<crate::bake::SetupError>(),
-            Some(crate::bake::SetupError::NoSource | crate::bake::SetupError::OtherOrigin { .. })
-        )
-        || matches!(
-            e.downcast_ref::<crate::daemon::DaemonError>(),
-            Some(
-                crate::daemon::DaemonError::NoToken(_)
-                    | crate::daemon::DaemonError::Locked(crate::lock::LockError::Held { .. })
-                    | crate::daemon::DaemonError::Setup(
-                        crate::bake::SetupError::OtherOrigin { .. }
-                    )
-            )
-        )
+impl UsageError {
+    /// Always 2: the command line was wrong.
+    pub fn exit_code(&self) -> u8 {
+        2
+    }
 }
 
 impl GlobalArgs {
@@ -110,5 +110,41 @@ impl GlobalArgs {
             bar.set_style(style);
         }
         bar
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_says_its_exit_status() {
+        let code = |e: anyhow::Error| exit_code(&e);
+        assert_eq!(code(UsageError("bad flag".into()).into()), 2);
+        assert_eq!(code(crate::bake::SetupError::NoSource.into()), 2);
+        let io = || std::io::Error::other("disk");
+        assert_eq!(
+            code(
+                crate::lock::LockError::Io {
+                    path: "x".into(),
+                    source: io()
+                }
+                .into()
+            ),
+            1,
+            "a lock file that cannot be made is the machine's problem"
+        );
+        let no_token = crate::daemon::DaemonError::NoToken(([0, 0, 0, 0], 80).into());
+        assert_eq!(code(no_token.into()), 2);
+        let bind = crate::daemon::DaemonError::Bind {
+            addr: ([127, 0, 0, 1], 80).into(),
+            source: io(),
+        };
+        assert_eq!(code(bind.into()), 1);
+        // Context on top does not hide what the error is.
+        let wrapped =
+            anyhow::Error::from(crate::bake::SetupError::NoSource).context("while building");
+        assert_eq!(code(wrapped), 2);
+        assert_eq!(code(anyhow::anyhow!("anything else")), 1);
     }
 }

@@ -343,6 +343,13 @@ impl Config {
     }
 }
 
+impl ConfigError {
+    /// Always 2: the configuration is the user's to fix.
+    pub(crate) fn exit_code(&self) -> u8 {
+        2
+    }
+}
+
 type Invalid<'a> = dyn Fn(&str, String) -> ConfigError + 'a;
 
 fn glob_set(
