@@ -33,7 +33,9 @@ pub(crate) enum DaemonError {
     #[error(transparent)]
     Locked(#[from] crate::lock::LockError),
     /// Off-loopback without a token.
-    #[error("refusing to listen on {0} without a token: set the environment variable named by `daemon.token-env` (default KILN_TOKEN), or listen on 127.0.0.1")]
+    #[error(
+        "refusing to listen on {0} without a token: set the environment variable named by `daemon.token-env` (default KILN_TOKEN), or listen on 127.0.0.1"
+    )]
     NoToken(SocketAddr),
     /// Could not bind.
     #[error("failed to listen on {addr}")]

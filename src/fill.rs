@@ -424,11 +424,13 @@ mod tests {
             shared(false).is_remembered(),
             "a 404 is shown for the window"
         );
-        assert!(Answer::Unavailable {
-            status: 503,
-            reason: String::new()
-        }
-        .is_remembered());
+        assert!(
+            Answer::Unavailable {
+                status: 503,
+                reason: String::new()
+            }
+            .is_remembered()
+        );
         assert!(
             !Answer::ToApp("private").is_remembered(),
             "a private answer is never reused"

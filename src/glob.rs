@@ -62,9 +62,11 @@ mod tests {
         let m = path_matcher("/blog/*/").expect("compiles");
         assert!(m.is_match("/blog/a/"));
         assert!(!m.is_match("/blog/a/b/"));
-        assert!(path_matcher("/blog/**")
-            .expect("compiles")
-            .is_match("/blog/a/b/"));
+        assert!(
+            path_matcher("/blog/**")
+                .expect("compiles")
+                .is_match("/blog/a/b/")
+        );
         assert!(path_matcher("/bad/[").is_err());
     }
 }

@@ -79,7 +79,7 @@ pub(crate) mod urlmap;
 pub(crate) mod urlpath;
 pub(crate) mod write;
 
-pub use cli::{run, Cli};
+pub use cli::{Cli, run};
 
 #[cfg(test)]
 mod messages;

@@ -708,7 +708,7 @@ mod tests {
         use std::cell::RefCell;
 
         pub(crate) fn lol(html: &[u8], assets: bool) -> Found {
-            use lol_html::{element, HtmlRewriter, Settings};
+            use lol_html::{HtmlRewriter, Settings, element};
             let links = RefCell::new(Vec::new());
             let base = RefCell::new(None);
             let push = |v: Option<String>| {

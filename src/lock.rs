@@ -40,7 +40,9 @@ pub(crate) enum LockError {
         holder: Holder,
     },
     /// The lock file could not be used.
-    #[error("failed to create or lock kiln's lock file `{path}` in the output directory (is the output a writable directory?)")]
+    #[error(
+        "failed to create or lock kiln's lock file `{path}` in the output directory (is the output a writable directory?)"
+    )]
     Io {
         /// The lock file.
         path: PathBuf,
@@ -140,13 +142,13 @@ pub(crate) fn try_lock(out: &Path, role: &str) -> Result<OutputLock, LockError> 
             return Err(LockError::Held {
                 holder: read_holder(&mut file),
                 path,
-            })
+            });
         }
         Err(e) => {
             return Err(LockError::Io {
                 path,
                 source: e.into(),
-            })
+            });
         }
     }
     let lock = OutputLock {

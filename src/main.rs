@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use kiln::cmd::{exit_code, Exit, LogFormat};
+use kiln::cmd::{Exit, LogFormat, exit_code};
 
 fn main() -> ExitCode {
     let cli = kiln::Cli::parse();

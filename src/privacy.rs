@@ -2,7 +2,7 @@
 //! (DESIGN.md guarantee 5): a page that could belong to one visitor is refused.
 
 use aho_corasick::AhoCorasick;
-use reqwest::header::{HeaderMap, CACHE_CONTROL, SET_COOKIE, VARY};
+use reqwest::header::{CACHE_CONTROL, HeaderMap, SET_COOKIE, VARY};
 
 use crate::body::Body;
 use crate::config::{Safety, VaryCookie};
@@ -20,7 +20,9 @@ pub(crate) enum Refusal {
     #[error("response varies by {0} (Vary header)")]
     Vary(String),
     /// The body contains a forbidden pattern such as a CSRF token.
-    #[error("body contains forbidden pattern `{0}` (set safety.allow-private for this URL if it is really public)")]
+    #[error(
+        "body contains forbidden pattern `{0}` (set safety.allow-private for this URL if it is really public)"
+    )]
     ForbiddenPattern(String),
     /// The body could not be read back for scanning.
     #[error("body could not be scanned: {0}")]

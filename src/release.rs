@@ -16,7 +16,9 @@ pub(crate) enum ReleaseError {
     #[error("no earlier release to roll back to in `{0}`")]
     NothingToRollBack(PathBuf),
     /// `out` exists but is a plain site, not a release layout.
-    #[error("`{0}` holds a plain (non-release) site; use a new --out for release builds or move it aside")]
+    #[error(
+        "`{0}` holds a plain (non-release) site; use a new --out for release builds or move it aside"
+    )]
     NotReleaseLayout(PathBuf),
 }
 

@@ -8,13 +8,13 @@ use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -270,7 +270,7 @@ async fn proxy(p: &Preview, origin: &url::Url, req: Request) -> Response {
                 StatusCode::BAD_GATEWAY,
                 format!("kiln serve: the origin did not answer: {e}\n"),
             )
-                .into_response()
+                .into_response();
         }
     };
     let status = upstream.status();

@@ -25,7 +25,9 @@ pub(crate) enum UrlPathError {
     #[error("`{0}` starts with `//`, which names another host; give a path on the origin")]
     Authority(String),
     /// A backslash, which URL parsers treat as `/` (so `/\\host` names a host).
-    #[error("`{0}` contains a backslash, which URL parsers read as `/`; encode it as %5C if the origin really has it")]
+    #[error(
+        "`{0}` contains a backslash, which URL parsers read as `/`; encode it as %5C if the origin really has it"
+    )]
     Backslash(String),
     /// NUL, newline or another control character, or a raw space.
     #[error("`{0}` contains a control character or a raw space; percent-encode it")]

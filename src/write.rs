@@ -26,7 +26,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use crate::body::Body;
 use crate::config::{Durability, Encoding};
-use crate::files::{fs_err, FsError};
+use crate::files::{FsError, fs_err};
 
 /// Prefix of kiln's temp files; swept at start.
 pub(crate) const TEMP_PREFIX: &str = ".kiln-tmp-";
@@ -41,7 +41,9 @@ pub(crate) enum WriteError {
     #[error("refusing to write `{0}`: it is not a plain path inside the output root")]
     OutsideRoot(PathBuf),
     /// A symlink sits where kiln needs a directory or file; it is never followed.
-    #[error("refusing to touch `{path}`: `{link}` is a symlink, and kiln never follows symlinks inside the output root (remove it)")]
+    #[error(
+        "refusing to touch `{path}`: `{link}` is a symlink, and kiln never follows symlinks inside the output root (remove it)"
+    )]
     Symlink {
         /// The file kiln wanted.
         path: PathBuf,
@@ -49,7 +51,9 @@ pub(crate) enum WriteError {
         link: PathBuf,
     },
     /// `<out>/current` is a symlink kiln did not write (not `releases/<id>`).
-    #[error("refusing to use `{link}`: it points at `{target}`, and kiln only follows the `current` link it writes itself (`releases/<id>`); run `kiln rollback` or `kiln build --release` to point it back, or remove it")]
+    #[error(
+        "refusing to use `{link}`: it points at `{target}`, and kiln only follows the `current` link it writes itself (`releases/<id>`); run `kiln rollback` or `kiln build --release` to point it back, or remove it"
+    )]
     ForeignCurrent {
         /// The `current` link.
         link: PathBuf,
@@ -57,7 +61,9 @@ pub(crate) enum WriteError {
         target: PathBuf,
     },
     /// A file exists where a directory is needed (or the reverse).
-    #[error("cannot write `{path}`: `{conflict}` is in the way (a file where a directory is needed, or the reverse)")]
+    #[error(
+        "cannot write `{path}`: `{conflict}` is in the way (a file where a directory is needed, or the reverse)"
+    )]
     Conflict {
         /// The file we wanted.
         path: PathBuf,
@@ -321,7 +327,7 @@ impl WebRoot {
                 }
                 Err(rustix::io::Errno::NOENT) => return Ok(None),
                 Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
-                    return Err(self.blocked(dir, name, wanted))
+                    return Err(self.blocked(dir, name, wanted));
                 }
                 Err(e) => return Err(errno("open directory", &path)(e)),
             }
@@ -446,13 +452,13 @@ impl WebRoot {
                     return Err(WriteError::Symlink {
                         path: target.clone(),
                         link: target,
-                    })
+                    });
                 }
                 _ => {
                     return Err(WriteError::Conflict {
                         path: target.clone(),
                         conflict: target,
-                    })
+                    });
                 }
             }
         }
@@ -621,7 +627,7 @@ impl WebRoot {
                     return Err(WriteError::Conflict {
                         path: target.clone(),
                         conflict: dir.path.join(&n),
-                    })
+                    });
                 }
                 Err(e) => return Err(errno("remove", &dir.path.join(&n))(e)),
             }

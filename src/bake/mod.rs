@@ -23,7 +23,7 @@ use crate::write::{WebRoot, WriteOutcome};
 mod decision;
 mod summary;
 
-use decision::{decide, Decision};
+use decision::{Decision, decide};
 
 use crate::index::IndexError;
 pub(crate) use crate::targets::resolve::Resolved;
@@ -61,10 +61,14 @@ pub(crate) enum PageError {
     },
     /// The work for this page stopped on a bug (a panic); the last good
     /// file is kept and nothing else is affected.
-    #[error("internal error while regenerating this page ({0}); the last good file is kept (please report this)")]
+    #[error(
+        "internal error while regenerating this page ({0}); the last good file is kept (please report this)"
+    )]
     Internal(String),
     /// The daemon's mass-delete guard kept the file.
-    #[error("{why}, but removing its file would make more than {limit} removals within {window} (`safety.max-delete-pages` / `safety.max-delete-percent`), so the mass-delete guard kept it; a wrong origin or a broken app looks like this. If the pages are really gone, run `kiln regen --allow-mass-delete failed`")]
+    #[error(
+        "{why}, but removing its file would make more than {limit} removals within {window} (`safety.max-delete-pages` / `safety.max-delete-percent`), so the mass-delete guard kept it; a wrong origin or a broken app looks like this. If the pages are really gone, run `kiln regen --allow-mass-delete failed`"
+    )]
     RemovalHeld {
         /// What asked for the removal.
         why: String,
@@ -377,10 +381,14 @@ pub(crate) enum SetupError {
     #[error("`safety.forbid-patterns` cannot be compiled")]
     Patterns(#[source] aho_corasick::BuildError),
     /// Nothing to bake from.
-    #[error("no page source: set `[origin] url` in site.toml (or pass --origin http://HOST:PORT), or add `[[render]]` routes")]
+    #[error(
+        "no page source: set `[origin] url` in site.toml (or pass --origin http://HOST:PORT), or add `[[render]]` routes"
+    )]
     NoSource,
     /// The output was baked from another origin.
-    #[error("this output was baked from {recorded}, not {given}: baking it from another origin could replace or delete every page; check `[origin] url` (or --origin), or pass --force if the site really moved")]
+    #[error(
+        "this output was baked from {recorded}, not {given}: baking it from another origin could replace or delete every page; check `[origin] url` (or --origin), or pass --force if the site really moved"
+    )]
     OtherOrigin {
         /// The origin in the index.
         recorded: String,
@@ -402,7 +410,9 @@ impl SetupError {
 
 /// The mass-delete guard stopped a run; nothing was removed.
 #[derive(Debug, thiserror::Error)]
-#[error("this run would remove {count} baked files of {known} ({examples}); that is more than the limit of {limit} (`safety.max-delete-pages` / `safety.max-delete-percent`), so nothing was removed. A wrong origin or a broken app looks like this; if the pages are really gone, run again with --allow-mass-delete")]
+#[error(
+    "this run would remove {count} baked files of {known} ({examples}); that is more than the limit of {limit} (`safety.max-delete-pages` / `safety.max-delete-percent`), so nothing was removed. A wrong origin or a broken app looks like this; if the pages are really gone, run again with --allow-mass-delete"
+)]
 pub(crate) struct MassDelete {
     /// Files the run would remove.
     pub(crate) count: usize,
@@ -464,7 +474,7 @@ impl Baker {
             let given = o.url.origin().ascii_serialization();
             match index.meta("origin").await? {
                 Some(recorded) if recorded != given && !opts.force_origin => {
-                    return Err(SetupError::OtherOrigin { recorded, given })
+                    return Err(SetupError::OtherOrigin { recorded, given });
                 }
                 Some(recorded) if recorded == given => {}
                 _ => index.set_meta("origin", given).await,
@@ -920,7 +930,7 @@ impl Baker {
             Err(e) => {
                 return self
                     .fail(path, http_status, PageError::Write(Arc::new(e)))
-                    .await
+                    .await;
             }
         };
         tags.extend(
@@ -1042,7 +1052,7 @@ impl Baker {
             Err(e) => {
                 return self
                     .fail(path, http_status, PageError::Write(Arc::new(e)))
-                    .await
+                    .await;
             }
         };
         if !exists {

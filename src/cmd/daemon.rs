@@ -54,7 +54,7 @@ pub async fn run(g: &GlobalArgs, args: DaemonArgs) -> anyhow::Result<Exit> {
 /// between would otherwise get the inherited disposition — ignored, if the
 /// parent ignored it — and the daemon would never stop).
 pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate()).ok();
     let int = signal(SignalKind::interrupt()).ok();
     async move {

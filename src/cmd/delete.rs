@@ -27,7 +27,7 @@ pub async fn run(g: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<Exit> {
                 return Err(UsageError(format!(
                     "`{u}` is not a URL path; delete takes paths like /blog/old-post/"
                 ))
-                .into())
+                .into());
             }
         }
     }

@@ -194,7 +194,9 @@ enum Mode {
 }
 
 fn ask() -> anyhow::Result<Mode> {
-    print!("Bake a running app (type its URL, e.g. http://127.0.0.1:8000) or render templates (type `render`)? ");
+    print!(
+        "Bake a running app (type its URL, e.g. http://127.0.0.1:8000) or render templates (type `render`)? "
+    );
     std::io::stdout().flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;

@@ -18,7 +18,7 @@ pub mod status;
 
 use std::io::Read;
 
-pub use global::{exit_code, Exit, GlobalArgs, LogFormat, UsageError};
+pub use global::{Exit, GlobalArgs, LogFormat, UsageError, exit_code};
 
 use crate::targets::Target;
 
@@ -209,7 +209,10 @@ pub(crate) async fn hand_to_daemon(
         );
     };
     if !quiet {
-        eprintln!("a daemon (PID {}) owns this output: handed the targets to it as job {id}; waiting for it", holder.pid);
+        eprintln!(
+            "a daemon (PID {}) owns this output: handed the targets to it as job {id}; waiting for it",
+            holder.pid
+        );
     }
     let mut unreachable_for = 0;
     loop {
@@ -222,14 +225,19 @@ pub(crate) async fn hand_to_daemon(
             .await;
         let job: serde_json::Value = match asked {
             Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {
-                eprintln!("the daemon at {http} no longer knows job {id}: it restarted; the targets were journaled before it answered and are applied by the new daemon (`kiln status` shows the queue)");
+                eprintln!(
+                    "the daemon at {http} no longer knows job {id}: it restarted; the targets were journaled before it answered and are applied by the new daemon (`kiln status` shows the queue)"
+                );
                 return Ok(Exit::PagesFailed);
             }
             Ok(r) => r.json().await.unwrap_or_default(),
             Err(e) => {
                 unreachable_for += 1;
                 if unreachable_for >= 20 {
-                    eprintln!("the daemon (PID {}) stopped answering at {http} before job {id} was done ({e}); its targets are in its journal and are applied when it starts again", holder.pid);
+                    eprintln!(
+                        "the daemon (PID {}) stopped answering at {http} before job {id} was done ({e}); its targets are in its journal and are applied when it starts again",
+                        holder.pid
+                    );
                     return Ok(Exit::PagesFailed);
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
@@ -241,7 +249,12 @@ pub(crate) async fn hand_to_daemon(
             let r = &job["report"];
             println!(
                 "daemon job {id}: {} URLs: {} written, {} unchanged, {} deleted, {} refused, {} failed",
-                r["urls"], r["written"], r["unchanged"], r["deleted"], r["refused"].as_array().map_or(0, Vec::len), r["failed"].as_array().map_or(0, Vec::len)
+                r["urls"],
+                r["written"],
+                r["unchanged"],
+                r["deleted"],
+                r["refused"].as_array().map_or(0, Vec::len),
+                r["failed"].as_array().map_or(0, Vec::len)
             );
             for f in r["failed"].as_array().into_iter().flatten() {
                 println!(
@@ -293,7 +306,9 @@ pub(crate) fn finish_run(
     }
     let index_failures = crate::index::write_failures();
     if index_failures > 0 {
-        eprintln!("error: {index_failures} index write(s) failed and were rolled back (see the log); run the command again");
+        eprintln!(
+            "error: {index_failures} index write(s) failed and were rolled back (see the log); run the command again"
+        );
     }
     Ok(if summary.has_failures() || index_failures > 0 {
         Exit::PagesFailed
@@ -330,7 +345,9 @@ pub(crate) async fn deliver_outputs(
         Ok(None) => return Ok(exit),
         Err(e) => {
             let waiting = index.outbox_depth().await.unwrap_or(0);
-            eprintln!("warning: the pages are baked, but the outputs cannot be used: {e}; {waiting} page change(s) wait in the outbox for the daemon or the next run");
+            eprintln!(
+                "warning: the pages are baked, but the outputs cannot be used: {e}; {waiting} page change(s) wait in the outbox for the daemon or the next run"
+            );
             return Ok(Exit::PagesFailed);
         }
     };

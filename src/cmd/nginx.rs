@@ -2,7 +2,7 @@
 
 use super::{Exit, GlobalArgs};
 use crate::index::Index;
-use crate::nginx::{render, NginxOptions};
+use crate::nginx::{NginxOptions, render};
 
 /// `kiln nginx` flags.
 #[derive(Debug, clap::Args)]

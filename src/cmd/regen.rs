@@ -68,7 +68,7 @@ async fn regen(
                     args.guard.allow_mass_delete,
                     g.quiet,
                 )
-                .await
+                .await;
             }
         }
     };

@@ -3,7 +3,7 @@
 use globset::GlobSet;
 use serde::Deserialize;
 
-use super::{glob_set, ConfigError, Invalid};
+use super::{ConfigError, Invalid, glob_set};
 
 /// `[crawl]`
 #[derive(Debug, Default, Deserialize)]
@@ -46,7 +46,9 @@ pub(super) fn resolve_crawl(raw: RawCrawl, invalid: &Invalid<'_>) -> Result<Craw
         if !seed.starts_with('/') {
             return Err(invalid(
                 "crawl.seeds",
-                format!("has `{seed}`: seeds are URL paths starting with `/`, e.g. \"/\" or \"/sitemap.xml\""),
+                format!(
+                    "has `{seed}`: seeds are URL paths starting with `/`, e.g. \"/\" or \"/sitemap.xml\""
+                ),
             ));
         }
     }

@@ -247,7 +247,7 @@ pub(super) fn resolve_purge(
                     &key("url"),
                     "is missing: give `url` (or `service` for fastly, `zone` for cloudflare)"
                         .into(),
-                ))
+                ));
             }
         };
         Url::parse(&url).map_err(|e| invalid(&key("url"), format!("is `{url}`: {e}")))?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use globset::{GlobMatcher, GlobSet};
 use serde::Deserialize;
 
-use super::{glob_set, ConfigError, Invalid};
+use super::{ConfigError, Invalid, glob_set};
 use crate::glob::{glob_literal_prefix, path_matcher};
 
 /// `[[render]]`
@@ -93,7 +93,10 @@ pub(super) fn resolve_render(
         if r.data.is_none() && r.url.contains('{') && r.group_by.is_none() {
             return Err(invalid(
                 &format!("render[{i}].url"),
-                format!("`{}` has placeholders but the route has no `data` glob or `group-by` to fill them", r.url),
+                format!(
+                    "`{}` has placeholders but the route has no `data` glob or `group-by` to fill them",
+                    r.url
+                ),
             ));
         }
         let data = match r.data {

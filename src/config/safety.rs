@@ -3,7 +3,7 @@
 use globset::GlobSet;
 use serde::Deserialize;
 
-use super::{glob_set, ConfigError, Invalid};
+use super::{ConfigError, Invalid, glob_set};
 
 /// `[safety]`
 #[derive(Debug, Default, Deserialize)]
@@ -97,7 +97,9 @@ pub(super) fn resolve_safety(raw: RawSafety, invalid: &Invalid<'_>) -> Result<Sa
     if let Some(bad) = safety.bypass_cookies.iter().find(|c| !is_cookie_glob(c)) {
         return Err(invalid(
             "safety.bypass-cookies",
-            format!("has `{bad}`: a cookie name is letters, digits, `_` and `-`, with `*` for any run of them"),
+            format!(
+                "has `{bad}`: a cookie name is letters, digits, `_` and `-`, with `*` for any run of them"
+            ),
         ));
     }
     if safety.forbid_patterns.iter().any(String::is_empty) {

@@ -44,11 +44,7 @@ pub(super) fn resolve_site(
 ) -> Result<Site, ConfigError> {
     let resolve = |p: Option<PathBuf>, default: &str| {
         let p = p.unwrap_or_else(|| PathBuf::from(default));
-        if p.is_absolute() {
-            p
-        } else {
-            base_dir.join(p)
-        }
+        if p.is_absolute() { p } else { base_dir.join(p) }
     };
     let keep_releases = raw.keep_releases.unwrap_or(5);
     if keep_releases == 0 {

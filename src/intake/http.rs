@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -268,13 +268,13 @@ async fn regen(State(s): State<ApiState>, req: Request) -> Response {
             return error(
                 StatusCode::REQUEST_TIMEOUT,
                 format!("the body did not arrive within {BODY_TIMEOUT:?}"),
-            )
+            );
         }
         Ok(Err(_)) => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body is over {MAX_BODY_BYTES} bytes; send fewer targets per request"),
-            )
+            );
         }
     };
     let parsed: RegenBody = match serde_json::from_slice(&body) {
@@ -285,7 +285,7 @@ async fn regen(State(s): State<ApiState>, req: Request) -> Response {
                 format!(
                     "body must be JSON like {{\"targets\": [\"/blog/\", \"tag:post:42\"]}}: {e}"
                 ),
-            )
+            );
         }
     };
     if parsed.targets.is_empty() {

@@ -9,12 +9,12 @@
 //! When Redis is down, the other intakes go on; this one retries the
 //! connection with backoff and says so in `/v1/status` and `/metrics`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::AsyncCommands;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;

@@ -13,8 +13,8 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -27,7 +27,7 @@ use crate::targets::{Target, TargetError};
 /// A spool directory problem.
 pub(crate) type SpoolError = FsError;
 
-use crate::files::{fs_err as err, FsError};
+use crate::files::{FsError, fs_err as err};
 
 /// A spool file read from `new/`.
 #[derive(Debug)]
@@ -157,7 +157,7 @@ impl Spool {
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
                 return Ok(Intake::Rejected(
                     "is a symlink; spool files are never followed".into(),
-                ))
+                ));
             }
             Err(e) => return Err(err("open spool file", path)(e)),
         };
@@ -422,7 +422,7 @@ impl Spool {
         shutdown: CancellationToken,
     ) -> (
         Journal,
-        impl std::future::Future<Output = ()> + Send + 'static,
+        impl std::future::Future<Output = ()> + Send + 'static + use<>,
     ) {
         let (tx, rx) = mpsc::channel::<Append>(JOURNAL_BATCH);
         let spool = self.clone();
@@ -739,9 +739,11 @@ mod tests {
         let rec = spool
             .record_failures(&p, "bad-lines", &[format!("line 2: {}", f.bad[0].1)], 0)
             .unwrap();
-        assert!(fs::read_to_string(&rec)
-            .unwrap()
-            .contains("bad target `not a target`"));
+        assert!(
+            fs::read_to_string(&rec)
+                .unwrap()
+                .contains("bad target `not a target`")
+        );
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             fs::metadata(&rec).unwrap().permissions().mode() & 0o777,

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use minijinja::{context, Environment, Value};
+use minijinja::{Environment, Value, context};
 
 use crate::config::{Config, DataGlob, RenderRoute};
 use crate::files::is_editor_junk;
@@ -70,7 +70,9 @@ pub(crate) enum RenderError {
         file: String,
     },
     /// Two routes produce `/a` and `/a/`, which are one file.
-    #[error("URLs `{first_url}` (by {first}) and `{second_url}` (by {second}) are the same file (`a/` and `a` both map to a/index.html); give one of them another URL")]
+    #[error(
+        "URLs `{first_url}` (by {first}) and `{second_url}` (by {second}) are the same file (`a/` and `a` both map to a/index.html); give one of them another URL"
+    )]
     SameFile {
         /// The URL produced first.
         first_url: String,
@@ -663,7 +665,7 @@ fn read_data_file(path: &Path) -> Result<Fields, RenderError> {
         other => {
             return Err(err(format!(
                 "unsupported data file type `.{other}`: use .md, .toml, .json, .yaml"
-            )))
+            )));
         }
     };
     match value {
@@ -711,7 +713,7 @@ fn split_front_matter(text: &str) -> Result<(Option<FrontMatter<'_>>, &str), Str
 
 /// Markdown → HTML (CommonMark plus tables, footnotes, strikethrough).
 pub(crate) fn markdown(text: &str) -> String {
-    use pulldown_cmark::{html, Options, Parser};
+    use pulldown_cmark::{Options, Parser, html};
     let opts = Options::ENABLE_TABLES
         | Options::ENABLE_FOOTNOTES
         | Options::ENABLE_STRIKETHROUGH

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::util::{linked_site, Origin, Page, TestSite};
+use crate::util::{Origin, Page, TestSite, linked_site};
 
 async fn origin_with(n: usize, extra: Vec<(&str, Page)>) -> Origin {
     let pages = linked_site(n);
@@ -86,7 +86,7 @@ async fn regen_touches_only_the_named_pages_and_tags_resolve_through_the_index()
     let dry = site.kiln(&["regen", "--dry-run", "glob:/p/1*/"]).await;
     let lines: Vec<&str> = dry.stdout.lines().collect();
     assert_eq!(lines.len(), 11, "{}", dry.stdout); // /p/1/ and /p/10/../p/19/
-                                                   // explain shows the tags.
+    // explain shows the tags.
     let ex = site.kiln(&["explain", "/p/5/"]).await;
     assert!(ex.stdout.contains("tag:post:5"), "{}", ex.stdout);
     assert!(ex.stdout.contains("tag:path:/p/"), "{}", ex.stdout);

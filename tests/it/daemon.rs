@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::util::{built_site, linked_site, wait_until, Origin, Page, TestSite, DAEMON_TOML};
+use crate::util::{DAEMON_TOML, Origin, Page, TestSite, built_site, linked_site, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueue_and_http_make_pages_fresh() {

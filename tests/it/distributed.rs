@@ -12,7 +12,7 @@ use crate::publish::S3Server;
 use crate::redis::Redis;
 use crate::require;
 use crate::util::{
-    client, free_port, linked_site, open_up, wait_until, Nginx, Origin, Page, TestSite,
+    Nginx, Origin, Page, TestSite, client, free_port, linked_site, open_up, wait_until,
 };
 
 const N: usize = 25;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::require;
-use crate::util::{client, free_port, open_up, wait_for_port, wait_until, Nginx, TestSite};
+use crate::util::{Nginx, TestSite, client, free_port, open_up, wait_for_port, wait_until};
 
 fn django_available() -> bool {
     std::process::Command::new("python3")
@@ -282,10 +282,11 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
         (r.status().as_u16(), &r.headers()["x-served-by"]),
         (200, &"django".parse().unwrap())
     );
-    assert!(site
-        .files()
-        .iter()
-        .all(|f| !f.starts_with("admin") && !f.starts_with("accounts")));
+    assert!(
+        site.files()
+            .iter()
+            .all(|f| !f.starts_with("admin") && !f.starts_with("accounts"))
+    );
 
     // Saving a post through the ORM (another process, over HTTP): the post,
     // the list and the feed are fresh through nginx within 1 s, and only
@@ -295,7 +296,11 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
     manage(
         site.path(),
         &[("KILN_URL", daemon.http.clone())],
-        &["shell", "-c", "from blog.models import Post; p = Post.objects.get(pk=1); p.title = 'Counting birds at dusk'; p.save()"],
+        &[
+            "shell",
+            "-c",
+            "from blog.models import Post; p = Post.objects.get(pk=1); p.title = 'Counting birds at dusk'; p.save()",
+        ],
     );
     let committed = Instant::now();
     let mut fresh = false;
@@ -339,11 +344,11 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
     let r = get("/csrf/", None).await.unwrap();
     assert_eq!(r.headers()["x-served-by"], "django");
     let csrf_cookie = cookie_of(&r);
-    let token = serde_json::from_str::<serde_json::Value>(&r.text().await.unwrap()).unwrap()
-        ["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token =
+        serde_json::from_str::<serde_json::Value>(&r.text().await.unwrap()).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
     let r = http
         .post(nginx.url("/posts/1/comment/"))
         .header("cookie", &csrf_cookie)

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use crate::require;
-use crate::util::{client, free_port, open_up, wait_until, Daemon, Nginx, Origin, Page, TestSite};
+use crate::util::{Daemon, Nginx, Origin, Page, TestSite, client, free_port, open_up, wait_until};
 
 /// How many visitors arrive at once.
 const CROWD: usize = 500;

@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use crate::util::{built_site, tree, wait_until, Origin, Page, TestSite, DAEMON_TOML};
+use crate::util::{DAEMON_TOML, Origin, Page, TestSite, built_site, tree, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directory_swapped_for_a_symlink_is_never_written_or_deleted_through() {

@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::require;
 use crate::util::{
-    built_site, client, free_port, open_up, tree, wait_until, Nginx, Page, TestSite,
+    Nginx, Page, TestSite, built_site, client, free_port, open_up, tree, wait_until,
 };
 
 /// A planted absolute `current` (or a release id that is a symlink) is never

@@ -16,10 +16,11 @@ async fn init_render_makes_a_site_that_builds_and_never_overwrites() {
     assert_eq!(site.kiln(&["check"]).await.code, 0);
     let build = site.kiln(&["build"]).await;
     assert_eq!(build.code, 0, "{}", build.all());
-    assert!(site
-        .read("posts/hello/index.html")
-        .unwrap()
-        .contains("Hello, kiln"));
+    assert!(
+        site.read("posts/hello/index.html")
+            .unwrap()
+            .contains("Hello, kiln")
+    );
     let toml = std::fs::read_to_string(site.path().join("site.toml")).unwrap();
     let again = site.kiln(&["init", "--render"]).await;
     assert_eq!(again.code, 2, "{}", again.all());

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::util::{built_site, wait_until, Page};
+use crate::util::{Page, built_site, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_202_survives_kill_9_and_the_restart_applies_it() {

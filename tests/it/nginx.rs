@@ -1,7 +1,7 @@
 //! The generated nginx config, run by a real nginx over the baked output.
 
 use crate::require;
-use crate::util::{client, free_port, linked_site, open_up, Nginx, Origin, Page, TestSite};
+use crate::util::{Nginx, Origin, Page, TestSite, client, free_port, linked_site, open_up};
 
 #[cfg_attr(
     kiln_no_nginx,
@@ -182,11 +182,12 @@ async fn the_generated_config_passes_nginx_t_for_the_default_site_and_releases()
     let http = client();
     let r = http.get(nginx.url("/no-such-page/")).send().await.unwrap();
     assert_eq!(r.status(), 404);
-    assert!(r
-        .text()
-        .await
-        .unwrap()
-        .contains("didn't survive the firing"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("didn't survive the firing")
+    );
     let r = http.get(nginx.url("/feed.xml")).send().await.unwrap();
     assert_eq!(
         r.headers()["content-type"]
@@ -218,13 +219,29 @@ async fn the_generated_config_passes_nginx_t_for_the_default_site_and_releases()
 async fn content_types_through_nginx_match_the_origin() {
     require!("nginx");
     let cases: Vec<(&str, &str, &str)> = vec![
-        ("/", "text/html; charset=utf-8", "<html><head><link rel=\"stylesheet\" href=\"/style.css\"><link rel=\"alternate\" href=\"/feed.xml\"><link rel=\"alternate\" href=\"/atom.xml\"></head><body><a href=\"/data.json\">j</a><a href=\"/api/items\">i</a><a href=\"/sitemap.xml\">s</a></body></html>"),
+        (
+            "/",
+            "text/html; charset=utf-8",
+            "<html><head><link rel=\"stylesheet\" href=\"/style.css\"><link rel=\"alternate\" href=\"/feed.xml\"><link rel=\"alternate\" href=\"/atom.xml\"></head><body><a href=\"/data.json\">j</a><a href=\"/api/items\">i</a><a href=\"/sitemap.xml\">s</a></body></html>",
+        ),
         ("/style.css", "text/css", "body { color: #333 }"),
-        ("/feed.xml", "application/rss+xml", "<rss version=\"2.0\"><channel/></rss>"),
-        ("/atom.xml", "application/atom+xml", "<feed xmlns=\"http://www.w3.org/2005/Atom\"/>"),
+        (
+            "/feed.xml",
+            "application/rss+xml",
+            "<rss version=\"2.0\"><channel/></rss>",
+        ),
+        (
+            "/atom.xml",
+            "application/atom+xml",
+            "<feed xmlns=\"http://www.w3.org/2005/Atom\"/>",
+        ),
         ("/data.json", "application/json", "{\"a\": 1}"),
         ("/api/items", "application/json", "[1, 2, 3]"),
-        ("/sitemap.xml", "application/xml", "<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\"></urlset>"),
+        (
+            "/sitemap.xml",
+            "application/xml",
+            "<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\"></urlset>",
+        ),
     ];
     let origin = Origin::start(
         cases

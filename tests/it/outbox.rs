@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use crate::referee::{file_of, start_cdn, S3Proc};
+use crate::referee::{S3Proc, file_of, start_cdn};
 use crate::require;
-use crate::util::{free_port, wait_until, Origin, Page, TestSite};
+use crate::util::{Origin, Page, TestSite, free_port, wait_until};
 
 #[cfg_attr(
     kiln_no_s3s,

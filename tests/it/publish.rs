@@ -7,7 +7,7 @@ use std::time::Duration;
 use rusty_s3::S3Action;
 
 use crate::require;
-use crate::util::{free_port, wait_for_port, wait_until, Origin, Page, TestSite};
+use crate::util::{Origin, Page, TestSite, free_port, wait_for_port, wait_until};
 
 pub(crate) struct S3Server {
     child: tokio::process::Child,

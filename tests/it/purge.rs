@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 
-use crate::util::{built_site, wait_until, Page};
+use crate::util::{Page, built_site, wait_until};
 
 #[derive(Default)]
 struct Received {

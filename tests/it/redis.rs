@@ -7,7 +7,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 
 use crate::require;
-use crate::util::{free_port, linked_site, wait_for_port, wait_until, Origin, Page, TestSite};
+use crate::util::{Origin, Page, TestSite, free_port, linked_site, wait_for_port, wait_until};
 
 /// `redis-server` on a free port, no persistence; killed when dropped.
 pub(crate) struct Redis {
@@ -63,7 +63,9 @@ impl Drop for Redis {
 }
 
 fn intake_toml(url: &str, group: &str) -> String {
-    format!("[intake]\nredis = \"{url}\"\ngroup = \"{group}\"\nclaim-idle = \"1s\"\n[daemon]\ndebounce = \"2s\"\nrescan = \"300ms\"\n")
+    format!(
+        "[intake]\nredis = \"{url}\"\ngroup = \"{group}\"\nclaim-idle = \"1s\"\n[daemon]\ndebounce = \"2s\"\nrescan = \"300ms\"\n"
+    )
 }
 
 async fn xadd(conn: &mut redis::aio::MultiplexedConnection, targets: &str) -> String {

@@ -28,7 +28,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 
 use crate::require;
-use crate::util::{free_port, seeded, Daemon, Origin, Page, TestSite};
+use crate::util::{Daemon, Origin, Page, TestSite, free_port, seeded};
 
 const PAGES: usize = 12;
 

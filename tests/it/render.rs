@@ -50,10 +50,11 @@ async fn the_default_site_renders_correctly() {
     assert!(post.contains("href=\"/tags/glazes/\""));
     let tag = site.read("tags/kilns/index.html").unwrap();
     assert!(tag.contains("The new kiln controller") && !tag.contains("Wedging by hand"));
-    assert!(site
-        .read("about/index.html")
-        .unwrap()
-        .contains("two-wheel, one-kiln studio"));
+    assert!(
+        site.read("about/index.html")
+            .unwrap()
+            .contains("two-wheel, one-kiln studio")
+    );
     assert!(site.read("style.css").unwrap().contains("--clay"));
 
     let feed_ids = parse_xml(&site.read("feed.xml").unwrap());
@@ -179,10 +180,11 @@ async fn editing_a_partial_regenerates_exactly_the_pages_that_use_it() {
     )
     .await;
     d.settle(None).await;
-    assert!(site
-        .read("posts/wedging-by-hand/index.html")
-        .unwrap()
-        .contains("All posts</a>"));
+    assert!(
+        site.read("posts/wedging-by-hand/index.html")
+            .unwrap()
+            .contains("All posts</a>")
+    );
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait(Duration::from_secs(10)).await, Some(0));
 }
@@ -204,18 +206,21 @@ async fn data_files_add_update_and_remove_their_pages() {
     })
     .await;
     d.settle(None).await;
-    assert!(site
-        .read("index.html")
-        .unwrap()
-        .contains("Glaze safety basics"));
-    assert!(site
-        .read("feed.xml")
-        .unwrap()
-        .contains("Glaze safety basics"));
-    assert!(site
-        .read("tags/glazes/index.html")
-        .unwrap()
-        .contains("Glaze safety basics"));
+    assert!(
+        site.read("index.html")
+            .unwrap()
+            .contains("Glaze safety basics")
+    );
+    assert!(
+        site.read("feed.xml")
+            .unwrap()
+            .contains("Glaze safety basics")
+    );
+    assert!(
+        site.read("tags/glazes/index.html")
+            .unwrap()
+            .contains("Glaze safety basics")
+    );
     // Pages that do not list posts are untouched.
     assert_eq!(
         std::fs::read(site.file("about/index.html")).unwrap(),
@@ -230,10 +235,12 @@ async fn data_files_add_update_and_remove_their_pages() {
     .await;
     d.settle(None).await;
     assert!(!site.file("posts/glaze-safety/index.html.gz").exists());
-    assert!(!site
-        .read("index.html")
-        .unwrap()
-        .contains("Glaze safety basics"));
+    assert!(
+        !site
+            .read("index.html")
+            .unwrap()
+            .contains("Glaze safety basics")
+    );
     assert_eq!(snapshot(&site), before, "back to the original site");
     drop(d);
 }
@@ -243,10 +250,12 @@ async fn release_switch_is_atomic_and_rollback_works() {
     let site = default_site_copy();
     assert_eq!(site.kiln(&["build", "--release"]).await.code, 0);
     let current = site.out().join("current");
-    assert!(std::fs::symlink_metadata(&current)
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    assert!(
+        std::fs::symlink_metadata(&current)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     let v1 = std::fs::read_to_string(current.join("index.html")).unwrap();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -282,9 +291,11 @@ async fn release_switch_is_atomic_and_rollback_works() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let reads = reader.join().expect("the reader never saw a missing file");
     assert!(reads > 100, "reader ran ({reads} reads)");
-    assert!(std::fs::read_to_string(current.join("about/index.html"))
-        .unwrap()
-        .contains("Revision 2."));
+    assert!(
+        std::fs::read_to_string(current.join("about/index.html"))
+            .unwrap()
+            .contains("Revision 2.")
+    );
     // Unchanged files are shared between releases (same inode).
     use std::os::unix::fs::MetadataExt;
     let releases: Vec<_> = std::fs::read_dir(site.out().join("releases"))

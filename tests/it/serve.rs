@@ -9,7 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncBufReadExt;
 
 use crate::require;
-use crate::util::{default_site_copy, free_port, wait_for_port, TestSite};
+use crate::util::{TestSite, default_site_copy, free_port, wait_for_port};
 
 /// A running `kiln serve`.
 struct Serve {
@@ -229,10 +229,12 @@ async fn an_edited_template_changes_the_open_page_without_a_reload_and_errors_sh
         "the page reloaded itself"
     );
     // The script is in the response, never in the file on disk.
-    assert!(!site
-        .read("about/index.html")
-        .unwrap()
-        .contains("kiln-live-reload"));
+    assert!(
+        !site
+            .read("about/index.html")
+            .unwrap()
+            .contains("kiln-live-reload")
+    );
 
     // A syntax error: an overlay with file and line, the last good page under it.
     let nav = site.path().join("templates/partials/nav.html");
@@ -353,11 +355,12 @@ async fn fetch_mode_serves_baked_files_and_proxies_the_rest() {
         .await
         .unwrap();
     assert_eq!(r.headers()["x-kiln"], "static");
-    assert!(r
-        .text()
-        .await
-        .unwrap()
-        .contains("<p>new</p><script data-kiln-live-reload>"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("<p>new</p><script data-kiln-live-reload>")
+    );
     let r = http.get(format!("{}/old", serve.url)).send().await.unwrap();
     assert_eq!(
         (

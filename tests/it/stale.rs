@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::time::Duration;
 
-use crate::util::{built_site, linked_site, wait_until, Origin, Page, TestSite};
+use crate::util::{Origin, Page, TestSite, built_site, linked_site, wait_until};
 
 fn status_json(run: &crate::util::Run) -> serde_json::Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.all()))

@@ -1,7 +1,7 @@
 //! Messages that teach: problems found before work starts, said once, with
 //! what to do.
 
-use crate::util::{default_site_copy, Origin, Page, TestSite};
+use crate::util::{Origin, Page, TestSite, default_site_copy};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_fails_where_build_would_and_points_at_the_line() {
