@@ -1,5 +1,5 @@
 //! Privacy checks run on every response before it may be written
-//! (DESIGN.md guarantee 5): a page that could belong to one visitor is refused.
+//! (guarantee 5, docs/architecture.md): a page that could belong to one visitor is refused.
 
 use aho_corasick::AhoCorasick;
 use reqwest::header::{CACHE_CONTROL, HeaderMap, SET_COOKIE, VARY};

@@ -1,4 +1,4 @@
-//! Atomic releases (DESIGN.md guarantee 7): `build --release` bakes a full
+//! Atomic releases (guarantee 7, docs/architecture.md): `build --release` bakes a full
 //! tree into `releases/<id>/` beside the live one, hard-links files that did
 //! not change, then switches the `current` symlink with one rename. nginx's
 //! root is `<out>/current`; it never sees a half-built site.

@@ -1,4 +1,4 @@
-//! URL path → file path under the output root (DESIGN.md guarantees 4 and 6).
+//! URL path → file path under the output root (guarantees 4 and 6, docs/architecture.md).
 //!
 //! This is the gate that keeps every write inside the root: paths are
 //! percent-decoded once and each segment is checked, so `..`, `%2e%2e`,

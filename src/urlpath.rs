@@ -7,7 +7,7 @@
 //! (`//host`, backslashes, which WHATWG URL parsers read as `/`), or that
 //! is not a path at all (`..` segments, control characters) is rejected with
 //! the reason. [`request_url`] is the only way a path becomes a URL to fetch,
-//! and it checks the result is on the origin (DESIGN.md guarantee 4).
+//! and it checks the result is on the origin (guarantee 4, docs/architecture.md).
 
 use percent_encoding::percent_decode_str;
 use url::Url;

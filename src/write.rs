@@ -5,7 +5,7 @@
 //! anywhere below the root is an error for that page ([`WriteError::Symlink`]),
 //! never followed, so no swap of a directory for a symlink between two
 //! operations can lead a create, rename or unlink outside the root
-//! (DESIGN.md guarantee 4). Files are created, renamed and unlinked relative
+//! (guarantee 4, docs/architecture.md). Files are created, renamed and unlinked relative
 //! to the directory descriptor they live in (`openat`, `renameat`,
 //! `unlinkat`, `linkat`).
 //!

@@ -13,6 +13,7 @@ mod hostile2;
 mod https;
 mod init;
 mod journal;
+mod layout;
 mod nginx;
 mod outbox;
 mod publish;
