@@ -425,8 +425,9 @@ impl Index {
                 record.validators.as_ref().and_then(|v| v.last_modified.clone()),
                 record.max_age
             ])?;
-            if record.status == Status::Ok {
-                // The URL answers itself now: forget any redirect recorded earlier.
+            if matches!(record.status, Status::Ok | Status::Refused | Status::Deleted) {
+                // The URL answers itself now (or the app does, or nothing):
+                // forget any redirect recorded earlier.
                 conn.prepare_cached("DELETE FROM redirects WHERE from_url = ?1")?
                     .execute([&record.url])?;
             }

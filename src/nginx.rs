@@ -17,8 +17,6 @@ pub(crate) struct NginxOptions {
     pub(crate) server_name: String,
     /// Origin base URL for `@origin`, if any.
     pub(crate) origin: Option<String>,
-    /// Host header to send to the origin (`$host` when unset).
-    pub(crate) origin_host: Option<String>,
     /// Cookies whose presence means "logged in": bypass the baked files.
     pub(crate) session_cookies: Vec<String>,
     /// Redirects recorded by kiln, emitted as `return`.
@@ -118,11 +116,6 @@ pub(crate) fn render(o: &NginxOptions) -> String {
             },
         })
         .collect();
-    let origin_host = o
-        .origin_host
-        .as_deref()
-        .filter(|h| is_safe_for_nginx(h))
-        .unwrap_or("$host");
     let mut env = minijinja::Environment::new();
     env.set_keep_trailing_newline(true);
     let ctx = minijinja::context! {
@@ -132,7 +125,6 @@ pub(crate) fn render(o: &NginxOptions) -> String {
         server_name => o.server_name,
         root => o.root.display().to_string(),
         origin => o.origin.as_deref().map(|u| u.trim_end_matches('/')),
-        origin_host,
         brotli => o.brotli,
         typed => typed_locations(&o.content_types),
         not_found_page => o.not_found_page && o.origin.is_none(),
@@ -153,7 +145,6 @@ mod tests {
             listen: "80".into(),
             server_name: "example.org".into(),
             origin: Some("http://127.0.0.1:8000/".into()),
-            origin_host: None,
             session_cookies: vec!["sessionid".into(), "bad;cookie".into()],
             redirects: vec![
                 Redirect {
@@ -185,7 +176,10 @@ mod tests {
             "gzip_static on;",
             "location ~ /\\. {",
             "\"~(^|;)\\s*sessionid=\" 1;",
-            "location = \"/old/\" { return 301 \"/new/\"; }",
+            "location = \"/old/\" {\n        error_page 418 = @origin;\n        if ($kiln_dynamic_method) { return 418; }\n        if ($kiln_session) { return 418; }\n        return 301 \"/new/\";\n    }",
+            "proxy_set_header Host $http_host;",
+            "proxy_set_header X-Forwarded-Port $server_port;",
+            "gzip_vary on;",
             "proxy_pass http://127.0.0.1:8000;",
             "location = \"/feed.xml\" {\n        types { }\n        default_type application/rss+xml;",
         ] {

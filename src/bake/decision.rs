@@ -3,8 +3,9 @@
 //! servers. [`super::Baker`] applies the [`Decision`] (the file operation,
 //! the page's record and, through the index, its outputs).
 
+use crate::body::Body;
 use crate::privacy::{Checker, Verdict};
-use crate::source::fetch::Fetched;
+use crate::source::fetch::{Fetched, Hop};
 
 /// What to do with a page, given the origin's response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +44,18 @@ pub(crate) enum Decision {
     },
 }
 
+/// Why a redirect the origin sent must not be recorded (replayed by nginx
+/// to every visitor), if it must not: the privacy rules apply to a redirect
+/// as to a page. Django's `/admin/` answers anonymous visitors `302` to the
+/// login form with `Cache-Control: private, no-store`; replayed to a
+/// logged-in editor it would loop them on the login form.
+pub(crate) fn private_redirect(hop: &Hop, checker: &Checker) -> Option<String> {
+    checker
+        .check(&hop.from, &hop.headers, &Body::from(Vec::new()))
+        .err()
+        .map(|refusal| format!("its redirect is private: {refusal}"))
+}
+
 /// Decides what `fetched` means for its page. Redirect hops the fetcher
 /// followed are recorded by the caller whatever the decision.
 pub(crate) fn decide(fetched: &Fetched, checker: &Checker) -> Decision {
@@ -74,9 +87,7 @@ pub(crate) fn decide(fetched: &Fetched, checker: &Checker) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::body::Body;
     use crate::config::{Safety, VaryCookie};
-    use crate::source::fetch::Hop;
     use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
     fn checker() -> Checker {
@@ -122,7 +133,35 @@ mod tests {
             to: to.into(),
             code: 301,
             same_origin,
+            headers: HeaderMap::new(),
         }
+    }
+
+    #[test]
+    fn a_private_redirect_is_never_recorded_and_a_cookie_variant_one_is() {
+        let checker = checker();
+        let with = |k: &'static str, v: &str| {
+            let mut h = hop("/admin/login/", true);
+            h.headers.insert(
+                HeaderName::from_static(k),
+                HeaderValue::from_str(v).expect("header"),
+            );
+            h
+        };
+        assert_eq!(private_redirect(&hop("/new/", true), &checker), None);
+        let django_admin = with(
+            "cache-control",
+            "max-age=0, no-cache, no-store, must-revalidate, private",
+        );
+        assert!(
+            private_redirect(&django_admin, &checker).is_some_and(|why| why.contains("private"))
+        );
+        assert!(private_redirect(&with("set-cookie", "sessionid=1"), &checker).is_some());
+        assert_eq!(
+            private_redirect(&with("vary", "Cookie"), &checker),
+            None,
+            "the anonymous variant: recorded, and behind the session bypass"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::write::{WebRoot, WriteOutcome};
 mod decision;
 mod summary;
 
-use decision::{Decision, decide};
+use decision::{Decision, decide, private_redirect};
 
 use crate::index::IndexError;
 pub(crate) use crate::targets::resolve::Resolved;
@@ -792,9 +792,15 @@ impl Baker {
     async fn classify(&self, result: &mut PageResult, path: &str, fetched: &Fetched) {
         let final_path = fetched.final_path.clone();
         result.final_path = Some(final_path.clone());
-        result.hops = fetched.hops.len();
-        // Every hop is recorded (a chain may pass through the origin first).
-        self.record_hops(&fetched.hops).await;
+        // Every hop is recorded (a chain may pass through the origin first),
+        // unless the redirect itself is private.
+        result.hops = self.record_hops(&fetched.hops).await;
+        if let Some(first) = fetched.hops.first().filter(|h| h.from == path) {
+            if let Some(why) = private_redirect(first, &self.checker) {
+                result.outcome = Outcome::Refused(why);
+                return;
+            }
+        }
         result.outcome = match decide(fetched, &self.checker) {
             Decision::Redirect { to } => Outcome::Redirected(to),
             Decision::Unchanged => Outcome::Unchanged,
@@ -962,8 +968,14 @@ impl Baker {
     /// Records each redirect hop (for `kiln nginx`) and removes the baked
     /// file of a URL that now redirects, unless its target maps to the same
     /// file (`/a` → `/a/`). A target off the origin maps to no file.
-    async fn record_hops(&self, hops: &[Hop]) {
+    async fn record_hops(&self, hops: &[Hop]) -> usize {
+        let mut recorded = 0;
         for hop in hops {
+            if let Some(why) = private_redirect(hop, &self.checker) {
+                // The app answers it, per visitor: nothing recorded for nginx.
+                self.refuse(&hop.from, Some(hop.code), why).await;
+                continue;
+            }
             let same_file = urlmap::file_for(&hop.from, true, QueryPolicy::Strip).ok()
                 == urlmap::file_for(&hop.to, true, QueryPolicy::Strip).ok();
             if !same_file {
@@ -980,7 +992,9 @@ impl Baker {
                 .await;
             self.record(PageRecord::redirect(&hop.from, hop.code, &hop.to))
                 .await;
+            recorded += 1;
         }
+        recorded
     }
 
     /// Records a page in the index. With outputs configured, the index

@@ -15,9 +15,11 @@ pub struct NginxArgs {
     /// `listen` value for the server block
     #[arg(long, default_value = "80")]
     pub listen: String,
-    /// `server_name` value
-    #[arg(long, default_value = "_")]
-    pub server_name: String,
+    /// `server_name` value [default: the host of `[origin] host`, else `_`
+    /// with a warning: a stock Debian/Ubuntu nginx's default site then
+    /// answers instead]
+    #[arg(long)]
+    pub server_name: Option<String>,
     /// Cookie that marks a logged-in visitor (bypasses baked files); repeatable.
     /// Replaces `safety.bypass-cookies` (default: Django, Rails, PHP and
     /// WordPress session and login cookies)
@@ -67,19 +69,35 @@ pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
         }
         a
     });
+    let server_name = match args.server_name {
+        Some(name) => name,
+        None => match cfg
+            .origin
+            .as_ref()
+            .and_then(|o| o.host.as_ref())
+            .and_then(|h| h.to_str().ok())
+        {
+            // `example.org:8000` → `example.org`: server_name takes no port.
+            Some(host) => host
+                .rsplit_once(':')
+                .map_or(host, |(name, _)| name)
+                .to_string(),
+            None => {
+                eprintln!(
+                    "{}",
+                    catch_all_warning(std::path::Path::new("/etc/nginx/sites-enabled"))
+                );
+                "_".to_string()
+            }
+        },
+    };
     print!(
         "{}",
         render(&NginxOptions {
             root,
             listen: args.listen,
-            server_name: args.server_name,
+            server_name,
             origin: cfg.origin.as_ref().map(|o| o.url.to_string()),
-            origin_host: cfg
-                .origin
-                .as_ref()
-                .and_then(|o| o.host.as_ref())
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string),
             session_cookies: if args.session_cookies.is_empty() {
                 cfg.safety.bypass_cookies.clone()
             } else {
@@ -106,4 +124,49 @@ pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
         })
     );
     Ok(Exit::Clean)
+}
+
+/// What `server_name _` means on this machine: with a `default_server`
+/// site enabled (Debian's and Ubuntu's stock nginx has one), that site
+/// answers every request this block was meant for.
+fn catch_all_warning(sites_enabled: &std::path::Path) -> String {
+    let default = std::fs::read_dir(sites_enabled)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .find(|e| {
+            std::fs::read_to_string(e.path()).is_ok_and(|t| {
+                t.lines()
+                    .any(|l| l.trim_start().starts_with("listen") && l.contains("default_server"))
+            })
+        });
+    match default {
+        Some(site) => format!(
+            "warning: `server_name _` (no --server-name, no `[origin] host`): {} has `listen … default_server`, so nginx answers with that site, not this block. Pass --server-name example.org, or remove it (`rm {}`), then `nginx -t && systemctl reload nginx`",
+            site.path().display(),
+            site.path().display()
+        ),
+        None => "warning: `server_name _` (no --server-name, no `[origin] host`): this block answers any host only if it is nginx's default server; pass --server-name example.org".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_default_site_elsewhere_is_named_with_the_fix() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert!(catch_all_warning(dir.path()).contains("--server-name"));
+        std::fs::write(
+            dir.path().join("default"),
+            "server {\n\tlisten 80 default_server;\n\tlisten [::]:80 default_server;\n}\n",
+        )
+        .expect("write");
+        let w = catch_all_warning(dir.path());
+        assert!(
+            w.contains("default_server") && w.contains("/default") && w.contains("reload"),
+            "{w}"
+        );
+    }
 }

@@ -207,6 +207,10 @@ pub(crate) struct Hop {
     pub(crate) code: u16,
     /// True when `to` is on the origin.
     pub(crate) same_origin: bool,
+    /// The redirect's own headers: a redirect can be private too
+    /// (`Set-Cookie`, `Cache-Control: private`), and then it is not kiln's
+    /// to record ([`crate::bake`]).
+    pub(crate) headers: HeaderMap,
 }
 
 /// A complete response.
@@ -375,6 +379,7 @@ impl Fetcher {
                 to: next.clone().unwrap_or_else(|| location.to_string()),
                 code,
                 same_origin: next.is_some(),
+                headers: headers.clone(),
             });
             // Not followed: off the origin, or its page is baked elsewhere in
             // this run (a page reached twice is fetched once). A page seen

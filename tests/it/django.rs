@@ -210,6 +210,20 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
         site.files()
     );
 
+    // Django's /admin/ answers anonymous visitors 302 to the login form,
+    // `Cache-Control: private, no-store`: a private redirect is refused,
+    // never recorded for nginx to replay to a logged-in editor.
+    let run = site.kiln(&["--origin", &origin, "regen", "/admin/"]).await;
+    assert!(run.stdout.contains("1 refused"), "{}", run.all());
+    let explain = site.kiln(&["--origin", &origin, "status", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&explain.stdout).unwrap();
+    assert_eq!(
+        (&v["pages"]["refused"], &v["redirects"]),
+        (&serde_json::json!(1), &serde_json::json!(0)),
+        "status agrees with the summary: {}",
+        explain.stdout
+    );
+
     let nginx_port = free_port();
     let snippet = site
         .kiln(&[
@@ -218,8 +232,15 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
             "nginx",
             "--listen",
             &format!("127.0.0.1:{nginx_port}"),
+            "--fill",
+            daemon.http.trim_start_matches("http://"),
         ])
         .await;
+    assert!(
+        !snippet.stdout.contains("location = \"/admin/\""),
+        "no recorded redirect for /admin/:\n{}",
+        snippet.stdout
+    );
     let nginx = Nginx::start(&snippet.stdout, nginx_port).await;
     let http = client();
     let get = |path: &str, cookie: Option<&str>| {
@@ -252,9 +273,12 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
         .and_then(|s| s.split('"').next())
         .unwrap()
         .to_string();
+    // As a browser posts a form: with its Origin, here a non-default port
+    // (Django checks it against the Host nginx passes on).
     let r = http
         .post(nginx.url("/accounts/login/"))
         .header("cookie", &csrf_cookie)
+        .header("origin", format!("http://127.0.0.1:{nginx_port}"))
         .header("referer", nginx.url("/accounts/login/"))
         .form(&[
             ("username", "editor"),
@@ -410,10 +434,20 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
     let r = get("/posts/2/", None).await.unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(
-        r.headers()["x-served-by"],
-        "django",
-        "nginx falls through to Django's 404"
+        r.headers()["x-kiln"],
+        "public",
+        "the miss is filled: Django's 404, shown to every visitor of the window"
     );
+    let shown = r.text().await.unwrap();
+    let direct = http
+        .get(format!("{origin}/posts/2/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(shown, direct, "the app's own 404 page");
 
     // A bulk save of 1,000 posts in one transaction: one request to the
     // daemon, and at most two fetches of any page.

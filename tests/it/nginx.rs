@@ -139,6 +139,24 @@ async fn nginx_serves_baked_files_and_falls_through_to_the_origin() {
             .next(),
         Some("0")
     );
+    assert_eq!(
+        origin.hits("/old/"),
+        0,
+        "nginx answered the redirect itself"
+    );
+    // Not for a logged-in visitor: like a baked page, the app answers.
+    let r = http
+        .get(nginx.url("/old/"))
+        .header("cookie", "sessionid=abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 301);
+    assert_eq!(
+        origin.hits("/old/"),
+        1,
+        "a session cookie bypasses the recorded redirect"
+    );
 
     // The origin goes away: baked pages are still served.
     origin.stop().await;
