@@ -373,9 +373,11 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
             .as_str()
             .unwrap()
             .to_string();
+    let comment_mark = std::fs::read_to_string(&django_log).unwrap().len();
     let r = http
         .post(nginx.url("/posts/1/comment/"))
         .header("cookie", &csrf_cookie)
+        .header("origin", format!("http://127.0.0.1:{nginx_port}"))
         .header("x-csrftoken", &token)
         .form(&[
             ("author", "Tove"),
@@ -412,6 +414,30 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
                 .contains("(2 comments)")
         },
     )
+    .await;
+    // One comment: its post's page and the list (which counts comments),
+    // not the other posts (their pages carry blog.comment@post:<their pk>).
+    daemon.settle(None).await;
+    let fetched = fetches_since(&django_log, comment_mark);
+    let pages: Vec<&String> = fetched.keys().filter(|p| p.starts_with("/posts/")).collect();
+    assert_eq!(pages, ["/posts/1/"], "pages refetched for one comment: {fetched:?}");
+
+    // A bulk update() (no signals in Django; kiln_django's manager
+    // notifies): its pages are fresh through nginx.
+    manage(
+        site.path(),
+        &[("KILN_URL", daemon.http.clone())],
+        &[
+            "shell",
+            "-c",
+            "from blog.models import Post; Post.objects.filter(pk=3).update(title='Renamed in bulk')",
+        ],
+    );
+    wait_until(Duration::from_secs(5), "the updated post through nginx", || async {
+        let r = get("/posts/3/", None).await.unwrap();
+        r.headers().get("x-kiln").is_some()
+            && r.text().await.unwrap().contains("Renamed in bulk")
+    })
     .await;
 
     // Deleting a post through the ORM with the daemon unreachable: the

@@ -1,11 +1,15 @@
 from django.db import models
 from django.urls import reverse
 
+from kiln_django import KilnManager
+
 
 class Post(models.Model):
     title = models.CharField(max_length=200)
     body = models.TextField()
     created = models.DateTimeField(auto_now_add=True)
+    # update(), bulk_create() and bulk_update() notify kiln too.
+    objects = KilnManager()
 
     class Meta:
         ordering = ["-created", "-id"]
@@ -22,6 +26,7 @@ class Comment(models.Model):
     author = models.CharField(max_length=80)
     text = models.TextField(max_length=2000)
     created = models.DateTimeField(auto_now_add=True)
+    objects = KilnManager()
 
     class Meta:
         ordering = ["created", "id"]

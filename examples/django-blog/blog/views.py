@@ -19,8 +19,9 @@ def post_list(request):
 
 def post_detail(request, pk):
     post = get_object_or_404(Post, pk=pk)
-    # blog.post:<pk>: its own changes, and its comments' (blog/signals.py).
-    kiln_django.tag(request, post)
+    # blog.post:<pk>: its own changes; blog.comment@post:<pk> (a related
+    # manager's queryset): its comments', and no other post's.
+    kiln_django.tag(request, post, post.comments.all())
     return render(request, "blog/post_detail.html", {"post": post, "comments": post.comments.all()})
 
 

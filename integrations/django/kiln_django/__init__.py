@@ -3,8 +3,12 @@
 - `tag(request, *things)` adds dependency tags to the response being built
   (the `KilnMiddleware` writes them into the `Surrogate-Key` header); generic
   `DetailView` / `ListView` pages and `{% kiln_tags %}` tag themselves.
-- `notify(targets)` sends kiln targets once the current transaction commits;
-  models listed in `KILN["models"]` notify on save, delete and m2m changes.
+- `notify(targets)` sends kiln targets once the current transaction commits
+  (everything one transaction changes goes in one request); models listed in
+  `KILN["models"]` notify on save, delete and m2m changes.
+- `KilnManager` / `KilnQuerySet` make `update()`, `bulk_create()` and
+  `bulk_update()` notify too (Django sends them no signals); `changed(...)`
+  is for writes Django cannot see (raw SQL).
 """
 from __future__ import annotations
 
@@ -14,10 +18,11 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from . import conf
+from .queryset import KilnManager, KilnQuerySet
 from .tags import model_tag, tags_for
 from .transport import sender
 
-__all__ = ["tag", "notify", "flush", "model_tag", "tags_for"]
+__all__ = ["tag", "notify", "changed", "flush", "model_tag", "tags_for", "KilnManager", "KilnQuerySet"]
 
 REQUEST_ATTR = "_kiln_tags"
 
@@ -34,11 +39,61 @@ def tag(request: HttpRequest, *things: Any) -> None:
 def notify(targets: Iterable[str], using: str | None = None) -> None:
     """Regenerates `targets` (`tag:blog.post:42`, `/about/`, ...) once the
     transaction commits; a rolled-back transaction sends nothing, and the
-    page is never fetched before its data is committed."""
+    page is never fetched before its data is committed. Everything one
+    transaction notifies is sent together, right after its commit."""
     if not conf.get("enabled"):
         return
     targets = list(targets)
-    transaction.on_commit(lambda: sender.add(targets), using=using)
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block:
+        # Autocommit: the write is committed already.
+        sender.add(targets)
+        return
+    batch = getattr(connection, "_kiln_batch", None)
+    queued = batch is not None and any(entry[1] == batch.send for entry in connection.run_on_commit)
+    if not queued:
+        batch = _Batch()
+        connection._kiln_batch = batch  # type: ignore[attr-defined]
+        transaction.on_commit(batch.send, using=using)
+    assert batch is not None
+    batch.targets.update(dict.fromkeys(targets))
+
+
+class _Batch:
+    """The targets of one transaction, sent by its on-commit callback."""
+
+    def __init__(self) -> None:
+        self.targets: dict[str, None] = {}
+
+    def send(self) -> None:
+        sender.add(list(self.targets))
+
+
+def changed(*things: Any, using: str | None = None) -> None:
+    """Regenerates the pages of model instances, querysets (their rows, with
+    their parents) or models (their lists) after a write Django sends no
+    signal for, such as raw SQL, once the transaction commits."""
+    from django.db.models import Model, QuerySet
+
+    from .signals import parent_fields, targets_for, targets_for_row
+
+    targets: list[str] = []
+    for thing in things:
+        if isinstance(thing, Model):
+            targets.extend(targets_for(thing))
+        elif isinstance(thing, QuerySet):
+            fields = parent_fields(thing.model)
+            for row in thing.values("pk", *(f.attname for f in fields)):
+                targets.extend(targets_for_row(thing.model, row["pk"], {f.name: row[f.attname] for f in fields}))
+        elif isinstance(thing, type) and issubclass(thing, Model):
+            targets.append(f"tag:{model_tag(thing)}")
+        elif isinstance(thing, Iterable) and not isinstance(thing, str):
+            for t in thing:
+                changed(t, using=using)
+        else:
+            raise TypeError(f"kiln_django.changed cannot tell what {thing!r} is: pass model instances, querysets or models")
+    if targets:
+        notify(dict.fromkeys(targets), using=using)
 
 
 def flush() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 
 from . import conf
 
@@ -52,3 +52,30 @@ def middleware_installed(app_configs: Any = None, **kwargs: Any) -> list[Warning
             id="kiln.W003",
         )
     ]
+
+
+@register()
+def settings_are_known(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """kiln.E001: a key of `KILN` kiln_django does not know is a typo whose
+    setting is silently not applied. kiln.W004: `KILN["url"]` names the
+    API path instead of the daemon (it is used without it)."""
+    found: list[Any] = []
+    for key in conf.unknown_keys():
+        close = [k for k in conf.DEFAULTS if k.replace("_", "") == key.replace("_", "").replace("-", "").lower()]
+        found.append(
+            Error(
+                f"KILN[{key!r}] is not a kiln_django setting",
+                hint=f"Did you mean {close[0]!r}?" if close else f"Known settings: {', '.join(sorted(conf.DEFAULTS))}.",
+                id="kiln.E001",
+            )
+        )
+    raw = str((getattr(settings, "KILN", {}) or {}).get("url", ""))
+    if raw.rstrip("/").endswith(conf.API_PATH):
+        found.append(
+            Warning(
+                f"KILN['url'] is {raw!r}: that is the API path; kiln_django uses {conf.daemon_base_url(raw)!r}",
+                hint="Set KILN['url'] to the daemon's base URL, e.g. 'http://127.0.0.1:7878'.",
+                id="kiln.W004",
+            )
+        )
+    return found

@@ -22,9 +22,11 @@ DEFAULTS: dict[str, Any] = {
     "spool": os.environ.get("KILN_SPOOL", ""),
     # Seconds to wait for the daemon before falling back to the spool.
     "timeout": 2.0,
-    # Changes committed within this many seconds go in one request; 0 sends
-    # at commit time, synchronously.
-    "batch_window": 0.05,
+    # 0: what a transaction changed is sent right after its commit, in one
+    # request (nothing waits in memory). More: autocommit writes within this
+    # many seconds are held and go in one request; a process killed inside
+    # the window loses them (a graceful exit sends them).
+    "batch_window": 0.0,
     # Most targets per request (the daemon's `daemon.max-targets` is 10,000).
     "max_targets_per_request": 5000,
     # "app_label.ModelName" whose saves and deletes notify kiln.
@@ -43,4 +45,25 @@ DEFAULTS: dict[str, Any] = {
 def get(name: str) -> Any:
     """One key of `settings.KILN`, or its default."""
     configured = getattr(settings, "KILN", {}) or {}
-    return configured.get(name, DEFAULTS[name])
+    value = configured.get(name, DEFAULTS[name])
+    if name == "url":
+        return daemon_base_url(str(value))
+    return value
+
+
+def unknown_keys() -> list[str]:
+    """Keys of `settings.KILN` kiln_django does not know (a typo is a
+    setting silently not applied)."""
+    configured = getattr(settings, "KILN", {}) or {}
+    return sorted(k for k in configured if k not in DEFAULTS)
+
+
+#: What people paste from the docs' curl examples into `KILN["url"]`.
+API_PATH = "/v1/regen"
+
+
+def daemon_base_url(url: str) -> str:
+    """The daemon's base URL: `http://127.0.0.1:7878/v1/regen` means
+    `http://127.0.0.1:7878` (the `kiln.W004` check says so)."""
+    url = url.rstrip("/")
+    return url[: -len(API_PATH)] if url.endswith(API_PATH) else url

@@ -9,24 +9,47 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
-from . import notify
 from .tags import model_tag
 
 DISPATCH_PREFIX = "kiln_django"
 
 
 def targets_for(instance: Model) -> list[str]:
-    """The page of the object and every list of its model."""
-    return [f"tag:{model_tag(instance)}:{instance.pk}", f"tag:{model_tag(instance)}"]
+    """The page of the object, every list of its model, and the lists of it
+    under each parent (`tag:blog.comment@post:42`: pages showing post 42's
+    comments, tagged by `post.comment_set.all()`)."""
+    return targets_for_row(type(instance), instance.pk, parent_values(instance))
+
+
+def parent_values(instance: Model) -> dict[str, Any]:
+    """The instance's foreign keys: field name → the parent's pk."""
+    return {f.name: getattr(instance, f.attname) for f in parent_fields(type(instance))}
+
+
+def parent_fields(model: type[Model]) -> list[Any]:
+    """Forward foreign keys (and one-to-ones) of `model`."""
+    return [f for f in model._meta.concrete_fields if f.is_relation and (f.many_to_one or f.one_to_one)]
+
+
+def targets_for_row(model: type[Model], pk: Any, parents: dict[str, Any]) -> list[str]:
+    """Targets for one row, from its pk and its parents' pks."""
+    name = model_tag(model)
+    targets = [f"tag:{name}:{pk}", f"tag:{name}"]
+    targets.extend(f"tag:{name}@{field}:{value}" for field, value in parents.items() if value is not None)
+    return targets
 
 
 def _changed(sender: type[Model], instance: Model, using: str | None = None, **kwargs: Any) -> None:
+    from . import notify
+
     notify(targets_for(instance), using=using)
 
 
 def _m2m_changed(sender: Any, instance: Model, action: str, model: type[Model], pk_set: Any, using: str | None = None, **kwargs: Any) -> None:
     if not action.startswith("post_"):
         return
+    from . import notify
+
     targets = targets_for(instance)
     # The other side shows this relation too.
     for pk in pk_set or ():

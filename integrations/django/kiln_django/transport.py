@@ -1,10 +1,12 @@
 """Getting targets to the kiln daemon without losing any.
 
-Targets are collected and sent in batches (one HTTP request for everything
-committed within `batch_window` seconds), with the bearer token and a short
-timeout. When the daemon cannot take them, they are written to its spool
+What a transaction changed is sent right after its commit, in one request
+(`batch_window = 0`, the default), with the bearer token and a short
+timeout. When the daemon cannot take it, it is written to the daemon's spool
 directory in `kiln enqueue`'s format (a file in `tmp/`, synced, renamed into
-`new/`), which the daemon reads at its next start: no change is ever lost.
+`new/`), which the daemon reads at its next start. What is lost: a process
+killed between its commit and that send; with `batch_window > 0`, also what
+autocommit writes were holding for the window (a graceful exit sends it).
 """
 from __future__ import annotations
 

@@ -110,6 +110,12 @@ class VaryCookieTests(TestCase):
 
 
 class CheckAndCsrfTests(TestCase):
+    def test_an_unknown_setting_is_an_error_naming_the_one_meant(self) -> None:
+        with override_settings(KILN=kiln(batchwindow=0.1)):
+            found = checks.settings_are_known()
+        self.assertEqual([e.id for e in found], ["kiln.E001"])
+        self.assertIn("batch_window", found[0].hint)
+
     def test_system_check_warns_about_csrf_tokens_on_baked_urls(self) -> None:
         with override_settings(KILN=kiln(check_urls=["/form/", "/about/"])):
             found = checks.csrf_tokens_in_baked_pages(databases=["default"])
@@ -264,6 +270,77 @@ class NotifyTests(TransactionTestCase):
         self.assertEqual(files[0].read_text().splitlines(), [f"tag:testapp.post:{post.pk}", "tag:testapp.post"])
         self.assertEqual(list((self.spool / "tmp").iterdir()), [])
         self.daemon = Receiver()  # for tearDown
+
+    def test_bulk_writes_django_sends_no_signal_for_notify_through_the_manager(self) -> None:
+        posts = Post.objects.bulk_create([Post(title=f"b{i}") for i in range(3)])
+        kiln_django.flush()
+        for p in posts:
+            self.assertIn(f"tag:testapp.post:{p.pk}", self.daemon.targets())
+        self.daemon.requests.clear()
+        updated = Post.objects.filter(title__startswith="b").update(title="renamed")
+        kiln_django.flush()
+        self.assertEqual(updated, 3)
+        self.assertEqual(len(self.daemon.requests), 1, "one update, one request")
+        self.assertEqual(
+            sorted(t for t in self.daemon.targets() if ":" in t.removeprefix("tag:")),
+            sorted(f"tag:testapp.post:{p.pk}" for p in posts),
+            "the rows the update matched before it ran",
+        )
+        self.daemon.requests.clear()
+        for p in posts:
+            p.title = "again"
+        Post.objects.bulk_update(posts, ["title"])
+        kiln_django.flush()
+        self.assertEqual({f"tag:testapp.post:{p.pk}" for p in posts} - set(self.daemon.targets()), set())
+
+    def test_raw_sql_is_announced_with_changed(self) -> None:
+        from django.db import connection
+
+        post = Post.objects.create(title="raw")
+        kiln_django.flush()
+        self.daemon.requests.clear()
+        with transaction.atomic():
+            with connection.cursor() as c:
+                c.execute("UPDATE testapp_post SET title = %s WHERE id = %s", ["sql", post.pk])
+            kiln_django.changed(Post.objects.filter(pk=post.pk))
+            kiln_django.flush()
+            self.assertEqual(self.daemon.requests, [], "after the commit")
+        kiln_django.flush()
+        self.assertEqual(self.daemon.targets(), [f"tag:testapp.post:{post.pk}", "tag:testapp.post"])
+
+    def test_a_comment_refreshes_only_its_posts_comment_lists(self) -> None:
+        a = Post.objects.create(title="a")
+        b = Post.objects.create(title="b")
+        self.assertEqual(kiln_django.tags_for(a.comment_set.all()), [f"testapp.comment@post:{a.pk}"])
+        self.assertEqual(kiln_django.tags_for(a.comment_set.filter(text="x")), [f"testapp.comment@post:{a.pk}"])
+        self.assertEqual(kiln_django.tags_for(Comment.objects.all()), ["testapp.comment"])
+        kiln_django.flush()
+        self.daemon.requests.clear()
+        c = Comment.objects.create(post=a, text="first")
+        kiln_django.flush()
+        self.assertIn(f"tag:testapp.comment@post:{a.pk}", self.daemon.targets())
+        self.assertNotIn(f"tag:testapp.comment@post:{b.pk}", self.daemon.targets())
+        # Moved with update(): both posts' pages.
+        self.daemon.requests.clear()
+        Comment.objects.filter(pk=c.pk).update(post=b)
+        kiln_django.flush()
+        self.assertIn(f"tag:testapp.comment@post:{a.pk}", self.daemon.targets())
+        self.assertIn(f"tag:testapp.comment@post:{b.pk}", self.daemon.targets())
+
+    def test_saves_in_one_transaction_are_one_request_sent_at_commit(self) -> None:
+        with transaction.atomic():
+            Post.objects.create(title="x")
+            Post.objects.create(title="y")
+        # No flush: the default sends right after the commit.
+        self.assertEqual(len(self.daemon.requests), 1)
+
+    def test_the_api_path_in_the_url_is_corrected_and_said(self) -> None:
+        with override_settings(KILN=kiln(url=self.daemon.url + "/v1/regen/", spool="")):
+            Post.objects.create(title="z")
+            kiln_django.flush()
+            found = checks.settings_are_known()
+        self.assertEqual(len(self.daemon.requests), 1, "delivered to the daemon, not the spool")
+        self.assertEqual([w.id for w in found], ["kiln.W004"])
 
     def test_management_commands(self) -> None:
         out = io.StringIO()

@@ -1,5 +1,7 @@
 from django.db import models
 
+from kiln_django import KilnManager
+
 
 class Topic(models.Model):
     name = models.CharField(max_length=50)
@@ -7,6 +9,7 @@ class Topic(models.Model):
 
 class Post(models.Model):
     title = models.CharField(max_length=200)
+    objects = KilnManager()
     topics = models.ManyToManyField(Topic, blank=True)
 
     def get_absolute_url(self) -> str:
@@ -16,3 +19,4 @@ class Post(models.Model):
 class Comment(models.Model):
     post = models.ForeignKey(Post, on_delete=models.CASCADE)
     text = models.TextField()
+    objects = KilnManager()
