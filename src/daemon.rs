@@ -164,6 +164,14 @@ pub(crate) async fn run(
             backlog.clone(),
         ))
     });
+    // The nginx types map follows the pages (and reloads nginx when set).
+    tasks.spawn(crate::nginx::types_worker(
+        index.clone(),
+        cfg.types_map(),
+        cfg.daemon.nginx_reload.clone(),
+        backlog.changes.subscribe(),
+        cancel.clone(),
+    ));
     tasks.spawn(schedule::worker(
         baker.clone(),
         submitter.jobs().clone(),

@@ -23,48 +23,154 @@ pub(crate) struct NginxOptions {
     pub(crate) redirects: Vec<Redirect>,
     /// Whether `.br` siblings are written (emit `brotli_static on` commented, as it needs ngx_brotli).
     pub(crate) brotli: bool,
-    /// Baked pages with their recorded `Content-Type`: (URL path, content type).
-    pub(crate) content_types: Vec<(String, String)>,
+    /// The types map the block includes ([`types_map`]).
+    pub(crate) types_map: PathBuf,
     /// A baked `/404.html` to show for missing pages (sites without an origin).
     pub(crate) not_found_page: bool,
     /// The daemon that answers anonymous misses (`/v1/fill`), with an origin.
     pub(crate) fill: Option<std::net::SocketAddr>,
 }
 
-/// A location that serves one file with its recorded media type.
-#[derive(serde::Serialize)]
-struct TypedLocation {
-    location: String,
-    media_type: String,
+/// Media types the block serves from the types map, each with the name
+/// of its internal location. A fixed list, so a file of one of these types
+/// baked after the block was generated is served right once its map line
+/// is there; a file of another type is served by its extension (and
+/// `kiln nginx` says which).
+pub(crate) const TYPED: &[(&str, &str)] = &[
+    ("rss", "application/rss+xml"),
+    ("atom", "application/atom+xml"),
+    ("json", "application/json"),
+    ("feed-json", "application/feed+json"),
+    ("ld-json", "application/ld+json"),
+    ("xml", "application/xml"),
+    ("text-xml", "text/xml"),
+    ("text", "text/plain"),
+    ("css", "text/css"),
+    ("js", "application/javascript"),
+    ("text-js", "text/javascript"),
+    ("svg", "image/svg+xml"),
+    ("manifest", "application/manifest+json"),
+    ("calendar", "text/calendar"),
+    ("csv", "text/csv"),
+    ("pdf", "application/pdf"),
+    ("xhtml", "application/xhtml+xml"),
+];
+
+/// The types map nginx reads (`map $uri $kiln_type`): one line per baked
+/// file that is not HTML, its decoded URL path and the name of its type's
+/// location. Also returns the URLs whose type is not in [`TYPED`].
+pub(crate) fn types_map(pages: &[(String, String)]) -> (String, Vec<(String, String)>) {
+    let mut text =
+        String::from("# Written by kiln: the Content-Type of each baked file that is not HTML.\n");
+    let mut other = Vec::new();
+    for (url, content_type) in pages {
+        let media_type = crate::urlmap::media_type(content_type);
+        if media_type == "text/html" {
+            continue;
+        }
+        // nginx matches the decoded URI.
+        let Some(location) =
+            percent_encoding::percent_decode_str(url.split('?').next().unwrap_or(url))
+                .decode_utf8()
+                .ok()
+                .map(|l| l.into_owned())
+                .filter(|l| {
+                    // `?` and spaces would change what the rewrite to the
+                    // type's location means: such a file keeps its guessed type.
+                    is_safe_for_nginx(l) && l.starts_with('/') && !l.contains(['?', ' ', '\t'])
+                })
+        else {
+            continue;
+        };
+        match TYPED.iter().find(|(_, m)| *m == media_type) {
+            Some((name, _)) => text.push_str(&format!("\"{location}\" {name};\n")),
+            None => other.push((location, media_type)),
+        }
+    }
+    (text, other)
 }
 
-/// Locations for every baked page that is not HTML: nginx serves them with
-/// the recorded media type instead of guessing from the extension.
-fn typed_locations(pages: &[(String, String)]) -> Vec<TypedLocation> {
-    pages
-        .iter()
-        .filter_map(|(url, content_type)| {
-            let media_type = crate::urlmap::media_type(content_type);
-            let is_token = |s: &str| {
-                !s.is_empty()
-                    && s.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "_.+-/".contains(c))
-                    && s.contains('/')
-            };
-            if media_type == "text/html" || !is_token(&media_type) {
-                return None;
+/// Writes the types map atomically (temp file, rename) when its text
+/// changed; true when it did.
+pub(crate) fn write_types_map(path: &std::path::Path, text: &str) -> std::io::Result<bool> {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(false);
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("map.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(true)
+}
+
+/// The daemon's types-map writer: after pages change, the map is written
+/// again from the index, and when its text changed nginx is reloaded with
+/// `daemon.nginx-reload` (or told to be, once per change, in the log).
+pub(crate) async fn types_worker(
+    index: crate::index::Index,
+    path: PathBuf,
+    reload: Option<String>,
+    mut changes: tokio::sync::watch::Receiver<u64>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let pages = match index.typed_files().await {
+            Ok(files) => files
+                .into_iter()
+                .map(|(url, _, ct)| (url, ct))
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::warn!(error = %e, "types map: the index could not list files");
+                Vec::new()
             }
-            // nginx matches the decoded URI.
-            let location = percent_encoding::percent_decode_str(url.split('?').next()?)
-                .decode_utf8()
-                .ok()?
-                .into_owned();
-            (is_safe_for_nginx(&location) && location.starts_with('/')).then_some(TypedLocation {
-                location,
-                media_type,
-            })
-        })
-        .collect()
+        };
+        let (text, _) = types_map(&pages);
+        match write_types_map(&path, &text) {
+            Ok(true) => match &reload {
+                Some(command) => reload_nginx(command).await,
+                None => {
+                    tracing::info!(map = %path.display(), "new non-HTML files: nginx serves them with their type after `nginx -s reload` (set `daemon.nginx-reload` to do it automatically)")
+                }
+            },
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(map = %path.display(), error = %e, "could not write the nginx types map")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = changes.changed() => if changed.is_err() { return },
+        }
+        // Changes come in bursts: one write (and one reload) per burst.
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+        }
+        changes.borrow_and_update();
+    }
+}
+
+/// Runs `daemon.nginx-reload` (through `sh -c`), reporting a failure.
+pub(crate) async fn reload_nginx(command: &str) {
+    let run = tokio::process::Command::new("sh")
+        .args(["-c", command])
+        .stdin(std::process::Stdio::null())
+        .output();
+    match tokio::time::timeout(std::time::Duration::from_secs(30), run).await {
+        Ok(Ok(out)) if out.status.success() => {
+            tracing::info!(command, "nginx reloaded for new non-HTML files");
+        }
+        Ok(Ok(out)) => tracing::warn!(
+            command,
+            status = %out.status,
+            stderr = %String::from_utf8_lossy(&out.stderr).trim(),
+            "`daemon.nginx-reload` failed; new non-HTML files keep nginx's guessed type until a reload"
+        ),
+        Ok(Err(e)) => tracing::warn!(command, error = %e, "could not run `daemon.nginx-reload`"),
+        Err(_) => tracing::warn!(command, "`daemon.nginx-reload` did not finish within 30 s"),
+    }
 }
 
 /// Characters that would break out of a quoted nginx string or regex.
@@ -126,7 +232,8 @@ pub(crate) fn render(o: &NginxOptions) -> String {
         root => o.root.display().to_string(),
         origin => o.origin.as_deref().map(|u| u.trim_end_matches('/')),
         brotli => o.brotli,
-        typed => typed_locations(&o.content_types),
+        types_map => o.types_map.display().to_string(),
+        typed => TYPED.iter().map(|(name, media_type)| minijinja::context! { name, media_type }).collect::<Vec<_>>(),
         not_found_page => o.not_found_page && o.origin.is_none(),
         fill => o.origin.as_ref().and(o.fill).map(|a| a.to_string()),
     };
@@ -159,14 +266,7 @@ mod tests {
                 },
             ],
             brotli: false,
-            content_types: vec![
-                (
-                    "/feed.xml".into(),
-                    "application/rss+xml; charset=utf-8".into(),
-                ),
-                ("/".into(), "text/html; charset=utf-8".into()),
-                ("/bad.json".into(), "application/json\"; evil".into()),
-            ],
+            types_map: "/srv/www/.kiln/nginx-types.map".into(),
             not_found_page: true,
             fill: None,
         });
@@ -181,20 +281,49 @@ mod tests {
             "proxy_set_header X-Forwarded-Port $server_port;",
             "gzip_vary on;",
             "proxy_pass http://127.0.0.1:8000;",
-            "location = \"/feed.xml\" {\n        types { }\n        default_type application/rss+xml;",
+            "include \"/srv/www/.kiln/nginx-types.map\";",
+            "if ($kiln_type) { rewrite ^ /.kiln-typed/$kiln_type$uri last; }",
+            "location ^~ /.kiln-typed/rss/ {\n        internal;\n        types { }\n        default_type application/rss+xml;",
         ] {
             assert!(conf.contains(want), "missing {want}:\n{conf}");
         }
-        assert!(
-            !conf.contains("evil"),
-            "unsafe redirect and content type skipped"
-        );
+        assert!(!conf.contains("evil"), "unsafe redirect skipped");
         assert_eq!(
             conf.matches("default_type").count(),
-            1,
-            "HTML needs no location"
+            TYPED.len(),
+            "one location per type, whatever the number of files"
         );
         assert!(!conf.contains("bad;cookie"), "unsafe cookie name skipped");
         assert_eq!(conf.matches('{').count(), conf.matches('}').count());
+    }
+
+    #[test]
+    fn the_types_map_has_a_line_per_typed_file_and_skips_what_it_cannot_quote() {
+        let pages: Vec<(String, String)> = vec![
+            (
+                "/feed.xml".into(),
+                "application/rss+xml; charset=utf-8".into(),
+            ),
+            ("/".into(), "text/html; charset=utf-8".into()),
+            ("/posts/1/feed/".into(), "application/atom+xml".into()),
+            ("/caf%C3%A9.json".into(), "application/json".into()),
+            ("/bad\";x.json".into(), "application/json".into()),
+            ("/q%3Fx.json".into(), "application/json".into()),
+            ("/odd.bin".into(), "application/x-odd".into()),
+        ];
+        let (text, other) = types_map(&pages);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            lines,
+            [
+                "\"/feed.xml\" rss;",
+                "\"/posts/1/feed/\" atom;",
+                "\"/café.json\" json;"
+            ]
+        );
+        assert_eq!(
+            other,
+            [("/odd.bin".to_string(), "application/x-odd".to_string())]
+        );
     }
 }

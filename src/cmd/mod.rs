@@ -329,6 +329,7 @@ pub(crate) async fn deliver_outputs(
     cfg: &crate::config::Config,
     exit: Exit,
 ) -> anyhow::Result<Exit> {
+    update_types_map(cfg).await;
     if cfg.publish.is_empty() && cfg.purge.is_empty() {
         return Ok(exit);
     }
@@ -364,4 +365,33 @@ pub(crate) async fn deliver_outputs(
         return Ok(Exit::PagesFailed);
     }
     Ok(exit)
+}
+
+/// After a one-shot run, the nginx types map follows the pages, and nginx
+/// is reloaded (`daemon.nginx-reload`) or the need said, when it changed.
+async fn update_types_map(cfg: &crate::config::Config) {
+    if !cfg.state.exists() {
+        return;
+    }
+    let path = cfg.types_map();
+    let existed = path.exists();
+    let typed = match crate::index::Index::open(&cfg.state) {
+        Ok(index) => index.typed_files().await.unwrap_or_default(),
+        Err(_) => return,
+    };
+    let pages: Vec<(String, String)> = typed.into_iter().map(|(url, _, ct)| (url, ct)).collect();
+    let (text, _) = crate::nginx::types_map(&pages);
+    match crate::nginx::write_types_map(&path, &text) {
+        Ok(true) if existed => match &cfg.daemon.nginx_reload {
+            Some(command) => crate::nginx::reload_nginx(command).await,
+            None => eprintln!(
+                "note: new non-HTML files: nginx serves them with their type after `nginx -s reload` (or set `daemon.nginx-reload`)"
+            ),
+        },
+        Ok(_) => {}
+        Err(e) => eprintln!(
+            "warning: could not write the nginx types map {}: {e}",
+            path.display()
+        ),
+    }
 }

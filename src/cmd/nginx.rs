@@ -37,9 +37,9 @@ pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
     let cfg = g.load_config()?;
     let root = std::path::absolute(crate::release::live_root(&cfg.out))?;
     let not_found_page = root.join("404.html").is_file();
-    let (redirects, content_types) = if cfg.state.exists() {
+    let (redirects, typed) = if cfg.state.exists() {
         let index = Index::open(&cfg.state)?;
-        let typed = index
+        let typed: Vec<(String, String)> = index
             .typed_files()
             .await?
             .into_iter()
@@ -49,6 +49,16 @@ pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
     } else {
         (Vec::new(), Vec::new())
     };
+    // The map the block includes, written now (nginx -t needs it) and kept
+    // current by the daemon and every build.
+    let types_map = std::path::absolute(cfg.types_map())?;
+    let (map_text, other) = crate::nginx::types_map(&typed);
+    crate::nginx::write_types_map(&types_map, &map_text)?;
+    for (url, media_type) in other.iter().take(5) {
+        eprintln!(
+            "note: {url} is {media_type}, which the block has no location for: nginx serves it by its extension"
+        );
+    }
     let fill = match args.fill.as_deref() {
         Some(text) => crate::config::parse_listen(text).map_err(|_| {
             super::UsageError(format!(
@@ -118,7 +128,7 @@ pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
                 .output
                 .precompress
                 .contains(&crate::config::Encoding::Brotli),
-            content_types,
+            types_map,
             not_found_page,
             fill,
         })

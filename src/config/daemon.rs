@@ -38,6 +38,9 @@ pub(crate) struct RawDaemon {
     /// How long an origin failure or a 404 seen by a fill is shown to
     /// further misses of that URL before the origin is asked again.
     pub(crate) fill_window: Option<HumanDuration>,
+    /// Command that reloads nginx when the types map changed (run with
+    /// `sh -c`), e.g. `systemctl reload nginx`.
+    pub(crate) nginx_reload: Option<String>,
 }
 
 /// `[daemon]`, resolved.
@@ -65,6 +68,8 @@ pub(crate) struct Daemon {
     pub(crate) fill: bool,
     /// How long a failed or 404 fill answers further misses of its URL.
     pub(crate) fill_window: Duration,
+    /// Reloads nginx after the types map changed.
+    pub(crate) nginx_reload: Option<String>,
 }
 
 pub(super) fn resolve_daemon(raw: RawDaemon, invalid: &Invalid<'_>) -> Result<Daemon, ConfigError> {
@@ -102,6 +107,7 @@ pub(super) fn resolve_daemon(raw: RawDaemon, invalid: &Invalid<'_>) -> Result<Da
         max_targets: raw.max_targets.unwrap_or(10_000),
         fill: raw.fill.unwrap_or(true),
         fill_window: raw.fill_window.map_or(secs(2), |d| d.0),
+        nginx_reload: raw.nginx_reload.filter(|c| !c.trim().is_empty()),
     })
 }
 

@@ -338,6 +338,11 @@ impl Config {
     }
 
     /// True when pages come from `[[render]]` routes.
+    /// The nginx types map ([`crate::nginx::types_map`]): beside the index.
+    pub(crate) fn types_map(&self) -> PathBuf {
+        self.state.with_file_name("nginx-types.map")
+    }
+
     pub(crate) fn renders(&self) -> bool {
         !self.render.is_empty()
     }

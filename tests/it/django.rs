@@ -419,8 +419,15 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
     // not the other posts (their pages carry blog.comment@post:<their pk>).
     daemon.settle(None).await;
     let fetched = fetches_since(&django_log, comment_mark);
-    let pages: Vec<&String> = fetched.keys().filter(|p| p.starts_with("/posts/")).collect();
-    assert_eq!(pages, ["/posts/1/"], "pages refetched for one comment: {fetched:?}");
+    let pages: Vec<&String> = fetched
+        .keys()
+        .filter(|p| p.starts_with("/posts/"))
+        .collect();
+    assert_eq!(
+        pages,
+        ["/posts/1/"],
+        "pages refetched for one comment: {fetched:?}"
+    );
 
     // A bulk update() (no signals in Django; kiln_django's manager
     // notifies): its pages are fresh through nginx.
@@ -433,11 +440,15 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
             "from blog.models import Post; Post.objects.filter(pk=3).update(title='Renamed in bulk')",
         ],
     );
-    wait_until(Duration::from_secs(5), "the updated post through nginx", || async {
-        let r = get("/posts/3/", None).await.unwrap();
-        r.headers().get("x-kiln").is_some()
-            && r.text().await.unwrap().contains("Renamed in bulk")
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "the updated post through nginx",
+        || async {
+            let r = get("/posts/3/", None).await.unwrap();
+            r.headers().get("x-kiln").is_some()
+                && r.text().await.unwrap().contains("Renamed in bulk")
+        },
+    )
     .await;
 
     // Deleting a post through the ORM with the daemon unreachable: the

@@ -1,5 +1,7 @@
 //! The generated nginx config, run by a real nginx over the baked output.
 
+use std::time::Duration;
+
 use crate::require;
 use crate::util::{Nginx, Origin, Page, TestSite, client, free_port, linked_site, open_up};
 
@@ -295,4 +297,82 @@ async fn content_types_through_nginx_match_the_origin() {
     }
     assert_eq!(origin.total_hits(), 7, "nginx never asked the origin");
     drop(nginx);
+}
+
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_feed_is_served_with_its_type_within_a_second_of_its_first_link() {
+    require!("nginx");
+    let origin = Origin::start(vec![
+        ("/", Page::html("<a href=\"/posts/1/\">post</a>")),
+        ("/posts/1/", Page::html("<h1>post</h1>")),
+    ])
+    .await;
+    let site = TestSite::for_origin(&origin, "");
+    open_up(site.path());
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let port = free_port();
+    let snippet = site
+        .kiln(&[
+            "nginx",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--fill",
+            "off",
+        ])
+        .await;
+    assert_eq!(snippet.code, 0, "{}", snippet.all());
+    let nginx = Nginx::start(&snippet.stdout, port).await;
+    // The daemon reloads this nginx when the types map changes.
+    let dir = nginx.dir.path().display().to_string();
+    let toml = std::fs::read_to_string(site.path().join("site.toml")).unwrap();
+    std::fs::write(
+        site.path().join("site.toml"),
+        format!(
+            "{toml}\n[daemon]\nnginx-reload = \"nginx -p {dir} -c {dir}/nginx.conf -s reload\"\n"
+        ),
+    )
+    .unwrap();
+    let d = site.daemon(&[]).await;
+
+    // The post links a new per-post feed, which has no extension.
+    let feed = "<rss version=\"2.0\"><channel><title>post 1</title></channel></rss>";
+    origin.set(
+        "/posts/1/feed/",
+        Page::html(feed).typed("application/rss+xml"),
+    );
+    origin.set(
+        "/posts/1/",
+        Page::html("<h1>post</h1><link rel=\"alternate\" href=\"/posts/1/feed/\">"),
+    );
+    let linked = std::time::Instant::now();
+    let (code, _) = d
+        .post("/v1/regen", r#"{"targets":["/posts/1/"]}"#, None)
+        .await;
+    assert_eq!(code, 202);
+    let http = client();
+    crate::util::wait_until(Duration::from_secs(5), "the feed with its type", || async {
+        // A keep-alive connection an old worker closes at the reload is
+        // retried, as a browser retries a GET.
+        let Ok(r) = http.get(nginx.url("/posts/1/feed/")).send().await else {
+            return false;
+        };
+        let typed = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/rss+xml"));
+        typed && r.headers().get("x-kiln").is_some() && r.text().await.unwrap() == feed
+    })
+    .await;
+    assert!(
+        linked.elapsed() < Duration::from_secs(1),
+        "served as application/rss+xml {:?} after its first link appeared",
+        linked.elapsed()
+    );
+    // No location per file: the block is the same size whatever is baked.
+    assert!(!snippet.stdout.contains("/posts/"));
 }
