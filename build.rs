@@ -14,6 +14,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("redis-server", "kiln_no_redis"),
     ("s3s-fs", "kiln_no_s3s"),
     ("prlimit", "kiln_no_prlimit"),
+    ("nox", "kiln_no_nox"),
 ];
 
 fn main() {

@@ -16,6 +16,7 @@
 //! - [`privacy`]: the privacy rules that refuse per-visitor pages.
 //! - [`urlpath`]: the canonical URL key and the only way a path becomes a request URL.
 //! - [`urlmap`]: URL path → file, the gate that keeps writes inside the root.
+//! - [`text`]: quoting untrusted text, bounded and escaped.
 //! - [`files`]: the filesystem error and editor-junk rule every disk stage shares.
 //! - [`body`]: page bodies, in memory or spilled to disk when large.
 //! - [`write`]: the web root; the only code that writes or removes served files.
@@ -75,6 +76,7 @@ pub(crate) mod serve;
 pub(crate) mod source;
 pub(crate) mod tag;
 pub(crate) mod targets;
+pub(crate) mod text;
 pub(crate) mod urlmap;
 pub(crate) mod urlpath;
 pub(crate) mod write;

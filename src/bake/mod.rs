@@ -887,6 +887,16 @@ impl Baker {
             return Vec::new();
         };
         let mut out: Vec<String> = raw.iter().filter_map(|l| scope.admit(l)).collect();
+        if !is_html && out.is_empty() && !raw.is_empty() {
+            // A sitemap that names only another host (the app's idea of its
+            // public name, Wagtail's Site record) was silently useless.
+            tracing::warn!(
+                sitemap = page,
+                listed = raw.len(),
+                example = %crate::text::excerpt(&raw[0], 120),
+                "the sitemap lists no URL on the origin: kiln follows only the origin's; set `[origin] host` to the host the app writes into it"
+            );
+        }
         out.dedup();
         out
     }

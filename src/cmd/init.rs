@@ -24,6 +24,9 @@ const FETCH_TOML: &str = r#"# kiln site config: bake the pages of a running app 
 [origin]
 # Where the app answers (kiln fetches anonymously, without cookies).
 url = "{ORIGIN}"
+# The public host kiln asks for (the Host header): feeds, sitemaps and
+# canonical links the app writes then name it, not the address above.
+# host = "example.org"
 # concurrency = 16          # parallel requests
 # timeout = "30s"
 # headers = { "X-From" = "kiln" }

@@ -417,7 +417,7 @@ impl Entry {
             None => {
                 problems.push(format!(
                     "the entry has no `{TARGETS_FIELD}` field (fields: {})",
-                    super::excerpt(
+                    crate::text::excerpt(
                         &entry.map.keys().cloned().collect::<Vec<_>>().join(", "),
                         100
                     )
@@ -446,7 +446,7 @@ impl Entry {
         problems.extend(
             bad.iter()
                 .take(20)
-                .map(|(n, e)| format!("line {n}: {}", super::excerpt(&e.to_string(), 200))),
+                .map(|(n, e)| format!("line {n}: {}", crate::text::excerpt(&e.to_string(), 200))),
         );
         let mut targets = crate::targets::dedup(targets);
         if targets.len() > max_targets {
@@ -458,7 +458,7 @@ impl Entry {
         }
         Entry {
             id: entry.id,
-            text: super::excerpt(&text, 4096),
+            text: crate::text::excerpt(&text, 4096),
             targets,
             problems,
         }

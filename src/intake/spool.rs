@@ -227,7 +227,7 @@ impl Spool {
                     }
                 }
                 Err(mut e) => {
-                    e.text = super::excerpt(&e.text, EXCERPT_CHARS);
+                    e.text = crate::text::excerpt(&e.text, EXCERPT_CHARS);
                     note_bad(&mut bad, i + 1, e);
                 }
             }
@@ -287,7 +287,7 @@ impl Spool {
         let out = self.failed_dir().join(format!("{name}.{kind}"));
         let mut text = format!("# from spool file {}\n", path.display());
         for l in lines.iter().take(MAX_LISTED_BAD_LINES) {
-            text.push_str(&super::excerpt(l, EXCERPT_CHARS * 3));
+            text.push_str(&crate::text::excerpt(l, EXCERPT_CHARS * 3));
             text.push('\n');
         }
         let more = lines.len().saturating_sub(MAX_LISTED_BAD_LINES) + unlisted;

@@ -530,3 +530,26 @@ async fn an_unchanged_site_rebakes_with_304s_and_changes_are_still_found() {
     assert!(site.file("p/3/index.html").exists());
     assert!(run.stdout.contains("3 written"), "{}", run.all());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sitemap_naming_another_host_is_said_not_skipped_silently() {
+    let origin = Origin::start(vec![
+        ("/", Page::html("<h1>home</h1>")),
+        (
+            "/sitemap.xml",
+            Page::html("<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\"><url><loc>http://localhost/blog/</loc></url></urlset>")
+                .typed("application/xml"),
+        ),
+    ])
+    .await;
+    let site = TestSite::for_origin(&origin, "[crawl]\nseeds = [\"/\", \"/sitemap.xml\"]\n");
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr.contains("lists no URL on the origin")
+            && run.stderr.contains("[origin] host")
+            && run.stderr.contains("http://localhost/blog/"),
+        "{}",
+        run.all()
+    );
+}

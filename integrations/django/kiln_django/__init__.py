@@ -12,7 +12,8 @@
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
@@ -22,7 +23,7 @@ from .queryset import KilnManager, KilnQuerySet
 from .tags import model_tag, tags_for
 from .transport import sender
 
-__all__ = ["tag", "notify", "changed", "flush", "model_tag", "tags_for", "KilnManager", "KilnQuerySet"]
+__all__ = ["KilnManager", "KilnQuerySet", "changed", "flush", "model_tag", "notify", "tag", "tags_for"]
 
 REQUEST_ATTR = "_kiln_tags"
 
@@ -53,7 +54,7 @@ def notify(targets: Iterable[str], using: str | None = None) -> None:
     queued = batch is not None and any(entry[1] == batch.send for entry in connection.run_on_commit)
     if not queued:
         batch = _Batch()
-        connection._kiln_batch = batch  # type: ignore[attr-defined]
+        connection._kiln_batch = batch
         transaction.on_commit(batch.send, using=using)
     assert batch is not None
     batch.targets.update(dict.fromkeys(targets))

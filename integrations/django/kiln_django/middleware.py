@@ -3,8 +3,9 @@ into the `Surrogate-Key` header, tags generic views automatically, and can
 drop a `Vary: Cookie` that an anonymous response does not need."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -15,13 +16,29 @@ from . import REQUEST_ATTR, conf, tag
 class KilnMiddleware:
     """Put it first in `MIDDLEWARE`: it then sees the response after
     `SessionMiddleware` added `Vary: Cookie` (and the request after the
-    session and user were attached)."""
+    session and user were attached). Sync and async: under ASGI it runs in
+    the event loop, without a hop to a thread."""
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        return self.finish(request, self.get_response(request))
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        response = await self.get_response(request)
+        return self.finish(request, response)
+
+    def finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        """Writes the tags; drops an unneeded `Vary: Cookie` when asked."""
         tags = getattr(request, REQUEST_ATTR, None)
         if tags and response.status_code == 200:
             header = conf.get("header")

@@ -8,7 +8,8 @@ Raw SQL and other writes Django cannot see: call `kiln_django.changed(...)`.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from django.db import models
 

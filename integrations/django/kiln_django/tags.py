@@ -6,7 +6,8 @@ is `app_label.model@field:pk` (`blog.comment@post:42`), a string is itself.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from django.db.models import Model, QuerySet
 

@@ -19,8 +19,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from . import conf
 
@@ -78,7 +78,7 @@ class Sender:
             try:
                 self._xadd(redis_url, targets)
                 return "redis"
-            except Exception as e:  # any client error: fall back, never lose the change
+            except Exception as e:  # noqa: BLE001  (any client error: fall back, never lose the change)
                 log.warning("kiln stream at %s did not take %d targets (%s); trying the next transport", redis_url, len(targets), e)
         url = str(conf.get("url")).rstrip("/")
         if url:

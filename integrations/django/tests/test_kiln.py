@@ -30,14 +30,24 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.requests.append(json.loads(body))
                 outer.auth.append(self.headers.get("Authorization"))
                 self._answer(202, {"job": len(outer.requests)})
 
-            def do_GET(self) -> None:  # noqa: N802
-                self._answer(200, {"pages": {"ok": 3, "failed": 1}, "queue_depth": 0, "pending_urls": 2, "in_flight_urls": 1, "retrying_urls": 1, "problems": [{"url": "/x/", "status": "failed", "error": "answered 503"}]})
+            def do_GET(self) -> None:
+                self._answer(
+                    200,
+                    {
+                        "pages": {"ok": 3, "failed": 1},
+                        "queue_depth": 0,
+                        "pending_urls": 2,
+                        "in_flight_urls": 1,
+                        "retrying_urls": 1,
+                        "problems": [{"url": "/x/", "status": "failed", "error": "answered 503"}],
+                    },
+                )
 
             def _answer(self, code: int, value: dict) -> None:
                 data = json.dumps(value).encode()
@@ -110,6 +120,31 @@ class VaryCookieTests(TestCase):
 
 
 class CheckAndCsrfTests(TestCase):
+    def test_the_csrf_check_samples_real_detail_pages(self) -> None:
+        with override_settings(KILN=kiln(enabled=False)):
+            post = Post.objects.create(title="sampled")
+        with override_settings(KILN=kiln(check_urls=["/about/"])):
+            self.assertEqual(checks.sample_urls(), ["/about/", f"/posts/{post.pk}/"])
+
+    def test_the_middleware_runs_in_the_event_loop_under_asgi(self) -> None:
+        import asyncio
+
+        from asgiref.sync import iscoroutinefunction
+        from django.http import HttpResponse
+
+        from kiln_django.middleware import KilnMiddleware
+
+        async def view(request: object) -> HttpResponse:
+            kiln_django.tag(request, "async-page")  # type: ignore[arg-type]
+            return HttpResponse("ok")
+
+        middleware = KilnMiddleware(view)
+        self.assertTrue(iscoroutinefunction(middleware), "no sync_to_async hop")
+        from django.test import RequestFactory
+
+        response = asyncio.run(middleware(RequestFactory().get("/")))
+        self.assertEqual(response["Surrogate-Key"], "async-page")
+
     def test_an_unknown_setting_is_an_error_naming_the_one_meant(self) -> None:
         with override_settings(KILN=kiln(batchwindow=0.1)):
             found = checks.settings_are_known()
