@@ -2,7 +2,7 @@
 """kiln benchmarks, peers measured in the same run. Driven by `bench/run`.
 
     bench/run                       # everything (about 15 minutes on 2 cores)
-    bench/run bake latency          # a subset: bake rebake concurrency latency incremental memory render misses
+    bench/run bake latency          # a subset: bake rebake concurrency latency incremental memory render misses django
     KILN_OLD=/path/to/kiln bench/run journal   # the journal's cost against an older build
     BENCH_RUNS=5 bench/run bake     # more repetitions (median is reported)
 
@@ -706,8 +706,91 @@ def bench_misses(visitors=500, rounds=5, render_ms=50):
     RESULTS["misses"] = {"rounds": rows, "summary": summary, "fs": fs_type(base)}
 
 
+EDITOR = """
+import json, time, urllib.request
+from blog.models import Post
+port, edits = {port}, {edits}
+latencies = []
+for i in range(edits):
+    title = f"Edit {{i}} {{time.time_ns()}}"
+    post = Post.objects.get(pk=1)
+    post.title = title
+    start = time.perf_counter()
+    post.save()
+    pending = {{"/posts/1/", "/", "/feed.xml"}}
+    while pending:
+        for path in sorted(pending):
+            with urllib.request.urlopen(f"http://127.0.0.1:{{port}}{{path}}") as r:
+                if title in r.read().decode():
+                    pending.discard(path)
+        if time.perf_counter() - start > 5:
+            raise SystemExit(f"edit {{i}}: {{sorted(pending)}} not fresh within 5 s")
+    latencies.append((time.perf_counter() - start) * 1000)
+    time.sleep(0.05)
+print("LATENCIES " + json.dumps(latencies))
+"""
+
+
+def bench_django(edits=int(os.environ.get("BENCH_EDITS", "60"))):
+    rows = []
+    for window in (None, 0.05):
+        rows.append(django_run(edits, window))
+    RESULTS["django"] = rows
+
+
+def django_run(edits, batch_window):
+    """ORM save → the post, the list and the feed served new by nginx: the
+    example Django blog (kiln-django at its defaults, runserver), the kiln
+    daemon, nginx with the block kiln generates. Measured from the save()
+    call in a separate Django process to the moment all three URLs answer
+    the new title through nginx."""
+    base = DISK
+    base.mkdir(parents=True, exist_ok=True)
+    site = Path(tempfile.mkdtemp(prefix="kiln-django-", dir=base))
+    os.chmod(site, 0o755)
+    shutil.copytree(ROOT / "examples/django-blog", site, dirs_exist_ok=True)
+    for junk in ("public", ".kiln", "db.sqlite3"):
+        shutil.rmtree(site / junk, ignore_errors=True)
+    if batch_window is not None:
+        # The setting before this change (kiln-django held changes 50 ms).
+        with open(site / "blogsite/settings.py", "a") as f:
+            f.write(f"\nKILN['batch_window'] = {batch_window}\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "integrations/django"), "BLOG_DB": str(site / "db.sqlite3"), "PYTHONDONTWRITEBYTECODE": "1"}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=site, env=env, check=True)
+    subprocess.run([sys.executable, "manage.py", "seed_demo"], cwd=site, env=env, check=True, stdout=subprocess.DEVNULL)
+    django_port = free_port()
+    origin = f"http://127.0.0.1:{django_port}"
+    daemon = subprocess.Popen([KILN, "-q", "--origin", origin, "daemon", "--listen", "127.0.0.1:0"], cwd=site, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    daemon_addr = daemon.stdout.readline().strip().rsplit("http://", 1)[1]
+    env.update({"KILN_URL": f"http://{daemon_addr}", "KILN_SPOOL": str(site / ".kiln/queue")})
+    django = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{django_port}", "--noreload"], cwd=site, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    front = None
+    try:
+        wait_port(django_port)
+        subprocess.run([KILN, "-q", "--origin", origin, "build"], cwd=site, check=True)
+        os.chmod(site / "public", 0o755)
+        port = free_port()
+        block = subprocess.run([KILN, "--origin", origin, "nginx", "--listen", f"127.0.0.1:{port}", "--fill", daemon_addr], cwd=site, check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+        front, d = start_front(block, port)
+        out = subprocess.run([sys.executable, "manage.py", "shell", "-c", EDITOR.format(port=port, edits=edits)], cwd=site, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
+        lat = json.loads(out.split("LATENCIES ", 1)[1])
+        row = {"batch_window": batch_window or 0, "edits": len(lat), "p50_ms": round(percentile(lat, 50), 1), "p90_ms": round(percentile(lat, 90), 1),
+               "p99_ms": round(percentile(lat, 99), 1), "max_ms": round(max(lat), 1), "fs": fs_type(base)}
+        log("django", json.dumps(row))
+        print(f"| {row['batch_window']} | {row['edits']} | {row['p50_ms']} | {row['p90_ms']} | {row['p99_ms']} | {row['max_ms']} |")
+        return row
+    finally:
+        if front:
+            front.terminate()
+            front.wait(10)
+        django.terminate()
+        daemon.terminate()
+        daemon.wait(30)
+        shutil.rmtree(site, ignore_errors=True)
+
+
 def main():
-    which = sys.argv[1:] or ["bake", "rebake", "concurrency", "latency", "incremental", "memory", "render", "misses"]
+    which = sys.argv[1:] or ["bake", "rebake", "concurrency", "latency", "incremental", "memory", "render", "misses", "django"]
     WORK.mkdir(parents=True, exist_ok=True)
     OUT.mkdir(parents=True, exist_ok=True)
     for name in which:

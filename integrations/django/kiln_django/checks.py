@@ -5,6 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.db import DatabaseError
 
 from . import conf
 
@@ -57,7 +58,11 @@ def sample_urls() -> list[str]:
             continue  # kiln_django's own wiring reports a bad label
         if not hasattr(model, "get_absolute_url"):
             continue
-        newest = model._default_manager.order_by("-pk").first()
+        try:
+            newest = model._default_manager.order_by("-pk").first()
+        except DatabaseError:
+            # Not migrated yet (`manage.py migrate` runs the checks first).
+            continue
         if newest is not None:
             url = newest.get_absolute_url()
             if url not in urls:

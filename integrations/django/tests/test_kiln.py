@@ -126,6 +126,15 @@ class CheckAndCsrfTests(TestCase):
         with override_settings(KILN=kiln(check_urls=["/about/"])):
             self.assertEqual(checks.sample_urls(), ["/about/", f"/posts/{post.pk}/"])
 
+    def test_the_checks_run_before_the_tables_exist(self) -> None:
+        from django.db import connection
+
+        # Inside the test's transaction: rolled back with it.
+        with connection.cursor() as c:
+            c.execute("DROP TABLE testapp_post")
+        with override_settings(KILN=kiln(models=["testapp.Post"])):
+            self.assertEqual(checks.sample_urls(), [], "migrate runs the checks before it creates tables")
+
     def test_the_middleware_runs_in_the_event_loop_under_asgi(self) -> None:
         import asyncio
 
