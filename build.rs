@@ -22,7 +22,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PATH");
     println!("cargo:rerun-if-env-changed=CI");
     let mut cfgs: Vec<&str> = TOOLS.iter().map(|(_, c)| *c).collect();
-    cfgs.push("kiln_no_django");
+    cfgs.extend(["kiln_no_django", "kiln_no_wagtail"]);
     for c in &cfgs {
         println!("cargo:rustc-check-cfg=cfg({c})");
     }
@@ -47,13 +47,15 @@ fn main() {
             }
         }
     }
-    let django = Command::new("python3")
-        .args(["-c", "import django"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !django {
-        println!("cargo:rustc-cfg=kiln_no_django");
-        missing_any = true;
+    for (module, cfg) in [("django", "kiln_no_django"), ("wagtail", "kiln_no_wagtail")] {
+        let importable = Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !importable {
+            println!("cargo:rustc-cfg={cfg}");
+            missing_any = true;
+        }
     }
     if missing_any {
         // A tool installed later is noticed (the directories change).

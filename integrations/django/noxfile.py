@@ -26,7 +26,7 @@ def tests(session: nox.Session, django: str) -> None:
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "kiln_django", "tests", "noxfile.py")
+    session.run("ruff", "check", "kiln_django", "tests", "tests_wagtail", "noxfile.py")
 
 
 @nox.session(python="3.11")

@@ -141,6 +141,41 @@ async fn kiln_django_package_tests_pass_against_real_django() {
     assert!(stderr.contains("\nOK"), "{stderr}");
 }
 
+/// kiln_django.wagtail against real Wagtail: a site the test builds (a blog
+/// index, tagged posts, an author snippet) publishing, unpublishing, moving
+/// and deleting pages.
+#[cfg_attr(
+    kiln_no_wagtail,
+    ignore = "Wagtail is not importable: python3 -m pip install wagtail (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kiln_django_wagtail_tests_pass_against_real_wagtail() {
+    require_django!();
+    let out = tokio::process::Command::new("python3")
+        .args([
+            "-m",
+            "django",
+            "test",
+            "--settings=tests_wagtail.settings",
+            "tests_wagtail",
+        ])
+        .current_dir(repo().join("integrations/django"))
+        .env("PYTHONPATH", pythonpath())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "kiln_django.wagtail tests failed:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("\nOK") && stderr.contains("Ran 5 tests"),
+        "{stderr}"
+    );
+}
+
 /// The package as Django developers check one: its tests against each
 /// supported Django (4.2, 5.2, 6.0), ruff and mypy (`integrations/django/noxfile.py`).
 #[cfg_attr(

@@ -31,6 +31,9 @@ DEFAULTS: dict[str, Any] = {
     "max_targets_per_request": 5000,
     # "app_label.ModelName" whose saves and deletes notify kiln.
     "models": [],
+    # With kiln_django.wagtail: snippet models ("app_label.ModelName") whose
+    # changes regenerate the pages that tag them.
+    "snippets": [],
     # Response header kiln reads tags from (`[origin] tags-header`).
     "header": "Surrogate-Key",
     # Drop `Vary: Cookie` from anonymous responses that did not use the session.

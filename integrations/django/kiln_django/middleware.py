@@ -49,8 +49,14 @@ class KilnMiddleware:
         return response
 
     def process_template_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
-        """`DetailView` pages carry `app.model:pk`, `ListView` pages `app.model`."""
+        """`DetailView` pages carry `app.model:pk`, `ListView` pages
+        `app.model`, Wagtail pages `wagtail.page:<id>`."""
         context = getattr(response, "context_data", None) or {}
+        page = context.get("page")
+        if page is not None and hasattr(page, "url_path") and hasattr(page, "get_ancestors"):
+            # A page Wagtail serves: `wagtail.page:<id>`, what its changes
+            # and its children's notify (kiln_django.wagtail).
+            tag(request, f"wagtail.page:{page.pk}")
         obj = context.get("object")
         if isinstance(obj, Model):
             tag(request, obj)

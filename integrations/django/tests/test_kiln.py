@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import io
-import json
 import logging
 import tempfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from django.contrib.auth.models import User
@@ -18,58 +15,8 @@ from django.test import Client, TestCase, TransactionTestCase, override_settings
 import kiln_django
 from kiln_django import checks, views
 from kiln_django.transport import sender
+from tests.receiver import Receiver
 from tests.testapp.models import Comment, Post, Topic
-
-
-class Receiver:
-    """A stand-in kiln daemon: records every POST /v1/regen and answers /v1/status."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self.auth: list[str | None] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.requests.append(json.loads(body))
-                outer.auth.append(self.headers.get("Authorization"))
-                self._answer(202, {"job": len(outer.requests)})
-
-            def do_GET(self) -> None:
-                self._answer(
-                    200,
-                    {
-                        "pages": {"ok": 3, "failed": 1},
-                        "queue_depth": 0,
-                        "pending_urls": 2,
-                        "in_flight_urls": 1,
-                        "retrying_urls": 1,
-                        "problems": [{"url": "/x/", "status": "failed", "error": "answered 503"}],
-                    },
-                )
-
-            def _answer(self, code: int, value: dict) -> None:
-                data = json.dumps(value).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def targets(self) -> list[str]:
-        return [t for r in self.requests for t in r["targets"]]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def kiln(**overrides: object) -> dict:
