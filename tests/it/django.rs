@@ -256,8 +256,8 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
     let run = site.kiln(&["--origin", &origin, "build"]).await;
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(
-        run.stdout.contains("5 written") && run.stdout.contains("0 refused"),
-        "/, the feed, three posts: {}",
+        run.stdout.contains("8 written") && run.stdout.contains("0 refused"),
+        "/, the feed, three posts and their comment feeds: {}",
         run.all()
     );
     let status = site.kiln(&["--origin", &origin, "status", "--json"]).await;
@@ -424,10 +424,12 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
             "feed.xml.gz",
             "index.html",
             "index.html.gz",
+            "posts/1/feed/index.html",
+            "posts/1/feed/index.html.gz",
             "posts/1/index.html",
             "posts/1/index.html.gz"
         ],
-        "only the pages showing the post changed"
+        "only the pages showing the post changed (its comment feed names it)"
     );
 
     // Posting a comment through nginx: the post page shows it within 2 s.
@@ -491,8 +493,8 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
         .collect();
     assert_eq!(
         pages,
-        ["/posts/1/"],
-        "pages refetched for one comment: {fetched:?}"
+        ["/posts/1/", "/posts/1/feed/"],
+        "pages refetched for one comment (its post and its comment feed): {fetched:?}"
     );
 
     // A bulk update() (no signals in Django; kiln_django's manager

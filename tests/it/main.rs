@@ -2,6 +2,7 @@
 
 mod util;
 
+mod browser;
 mod build;
 mod daemon;
 mod distributed;

@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncBufReadExt;
 
 use crate::require;
-use crate::util::{TestSite, default_site_copy, free_port, wait_for_port};
+use crate::browser::{Browser, chromium_args};
+use crate::util::{TestSite, default_site_copy, free_port};
 
 /// A running `kiln serve`.
 struct Serve {
@@ -51,139 +51,6 @@ impl Drop for Serve {
     fn drop(&mut self) {
         if let Some(pid) = self.child.id() {
             crate::util::signal(pid, libc::SIGTERM);
-        }
-    }
-}
-
-/// Headless chromium with a DevTools port; killed when dropped.
-struct Browser {
-    child: tokio::process::Child,
-    port: u16,
-    _profile: tempfile::TempDir,
-}
-
-fn chromium_args(profile: &std::path::Path) -> Vec<String> {
-    [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!("--user-data-dir={}", profile.display())])
-    .collect()
-}
-
-impl Browser {
-    async fn open(url: &str) -> Browser {
-        let profile = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let child = tokio::process::Command::new("chromium")
-            .args(chromium_args(profile.path()))
-            .arg(format!("--remote-debugging-port={port}"))
-            .arg(url)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        wait_for_port(port, "chromium's DevTools port").await;
-        Browser {
-            child,
-            port,
-            _profile: profile,
-        }
-    }
-
-    /// The page's DevTools WebSocket.
-    async fn page(&self) -> Page {
-        let ws_url = crate::util::poll_until(
-            Duration::from_secs(20),
-            "chromium to show a page target",
-            || async {
-                let list: serde_json::Value =
-                    match reqwest::get(format!("http://127.0.0.1:{}/json/list", self.port)).await {
-                        Ok(r) => r.json().await.unwrap_or_default(),
-                        Err(_) => serde_json::Value::Null,
-                    };
-                list.as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|t| t["type"] == "page")
-                    .and_then(|t| t["webSocketDebuggerUrl"].as_str().map(str::to_string))
-            },
-        )
-        .await;
-        let (ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
-        Page { ws, next_id: 1 }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-struct Page {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    next_id: u64,
-}
-
-impl Page {
-    /// Evaluates a JavaScript expression in the page, returning its value.
-    async fn eval(&mut self, expr: &str) -> serde_json::Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        let msg = serde_json::json!({
-            "id": id,
-            "method": "Runtime.evaluate",
-            "params": {"expression": expr, "returnByValue": true},
-        });
-        self.ws
-            .send(tokio_tungstenite::tungstenite::Message::Text(
-                msg.to_string().into(),
-            ))
-            .await
-            .unwrap();
-        while let Some(m) = self.ws.next().await {
-            let Ok(tokio_tungstenite::tungstenite::Message::Text(t)) = m else {
-                continue;
-            };
-            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
-            if v["id"] == id {
-                return v["result"]["result"]["value"].clone();
-            }
-        }
-        panic!("DevTools connection closed");
-    }
-
-    /// Polls `expr` until `ok` holds for its value.
-    async fn wait_for(
-        &mut self,
-        what: &str,
-        expr: &str,
-        ok: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        let start = std::time::Instant::now();
-        loop {
-            let v = self.eval(expr).await;
-            if ok(&v) {
-                return v;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "timed out waiting for {what}; last value {v}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }

@@ -2,6 +2,7 @@ from django.contrib.syndication.views import Feed
 from django.http import JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
+from django.contrib.auth.decorators import login_required
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -43,6 +44,44 @@ class LatestPosts(Feed):
 def feed(request):
     kiln_django.tag(request, Post)
     return LatestPosts()(request)
+
+
+class PostComments(Feed):
+    """Each post's comments, as a feed: a non-HTML page at a URL without an
+    extension (`/posts/1/feed/`), found through the post's link."""
+
+    def get_object(self, request, pk):
+        post = get_object_or_404(Post, pk=pk)
+        kiln_django.tag(request, post, post.comments.all())
+        return post
+
+    def title(self, post):
+        return f"Comments on {post.title}"
+
+    def link(self, post):
+        return post.get_absolute_url()
+
+    def items(self, post):
+        return post.comments.all()
+
+    def item_title(self, item):
+        return item.author
+
+    def item_description(self, item):
+        return item.text
+
+    def item_link(self, item):
+        return item.post.get_absolute_url()
+
+
+def post_feed(request, pk):
+    return PostComments()(request, pk=pk)
+
+
+@login_required
+def members(request):
+    """Members only: anonymous visitors are sent to the login form."""
+    return render(request, "blog/members.html", {"posts": Post.objects.all()[:5]})
 
 
 @require_POST
