@@ -601,3 +601,208 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait(Duration::from_secs(10)).await, Some(0));
 }
+
+/// The whole of it as a person meets it: a real browser on a non-default
+/// port in front of nginx, the Django blog behind, the kiln daemon beside.
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
+#[cfg_attr(
+    kiln_no_chromium,
+    ignore = "chromium is not on PATH: install it (bash .ci/run does)"
+)]
+#[cfg_attr(
+    kiln_no_django,
+    ignore = "Django is not importable: python3 -m pip install django (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_browser_forms_post_logins_work_and_logged_in_visitors_never_get_baked_pages() {
+    require!("nginx");
+    require!("chromium");
+    require_django!();
+    let site = TestSite {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    copy_example(site.path());
+    open_up(site.path());
+    manage(site.path(), &[], &["migrate", "-v0"]);
+    manage(site.path(), &[], &["seed_demo"]);
+    // The daemon reloads the nginx this test starts (its directory is
+    // written below) when a new feed needs its type.
+    let nginx_dir_file = site.path().join("nginx-dir");
+    let toml = std::fs::read_to_string(site.path().join("site.toml")).unwrap();
+    std::fs::write(
+        site.path().join("site.toml"),
+        toml.replace(
+            "[daemon]\n",
+            &format!(
+                "[daemon]\nnginx-reload = \"d=$(cat {}) && nginx -p $d -c $d/nginx.conf -s reload\"\n",
+                nginx_dir_file.display()
+            ),
+        ),
+    )
+    .unwrap();
+    let django_port = free_port();
+    let origin = format!("http://127.0.0.1:{django_port}");
+    let daemon = site.daemon_with(&["--origin", &origin], &[]).await;
+    let mut django = tokio::process::Command::new("python3")
+        .args([
+            "manage.py",
+            "runserver",
+            &format!("127.0.0.1:{django_port}"),
+            "--noreload",
+        ])
+        .current_dir(site.path())
+        .env("PYTHONPATH", pythonpath())
+        .env("BLOG_DB", site.path().join("db.sqlite3"))
+        .env("KILN_URL", &daemon.http)
+        .env("KILN_SPOOL", site.path().join(".kiln/queue"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for_port(django_port, "Django to listen").await;
+    let run = site.kiln(&["--origin", &origin, "build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    // The members page answers anonymous visitors with a redirect to the
+    // login form: recorded, for anonymous visitors only.
+    let run = site
+        .kiln(&["--origin", &origin, "regen", "/members/"])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.all());
+
+    let nginx_port = free_port();
+    let snippet = site
+        .kiln(&[
+            "--origin",
+            &origin,
+            "nginx",
+            "--listen",
+            &format!("127.0.0.1:{nginx_port}"),
+            "--fill",
+            daemon.http.trim_start_matches("http://"),
+        ])
+        .await;
+    assert!(
+        snippet.stdout.contains("location = \"/members/\""),
+        "{}",
+        snippet.stdout
+    );
+    let nginx = Nginx::start(&snippet.stdout, nginx_port).await;
+    std::fs::write(&nginx_dir_file, nginx.dir.path().display().to_string()).unwrap();
+    let base = format!("http://127.0.0.1:{nginx_port}");
+
+    let browser = crate::browser::Browser::open(&format!("{base}/posts/1/")).await;
+    let mut page = browser.page().await;
+    page.wait_for(
+        "the baked post",
+        "document.body ? document.body.innerText : ''",
+        |v| {
+            v.as_str()
+                .is_some_and(|t| t.contains("Counting birds at dawn") && t.contains("Log in"))
+        },
+    )
+    .await;
+
+    // The comment form on the baked page: its script fetches a token from
+    // /csrf/ and posts with the browser's own Origin (a non-default port).
+    page.eval(
+        "(() => { const f = document.getElementById('comment-form');
+                 f.querySelector('[name=author]').value = 'Chromium';
+                 f.querySelector('[name=text]').value = 'Posted from a real browser.';
+                 f.requestSubmit(); return true; })()",
+    )
+    .await;
+    page.wait_for(
+        "the comment on the regenerated page",
+        "(() => { const t = document.body ? document.body.innerText : '';
+                 if (!t.includes('Posted from a real browser.')) setTimeout(() => location.reload(), 300);
+                 return t; })()",
+        |v| v.as_str().is_some_and(|t| t.contains("Posted from a real browser.")),
+    )
+    .await;
+
+    // Logging in through the real form, then the members page: a logged-in
+    // visitor gets the app, not the redirect recorded for anonymous ones.
+    page.eval("location.href = '/accounts/login/?next=/members/'")
+        .await;
+    page.wait_for(
+        "the login form",
+        "!!document.querySelector('#id_username')",
+        |v| v == true,
+    )
+    .await;
+    page.eval(
+        "(() => { document.querySelector('#id_username').value = 'editor';
+                 document.querySelector('#id_password').value = 'field-notes';
+                 document.querySelector('#id_password').form.submit(); return true; })()",
+    )
+    .await;
+    page.wait_for(
+        "the members page after logging in",
+        "location.pathname + ' ' + (document.body ? document.body.innerText : '')",
+        |v| {
+            v.as_str()
+                .is_some_and(|t| t.starts_with("/members/ ") && t.contains("Members' corner"))
+        },
+    )
+    .await;
+    // Logged in, the post is the live page (it greets the editor), never the baked one.
+    page.eval("location.href = '/posts/1/'").await;
+    page.wait_for(
+        "the live post for the editor",
+        "document.body ? document.body.innerText : ''",
+        |v| {
+            v.as_str().is_some_and(|t| {
+                t.contains("Hi editor") && t.contains("Posted from a real browser.")
+            })
+        },
+    )
+    .await;
+
+    // A new post: its page links a new comment feed, served with its type
+    // within a second (no extension, found through the link; the types map
+    // is rewritten and nginx reloaded by the daemon).
+    let saved = std::time::Instant::now();
+    manage(
+        site.path(),
+        &[("KILN_URL", daemon.http.clone())],
+        &[
+            "shell",
+            "-c",
+            "from blog.models import Post; Post.objects.create(pk=50, title='Owls at night', body='hoo')",
+        ],
+    );
+    let http = client();
+    wait_until(
+        Duration::from_secs(5),
+        "the new post's feed with its type",
+        || async {
+            let Ok(r) = http.get(format!("{base}/posts/50/feed/")).send().await else {
+                return false;
+            };
+            let typed = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.starts_with("application/rss+xml"));
+            typed
+                && r.headers().get("x-kiln").is_some()
+                && r.text().await.unwrap().contains("Owls at night")
+        },
+    )
+    .await;
+    assert!(
+        saved.elapsed() < Duration::from_secs(2),
+        "the new feed was served with its type {:?} after the post was saved (manage.py included)",
+        saved.elapsed()
+    );
+    drop(page);
+    drop(browser);
+    django.start_kill().unwrap();
+    let _ = django.wait().await;
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(10)).await, Some(0));
+}

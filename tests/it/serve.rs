@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::io::AsyncBufReadExt;
 
-use crate::require;
 use crate::browser::{Browser, chromium_args};
+use crate::require;
 use crate::util::{TestSite, default_site_copy, free_port};
 
 /// A running `kiln serve`.
