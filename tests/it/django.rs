@@ -171,7 +171,7 @@ async fn kiln_django_wagtail_tests_pass_against_real_wagtail() {
         "kiln_django.wagtail tests failed:\n{stderr}"
     );
     assert!(
-        stderr.contains("\nOK") && stderr.contains("Ran 5 tests"),
+        stderr.contains("\nOK") && stderr.contains("Ran 6 tests"),
         "{stderr}"
     );
 }

@@ -15,6 +15,7 @@ INSTALLED_APPS = [
     "wagtail.snippets",
     "wagtail.admin",
     "wagtail.sites",
+    "wagtail.contrib.routable_page",
     "taggit",
     "modelcluster",
     "kiln_django",
@@ -41,5 +42,6 @@ DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 USE_TZ = True
 WAGTAIL_SITE_NAME = "kiln test"
 WAGTAILADMIN_BASE_URL = "http://testserver"
-KILN = {"url": "", "snippets": ["blog.Author"], "check_urls": []}
+KILN = {"url": "", "snippets": ["blog.Author", "wagtailimages.Image"], "check_urls": []}
+MEDIA_ROOT = "/tmp/kiln-wagtail-test-media"
 STATIC_URL = "/static/"

@@ -50,6 +50,12 @@ class WagtailTests(TransactionTestCase):
         self.assertIn("wagtail.tag:pottery", tags)
         r = self.client.get("/blog/")
         self.assertIn(f"wagtail.page:{self.blog.pk}", r["Surrogate-Key"].split())
+        # The routable tag page the post links to (wagtail-bakery misses these).
+        self.assertIn('href="/blog/tags/pottery/"', self.client.get("/blog/first/").content.decode())
+        r = self.client.get("/blog/tags/pottery/")
+        self.assertEqual(r.status_code, 200)
+        self.assertIn("First", r.content.decode())
+        self.assertIn("wagtail.tag:pottery", r["Surrogate-Key"].split())
 
     def test_publishing_regenerates_the_page_its_listings_and_its_tags(self) -> None:
         self.post.body = "edited"
@@ -96,6 +102,27 @@ class WagtailTests(TransactionTestCase):
         kiln_django.flush()
         self.assertIn("/news/first/", self.daemon.targets())
         self.assertIn(f"tag:wagtail.page:{other.pk}", self.daemon.targets())
+
+    def test_an_image_change_regenerates_the_pages_that_show_it(self) -> None:
+        import io
+
+        from django.core.files.images import ImageFile
+        from PIL import Image as Pil
+        from wagtail.images.models import Image
+
+        png = io.BytesIO()
+        Pil.new("RGB", (4, 4), "red").save(png, "PNG")
+        image = Image.objects.create(title="Kiln", file=ImageFile(png, name="kiln.png"))
+        self.post.image = image
+        self.post.save_revision().publish()
+        r = self.client.get("/blog/first/")
+        self.assertIn(f"wagtailimages.image:{image.pk}", r["Surrogate-Key"].split())
+        kiln_django.flush()
+        self.daemon.requests.clear()
+        image.title = "Kiln, firing"
+        image.save()
+        kiln_django.flush()
+        self.assertIn(f"tag:wagtailimages.image:{image.pk}", self.daemon.targets())
 
     def test_a_snippet_change_regenerates_the_pages_that_show_it(self) -> None:
         self.author.name = "Ada L."
