@@ -260,7 +260,7 @@ pub(crate) struct Request {
 
 /// How a request ended: the URLs it named and the one outcome tally
 /// ([`Summary`], the same the CLI prints).
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct JobReport {
     /// URLs the targets resolved to.
     pub(crate) urls: usize,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::{Outcome, PageResult};
 
 /// Tally of a run, printed at the end of `build` and `regen`.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Summary {
     /// Pages written.
     pub(crate) written: usize,
@@ -43,6 +43,13 @@ mod humantime_serde_secs {
         s: S,
     ) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<std::time::Duration, D::Error> {
+        let secs: f64 = serde::Deserialize::deserialize(d)?;
+        Ok(std::time::Duration::try_from_secs_f64(secs).unwrap_or_default())
     }
 }
 
@@ -96,10 +103,13 @@ impl Summary {
     }
 
     /// Pages processed.
+    /// Every URL once, whatever happened to it: the parts of the summary
+    /// line add up to this.
     pub(crate) fn pages(&self) -> usize {
         self.written
             + self.unchanged
             + self.deleted
+            + self.redirected
             + self.skipped.len()
             + self.refused.len()
             + self.failed.len()

@@ -182,6 +182,7 @@ pub(crate) async fn hand_to_daemon(
         .ok()
         .filter(|t| !t.is_empty());
     let client = reqwest::Client::new();
+    let handed = std::time::Instant::now();
     let with_token = |r: reqwest::RequestBuilder| match &token {
         Some(t) => r.bearer_auth(t),
         None => r,
@@ -246,25 +247,16 @@ pub(crate) async fn hand_to_daemon(
         };
         unreachable_for = 0;
         if job["state"] == "done" {
-            let r = &job["report"];
-            println!(
-                "daemon job {id}: {} URLs: {} written, {} unchanged, {} deleted, {} refused, {} failed",
-                r["urls"],
-                r["written"],
-                r["unchanged"],
-                r["deleted"],
-                r["refused"].as_array().map_or(0, Vec::len),
-                r["failed"].as_array().map_or(0, Vec::len)
-            );
-            for f in r["failed"].as_array().into_iter().flatten() {
-                println!(
-                    "  failed  {}: {}",
-                    f[0].as_str().unwrap_or(""),
-                    f[1].as_str().unwrap_or("")
-                );
-            }
-            let failed = r["failed"].as_array().is_some_and(|a| !a.is_empty());
-            return Ok(if failed {
+            // The same summary, in the same words, as a run of its own.
+            let mut report: crate::schedule::JobReport =
+                serde_json::from_value(job["report"].clone()).map_err(|e| {
+                    anyhow::anyhow!(
+                        "the daemon's report for job {id} is not one this kiln reads: {e}"
+                    )
+                })?;
+            report.tally.elapsed = handed.elapsed();
+            println!("daemon job {id}: {}", report.tally.render());
+            return Ok(if report.tally.has_failures() {
                 Exit::PagesFailed
             } else {
                 Exit::Clean

@@ -553,3 +553,55 @@ async fn a_sitemap_naming_another_host_is_said_not_skipped_silently() {
         run.all()
     );
 }
+
+/// A summary line's total ("N pages in …") and the sum of its parts.
+fn summary_counts(stdout: &str) -> (usize, usize) {
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(" pages in "))
+        .expect("a summary line");
+    let head = line.split(" pages in ").next().unwrap();
+    let total = head.rsplit(' ').next().unwrap().parse().unwrap();
+    let parts = line.split("): ").nth(1).unwrap();
+    let sum = parts
+        .split(", ")
+        .map(|p| p.split(' ').next().unwrap().parse::<usize>().unwrap())
+        .sum();
+    (total, sum)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_url_is_counted_once_and_the_daemon_reports_in_the_same_words() {
+    let origin = Origin::start(vec![
+        ("/", Page::html("<a href=\"/a/\">a</a><a href=\"/old/\">old</a><a href=\"/private/\">p</a><a href=\"/gone/\">g</a>")),
+        ("/a/", Page::html("<p>a</p>")),
+        ("/old/", Page::html("").status(301).with_header("location", "/a/")),
+        ("/private/", Page::html("<p>mine</p>").with_header("set-cookie", "s=1")),
+    ])
+    .await;
+    let site = TestSite::for_origin(&origin, "");
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let (total, sum) = summary_counts(&run.stdout);
+    assert_eq!(total, sum, "the parts add up: {}", run.stdout);
+    assert_eq!(
+        total, 5,
+        "/, /a/, /old/ (a redirect), /private/ (refused), /gone/ (404): {}",
+        run.stdout
+    );
+
+    // Handed to a daemon, the same run reports the same way.
+    let d = site.daemon(&[]).await;
+    let run = site.kiln(&["regen", "all"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.starts_with("daemon job "), "{}", run.stdout);
+    let (total, sum) = summary_counts(&run.stdout);
+    assert_eq!(total, sum, "the parts add up: {}", run.stdout);
+    assert!(
+        run.stdout.contains(" refused") && run.stdout.contains(" redirects"),
+        "{}",
+        run.stdout
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(Duration::from_secs(20)).await, Some(0));
+}
