@@ -32,11 +32,12 @@ pub async fn run(g: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
     if summary.by_status.is_empty() {
         println!("no pages yet: run `kiln build`");
     }
-    for (status, n) in &summary.by_status {
+    // Redirecting URLs are said once, as the redirects nginx returns.
+    for (status, n) in summary.by_status.iter().filter(|(s, _)| s != "redirect") {
         println!("{status:>9}: {n}");
     }
-    println!("     tags: {}", summary.tags);
     println!("redirects: {}", summary.redirects);
+    println!("     tags: {}", summary.tags);
     println!(
         "    queue: {queue_depth} accepted requests not done (spool files and journal entries)"
     );
