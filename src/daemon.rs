@@ -273,7 +273,12 @@ pub(crate) async fn run(
                 .await;
         });
     }
-    tracing::info!(http = ?http_addr, queue = %cfg.queue.display(), out = %root.path().display(), "daemon started");
+    tracing::info!(
+        http = %http_addr.map_or("off".to_string(), |a| format!("http://{a}")),
+        queue = %cfg.queue.display(),
+        out = %root.path().display(),
+        "daemon started"
+    );
     ready(Ready {
         http: http_addr,
         backlog: backlog.clone(),

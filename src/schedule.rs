@@ -425,6 +425,21 @@ impl Jobs {
                 return;
             }
             j.info.state = JobState::Done;
+            // One line per job at info; each page's line is at debug.
+            let t = &j.info.report.tally;
+            tracing::info!(
+                job = id,
+                targets = %j.info.targets.join(" "),
+                urls = j.info.report.urls,
+                written = t.written,
+                unchanged = t.unchanged,
+                deleted = t.deleted,
+                redirects = t.redirected,
+                refused = t.refused.len(),
+                failed = t.failed.len(),
+                skipped = t.skipped.len(),
+                "job done"
+            );
             j.reply.take().map(|r| (r, j.info.report.clone()))
         };
         if let Some((tx, report)) = reply {
@@ -815,7 +830,7 @@ async fn finish(
             };
         }
     }
-    tracing::info!(url = %d.url, outcome = result.outcome.label(), ms = elapsed.as_millis() as u64, "regenerated");
+    tracing::debug!(url = %d.url, outcome = result.outcome.label(), ms = elapsed.as_millis() as u64, "regenerated");
     metrics.record_outcome(
         result.outcome.label(),
         matches!(result.outcome, Outcome::Failed(_)),

@@ -243,7 +243,14 @@ pub(crate) async fn worker(
             targets = vec![Target::All];
             changes.clear();
         }
-        tracing::info!(changes = ?changes, targets = targets.len(), "templates or data changed");
+        let changed: Vec<&str> = changes
+            .iter()
+            .map(|c| match c {
+                Change::Template(name) => name.as_str(),
+                Change::Data(rel) => rel.as_str(),
+            })
+            .collect();
+        tracing::info!(files = %changed.join(" "), targets = targets.len(), "templates or data changed");
         baker.set_renderer(renderer);
         backlog.template_error.send_replace(None);
         if submit

@@ -325,17 +325,33 @@ async fn a_closed_pipe_ends_output_quietly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_daemon_logs_each_finished_regeneration() {
+async fn the_daemon_logs_one_line_per_job_and_each_page_at_debug() {
     let (origin, site) = built_site(3, "").await;
     let d = site.daemon_logged().await;
     origin.set("/p/1/", Page::html("new"));
+    assert_eq!(site.kiln(&["enqueue", "/p/1/", "/p/2/"]).await.code, 0);
+    let line = d.wait_for_log(&["job done", "targets=/p/1/ /p/2/"]).await;
+    assert!(
+        line.contains("INFO") && line.contains("written=1") && line.contains("unchanged=1"),
+        "{line}"
+    );
+    let log = d.log.as_ref().unwrap().lock().unwrap().join("\n");
+    assert!(!log.contains("regenerated"), "pages are at debug: {log}");
+    assert!(
+        !log.contains("None") && !log.contains("Some("),
+        "no Debug formatting: {log}"
+    );
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(Duration::from_secs(20)).await, Some(0));
+    // At debug, each page.
+    let d = site.daemon_logged_with(&[("KILN_LOG", "kiln=debug")]).await;
+    origin.set("/p/1/", Page::html("newer"));
     assert_eq!(site.kiln(&["enqueue", "/p/1/"]).await.code, 0);
     let line = d.wait_for_log(&["regenerated", "url=/p/1/"]).await;
     assert!(
-        line.contains("INFO") && line.contains("outcome=\"written\"") && line.contains("ms="),
+        line.contains("outcome=\"written\"") && line.contains("ms="),
         "{line}"
     );
-    drop(d);
 }
 
 /// A bounded soak: an origin flapping between fresh answers, 503 and slow
