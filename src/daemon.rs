@@ -38,7 +38,7 @@ pub(crate) enum DaemonError {
     )]
     NoToken(SocketAddr),
     /// Could not bind.
-    #[error("failed to listen on {addr}")]
+    #[error("failed to listen on {addr}{}", bind_hint(source, addr))]
     Bind {
         /// Address.
         addr: SocketAddr,
@@ -46,6 +46,20 @@ pub(crate) enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// What to do about a listen address that cannot be bound.
+fn bind_hint(e: &std::io::Error, addr: &SocketAddr) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            ": another program listens there (another kiln daemon? `ss -ltnp 'sport = :{}'` names it); pick a free port with --listen 127.0.0.1:PORT or `daemon.listen`",
+            addr.port()
+        ),
+        std::io::ErrorKind::PermissionDenied => {
+            ": ports below 1024 need privileges; use a port above 1024".to_string()
+        }
+        _ => String::new(),
+    }
 }
 
 impl DaemonError {

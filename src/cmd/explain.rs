@@ -19,8 +19,17 @@ pub async fn run(g: &GlobalArgs, args: ExplainArgs) -> anyhow::Result<Exit> {
     let url = crate::urlpath::canonical(&args.url).map_err(|e| UsageError(e.to_string()))?;
     let index = Index::open(&cfg.state)?;
     let Some(page) = index.page(&url).await? else {
+        // The same path with or without its trailing slash is the usual slip.
+        let other = match url.strip_suffix('/') {
+            Some(bare) if !bare.is_empty() => bare.to_string(),
+            _ => format!("{url}/"),
+        };
+        let hint = match index.page(&other).await? {
+            Some(_) => format!("; did you mean {other}?"),
+            None => String::new(),
+        };
         return Err(UsageError(format!(
-            "{} is not in the index `{}`: it has never been baked",
+            "{} is not in the index `{}`: it has never been baked{hint}",
             url,
             cfg.state.display()
         ))
@@ -41,7 +50,13 @@ pub async fn run(g: &GlobalArgs, args: ExplainArgs) -> anyhow::Result<Exit> {
     }
     println!("status:  {}", page.status.as_str());
     if let Some(e) = &page.error {
-        println!("error:   {e}");
+        // A redirect is an answer, not an error.
+        let label = if page.status == crate::index::Status::Redirect {
+            "answer:"
+        } else {
+            "error: "
+        };
+        println!("{label}  {e}");
     }
     println!("tags (an event naming any of these regenerates this page):");
     for t in page.tags.unwrap_or_default() {

@@ -117,7 +117,11 @@ pub(crate) fn parse_listen(
 ) -> Result<Option<std::net::SocketAddr>, std::net::AddrParseError> {
     match text {
         "" | "off" => Ok(None),
-        s => s.parse().map(Some),
+        // `localhost:7878` is what people type: the loopback address.
+        s => match s.strip_prefix("localhost:") {
+            Some(port) => format!("127.0.0.1:{port}").parse().map(Some),
+            None => s.parse().map(Some),
+        },
     }
 }
 

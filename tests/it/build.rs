@@ -589,6 +589,17 @@ async fn every_url_is_counted_once_and_the_daemon_reports_in_the_same_words() {
         "/, /a/, /old/ (a redirect), /private/ (refused), /gone/ (404): {}",
         run.stdout
     );
+    // explain: the slip of a missing slash is caught, a redirect is no error.
+    let run = site.kiln(&["explain", "/a"]).await;
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("did you mean /a/?"), "{}", run.all());
+    let run = site.kiln(&["explain", "/old/"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("answer:  redirects to /a/") && !run.stdout.contains("error:"),
+        "{}",
+        run.stdout
+    );
 
     // Handed to a daemon, the same run reports the same way.
     let d = site.daemon(&[]).await;

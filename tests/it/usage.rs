@@ -105,3 +105,24 @@ async fn quiet_runs_print_nothing_on_success() {
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(run.stdout.trim(), "", "{}", run.all());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_port_is_named_with_the_fix_and_localhost_is_understood() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let site = TestSite::new("[[render]]\ntemplate = \"p.html\"\nurl = \"/\"\n");
+    std::fs::create_dir_all(site.path().join("templates")).unwrap();
+    std::fs::write(site.path().join("templates/p.html"), "<p>hi</p>").unwrap();
+    let run = site
+        .kiln(&["daemon", "--listen", &format!("localhost:{port}")])
+        .await;
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr
+            .contains(&format!("failed to listen on 127.0.0.1:{port}"))
+            && run.stderr.contains("another program listens there")
+            && run.stderr.contains("--listen 127.0.0.1:PORT"),
+        "{}",
+        run.all()
+    );
+}
