@@ -59,6 +59,8 @@ pub enum Command {
     Publish(cmd::publish::PublishArgs),
     /// Switch `current` back to the previous release
     Rollback(cmd::rollback::RollbackArgs),
+    /// List the releases of a `build --release` layout and which is live
+    Releases(cmd::releases::ReleasesArgs),
     /// Print an nginx server block that serves the baked files and falls through to the origin
     Nginx(cmd::nginx::NginxArgs),
 }
@@ -78,6 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<cmd::Exit> {
         Command::Enqueue(a) => cmd::enqueue::run(g, a).await,
         Command::Daemon(a) => cmd::daemon::run(g, a).await,
         Command::Rollback(a) => cmd::rollback::run(g, a).await,
+        Command::Releases(a) => cmd::releases::run(g, a).await,
         Command::Publish(a) => cmd::publish::run(g, a).await,
         Command::Nginx(a) => cmd::nginx::run(g, a).await,
     }

@@ -98,13 +98,14 @@ impl Releases {
             // Never create a release through a symlink (or over a file).
             return Err(ReleaseError::NotReleaseLayout(dir));
         }
-        // Ids are microsecond stamps, newer sorts later; two builds in the
-        // same microsecond (or a clock step back) take the next free one.
-        if let Some(newest) = self.list().last().and_then(|l| l.parse::<u128>().ok()) {
+        // Ids are UTC times to the microsecond, newer sorts later; two
+        // builds in the same microsecond (or a clock step back) take the
+        // next free one.
+        if let Some(newest) = self.list().last().and_then(|l| micros_of_id(l)) {
             stamp = stamp.max(newest + 1);
         }
         loop {
-            let id = stamp.to_string();
+            let id = id_of_micros(stamp);
             let path = dir.join(&id);
             match fs::create_dir(&path) {
                 Ok(()) => return Ok((id, path)),
@@ -168,6 +169,41 @@ impl Releases {
     }
 }
 
+/// A release id for a time: `20261201T143512.123456Z` (UTC), readable
+/// and sorting as time does (also after the plain microsecond numbers of
+/// earlier kiln versions).
+pub(crate) fn id_of_micros(micros: u128) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros as u64);
+    humantime::format_rfc3339_micros(t)
+        .to_string()
+        .replace(['-', ':'], "")
+}
+
+/// The time a release id stands for (either form), in microseconds.
+pub(crate) fn micros_of_id(id: &str) -> Option<u128> {
+    if id.bytes().all(|b| b.is_ascii_digit()) {
+        return id.parse().ok();
+    }
+    // 20261201T143512.123456Z → 2026-12-01T14:35:12.123456Z
+    let (date, time) = id.split_once('T')?;
+    if date.len() != 8 || time.len() < 7 {
+        return None;
+    }
+    let rfc = format!(
+        "{}-{}-{}T{}:{}:{}",
+        &date[..4],
+        &date[4..6],
+        &date[6..],
+        &time[..2],
+        &time[2..4],
+        &time[4..]
+    );
+    let t = humantime::parse_rfc3339(&rfc).ok()?;
+    t.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_micros())
+}
+
 /// The release id a `current` link names, when it is the only form kiln
 /// writes (guarantee 11, docs/architecture.md): the relative path
 /// `releases/<id>`, two plain components, the id not hidden. Anything else
@@ -199,6 +235,24 @@ pub(crate) fn live_root(out: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_ids_read_as_times_and_sort_as_times() {
+        let id = id_of_micros(1_796_134_063_369_041);
+        assert_eq!(id, "20261201T140743.369041Z");
+        assert_eq!(micros_of_id(&id), Some(1_796_134_063_369_041));
+        assert_eq!(
+            micros_of_id("1796134063369041"),
+            Some(1_796_134_063_369_041),
+            "the old form"
+        );
+        assert!(
+            id.as_str() > "1796134063369041",
+            "new ids sort after old ones"
+        );
+        assert!(id_of_micros(1_796_134_063_369_042) > id);
+        assert_eq!(micros_of_id("nonsense"), None);
+    }
 
     #[test]
     fn switch_prune_rollback() {

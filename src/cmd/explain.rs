@@ -41,8 +41,17 @@ pub async fn run(g: &GlobalArgs, args: ExplainArgs) -> anyhow::Result<Exit> {
         // The content hash of the last bake tells whether the file on disk
         // is still what kiln wrote.
         let out = crate::release::live_root(&cfg.out);
+        let releases = crate::release::Releases::new(&cfg.out);
+        let rolled_back = releases
+            .live()
+            .filter(|live| releases.list().last() != Some(live));
         let state = match std::fs::read(out.join(file)) {
             Ok(bytes) if blake3::hash(&bytes).to_hex().as_str() == hash => "as baked".to_string(),
+            // The live release is an older one on purpose.
+            Ok(_) if rolled_back.is_some() => format!(
+                "from release {} (current was rolled back; the last bake is in the newest release, `kiln releases` lists them)",
+                rolled_back.as_deref().unwrap_or("?")
+            ),
             Ok(_) => format!("changed on disk since kiln baked it; `kiln regen {url}` restores it"),
             Err(e) => format!("cannot be read ({e}); `kiln regen {url}` restores it"),
         };

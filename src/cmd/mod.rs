@@ -12,6 +12,7 @@ pub mod init;
 pub mod nginx;
 pub mod publish;
 pub mod regen;
+pub mod releases;
 pub mod rollback;
 pub mod serve;
 pub mod status;

@@ -317,8 +317,49 @@ async fn release_switch_is_atomic_and_rollback_works() {
         "unchanged page hard-linked across releases"
     );
 
+    // The releases, readable, the newest live.
+    let run = site.kiln(&["releases"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", run.stdout);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("20") && l.contains("files")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[3].ends_with("* live") && !lines[2].contains("live"),
+        "{}",
+        run.stdout
+    );
+
     let run = site.kiln(&["rollback"]).await;
     assert_eq!(run.code, 0, "{}", run.all());
+    let listed = site.kiln(&["releases"]).await;
+    assert!(
+        listed
+            .stdout
+            .lines()
+            .nth(2)
+            .is_some_and(|l| l.ends_with("* live")),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        listed.stdout.contains("current was rolled back"),
+        "{}",
+        listed.stdout
+    );
+    // explain knows: the page is the rolled-back release's, not "changed on disk".
+    let explained = site.kiln(&["explain", "/about/"]).await;
+    assert!(
+        explained.stdout.contains("current was rolled back")
+            && !explained.stdout.contains("changed on disk"),
+        "{}",
+        explained.stdout
+    );
     let about_now = std::fs::read_to_string(current.join("about/index.html")).unwrap();
     assert!(about_now.contains("Revision 1.") && !about_now.contains("Revision 2."));
     // It says where `current` points now, and that is where it points.
