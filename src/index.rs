@@ -839,15 +839,16 @@ impl Index {
         .await
     }
 
-    /// Baked pages that are not HTML, with their URL, file and content type
-    /// (for `kiln nginx`, which must serve them with the origin's type).
-    pub(crate) async fn typed_files(&self) -> Result<Vec<(String, String, String)>, IndexError> {
+    /// Files that are not HTML, with their recorded `Content-Type`, for
+    /// the nginx types map (HTML is left out here: most of a site).
+    pub(crate) async fn non_html_files(&self) -> Result<Vec<(String, String)>, IndexError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT url, file, content_type FROM pages
-                 WHERE file IS NOT NULL AND content_type IS NOT NULL ORDER BY url",
+                "SELECT url, content_type FROM pages
+                 WHERE file IS NOT NULL AND content_type IS NOT NULL
+                   AND content_type NOT LIKE 'text/html%' ORDER BY url",
             )?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         })
         .await

@@ -105,6 +105,21 @@ pub(crate) fn write_types_map(path: &std::path::Path, text: &str) -> std::io::Re
     Ok(true)
 }
 
+/// The types map written again from the index: whether its text changed,
+/// and the files whose type has no location in the block. An index that
+/// cannot be read leaves the map as it was.
+pub(crate) async fn refresh_types_map(
+    index: &crate::index::Index,
+    path: &std::path::Path,
+) -> std::io::Result<(bool, Vec<(String, String)>)> {
+    let pages = index
+        .non_html_files()
+        .await
+        .map_err(std::io::Error::other)?;
+    let (text, other) = types_map(&pages);
+    Ok((write_types_map(path, &text)?, other))
+}
+
 /// The daemon's types-map writer: after pages change, the map is written
 /// again from the index, and when its text changed nginx is reloaded with
 /// `daemon.nginx-reload` (or told to be, once per change, in the log).
@@ -116,25 +131,14 @@ pub(crate) async fn types_worker(
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     loop {
-        let pages = match index.typed_files().await {
-            Ok(files) => files
-                .into_iter()
-                .map(|(url, _, ct)| (url, ct))
-                .collect::<Vec<_>>(),
-            Err(e) => {
-                tracing::warn!(error = %e, "types map: the index could not list files");
-                Vec::new()
-            }
-        };
-        let (text, _) = types_map(&pages);
-        match write_types_map(&path, &text) {
-            Ok(true) => match &reload {
+        match refresh_types_map(&index, &path).await {
+            Ok((true, _)) => match &reload {
                 Some(command) => reload_nginx(command).await,
                 None => {
                     tracing::info!(map = %path.display(), "new non-HTML files: nginx serves them with their type after `nginx -s reload` (set `daemon.nginx-reload` to do it automatically)")
                 }
             },
-            Ok(false) => {}
+            Ok((false, _)) => {}
             Err(e) => {
                 tracing::warn!(map = %path.display(), error = %e, "could not write the nginx types map")
             }

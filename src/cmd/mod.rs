@@ -368,14 +368,11 @@ async fn update_types_map(cfg: &crate::config::Config) {
     }
     let path = cfg.types_map();
     let existed = path.exists();
-    let typed = match crate::index::Index::open(&cfg.state) {
-        Ok(index) => index.typed_files().await.unwrap_or_default(),
-        Err(_) => return,
+    let Ok(index) = crate::index::Index::open(&cfg.state) else {
+        return;
     };
-    let pages: Vec<(String, String)> = typed.into_iter().map(|(url, _, ct)| (url, ct)).collect();
-    let (text, _) = crate::nginx::types_map(&pages);
-    match crate::nginx::write_types_map(&path, &text) {
-        Ok(true) if existed => match &cfg.daemon.nginx_reload {
+    match crate::nginx::refresh_types_map(&index, &path).await {
+        Ok((true, _)) if existed => match &cfg.daemon.nginx_reload {
             Some(command) => crate::nginx::reload_nginx(command).await,
             None => eprintln!(
                 "note: new non-HTML files: nginx serves them with their type after `nginx -s reload` (or set `daemon.nginx-reload`)"

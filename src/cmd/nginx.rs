@@ -37,23 +37,18 @@ pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
     let cfg = g.load_config()?;
     let root = std::path::absolute(crate::release::live_root(&cfg.out))?;
     let not_found_page = root.join("404.html").is_file();
-    let (redirects, typed) = if cfg.state.exists() {
-        let index = Index::open(&cfg.state)?;
-        let typed: Vec<(String, String)> = index
-            .typed_files()
-            .await?
-            .into_iter()
-            .map(|(url, _file, content_type)| (url, content_type))
-            .collect();
-        (index.redirects().await?, typed)
-    } else {
-        (Vec::new(), Vec::new())
-    };
     // The map the block includes, written now (nginx -t needs it) and kept
     // current by the daemon and every build.
     let types_map = std::path::absolute(cfg.types_map())?;
-    let (map_text, other) = crate::nginx::types_map(&typed);
-    crate::nginx::write_types_map(&types_map, &map_text)?;
+    let (redirects, other) = if cfg.state.exists() {
+        let index = Index::open(&cfg.state)?;
+        let (_, other) = crate::nginx::refresh_types_map(&index, &types_map).await?;
+        (index.redirects().await?, other)
+    } else {
+        // Nothing baked yet: an empty map, and no index made for it.
+        crate::nginx::write_types_map(&types_map, &crate::nginx::types_map(&[]).0)?;
+        (Vec::new(), Vec::new())
+    };
     for (url, media_type) in other.iter().take(5) {
         eprintln!(
             "note: {url} is {media_type}, which the block has no location for: nginx serves it by its extension"
