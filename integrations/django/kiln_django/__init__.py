@@ -76,16 +76,14 @@ def changed(*things: Any, using: str | None = None) -> None:
     signal for, such as raw SQL, once the transaction commits."""
     from django.db.models import Model, QuerySet
 
-    from .signals import parent_fields, targets_for, targets_for_row
+    from .signals import targets_for, targets_for_rows
 
     targets: list[str] = []
     for thing in things:
         if isinstance(thing, Model):
             targets.extend(targets_for(thing))
         elif isinstance(thing, QuerySet):
-            fields = parent_fields(thing.model)
-            for row in thing.values("pk", *(f.attname for f in fields)):
-                targets.extend(targets_for_row(thing.model, row["pk"], {f.name: row[f.attname] for f in fields}))
+            targets.extend(targets_for_rows(thing))
         elif isinstance(thing, type) and issubclass(thing, Model):
             targets.append(f"tag:{model_tag(thing)}")
         elif isinstance(thing, Iterable) and not isinstance(thing, str):

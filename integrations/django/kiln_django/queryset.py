@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import models
 
-from .signals import parent_fields, targets_for, targets_for_row
+from .signals import parent_fields, parent_targets, targets_for, targets_for_rows
 
 
 class KilnQuerySet(models.QuerySet):
@@ -23,16 +23,12 @@ class KilnQuerySet(models.QuerySet):
         # The rows are read before the update: a filter on an updated field
         # would not find them after it. Their old parents too: a comment
         # moved to another post leaves the first one's page.
-        fields = parent_fields(self.model)
-        before = list(self.values("pk", *(f.attname for f in fields)))
+        targets = targets_for_rows(self)
         n = super().update(**kwargs)
         if n:
-            targets: list[str] = []
-            for row in before:
-                parents = {f.name: row[f.attname] for f in fields}
-                targets.extend(targets_for_row(self.model, row["pk"], parents))
-                moved = {f.name: _pk_of(kwargs[key]) for f in fields for key in (f.name, f.attname) if key in kwargs}
-                targets.extend(targets_for_row(self.model, row["pk"], moved))
+            # Where moved children went: the new parents' lists too.
+            moved = {f.name: _pk_of(kwargs[key]) for f in parent_fields(self.model) for key in (f.name, f.attname) if key in kwargs}
+            targets.extend(parent_targets(self.model, moved))
             _notify(targets, self.db)
         return n
 

@@ -31,12 +31,25 @@ def parent_fields(model: type[Model]) -> list[Any]:
     return [f for f in model._meta.concrete_fields if f.is_relation and (f.many_to_one or f.one_to_one)]
 
 
+def targets_for_rows(queryset: Any) -> list[str]:
+    """Targets for the rows a queryset matches now (read in one query)."""
+    fields = parent_fields(queryset.model)
+    targets: list[str] = []
+    for row in queryset.values("pk", *(f.attname for f in fields)):
+        targets.extend(targets_for_row(queryset.model, row["pk"], {f.name: row[f.attname] for f in fields}))
+    return targets
+
+
 def targets_for_row(model: type[Model], pk: Any, parents: dict[str, Any]) -> list[str]:
     """Targets for one row, from its pk and its parents' pks."""
     name = model_tag(model)
-    targets = [f"tag:{name}:{pk}", f"tag:{name}"]
-    targets.extend(f"tag:{name}@{field}:{value}" for field, value in parents.items() if value is not None)
-    return targets
+    return [f"tag:{name}:{pk}", f"tag:{name}", *parent_targets(model, parents)]
+
+
+def parent_targets(model: type[Model], parents: dict[str, Any]) -> list[str]:
+    """The lists of `model` under each parent: `tag:blog.comment@post:42`."""
+    name = model_tag(model)
+    return [f"tag:{name}@{field}:{value}" for field, value in parents.items() if value is not None]
 
 
 def _changed(sender: type[Model], instance: Model, using: str | None = None, **kwargs: Any) -> None:

@@ -98,13 +98,6 @@ def _site_relative(page: Any, url_path: str) -> str | None:
     return "/" + url_path[len(root):] if url_path.startswith(root) else None
 
 
-def _snippet_changed(sender: Any, instance: Any, using: str | None = None, **kwargs: Any) -> None:
-    from . import notify
-    from .signals import targets_for
-
-    notify(targets_for(instance), using=using)
-
-
 class KilnWagtailConfig(AppConfig):
     name = "kiln_django.wagtail"
     label = "kiln_wagtail"
@@ -117,6 +110,7 @@ class KilnWagtailConfig(AppConfig):
         from wagtail.signals import page_published, page_unpublished, post_page_move
 
         from . import conf
+        from .signals import _changed
 
         page_published.connect(_published, dispatch_uid="kiln_wagtail:published")
         page_unpublished.connect(_published, dispatch_uid="kiln_wagtail:unpublished")
@@ -126,5 +120,5 @@ class KilnWagtailConfig(AppConfig):
             pre_delete.connect(_deleted, sender=model, dispatch_uid=f"kiln_wagtail:deleted:{model._meta.label}")
         for label in conf.get("snippets"):
             model = apps.get_model(label)
-            post_save.connect(_snippet_changed, sender=model, dispatch_uid=f"kiln_wagtail:snippet:{label}")
-            post_delete.connect(_snippet_changed, sender=model, dispatch_uid=f"kiln_wagtail:snippet-delete:{label}")
+            post_save.connect(_changed, sender=model, dispatch_uid=f"kiln_wagtail:snippet:{label}")
+            post_delete.connect(_changed, sender=model, dispatch_uid=f"kiln_wagtail:snippet-delete:{label}")
