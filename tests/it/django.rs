@@ -32,6 +32,61 @@ macro_rules! require_django {
     };
 }
 
+/// Runs one of kiln-django's Django test suites from the source tree and
+/// returns what it printed, failing the test when the suite fails.
+async fn django_suite(settings: &str, label: &str) -> String {
+    let out = tokio::process::Command::new("python3")
+        .args([
+            "-m",
+            "django",
+            "test",
+            &format!("--settings={settings}"),
+            label,
+        ])
+        .current_dir(repo().join("integrations/django"))
+        .env("PYTHONPATH", pythonpath())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{label} failed:\n{stderr}");
+    stderr
+}
+
+/// The example blog under `manage.py runserver` on `port`, telling the
+/// daemon at `daemon_http` about changes (its stderr to `log`, if given).
+async fn runserver(
+    site: &TestSite,
+    port: u16,
+    daemon_http: &str,
+    log: Option<&Path>,
+) -> tokio::process::Child {
+    let stderr = match log {
+        Some(path) => std::process::Stdio::from(std::fs::File::create(path).unwrap()),
+        None => std::process::Stdio::null(),
+    };
+    let child = tokio::process::Command::new("python3")
+        .args([
+            "manage.py",
+            "runserver",
+            &format!("127.0.0.1:{port}"),
+            "--noreload",
+        ])
+        .current_dir(site.path())
+        .env("PYTHONPATH", pythonpath())
+        .env("BLOG_DB", site.path().join("db.sqlite3"))
+        .env("KILN_URL", daemon_http)
+        .env("KILN_SPOOL", site.path().join(".kiln/queue"))
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for_port(port, "Django to listen").await;
+    child
+}
+
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -39,6 +94,18 @@ fn repo() -> &'static Path {
 /// The package from the repository, importable without installing it.
 fn pythonpath() -> String {
     repo().join("integrations/django").display().to_string()
+}
+
+/// A copy of the example blog, migrated, with its demo posts.
+fn blog_site() -> TestSite {
+    let site = TestSite {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    copy_example(site.path());
+    open_up(site.path());
+    manage(site.path(), &[], &["migrate", "-v0"]);
+    manage(site.path(), &[], &["seed_demo"]);
+    site
 }
 
 fn copy_example(to: &Path) {
@@ -128,16 +195,7 @@ fn fetches_since(log: &Path, from: usize) -> BTreeMap<String, usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kiln_django_package_tests_pass_against_real_django() {
     require_django!();
-    let out = tokio::process::Command::new("python3")
-        .args(["-m", "django", "test", "--settings=tests.settings", "tests"])
-        .current_dir(repo().join("integrations/django"))
-        .env("PYTHONPATH", pythonpath())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "kiln-django tests failed:\n{stderr}");
+    let stderr = django_suite("tests.settings", "tests").await;
     assert!(stderr.contains("\nOK"), "{stderr}");
 }
 
@@ -151,25 +209,7 @@ async fn kiln_django_package_tests_pass_against_real_django() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kiln_django_wagtail_tests_pass_against_real_wagtail() {
     require_django!();
-    let out = tokio::process::Command::new("python3")
-        .args([
-            "-m",
-            "django",
-            "test",
-            "--settings=tests_wagtail.settings",
-            "tests_wagtail",
-        ])
-        .current_dir(repo().join("integrations/django"))
-        .env("PYTHONPATH", pythonpath())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "kiln_django.wagtail tests failed:\n{stderr}"
-    );
+    let stderr = django_suite("tests_wagtail.settings", "tests_wagtail").await;
     assert!(
         stderr.contains("\nOK") && stderr.contains("Ran 6 tests"),
         "{stderr}"
@@ -219,37 +259,14 @@ async fn kiln_django_passes_on_each_supported_django_with_ruff_and_mypy() {
 async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
     require!("nginx");
     require_django!();
-    let site = TestSite {
-        dir: tempfile::tempdir().unwrap(),
-    };
-    copy_example(site.path());
-    open_up(site.path());
-    manage(site.path(), &[], &["migrate", "-v0"]);
-    manage(site.path(), &[], &["seed_demo"]);
+    let site = blog_site();
 
     let django_port = free_port();
     let origin = format!("http://127.0.0.1:{django_port}");
     // The daemon first: Django tells it about changes.
     let daemon = site.daemon_with(&["--origin", &origin], &[]).await;
     let django_log = site.path().join("runserver.log");
-    let mut django = tokio::process::Command::new("python3")
-        .args([
-            "manage.py",
-            "runserver",
-            &format!("127.0.0.1:{django_port}"),
-            "--noreload",
-        ])
-        .current_dir(site.path())
-        .env("PYTHONPATH", pythonpath())
-        .env("BLOG_DB", site.path().join("db.sqlite3"))
-        .env("KILN_URL", &daemon.http)
-        .env("KILN_SPOOL", site.path().join(".kiln/queue"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&django_log).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    wait_for_port(django_port, "Django to listen").await;
+    let mut django = runserver(&site, django_port, &daemon.http, Some(&django_log)).await;
 
     // Every page has `Vary: Cookie` (sessions, the auth context processor):
     // baked as the anonymous variant, nothing refused.
@@ -621,13 +638,7 @@ async fn in_a_browser_forms_post_logins_work_and_logged_in_visitors_never_get_ba
     require!("nginx");
     require!("chromium");
     require_django!();
-    let site = TestSite {
-        dir: tempfile::tempdir().unwrap(),
-    };
-    copy_example(site.path());
-    open_up(site.path());
-    manage(site.path(), &[], &["migrate", "-v0"]);
-    manage(site.path(), &[], &["seed_demo"]);
+    let site = blog_site();
     // The daemon reloads the nginx this test starts (its directory is
     // written below) when a new feed needs its type.
     let nginx_dir_file = site.path().join("nginx-dir");
@@ -646,24 +657,7 @@ async fn in_a_browser_forms_post_logins_work_and_logged_in_visitors_never_get_ba
     let django_port = free_port();
     let origin = format!("http://127.0.0.1:{django_port}");
     let daemon = site.daemon_with(&["--origin", &origin], &[]).await;
-    let mut django = tokio::process::Command::new("python3")
-        .args([
-            "manage.py",
-            "runserver",
-            &format!("127.0.0.1:{django_port}"),
-            "--noreload",
-        ])
-        .current_dir(site.path())
-        .env("PYTHONPATH", pythonpath())
-        .env("BLOG_DB", site.path().join("db.sqlite3"))
-        .env("KILN_URL", &daemon.http)
-        .env("KILN_SPOOL", site.path().join(".kiln/queue"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    wait_for_port(django_port, "Django to listen").await;
+    let mut django = runserver(&site, django_port, &daemon.http, None).await;
     let run = site.kiln(&["--origin", &origin, "build"]).await;
     assert_eq!(run.code, 0, "{}", run.all());
     // The members page answers anonymous visitors with a redirect to the
