@@ -307,24 +307,17 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
         explain.stdout
     );
 
-    let nginx_port = free_port();
-    let snippet = site
-        .kiln(&[
-            "--origin",
-            &origin,
-            "nginx",
-            "--listen",
-            &format!("127.0.0.1:{nginx_port}"),
-            "--fill",
-            daemon.http.trim_start_matches("http://"),
-        ])
-        .await;
+    let (nginx, block) = Nginx::for_site(
+        &site,
+        &["--origin", &origin],
+        &["--fill", daemon.http.trim_start_matches("http://")],
+    )
+    .await;
+    let nginx_port = nginx.port;
     assert!(
-        !snippet.stdout.contains("location = \"/admin/\""),
-        "no recorded redirect for /admin/:\n{}",
-        snippet.stdout
+        !block.contains("location = \"/admin/\""),
+        "no recorded redirect for /admin/:\n{block}"
     );
-    let nginx = Nginx::start(&snippet.stdout, nginx_port).await;
     let http = client();
     let get = |path: &str, cookie: Option<&str>| {
         let mut r = http.get(nginx.url(path));
@@ -667,24 +660,14 @@ async fn in_a_browser_forms_post_logins_work_and_logged_in_visitors_never_get_ba
         .await;
     assert_eq!(run.code, 0, "{}", run.all());
 
-    let nginx_port = free_port();
-    let snippet = site
-        .kiln(&[
-            "--origin",
-            &origin,
-            "nginx",
-            "--listen",
-            &format!("127.0.0.1:{nginx_port}"),
-            "--fill",
-            daemon.http.trim_start_matches("http://"),
-        ])
-        .await;
-    assert!(
-        snippet.stdout.contains("location = \"/members/\""),
-        "{}",
-        snippet.stdout
-    );
-    let nginx = Nginx::start(&snippet.stdout, nginx_port).await;
+    let (nginx, block) = Nginx::for_site(
+        &site,
+        &["--origin", &origin],
+        &["--fill", daemon.http.trim_start_matches("http://")],
+    )
+    .await;
+    let nginx_port = nginx.port;
+    assert!(block.contains("location = \"/members/\""), "{block}");
     std::fs::write(&nginx_dir_file, nginx.dir.path().display().to_string()).unwrap();
     let base = format!("http://127.0.0.1:{nginx_port}");
 

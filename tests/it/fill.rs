@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use crate::require;
-use crate::util::{Daemon, Nginx, Origin, Page, TestSite, client, free_port, open_up, wait_until};
+use crate::util::{Daemon, Nginx, Origin, Page, TestSite, client, open_up, wait_until};
 
 /// How many visitors arrive at once.
 const CROWD: usize = 500;
@@ -27,25 +27,11 @@ async fn front(pages: Vec<(&str, Page)>, extra: &str) -> Front {
     open_up(&site.out());
     let daemon = site.daemon(&[]).await;
     let fill = daemon.http.trim_start_matches("http://").to_string();
-    let port = free_port();
-    let snippet = site
-        .kiln(&[
-            "nginx",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--fill",
-            &fill,
-        ])
-        .await;
-    assert_eq!(snippet.code, 0, "{}", snippet.all());
+    let (nginx, block) = Nginx::for_site(&site, &[], &["--fill", &fill]).await;
     assert!(
-        snippet.stdout.contains("@fill"),
-        "the block sends misses to the daemon:\n{}",
-        snippet.stdout
+        block.contains("@fill"),
+        "the block sends misses to the daemon:\n{block}"
     );
-    let (ok, msg) = Nginx::test_config(&snippet.stdout);
-    assert!(ok, "nginx -t: {msg}\n{}", snippet.stdout);
-    let nginx = Nginx::start(&snippet.stdout, port).await;
     Front {
         origin,
         site,

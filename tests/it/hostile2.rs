@@ -6,9 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::require;
-use crate::util::{
-    Nginx, Page, TestSite, built_site, client, free_port, open_up, tree, wait_until,
-};
+use crate::util::{Nginx, Page, TestSite, built_site, client, open_up, tree, wait_until};
 
 /// A planted absolute `current` (or a release id that is a symlink) is never
 /// followed: no command writes, deletes or switches onto content outside.
@@ -502,16 +500,8 @@ async fn nginx_does_not_follow_a_planted_symlink() {
     std::fs::write(&secret, "the server's secret").unwrap();
     let live = site.out().join("current");
     std::os::unix::fs::symlink(&secret, live.join("leak.txt")).unwrap();
-    let port = free_port();
-    let snippet = site
-        .kiln(&["nginx", "--listen", &format!("127.0.0.1:{port}")])
-        .await;
-    assert!(
-        snippet.stdout.contains("disable_symlinks on"),
-        "{}",
-        snippet.stdout
-    );
-    let nginx = Nginx::start(&snippet.stdout, port).await;
+    let (nginx, block) = Nginx::for_site(&site, &[], &[]).await;
+    assert!(block.contains("disable_symlinks on"), "{block}");
     let http = client();
     let r = http.get(nginx.url("/p/1/")).send().await.unwrap();
     assert_eq!(r.status(), 200, "pages under `current` are served");

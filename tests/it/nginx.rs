@@ -29,18 +29,7 @@ async fn nginx_serves_baked_files_and_falls_through_to_the_origin() {
     assert_eq!(run.code, 0, "{}", run.all());
     std::fs::write(site.file("p/1/.kiln-tmp-inprogress"), "partial").unwrap();
 
-    let port = free_port();
-    let snippet = site
-        .kiln(&["nginx", "--listen", &format!("127.0.0.1:{port}")])
-        .await;
-    assert_eq!(snippet.code, 0, "{}", snippet.all());
-    let (ok, msg) = Nginx::test_config(&snippet.stdout);
-    assert!(
-        ok,
-        "nginx -t rejected the generated config:\n{msg}\n{}",
-        snippet.stdout
-    );
-    let nginx = Nginx::start(&snippet.stdout, port).await;
+    let (nginx, _) = Nginx::for_site(&site, &[], &[]).await;
     let http = client();
     origin.reset_hits();
 
@@ -275,13 +264,7 @@ async fn content_types_through_nginx_match_the_origin() {
     let run = site.kiln(&["build"]).await;
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(run.stdout.contains("7 written"), "{}", run.all());
-    let port = free_port();
-    let snippet = site
-        .kiln(&["nginx", "--listen", &format!("127.0.0.1:{port}")])
-        .await;
-    let (ok, msg) = Nginx::test_config(&snippet.stdout);
-    assert!(ok, "{msg}\n{}", snippet.stdout);
-    let nginx = Nginx::start(&snippet.stdout, port).await;
+    let (nginx, _) = Nginx::for_site(&site, &[], &[]).await;
     let http = client();
     for (path, want, body) in cases {
         let r = http.get(nginx.url(path)).send().await.unwrap();
@@ -314,18 +297,7 @@ async fn a_new_feed_is_served_with_its_type_within_a_second_of_its_first_link() 
     let site = TestSite::for_origin(&origin, "");
     open_up(site.path());
     assert_eq!(site.kiln(&["build"]).await.code, 0);
-    let port = free_port();
-    let snippet = site
-        .kiln(&[
-            "nginx",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--fill",
-            "off",
-        ])
-        .await;
-    assert_eq!(snippet.code, 0, "{}", snippet.all());
-    let nginx = Nginx::start(&snippet.stdout, port).await;
+    let (nginx, block) = Nginx::for_site(&site, &[], &["--fill", "off"]).await;
     // The daemon reloads this nginx when the types map changes.
     let dir = nginx.dir.path().display().to_string();
     let toml = std::fs::read_to_string(site.path().join("site.toml")).unwrap();
@@ -374,5 +346,5 @@ async fn a_new_feed_is_served_with_its_type_within_a_second_of_its_first_link() 
         linked.elapsed()
     );
     // No location per file: the block is the same size whatever is baked.
-    assert!(!snippet.stdout.contains("/posts/"));
+    assert!(!block.contains("/posts/"));
 }

@@ -829,6 +829,25 @@ impl Nginx {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// `kiln [global] nginx --listen 127.0.0.1:PORT [flags]` for the site,
+    /// checked by `nginx -t`, and a real nginx serving it; with the block.
+    pub async fn for_site(site: &TestSite, global: &[&str], flags: &[&str]) -> (Nginx, String) {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = global.to_vec();
+        args.extend(["nginx", "--listen", &listen]);
+        args.extend(flags);
+        let snippet = site.kiln(&args).await;
+        assert_eq!(snippet.code, 0, "{}", snippet.all());
+        let (ok, msg) = Nginx::test_config(&snippet.stdout);
+        assert!(
+            ok,
+            "nginx -t rejected the generated config:\n{msg}\n{}",
+            snippet.stdout
+        );
+        (Nginx::start(&snippet.stdout, port).await, snippet.stdout)
+    }
+
     /// Fast shutdown via the master (SIGKILL would orphan the workers).
     pub fn stop(&mut self) {
         if let Some(pid) = self.child.id() {
