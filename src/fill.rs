@@ -296,7 +296,7 @@ impl Filler {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&path);
         let _ = tx.send(Some(answer.clone()));
-        self.after(&path, filled).await;
+        self.after(filled).await;
     }
 
     /// What the waiting visitors are shown for a fill's result.
@@ -378,18 +378,9 @@ impl Filler {
 
     /// What any bake's result leads to: the outputs hear of a change, the
     /// preview reloads, and new pages it links to are baked.
-    async fn after(&self, path: &str, filled: Filled) {
+    async fn after(&self, filled: Filled) {
         let result = filled.result;
-        if matches!(
-            result.outcome,
-            Outcome::Written | Outcome::Deleted | Outcome::Refused(_)
-        ) {
-            self.changes.changes.send_modify(|n| *n += 1);
-            let url = result.final_path.as_deref().unwrap_or(path);
-            for output in &self.outputs {
-                output(url);
-            }
-        }
+        self.changes.page_done(&result, &self.outputs);
         if result.links.is_empty() {
             return;
         }

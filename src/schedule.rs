@@ -613,6 +613,22 @@ impl Backlog {
         self.resolving.store(resolving, Ordering::Relaxed);
     }
 
+    /// A page is done: when its file was written, removed or refused, the
+    /// preview reloads and the outputs hear of it (whoever baked it: the
+    /// scheduler or a fill).
+    pub(crate) fn page_done(&self, result: &PageResult, outputs: &[ChangeListener]) {
+        if matches!(
+            result.outcome,
+            Outcome::Written | Outcome::Deleted | Outcome::Refused(_)
+        ) {
+            self.changes.send_modify(|n| *n += 1);
+            let url = result.final_path.as_deref().unwrap_or(&result.url);
+            for output in outputs {
+                output(url);
+            }
+        }
+    }
+
     /// The numbers as JSON fields.
     pub(crate) fn to_json(&self) -> serde_json::Value {
         let (tripped, held) = self.removal_guard.lock().map(|g| *g).unwrap_or_default();
@@ -679,13 +695,7 @@ pub(crate) async fn worker(
                 };
                 match done {
                     Ok(d) => {
-                        if matches!(d.1.outcome, Outcome::Written | Outcome::Deleted | Outcome::Refused(_)) {
-                            backlog.changes.send_modify(|n| *n += 1);
-                            let url = d.1.final_path.clone().unwrap_or_else(|| d.0.url.clone());
-                            for output in &outputs {
-                                output(&url);
-                            }
-                        }
+                        backlog.page_done(&d.1, &outputs);
                         finish(&baker, &jobs, &mut co, &settings, &metrics, d).await
                     }
                     Err(e) => tracing::error!(error = %e, "bake task panicked"),

@@ -665,12 +665,16 @@ impl Baker {
     pub(crate) async fn fill(&self, url: &str) -> Filled {
         let _one_at_a_time = self.baking.lock(url).await;
         let (result, fetched) = self.bake_inner(url, false).await;
+        // A stored page passed the privacy rules already (its decision
+        // was to store it); anything else (a 404) is checked here.
+        let stored = matches!(result.outcome, Outcome::Written | Outcome::Unchanged);
         let shareable = fetched.as_ref().is_some_and(|f| {
             f.hops.is_empty()
-                && self
-                    .checker
-                    .check(&f.final_path, &f.headers, &f.body)
-                    .is_ok()
+                && (stored
+                    || self
+                        .checker
+                        .check(&f.final_path, &f.headers, &f.body)
+                        .is_ok())
         });
         Filled {
             result,
