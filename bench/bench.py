@@ -286,9 +286,9 @@ def latency_run(n, events, debounce, base=None, kiln=None):
                     r.read()
                     assert r.status == 202, r.status
                 else:
-                    tmp = d / ".kiln/queue/tmp" / f"ev-{k}"
+                    tmp = d / ".kiln/out/queue/tmp" / f"ev-{k}"
                     tmp.write_text(f"/p/{i}/\n")
-                    os.rename(tmp, d / ".kiln/queue/new" / f"ev-{k}")
+                    os.rename(tmp, d / ".kiln/out/queue/new" / f"ev-{k}")
                 while True:
                     try:
                         if os.stat(baked).st_ino != ino:
@@ -346,13 +346,13 @@ def burst_fetches(conn, d, mode, target, events=1000):
     else:
         # Written to tmp/ first, then renamed into new/ one after another.
         for k in range(events):
-            (d / ".kiln/queue/tmp" / f"burst-{k}").write_text(target + "\n")
+            (d / ".kiln/out/queue/tmp" / f"burst-{k}").write_text(target + "\n")
         for k in range(events):
-            os.rename(d / ".kiln/queue/tmp" / f"burst-{k}", d / ".kiln/queue/new" / f"burst-{k}")
+            os.rename(d / ".kiln/out/queue/tmp" / f"burst-{k}", d / ".kiln/out/queue/new" / f"burst-{k}")
     deadline = time.perf_counter() + 30
     while True:
         idle = metric(conn, "kiln_pending_urls") == 0 and metric(conn, "kiln_in_flight_urls") == 0
-        spooled = any((d / ".kiln/queue/new").iterdir()) if mode == "spool" else False
+        spooled = any((d / ".kiln/out/queue/new").iterdir()) if mode == "spool" else False
         if idle and not spooled:
             break
         if time.perf_counter() > deadline:
@@ -461,7 +461,7 @@ def bench_render(n=10000):
     hugo = shutil.which("hugo")
     for r in range(RUNS):
         log(f"render run {r + 1}/{RUNS}")
-        shutil.rmtree(k / ".kiln", ignore_errors=True)
+        shutil.rmtree(OUT / ".kiln" / "render-kiln", ignore_errors=True)  # its state, beside the output
         out = fresh(OUT / "render-kiln")
         (k / "site.toml").write_text((k / "site.toml.tmpl").read_text().replace("@OUT@", str(out)))
         kt.append(timed([KILN, "-q", "build"], cwd=k)[0])
@@ -762,7 +762,7 @@ def django_run(edits, batch_window):
     origin = f"http://127.0.0.1:{django_port}"
     daemon = subprocess.Popen([KILN, "-q", "--origin", origin, "daemon", "--listen", "127.0.0.1:0"], cwd=site, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     daemon_addr = daemon.stdout.readline().strip().rsplit("http://", 1)[1]
-    env.update({"KILN_URL": f"http://{daemon_addr}", "KILN_SPOOL": str(site / ".kiln/queue")})
+    env.update({"KILN_URL": f"http://{daemon_addr}", "KILN_SPOOL": str(site / ".kiln/public/queue")})
     django = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{django_port}", "--noreload"], cwd=site, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     front = None
     try:

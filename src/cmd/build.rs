@@ -134,6 +134,9 @@ async fn build(
     let exit = super::deliver_outputs(&cfg, exit).await?;
     if !g.quiet {
         println!("output: {}", root.path().display());
+        if let Some(state) = cfg.state.parent() {
+            println!(" state: {}", state.display());
+        }
     }
     Ok(exit)
 }

@@ -1,7 +1,6 @@
 //! `kiln explain`: why a URL is regenerated.
 
 use super::{Exit, GlobalArgs, UsageError};
-use crate::index::Index;
 
 /// `kiln explain` flags.
 #[derive(Debug, clap::Args)]
@@ -17,7 +16,13 @@ pub struct ExplainArgs {
 pub async fn run(g: &GlobalArgs, args: ExplainArgs) -> anyhow::Result<Exit> {
     let cfg = g.load_config()?;
     let url = crate::urlpath::canonical(&args.url).map_err(|e| UsageError(e.to_string()))?;
-    let index = Index::open(&cfg.state)?;
+    let Some(index) = super::existing_index(&cfg)? else {
+        return Err(UsageError(format!(
+            "{url} is not in the index: {}",
+            super::no_state_yet(&cfg)
+        ))
+        .into());
+    };
     let Some(page) = index.page(&url).await? else {
         // The same path with or without its trailing slash is the usual slip.
         let other = match url.strip_suffix('/') {

@@ -88,13 +88,17 @@ impl UsageError {
 impl GlobalArgs {
     /// Loads and validates the config with the flag overrides.
     pub(crate) fn load_config(&self) -> Result<Config, ConfigError> {
-        Config::load(
+        let cfg = Config::load(
             self.config.as_deref(),
             &Overrides {
                 origin: self.origin.clone(),
                 out: self.out.clone(),
             },
-        )
+        )?;
+        for notice in &cfg.notices {
+            eprintln!("note: {notice}");
+        }
+        Ok(cfg)
     }
 
     /// A progress bar on a terminal, hidden otherwise.

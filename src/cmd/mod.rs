@@ -79,9 +79,19 @@ impl FreshDirs {
             (!p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_err())
                 .then(|| p.to_path_buf())
         };
+        // The state directory is `.kiln/<name>/`: the outermost directory
+        // that does not exist yet is the one the run creates.
+        let state_dir = cfg
+            .state
+            .parent()
+            .into_iter()
+            .flat_map(std::path::Path::ancestors)
+            .take_while(|p| missing(p).is_some())
+            .last()
+            .map(std::path::Path::to_path_buf);
         FreshDirs {
             out: missing(&cfg.out),
-            state_dir: cfg.state.parent().and_then(missing),
+            state_dir,
         }
     }
 
@@ -360,15 +370,32 @@ pub(crate) async fn deliver_outputs(
     Ok(exit)
 }
 
+/// The index of the configured output for a command that only reads it:
+/// `None` (and nothing created) when nothing was ever baked there.
+pub(crate) fn existing_index(
+    cfg: &crate::config::Config,
+) -> Result<Option<crate::index::Index>, crate::index::IndexError> {
+    if !cfg.state.is_file() {
+        return Ok(None);
+    }
+    crate::index::Index::open(&cfg.state).map(Some)
+}
+
+/// What a read-only command says when [`existing_index`] found nothing.
+pub(crate) fn no_state_yet(cfg: &crate::config::Config) -> String {
+    format!(
+        "nothing has been baked into {} yet: there is no index at {} (`kiln build` makes it; a site.toml that sets `[site] state` needs the same --config)",
+        cfg.out.display(),
+        cfg.state.display()
+    )
+}
+
 /// After a one-shot run, the nginx types map follows the pages, and nginx
 /// is reloaded (`daemon.nginx-reload`) or the need said, when it changed.
 async fn update_types_map(cfg: &crate::config::Config) {
-    if !cfg.state.exists() {
-        return;
-    }
     let path = cfg.types_map();
     let existed = path.exists();
-    let Ok(index) = crate::index::Index::open(&cfg.state) else {
+    let Ok(Some(index)) = existing_index(cfg) else {
         return;
     };
     match crate::nginx::refresh_types_map(&index, &path).await {

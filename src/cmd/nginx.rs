@@ -1,7 +1,6 @@
 //! `kiln nginx`: print a server block for this site.
 
 use super::{Exit, GlobalArgs};
-use crate::index::Index;
 use crate::nginx::{NginxOptions, render};
 
 /// `kiln nginx` flags.
@@ -40,8 +39,7 @@ pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
     // The map the block includes, written now (nginx -t needs it) and kept
     // current by the daemon and every build.
     let types_map = std::path::absolute(cfg.types_map())?;
-    let (redirects, other) = if cfg.state.exists() {
-        let index = Index::open(&cfg.state)?;
+    let (redirects, other) = if let Some(index) = super::existing_index(&cfg)? {
         let (_, other) = crate::nginx::refresh_types_map(&index, &types_map).await?;
         (index.redirects().await?, other)
     } else {

@@ -25,9 +25,13 @@ pub async fn run(g: &GlobalArgs, _args: PublishArgs) -> anyhow::Result<Exit> {
         )
         .into());
     }
+    let Some(index) = super::existing_index(&cfg)? else {
+        return Err(
+            UsageError(format!("nothing to publish: {}", super::no_state_yet(&cfg))).into(),
+        );
+    };
     let out = crate::release::live_root(&cfg.out);
     let root = crate::write::WebRoot::open(&out, Vec::new(), 0)?;
-    let index = crate::index::Index::open(&cfg.state)?;
     for target in &cfg.publish {
         let s3 = crate::output::publish::S3::new(target)?;
         let done = crate::output::publish::reconcile(&s3, &index, &root).await?;

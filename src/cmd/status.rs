@@ -1,7 +1,6 @@
 //! `kiln status`: what the index knows.
 
 use super::{Exit, GlobalArgs};
-use crate::index::Index;
 
 /// `kiln status` flags.
 #[derive(Debug, clap::Args)]
@@ -17,19 +16,25 @@ pub struct StatusArgs {
 /// Prints counts by status, failing URLs, tag count and queue depth.
 pub async fn run(g: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
     let cfg = g.load_config()?;
-    let index = Index::open(&cfg.state)?;
-    let summary = index.summary().await?;
+    let summary = match super::existing_index(&cfg)? {
+        Some(index) => index.summary().await?,
+        None => Default::default(),
+    };
     let queue_depth = crate::intake::spool::queue_depth(&cfg.queue);
     let daemon = daemon_state(&cfg).await;
     if args.json {
         let mut v = summary.to_json(queue_depth);
         v["index"] = serde_json::json!(cfg.state);
+        v["output"] = serde_json::json!(cfg.out);
         v["daemon"] = daemon.clone().unwrap_or(serde_json::Value::Null);
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(Exit::Clean);
     }
-    println!("index: {}", cfg.state.display());
-    if summary.by_status.is_empty() {
+    println!("output: {}", cfg.out.display());
+    println!(" index: {}", cfg.state.display());
+    if !cfg.state.is_file() {
+        println!("{}", super::no_state_yet(&cfg));
+    } else if summary.by_status.is_empty() {
         println!("no pages yet: run `kiln build`");
     }
     // Redirecting URLs are said once, as the redirects nginx returns.

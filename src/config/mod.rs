@@ -214,6 +214,8 @@ pub(crate) struct Config {
     pub(crate) publish: Vec<PublishS3>,
     /// Pages re-checked on a clock.
     pub(crate) revalidate: Vec<RevalidateRule>,
+    /// Things to tell the user once about how the config was read.
+    pub(crate) notices: Vec<String>,
 }
 
 /// Command-line values that override the file.
@@ -333,16 +335,17 @@ impl Config {
             purge: resolve_purge(raw.purge, &invalid)?,
             publish: resolve_publish(raw.publish, &invalid)?,
             revalidate: resolve_revalidate(raw.revalidate, &invalid)?,
+            notices: site.notices,
             base_dir,
         })
     }
 
-    /// True when pages come from `[[render]]` routes.
     /// The nginx types map ([`crate::nginx::types_map`]): beside the index.
     pub(crate) fn types_map(&self) -> PathBuf {
         self.state.with_file_name("nginx-types.map")
     }
 
+    /// True when pages come from `[[render]]` routes.
     pub(crate) fn renders(&self) -> bool {
         !self.render.is_empty()
     }

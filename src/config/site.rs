@@ -13,9 +13,9 @@ use super::{ConfigError, Invalid, Overrides};
 pub(crate) struct RawSite {
     /// Output directory served by nginx.
     pub(crate) out: Option<PathBuf>,
-    /// SQLite index path.
+    /// SQLite index path (default: beside the output, see [`state_dir_for`]).
     pub(crate) state: Option<PathBuf>,
-    /// Spool directory.
+    /// Spool directory (default: `queue/` beside the index).
     pub(crate) queue: Option<PathBuf>,
     /// Templates directory (render mode).
     pub(crate) templates: Option<PathBuf>,
@@ -34,6 +34,8 @@ pub(super) struct Site {
     pub(super) templates: PathBuf,
     pub(super) keep_releases: usize,
     pub(super) vars: BTreeMap<String, toml::Value>,
+    /// Said once to the user (the old state location in use).
+    pub(super) notices: Vec<String>,
 }
 
 pub(super) fn resolve_site(
@@ -53,15 +55,101 @@ pub(super) fn resolve_site(
             "must be at least 1 (the live release)".into(),
         ));
     }
+    let out = match &overrides.out {
+        Some(o) => o.clone(),
+        None => resolve(raw.out, "public"),
+    };
+    let mut notices = Vec::new();
+    let state = match raw.state {
+        Some(p) => resolve(Some(p), ""),
+        None => {
+            let beside = state_dir_for(&out, base_dir).join("index.db");
+            // Earlier versions kept the state in `.kiln/` in the config's directory
+            // (the working directory without one); an existing index there
+            // keeps being used rather than silently starting over.
+            let legacy = base_dir.join(".kiln/index.db");
+            if !beside.exists() && legacy.is_file() {
+                notices.push(format!(
+                    "using the index at {} (where earlier kiln versions kept it); new outputs keep it beside the output, at {}: move `{}` there (daemon stopped) or set `[site] state`",
+                    legacy.display(),
+                    beside.display(),
+                    base_dir.join(".kiln").display(),
+                ));
+                legacy
+            } else {
+                beside
+            }
+        }
+    };
+    let queue = match raw.queue {
+        Some(p) => resolve(Some(p), ""),
+        None => state
+            .parent()
+            .map(|d| d.join("queue"))
+            .unwrap_or_else(|| PathBuf::from("queue")),
+    };
     Ok(Site {
-        out: match &overrides.out {
-            Some(o) => o.clone(),
-            None => resolve(raw.out, "public"),
-        },
-        state: resolve(raw.state, ".kiln/index.db"),
-        queue: resolve(raw.queue, ".kiln/queue"),
+        out,
+        state,
+        queue,
         templates: resolve(raw.templates, "templates"),
         keep_releases,
         vars: raw.vars,
+        notices,
     })
+}
+
+/// Where kiln keeps what it knows about the output `out` when `[site]
+/// state` is not set: `.kiln/<name>/` in the output's parent directory.
+/// Beside the output, so every command that names the output finds it
+/// from any working directory; outside it, so nginx never serves it; one
+/// directory per output name, so two outputs in one parent never share an
+/// index.
+pub(crate) fn state_dir_for(out: &Path, base_dir: &Path) -> PathBuf {
+    let out = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+    // `/srv/www/.` and `/srv/www/` both name `www`.
+    let out: PathBuf = out
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
+    match (out.parent(), out.file_name()) {
+        (Some(parent), Some(name)) if name != ".." => parent.join(".kiln").join(name),
+        // `/` or a path ending in `..`: no name to key on.
+        _ => base_dir.join(".kiln"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_sits_beside_the_output_one_directory_per_name() {
+        let base = Path::new("/proj");
+        assert_eq!(
+            state_dir_for(Path::new("/srv/www"), base),
+            Path::new("/srv/.kiln/www")
+        );
+        assert_eq!(
+            state_dir_for(Path::new("/srv/www/"), base),
+            Path::new("/srv/.kiln/www")
+        );
+        assert_eq!(
+            state_dir_for(Path::new("/srv/www/."), base),
+            Path::new("/srv/.kiln/www")
+        );
+        assert_ne!(
+            state_dir_for(Path::new("/srv/a"), base),
+            state_dir_for(Path::new("/srv/b"), base)
+        );
+        assert_eq!(
+            state_dir_for(Path::new("/"), base),
+            Path::new("/proj/.kiln")
+        );
+        let rel = state_dir_for(Path::new("public"), base);
+        assert!(
+            rel.is_absolute() && rel.ends_with(".kiln/public"),
+            "{rel:?}"
+        );
+    }
 }

@@ -168,7 +168,7 @@ async fn a_malformed_spool_file_keeps_good_lines_and_records_bad_ones() {
     let (origin, site) = built_site(3, "").await;
     origin.set("/p/1/", Page::html("good line done"));
     let d = site.daemon(&[]).await;
-    let q = site.path().join(".kiln/queue");
+    let q = site.queue();
     std::fs::write(
         q.join("tmp/123.hand"),
         "# written by hand\n/p/1/\nthis is bogus\ntag:\n",

@@ -77,7 +77,7 @@ async fn runserver(
         .env("PYTHONPATH", pythonpath())
         .env("BLOG_DB", site.path().join("db.sqlite3"))
         .env("KILN_URL", daemon_http)
-        .env("KILN_SPOOL", site.path().join(".kiln/queue"))
+        .env("KILN_SPOOL", site.queue())
         .stdout(std::process::Stdio::null())
         .stderr(stderr)
         .kill_on_drop(true)
@@ -138,7 +138,7 @@ fn manage(dir: &Path, env: &[(&str, String)], args: &[&str]) -> std::process::Ou
         .env("PYTHONPATH", pythonpath())
         .env("BLOG_DB", dir.join("db.sqlite3"))
         .env_remove("KILN_URL")
-        .env("KILN_SPOOL", dir.join(".kiln/queue"));
+        .env("KILN_SPOOL", dir.join(".kiln/public/queue"));
     for (k, v) in env {
         c.env(k, v);
     }

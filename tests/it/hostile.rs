@@ -97,7 +97,7 @@ async fn targets_and_links_naming_another_host_are_never_fetched() {
         .await;
     assert_eq!(code, 400, "{v}");
     // Written as producers do (tmp/, then a rename).
-    let queue = site.path().join(".kiln/queue");
+    let queue = site.queue();
     std::fs::write(
         queue.join("tmp/1.hostile"),
         format!("{sneaky}\ndelete:{sneaky}\n"),
@@ -129,7 +129,7 @@ async fn spool_symlinks_fifos_and_huge_files_are_not_read_and_memory_stays_bound
     let (_origin, site) = built_site(3, "").await;
     let secret = site.path().join("secret.txt");
     std::fs::write(&secret, "root-password-hunter2\n").unwrap();
-    let new = site.path().join(".kiln/queue/new");
+    let new = site.queue().join("new");
     std::fs::create_dir_all(&new).unwrap();
     std::os::unix::fs::symlink(&secret, new.join("1.link")).unwrap();
     let fifo = std::ffi::CString::new(new.join("2.fifo").as_os_str().as_encoded_bytes()).unwrap();

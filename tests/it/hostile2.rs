@@ -97,7 +97,7 @@ async fn a_pathological_glob_is_refused_and_never_stalls_a_job() {
     assert!(v["error"].to_string().contains("glob"), "{v}");
     // As a spool line: refused into failed/, its neighbour applied.
     origin.set("/p/1/", Page::html("neighbour applied"));
-    let spool = site.path().join(".kiln/queue");
+    let spool = site.queue();
     std::fs::write(spool.join("tmp/poison"), format!("{nested}\n/p/1/\n")).unwrap();
     std::fs::rename(spool.join("tmp/poison"), spool.join("new/poison")).unwrap();
     wait_until(
@@ -274,7 +274,7 @@ async fn spool_memory_is_bounded_by_the_file_size() {
     let d = site.daemon(&[]).await;
     let before = d.peak_rss_kib();
     // Written as producers do: into tmp/, then renamed into new/.
-    let spool = site.path().join(".kiln/queue");
+    let spool = site.queue();
     let put = |name: &str, text: String| {
         std::fs::write(spool.join("tmp").join(name), text).unwrap();
         std::fs::rename(spool.join("tmp").join(name), spool.join("new").join(name)).unwrap();
@@ -297,9 +297,7 @@ async fn spool_memory_is_bounded_by_the_file_size() {
     .await;
     let grew_mib = d.peak_rss_kib().saturating_sub(before) / 1024;
     assert!(grew_mib < 120, "peak RSS grew by {grew_mib} MiB");
-    let record =
-        std::fs::read_to_string(site.path().join(".kiln/queue/failed/bad-lines.bad-lines"))
-            .unwrap();
+    let record = std::fs::read_to_string(site.queue().join("failed/bad-lines.bad-lines")).unwrap();
     assert!(record.contains("# ... and 999900 more"), "{record}");
     assert!(
         record.lines().count() < 200,
@@ -382,14 +380,14 @@ async fn the_smaller_holes_are_closed() {
     // Control bytes in a spool line are escaped in the record.
     // Written as producers do (tmp/, then a rename): a file written in
     // place can be read half-written.
-    let spool = site.path().join(".kiln/queue");
+    let spool = site.queue();
     std::fs::write(spool.join("tmp/esc"), "/ok\x1b[31m\r\0/\n").unwrap();
     std::fs::rename(spool.join("tmp/esc"), spool.join("new/esc")).unwrap();
     wait_until(Duration::from_secs(20), "the spool file", || async {
         site.queue_files("new").is_empty()
     })
     .await;
-    let record = std::fs::read(site.path().join(".kiln/queue/failed/esc.bad-lines")).unwrap();
+    let record = std::fs::read(site.queue().join("failed/esc.bad-lines")).unwrap();
     assert!(
         !record.iter().any(|b| matches!(b, 0x1b | b'\r' | 0)),
         "{}",
@@ -539,7 +537,7 @@ async fn a_connection_flood_under_a_low_fd_limit_leaves_the_spool_working() {
         slow.push(s);
     }
     origin.set("/p/1/", Page::html("through the spool"));
-    let spool = site.path().join(".kiln/queue");
+    let spool = site.queue();
     std::fs::write(spool.join("tmp/flood"), "/p/1/\n").unwrap();
     std::fs::rename(spool.join("tmp/flood"), spool.join("new/flood")).unwrap();
     wait_until(

@@ -50,8 +50,8 @@ async fn a_202_survives_kill_9_and_the_restart_applies_it() {
     .await;
     d.settle(None).await;
     assert!(
-        site.path()
-            .join(".kiln/queue/journal")
+        site.queue()
+            .join("journal")
             .read_dir()
             .unwrap()
             .next()

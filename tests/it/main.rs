@@ -16,6 +16,7 @@ mod init;
 mod journal;
 mod layout;
 mod nginx;
+mod operator;
 mod outbox;
 mod publish;
 mod purge;

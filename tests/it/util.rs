@@ -297,6 +297,16 @@ impl TestSite {
         self.dir.path().join("public")
     }
 
+    /// kiln's state directory for this site: beside the output.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join(".kiln/public")
+    }
+
+    /// The spool directory (`queue/` in the state directory).
+    pub fn queue(&self) -> PathBuf {
+        self.state_dir().join("queue")
+    }
+
     pub fn file(&self, rel: &str) -> PathBuf {
         self.out().join(rel)
     }
@@ -517,7 +527,7 @@ impl TestSite {
     }
 
     pub fn queue_files(&self, sub: &str) -> Vec<PathBuf> {
-        std::fs::read_dir(self.path().join(".kiln/queue").join(sub))
+        std::fs::read_dir(self.queue().join(sub))
             .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
             .unwrap_or_default()
     }

@@ -66,7 +66,7 @@ TIME_ZONE = "UTC"
 KILN = {
     "url": os.environ.get("KILN_URL", ""),
     "token": os.environ.get("KILN_TOKEN", ""),
-    "spool": os.environ.get("KILN_SPOOL", str(BASE_DIR / ".kiln" / "queue")),
+    "spool": os.environ.get("KILN_SPOOL", str(BASE_DIR / ".kiln" / "public" / "queue")),
     "models": ["blog.Post", "blog.Comment"],
     "check_urls": ["/", "/posts/1/"],
 }

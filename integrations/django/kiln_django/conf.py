@@ -17,7 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "stream_max_len": 100000,
     # Bearer token; default from the environment variable the daemon reads.
     "token": os.environ.get("KILN_TOKEN", ""),
-    # The daemon's spool directory (`[site] queue`, e.g. "/srv/site/.kiln/queue"):
+    # The daemon's spool directory (`[site] queue`, e.g. "/srv/site/.kiln/public/queue"):
     # the durable fallback when the daemon is down. Empty: no fallback.
     "spool": os.environ.get("KILN_SPOOL", ""),
     # Seconds to wait for the daemon before falling back to the spool.

@@ -1,0 +1,157 @@
+//! The operator's day: where kiln keeps its state, whether the counts add
+//! up, what the logs say, run from wherever the operator happens to be.
+
+use std::path::Path;
+
+use crate::util::{Origin, Run, TestSite, linked_site};
+
+/// Runs the kiln binary in `dir` (no site.toml there).
+async fn kiln_in(dir: &Path, args: &[&str]) -> Run {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("KILN_TOKEN")
+        .env("KILN_LOG", "kiln=info,warn")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Every entry under `dir`, relative, sorted (to see what a command made).
+fn tree(dir: &Path) -> Vec<String> {
+    let mut all: Vec<String> = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.path().strip_prefix(dir).unwrap().display().to_string())
+        .collect();
+    all.sort();
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_lives_beside_the_output_and_reading_it_creates_nothing() {
+    let pages = linked_site(3);
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let srv = tempfile::tempdir().unwrap();
+    let www = srv.path().join("www");
+    let www_arg = www.to_str().unwrap();
+    // Baked from one working directory ...
+    let here = tempfile::tempdir().unwrap();
+    let run = kiln_in(
+        here.path(),
+        &["build", "--origin", &origin.url(), "--out", www_arg],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        tree(here.path()),
+        Vec::<String>::new(),
+        "nothing left in the working directory"
+    );
+    let state = srv.path().join(".kiln/www/index.db");
+    assert!(
+        state.is_file(),
+        "the index is beside the output: {:?}",
+        tree(srv.path())
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "state: {}",
+            srv.path().join(".kiln/www").display()
+        )),
+        "the summary says where the state is: {}",
+        run.all()
+    );
+    // ... and read from another one.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let status = kiln_in(elsewhere.path(), &["--out", www_arg, "status"]).await;
+    assert_eq!(status.code, 0, "{}", status.all());
+    assert!(
+        status.stdout.contains("ok: 4") && status.stdout.contains(state.to_str().unwrap()),
+        "{}",
+        status.all()
+    );
+    let explain = kiln_in(elsewhere.path(), &["--out", www_arg, "explain", "/p/1/"]).await;
+    assert_eq!(explain.code, 0, "{}", explain.all());
+    assert!(explain.stdout.contains("as baked"), "{}", explain.all());
+    assert_eq!(tree(elsewhere.path()), Vec::<String>::new());
+
+    // Read-only commands on an output nothing was baked into create nothing
+    // and say where they looked.
+    let empty = tempfile::tempdir().unwrap();
+    let other = empty.path().join("other");
+    let other_arg = other.to_str().unwrap();
+    let status = kiln_in(elsewhere.path(), &["--out", other_arg, "status"]).await;
+    assert_eq!(status.code, 0, "{}", status.all());
+    assert!(
+        status.stdout.contains("nothing has been baked into")
+            && status.stdout.contains(&format!(
+                "{}",
+                empty.path().join(".kiln/other/index.db").display()
+            )),
+        "{}",
+        status.all()
+    );
+    let explain = kiln_in(elsewhere.path(), &["--out", other_arg, "explain", "/"]).await;
+    assert_eq!(explain.code, 2, "{}", explain.all());
+    assert!(
+        explain.stderr.contains("nothing has been baked into"),
+        "{}",
+        explain.all()
+    );
+    let releases = kiln_in(elsewhere.path(), &["--out", other_arg, "releases"]).await;
+    assert_ne!(releases.code, 101, "{}", releases.all());
+    let json = kiln_in(elsewhere.path(), &["--out", other_arg, "status", "--json"]).await;
+    assert_eq!(json.code, 0, "{}", json.all());
+    assert_eq!(
+        tree(empty.path()),
+        Vec::<String>::new(),
+        "read-only commands created state"
+    );
+    assert_eq!(tree(elsewhere.path()), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_where_earlier_versions_kept_it_is_still_used_and_named() {
+    let pages = linked_site(2);
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let old = format!(
+        "[site]\nstate = \".kiln/index.db\"\nqueue = \".kiln/queue\"\n[origin]\nurl = \"{}\"\n",
+        origin.url()
+    );
+    let site = TestSite::new(&old);
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    assert!(site.path().join(".kiln/index.db").is_file());
+    // The keys the old defaults filled in are gone from the file.
+    std::fs::write(
+        site.path().join("site.toml"),
+        format!("[origin]\nurl = \"{}\"\n", origin.url()),
+    )
+    .unwrap();
+    let status = site.kiln(&["status"]).await;
+    assert_eq!(status.code, 0, "{}", status.all());
+    assert!(
+        status.stdout.contains("ok: 3"),
+        "the old index is read: {}",
+        status.all()
+    );
+    assert!(
+        status
+            .stderr
+            .contains("where earlier kiln versions kept it")
+            && status.stderr.contains(".kiln/public"),
+        "{}",
+        status.all()
+    );
+    assert!(
+        !site.state_dir().exists(),
+        "no second, empty index was started"
+    );
+}
