@@ -1086,9 +1086,13 @@ impl Baker {
         if !exists {
             // Siblings a crash left behind go too (nothing else names them).
             let _ = self.root.remove_page(&rel);
-            if self.index.knows(path).await.unwrap_or(false) {
-                // No file (a kill may have come between its removal and
-                // its record): the outputs still learn it is gone.
+            // Recorded when the origin said so, also for a page never
+            // baked (a broken link): the index then knows the URL, so the
+            // next page linking to it does not fetch it again on every
+            // regen. No file was there, so the outputs learn nothing new;
+            // a known page's record (a kill may have come between its
+            // file's removal and its record) still tells them it is gone.
+            if http_status.is_some() || self.index.knows(path).await.unwrap_or(false) {
                 self.record(PageRecord::deleted(path, http_status)).await;
             }
             return Outcome::Skipped(match http_status {

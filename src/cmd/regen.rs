@@ -85,6 +85,11 @@ async fn regen(
         for (t, why) in &resolved.unmatched {
             println!("{t} matched nothing: {why}");
         }
+        println!(
+            "{} to regenerate, {} to delete; a page they link to that kiln has never seen is fetched too, and counted in the real run's summary",
+            resolved.bake.len(),
+            resolved.delete.len()
+        );
         return Ok(Exit::Clean);
     }
     let mut summary = Summary::start();

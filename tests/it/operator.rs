@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::util::{Origin, Run, TestSite, linked_site};
+use crate::util::{Origin, Page, Run, TestSite, linked_site};
 
 /// Runs the kiln binary in `dir` (no site.toml there).
 async fn kiln_in(dir: &Path, args: &[&str]) -> Run {
@@ -154,4 +154,94 @@ async fn an_index_where_earlier_versions_kept_it_is_still_used_and_named() {
         !site.state_dir().exists(),
         "no second, empty index was started"
     );
+}
+
+/// The numbers of a summary line: (total, sum of the parts).
+fn summary_numbers(text: &str) -> (usize, usize) {
+    let line = text
+        .lines()
+        .find(|l| l.contains(" pages in "))
+        .unwrap_or_else(|| panic!("no summary line in {text}"));
+    let number = |p: &str| -> usize {
+        p.trim()
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not a count in {line:?}"))
+    };
+    // A job handed to the daemon says whose it was first.
+    let at = line.find(" pages in ").unwrap();
+    let total = number(line[..at].rsplit(' ').next().unwrap());
+    let (_, parts) = line.split_once("): ").unwrap();
+    let sum = parts.split(", ").map(number).sum();
+    (total, sum)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_add_up_and_a_known_404_is_not_fetched_again() {
+    let origin = Origin::start(vec![
+        (
+            "/",
+            Page::html(
+                r#"<a href="/a/">a</a> <a href="/b/">b</a> <a href="/gone/">gone</a>
+                   <a href="/old/">old</a> <a href="/private/">private</a>"#,
+            ),
+        ),
+        ("/a/", Page::html("a")),
+        ("/b/", Page::html("b")),
+        (
+            "/old/",
+            Page::html("").status(301).with_header("location", "/a/"),
+        ),
+        (
+            "/private/",
+            Page::html("p").with_header("set-cookie", "s=1"),
+        ),
+    ])
+    .await;
+    let site = TestSite::for_origin(&origin, "");
+    let build = site.kiln(&["build"]).await;
+    assert_eq!(build.code, 0, "{}", build.all());
+    let (total, sum) = summary_numbers(&build.stdout);
+    assert_eq!((total, sum), (6, 6), "every URL once: {}", build.all());
+
+    // The dry run names what the real run does.
+    let dry = site.kiln(&["regen", "--dry-run", "all"]).await;
+    let listed = dry
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("regen ") || l.starts_with("delete "))
+        .count();
+    origin.reset_hits();
+    let run = site.kiln(&["regen", "all"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let (total, sum) = summary_numbers(&run.stdout);
+    assert_eq!(total, sum, "{}", run.all());
+    assert_eq!(
+        listed, total,
+        "dry run:\n{}\nreal run:\n{}",
+        dry.stdout, run.stdout
+    );
+
+    // A page linking to a URL the origin said 404 for does not make kiln
+    // ask again, one-shot or through the daemon.
+    origin.reset_hits();
+    let run = site.kiln(&["regen", "/"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(origin.hits("/gone/"), 0, "{}", run.all());
+    assert_eq!(summary_numbers(&run.stdout), (1, 1), "{}", run.all());
+    let d = site.daemon(&[]).await;
+    let handed = site.kiln(&["regen", "/"]).await;
+    assert_eq!(handed.code, 0, "{}", handed.all());
+    assert!(
+        handed.all().contains("owns this output"),
+        "{}",
+        handed.all()
+    );
+    assert_eq!(summary_numbers(&handed.stdout), (1, 1), "{}", handed.all());
+    assert_eq!(origin.hits("/gone/"), 0, "{}", handed.all());
+    // Asked for by name, it is fetched (and still not there).
+    let run = site.kiln(&["regen", "/gone/"]).await;
+    assert_eq!(origin.hits("/gone/"), 1, "{}", run.all());
+    drop(d);
 }
