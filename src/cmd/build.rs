@@ -51,7 +51,7 @@ async fn build(
             // A deploy hook's `kiln build` beside a running daemon: the
             // daemon re-bakes everything (and follows new links) itself,
             // so the two never race on a file.
-            return super::hand_to_daemon(&cfg, &daemon, &[crate::targets::Target::All], args.guard.allow_mass_delete, g.quiet).await;
+            return super::hand_to_daemon(&cfg, &daemon, &[crate::targets::Target::All], args.guard.allow_mass_delete, g).await;
         }
         Err(daemon) => {
             return Err(UsageError(format!(

@@ -36,7 +36,7 @@ pub async fn run(g: &GlobalArgs, args: DeleteArgs) -> anyhow::Result<Exit> {
         Ok(l) => l,
         Err(daemon) => {
             let targets: Vec<Target> = paths.into_iter().map(Target::Delete).collect();
-            return super::hand_to_daemon(&cfg, &daemon, &targets, false, g.quiet).await;
+            return super::hand_to_daemon(&cfg, &daemon, &targets, false, g).await;
         }
     };
     let out = crate::release::live_root(&cfg.out);

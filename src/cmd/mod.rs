@@ -170,6 +170,10 @@ pub(crate) async fn lock_output(
     }
 }
 
+/// How often a CLI waiting for the daemon says how far its job is, when
+/// stderr is not a terminal.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Sends targets to the daemon that owns the output and waits for its
 /// report, so a CLI `regen` never races the daemon's fresher writes.
 pub(crate) async fn hand_to_daemon(
@@ -177,8 +181,9 @@ pub(crate) async fn hand_to_daemon(
     holder: &crate::lock::Holder,
     targets: &[Target],
     allow_mass_delete: bool,
-    quiet: bool,
+    g: &GlobalArgs,
 ) -> anyhow::Result<Exit> {
+    let quiet = g.quiet;
     let Some(http) = &holder.http else {
         let spool = crate::intake::spool::Spool::open(&cfg.queue)?;
         let path = spool.enqueue(targets)?;
@@ -222,10 +227,14 @@ pub(crate) async fn hand_to_daemon(
     };
     if !quiet {
         eprintln!(
-            "a daemon (PID {}) owns this output: handed the targets to it as job {id}; waiting for it",
+            "a daemon (PID {}) owns this output: handed the targets to it as job {id}",
             holder.pid
         );
     }
+    // A bar on a terminal; elsewhere (a deploy hook's log) a line now and
+    // then, so a long job is visibly moving.
+    let bar = g.progress();
+    let mut last_line = std::time::Instant::now();
     let mut unreachable_for = 0;
     loop {
         // The daemon may stop while we wait: what it accepted is in its
@@ -257,7 +266,20 @@ pub(crate) async fn hand_to_daemon(
             }
         };
         unreachable_for = 0;
+        let done = job["done"].as_u64().unwrap_or(0);
+        let urls = job["report"]["urls"].as_u64().unwrap_or(0);
+        bar.set_length(urls);
+        bar.set_position(done);
+        if job["state"] != "done"
+            && bar.is_hidden()
+            && !quiet
+            && last_line.elapsed() >= PROGRESS_EVERY
+        {
+            last_line = std::time::Instant::now();
+            eprintln!("daemon job {id}: {done} of {urls} pages done");
+        }
         if job["state"] == "done" {
+            bar.finish_and_clear();
             // The same summary, in the same words, as a run of its own.
             let mut report: crate::schedule::JobReport =
                 serde_json::from_value(job["report"].clone()).map_err(|e| {

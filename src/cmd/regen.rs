@@ -66,7 +66,7 @@ async fn regen(
                     &daemon,
                     &targets,
                     args.guard.allow_mass_delete,
-                    g.quiet,
+                    g,
                 )
                 .await;
             }

@@ -216,8 +216,20 @@ pub(crate) async fn worker(
                 p = rx.recv() => match p { Some(p) => paths.push(p), None => break },
             }
         }
-        let mut changes: BTreeSet<Change> =
-            paths.iter().filter_map(|p| classify(&cfg, p)).collect();
+        let before = baker.renderer();
+        let mut changes: BTreeSet<Change> = paths
+            .iter()
+            .filter_map(|p| Some((classify(&cfg, p)?, p)))
+            .filter(|(change, path)| {
+                // Came and went within the debounce: a tool's temp file.
+                let passing = !path.exists() && before.as_ref().is_some_and(|r| !r.had(change));
+                if passing {
+                    tracing::debug!(path = %path.display(), "ignoring a file that came and went");
+                }
+                !passing
+            })
+            .map(|(change, _)| change)
+            .collect();
         let everything = overflow.swap(false, Ordering::Relaxed);
         if changes.is_empty() && !everything {
             continue;

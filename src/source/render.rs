@@ -305,6 +305,22 @@ impl Renderer {
     }
 
     /// Every URL the routes produce, sorted.
+    /// Whether these templates and data were loaded with the file a change
+    /// names: a file that is gone now and was never loaded (a tool's temp
+    /// file, `sed -i`'s `sedXXXXXX`) changed nothing.
+    pub(crate) fn had(&self, change: &crate::intake::watch::Change) -> bool {
+        use crate::intake::watch::Change;
+        match change {
+            Change::Template(name) => {
+                self.template_deps.contains_key(name) || self.env.get_template(name).is_ok()
+            }
+            Change::Data(rel) => self
+                .pages
+                .values()
+                .any(|p| p.data_path.as_deref() == Some(rel)),
+        }
+    }
+
     pub(crate) fn urls(&self) -> Vec<String> {
         self.pages.keys().cloned().collect()
     }

@@ -245,3 +245,54 @@ async fn counts_add_up_and_a_known_404_is_not_fetched_again() {
     assert_eq!(origin.hits("/gone/"), 1, "{}", run.all());
     drop(d);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_handed_to_the_daemon_shows_how_far_its_job_is() {
+    let origin = Origin::start(vec![
+        ("/", Page::html("home")),
+        (
+            "/slow/",
+            Page::html("slow").delay(std::time::Duration::from_millis(4500)),
+        ),
+    ])
+    .await;
+    let site = TestSite::new(&format!(
+        "[origin]\nurl = \"{}\"\ntimeout = \"10s\"\n",
+        origin.url()
+    ));
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let d = site.daemon(&[]).await;
+    // stderr is a pipe here, as in a deploy hook's log: lines, not a bar.
+    let run = site.kiln(&["regen", "/slow/"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr.contains("pages done") && run.stderr.contains("0 of 1 pages done"),
+        "{}",
+        run.all()
+    );
+    assert!(run.stdout.contains("1 pages in"), "{}", run.all());
+    drop(d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temp_file_that_comes_and_goes_is_not_a_change() {
+    let site = crate::util::default_site_copy();
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let d = site.daemon_logged().await;
+    d.wait_for_log(&["daemon started"]).await;
+    // What `sed -i` does: a temp file beside the template, renamed over it.
+    let partials = site.path().join("templates/partials");
+    let temp = partials.join("sedrmGOFR");
+    let footer = std::fs::read_to_string(partials.join("footer.html")).unwrap();
+    std::fs::write(
+        &temp,
+        footer.replace("</footer>", "<!-- edited --></footer>"),
+    )
+    .unwrap();
+    std::fs::rename(&temp, partials.join("footer.html")).unwrap();
+    let line = d.wait_for_log(&["templates or data changed"]).await;
+    assert!(line.contains("partials/footer.html"), "{line}");
+    assert!(!line.contains("sedrmGOFR"), "{line}");
+    let log = d.log.as_ref().unwrap().lock().unwrap().join("\n");
+    assert!(!log.contains("sedrmGOFR"), "{log}");
+}
