@@ -39,6 +39,14 @@ pub(crate) enum LockError {
         /// Who holds it.
         holder: Holder,
     },
+    /// The output path is taken by something that is not a directory.
+    #[error(
+        "the output `{}` is a file, not a directory: move it away, or point `[site] out` (or --out) at a directory", .out.display()
+    )]
+    NotADirectory {
+        /// The output path.
+        out: PathBuf,
+    },
     /// The lock file could not be used.
     #[error(
         "failed to create or lock kiln's lock file `{path}` in the output directory (is the output a writable directory?)"
@@ -57,7 +65,7 @@ impl LockError {
     /// 1 when the lock file itself failed.
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
-            LockError::Held { .. } => 2,
+            LockError::Held { .. } | LockError::NotADirectory { .. } => 2,
             LockError::Io { .. } => 1,
         }
     }
@@ -83,12 +91,25 @@ pub(crate) fn lock_path(out: &Path) -> PathBuf {
     out.join(".kiln.lock")
 }
 
+/// Refuses an output path that exists and is not a directory (a stray
+/// file named like the output), before anything is created; `kiln check`
+/// asks too.
+pub(crate) fn check_output(out: &Path) -> Result<(), LockError> {
+    match std::fs::metadata(out) {
+        Ok(m) if !m.is_dir() => Err(LockError::NotADirectory {
+            out: out.to_path_buf(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn open(path: &Path) -> Result<File, LockError> {
     let io = |source| LockError::Io {
         path: path.to_path_buf(),
         source,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        check_output(dir)?;
         std::fs::create_dir_all(dir).map_err(io)?;
     }
     std::fs::OpenOptions::new()

@@ -61,15 +61,28 @@ pub(crate) enum WriteError {
         target: PathBuf,
     },
     /// A file exists where a directory is needed (or the reverse).
-    #[error(
-        "cannot write `{path}`: `{conflict}` is in the way (a file where a directory is needed, or the reverse)"
-    )]
+    #[error("{}", conflict_message(path, conflict))]
     Conflict {
         /// The file we wanted.
         path: PathBuf,
         /// The blocking path.
         conflict: PathBuf,
     },
+}
+
+/// Names the blocking path once, what kiln needs there, and the fix.
+fn conflict_message(path: &Path, conflict: &Path) -> String {
+    match path.strip_prefix(conflict) {
+        Ok(tail) if !tail.as_os_str().is_empty() => format!(
+            "`{}` is a file where kiln needs a directory (to write `{}` in it): move it away; kiln never removes files it did not write",
+            conflict.display(),
+            tail.display()
+        ),
+        _ => format!(
+            "`{}` is a directory where kiln writes a file: move it away; kiln never removes files it did not write",
+            conflict.display()
+        ),
+    }
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> WriteError + 'a {
@@ -1232,6 +1245,10 @@ mod tests {
         let err = root
             .write_page(Path::new("api/x/index.html"), &body("x"))
             .unwrap_err();
-        assert!(err.to_string().contains("is in the way"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("is a file where kiln needs a directory"),
+            "{err}"
+        );
     }
 }

@@ -19,6 +19,7 @@ pub struct CheckArgs {}
 /// Loads and validates site.toml; prints the resolved essentials.
 pub async fn run(g: &GlobalArgs, _args: CheckArgs) -> anyhow::Result<Exit> {
     let cfg = g.load_config()?;
+    crate::lock::check_output(&cfg.out).map_err(|e| super::UsageError(e.to_string()))?;
     let pages = if cfg.renders() {
         // Exactly what a build loads first: templates, data, URLs.
         let renderer = crate::source::render::Renderer::load(&cfg).map_err(|e| {

@@ -132,14 +132,7 @@ pub async fn run(g: &GlobalArgs, args: InitArgs) -> anyhow::Result<Exit> {
     };
     let files: Vec<(&str, String)> = match &mode {
         Mode::Fetch(url) => {
-            let parsed = url::Url::parse(url)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-                .ok_or_else(|| {
-                    UsageError(format!(
-                        "--origin `{url}` is not an http:// or https:// URL"
-                    ))
-                })?;
+            let parsed = origin_url(url).map_err(|why| UsageError(format!("--origin {why}")))?;
             vec![(
                 "site.toml",
                 FETCH_TOML.replace("{ORIGIN}", parsed.as_str().trim_end_matches('/')),
@@ -191,24 +184,82 @@ pub async fn run(g: &GlobalArgs, args: InitArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Clean)
 }
 
+#[derive(Debug)]
 enum Mode {
     Fetch(String),
     Render,
 }
 
 fn ask() -> anyhow::Result<Mode> {
-    print!(
-        "Bake a running app (type its URL, e.g. http://127.0.0.1:8000) or render templates (type `render`)? "
-    );
-    std::io::stdout().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    let answer = line.trim();
-    Ok(
+    ask_from(&mut std::io::stdin().lock(), &mut std::io::stdout())
+}
+
+/// Asks until the answer is usable: a slip (`localhost:8000`, `ftp://…`)
+/// says what is wrong and asks again instead of ending the session.
+fn ask_from(input: &mut impl BufRead, output: &mut impl Write) -> anyhow::Result<Mode> {
+    loop {
+        write!(
+            output,
+            "Bake a running app (type its URL, e.g. http://127.0.0.1:8000) or render templates (type `render`)? "
+        )?;
+        output.flush()?;
+        let mut line = String::new();
+        if input.read_line(&mut line)? == 0 {
+            return Err(UsageError(
+                "no answer: kiln init stopped (pass --origin URL or --render to skip the question)"
+                    .into(),
+            )
+            .into());
+        }
+        let answer = line.trim();
         if answer.eq_ignore_ascii_case("render") || answer.is_empty() {
+            return Ok(Mode::Render);
+        }
+        match origin_url(answer) {
+            Ok(url) => return Ok(Mode::Fetch(url.to_string())),
+            Err(why) => writeln!(output, "{why}; try again (or type `render`)")?,
+        }
+    }
+}
+
+/// The app's address as an `http://` or `https://` URL with a host.
+fn origin_url(text: &str) -> Result<url::Url, String> {
+    url::Url::parse(text)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| {
+            format!("`{text}` is not an http:// or https:// URL (like http://127.0.0.1:8000)")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_answer_is_asked_again() {
+        let mut input = std::io::Cursor::new("localhost:8000\nftp://x/\nhttp://127.0.0.1:8000\n");
+        let mut output = Vec::new();
+        let mode = ask_from(&mut input, &mut output).unwrap();
+        assert!(matches!(mode, Mode::Fetch(ref u) if u == "http://127.0.0.1:8000/"));
+        let said = String::from_utf8(output).unwrap();
+        assert_eq!(said.matches("Bake a running app").count(), 3, "{said}");
+        assert!(
+            said.contains("`localhost:8000` is not an http:// or https:// URL"),
+            "{said}"
+        );
+        assert!(said.contains("`ftp://x/` is not"), "{said}");
+        // The end of input ends the questions with a way out.
+        let mut input = std::io::Cursor::new("nope\n");
+        let err = ask_from(&mut input, &mut Vec::new()).unwrap_err();
+        assert!(
+            err.to_string().contains("--origin URL or --render"),
+            "{err}"
+        );
+        let mut input = std::io::Cursor::new("render\n");
+        assert!(matches!(
+            ask_from(&mut input, &mut Vec::new()).unwrap(),
             Mode::Render
-        } else {
-            Mode::Fetch(answer.to_string())
-        },
-    )
+        ));
+    }
 }

@@ -40,7 +40,10 @@ impl Sources<'_> {
     pub(crate) async fn resolve(&self, targets: &[Target]) -> Result<Resolved, IndexError> {
         let mut r = Resolved::default();
         for t in targets {
-            let before = r.bake.len() + r.delete.len();
+            // What this target matched, whether or not an earlier target
+            // of the same request named the same URLs: a tag whose page is
+            // already listed still matched it.
+            let mut found: Vec<String> = Vec::new();
             let mut why_empty = None;
             match t {
                 Target::Url(u) => {
@@ -50,15 +53,14 @@ impl Sources<'_> {
                     r.delete.insert(u.clone());
                 }
                 Target::Tag(tag) => {
-                    r.bake
-                        .extend(self.index.urls_for_tags(vec![tag.clone()]).await?);
+                    found.extend(self.index.urls_for_tags(vec![tag.clone()]).await?);
                     for rule in self.depend {
                         if rule.tags.is_match(tag) {
-                            r.bake.extend(rule.urls.iter().cloned());
+                            found.extend(rule.urls.iter().cloned());
                         }
                     }
                     if let Some(renderer) = self.renderer.clone() {
-                        r.bake.extend(renderer.urls_for_tag(tag));
+                        found.extend(renderer.urls_for_tag(tag));
                     }
                     why_empty =
                         Some("no baked page carries that tag and no [[depend]] rule names it");
@@ -80,36 +82,34 @@ impl Sources<'_> {
                         .index
                         .urls_for_tags(vec![Tag::Path(prefix.to_string()).into()])
                         .await?;
-                    r.bake.extend(candidates.into_iter().filter(|u| matches(u)));
+                    found.extend(candidates.into_iter().filter(|u| matches(u)));
                     if let Some(renderer) = self.renderer.clone() {
-                        r.bake
-                            .extend(renderer.urls().into_iter().filter(|u| matches(u)));
+                        found.extend(renderer.urls().into_iter().filter(|u| matches(u)));
                     }
                     why_empty = Some("no known URL matches that pattern");
                 }
                 Target::Failed => {
-                    r.bake.extend(self.index.failed_urls().await?);
+                    found.extend(self.index.failed_urls().await?);
                     why_empty = Some("no page is failing");
                 }
                 Target::All => {
                     // Removed pages too: `all` is a whole rebuild, and a
                     // page an outage removed comes back when the origin has
                     // it again (a crawl would reach it through its links).
-                    r.bake.extend(self.index.every_url().await?);
-                    r.bake.extend(self.seeds.iter().cloned());
+                    found.extend(self.index.every_url().await?);
+                    found.extend(self.seeds.iter().cloned());
                     why_empty = Some("the index knows no page yet (run `kiln build` first)");
                 }
             }
-            if r.bake.len() + r.delete.len() == before {
-                if let Some(why) = why_empty {
-                    let why = if self.index.is_empty().await.unwrap_or(false) {
-                        "the index is empty: nothing was baked yet (run `kiln build` first)"
-                    } else {
-                        why
-                    };
-                    r.unmatched.push((t.to_string(), why.to_string()));
-                }
+            if let (true, Some(why)) = (found.is_empty(), why_empty) {
+                let why = if self.index.is_empty().await.unwrap_or(false) {
+                    "the index is empty: nothing was baked yet (run `kiln build` first)"
+                } else {
+                    why
+                };
+                r.unmatched.push((t.to_string(), why.to_string()));
             }
+            r.bake.extend(found);
         }
         for d in &r.delete {
             r.bake.remove(d);

@@ -78,6 +78,23 @@ async fn the_state_lives_beside_the_output_and_reading_it_creates_nothing() {
         "{}",
         status.all()
     );
+    // A tag whose page an earlier target already named still matched it.
+    let both = kiln_in(
+        elsewhere.path(),
+        &[
+            "--out",
+            www_arg,
+            "--origin",
+            &origin.url(),
+            "regen",
+            "/p/1/",
+            "tag:post:1",
+        ],
+    )
+    .await;
+    assert_eq!(both.code, 0, "{}", both.all());
+    assert!(!both.all().contains("matched nothing"), "{}", both.all());
+    assert_eq!(summary_numbers(&both.stdout), (1, 1), "{}", both.all());
     let explain = kiln_in(elsewhere.path(), &["--out", www_arg, "explain", "/p/1/"]).await;
     assert_eq!(explain.code, 0, "{}", explain.all());
     assert!(explain.stdout.contains("as baked"), "{}", explain.all());
@@ -295,4 +312,48 @@ async fn a_temp_file_that_comes_and_goes_is_not_a_change() {
     assert!(!line.contains("sedrmGOFR"), "{line}");
     let log = d.log.as_ref().unwrap().lock().unwrap().join("\n");
     assert!(!log.contains("sedrmGOFR"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_in_the_way_is_named_once_with_the_fix() {
+    let site = crate::util::default_site_copy();
+    std::fs::write(site.out(), "not a directory").unwrap();
+    for cmd in [&["check"][..], &["build"][..]] {
+        let run = site.kiln(cmd).await;
+        assert_eq!(run.code, 2, "{cmd:?}: {}", run.all());
+        assert!(
+            run.stderr
+                .contains("is a file, not a directory: move it away"),
+            "{cmd:?}: {}",
+            run.all()
+        );
+        assert_eq!(run.stderr.matches("public").count(), 1, "{}", run.all());
+    }
+    assert_eq!(
+        std::fs::read_to_string(site.out()).unwrap(),
+        "not a directory"
+    );
+    // A file where a page needs its directory: the page fails, the file stays.
+    std::fs::remove_file(site.out()).unwrap();
+    std::fs::create_dir_all(site.out().join("posts")).unwrap();
+    std::fs::write(site.out().join("posts/reclaiming-clay"), "mine").unwrap();
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("failed  /posts/reclaiming-clay/"))
+        .unwrap_or_else(|| panic!("{}", run.all()));
+    assert!(
+        line.contains(
+            "is a file where kiln needs a directory (to write `index.html` in it): move it away"
+        ),
+        "{line}"
+    );
+    assert_eq!(
+        line.matches("public/posts/reclaiming-clay").count(),
+        1,
+        "{line}"
+    );
+    assert_eq!(site.read("posts/reclaiming-clay").unwrap(), "mine");
 }
