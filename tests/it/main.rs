@@ -20,6 +20,7 @@ mod operator;
 mod outbox;
 mod publish;
 mod purge;
+mod readme;
 mod redis;
 mod referee;
 mod render;

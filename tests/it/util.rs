@@ -782,7 +782,7 @@ pub struct Nginx {
 }
 
 impl Nginx {
-    fn write_conf(dir: &Path, snippet: &str) -> PathBuf {
+    pub fn write_conf(dir: &Path, snippet: &str) -> PathBuf {
         std::fs::write(dir.join("kiln.conf"), snippet).unwrap();
         for sub in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
             let p = dir.join(sub);
