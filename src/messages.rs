@@ -99,3 +99,27 @@ fn mass_delete_refusal() {
     };
     insta::assert_snapshot!("mass_delete", e.to_string());
 }
+
+#[test]
+fn output_and_state_messages() {
+    let lines = [
+        crate::lock::LockError::NotADirectory {
+            out: "/srv/www".into(),
+        }
+        .to_string(),
+        crate::write::WriteError::Conflict {
+            path: "/srv/www/posts/a/index.html".into(),
+            conflict: "/srv/www/posts/a".into(),
+        }
+        .to_string(),
+        crate::write::WriteError::Conflict {
+            path: "/srv/www/feed.xml".into(),
+            conflict: "/srv/www/feed.xml".into(),
+        }
+        .to_string(),
+        crate::config::state_dir_for(Path::new("/srv/www"), Path::new("/proj"))
+            .display()
+            .to_string(),
+    ];
+    insta::assert_snapshot!("output_and_state", lines.join("\n"));
+}
