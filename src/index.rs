@@ -57,6 +57,9 @@ pub(crate) enum Status {
     Failed,
     /// Origin said 404/410; file removed.
     Deleted,
+    /// Origin said 404/410 for a URL never baked (a broken link): recorded
+    /// so pages linking to it do not fetch it again on every regen.
+    Missing,
     /// Origin redirects elsewhere.
     Redirect,
 }
@@ -69,6 +72,7 @@ impl Status {
             Status::Refused => "refused",
             Status::Failed => "failed",
             Status::Deleted => "deleted",
+            Status::Missing => "missing",
             Status::Redirect => "redirect",
         }
     }
@@ -78,6 +82,7 @@ impl Status {
             "ok" => Status::Ok,
             "refused" => Status::Refused,
             "deleted" => Status::Deleted,
+            "missing" => Status::Missing,
             "redirect" => Status::Redirect,
             _ => Status::Failed,
         }
@@ -180,6 +185,14 @@ impl PageRecord {
         PageRecord {
             tags: Some(Vec::new()),
             ..PageRecord::new(url, Status::Deleted, http_status)
+        }
+    }
+
+    /// A URL the origin answers 404/410 for that never had a file.
+    pub(crate) fn missing(url: &str, http_status: Option<u16>) -> PageRecord {
+        PageRecord {
+            tags: Some(Vec::new()),
+            ..PageRecord::new(url, Status::Missing, http_status)
         }
     }
 
@@ -425,7 +438,10 @@ impl Index {
                 record.validators.as_ref().and_then(|v| v.last_modified.clone()),
                 record.max_age
             ])?;
-            if matches!(record.status, Status::Ok | Status::Refused | Status::Deleted) {
+            if matches!(
+                record.status,
+                Status::Ok | Status::Refused | Status::Deleted | Status::Missing
+            ) {
                 // The URL answers itself now (or the app does, or nothing):
                 // forget any redirect recorded earlier.
                 conn.prepare_cached("DELETE FROM redirects WHERE from_url = ?1")?
@@ -433,7 +449,7 @@ impl Index {
             }
             if matches!(
                 record.status,
-                Status::Deleted | Status::Redirect | Status::Refused
+                Status::Deleted | Status::Missing | Status::Redirect | Status::Refused
             ) {
                 // No baked file of its own any more.
                 conn.prepare_cached(
@@ -617,6 +633,17 @@ impl Index {
     /// True when the URL is in the index (any status).
     pub(crate) async fn knows(&self, url: &str) -> Result<bool, IndexError> {
         Ok(self.unknown(vec![url.to_string()]).await?.is_empty())
+    }
+
+    /// Whether `url` was ever baked or refused (known, and not only as a
+    /// link the origin answered 404 for).
+    pub(crate) async fn ever_answered(&self, url: &str) -> Result<bool, IndexError> {
+        let url = url.to_string();
+        self.peek(move |conn| {
+            conn.prepare_cached("SELECT 1 FROM pages WHERE url = ?1 AND status != 'missing'")?
+                .exists([&url])
+        })
+        .await
     }
 
     /// Those of `urls` the index has never seen, in one round trip.
@@ -932,7 +959,7 @@ fn changes_what_is_published(conn: &Connection, record: &PageRecord) -> rusqlite
     Ok(match record.status {
         Status::Ok => record.file.is_some() && (old_file != record.file || old_hash != record.hash),
         Status::Deleted | Status::Refused | Status::Redirect => old_file.is_some(),
-        Status::Failed => false,
+        Status::Failed | Status::Missing => false,
     })
 }
 

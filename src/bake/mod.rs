@@ -1086,14 +1086,15 @@ impl Baker {
         if !exists {
             // Siblings a crash left behind go too (nothing else names them).
             let _ = self.root.remove_page(&rel);
-            // Recorded when the origin said so, also for a page never
-            // baked (a broken link): the index then knows the URL, so the
-            // next page linking to it does not fetch it again on every
-            // regen. No file was there, so the outputs learn nothing new;
-            // a known page's record (a kill may have come between its
-            // file's removal and its record) still tells them it is gone.
-            if http_status.is_some() || self.index.knows(path).await.unwrap_or(false) {
+            // A known page's record (a kill may have come between its
+            // file's removal and its record) tells the outputs it is gone.
+            // A URL never baked that the origin answers 404 for (a broken
+            // link) is recorded as missing: the index then knows it, so the
+            // next page linking to it does not fetch it again on every regen.
+            if self.index.ever_answered(path).await.unwrap_or(false) {
                 self.record(PageRecord::deleted(path, http_status)).await;
+            } else if http_status.is_some() {
+                self.record(PageRecord::missing(path, http_status)).await;
             }
             return Outcome::Skipped(match http_status {
                 Some(code) => format!("origin answered {code}; there was no baked file"),

@@ -39,7 +39,10 @@ pub async fn run(g: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
     }
     // Redirecting URLs are said once, as the redirects nginx returns.
     for (status, n) in summary.by_status.iter().filter(|(s, _)| s != "redirect") {
-        println!("{status:>9}: {n}");
+        match status.as_str() {
+            "missing" => println!("{status:>9}: {n} (linked URLs the origin answers 404 for)"),
+            _ => println!("{status:>9}: {n}"),
+        }
     }
     println!("redirects: {}", summary.redirects);
     println!("     tags: {}", summary.tags);

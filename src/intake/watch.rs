@@ -221,8 +221,13 @@ pub(crate) async fn worker(
             .iter()
             .filter_map(|p| Some((classify(&cfg, p)?, p)))
             .filter(|(change, path)| {
-                // Came and went within the debounce: a tool's temp file.
-                let passing = !path.exists() && before.as_ref().is_some_and(|r| !r.had(change));
+                // Came and went within the debounce, never loaded: a tool's
+                // temp file (`sed -i`'s `sedXXXXXX`), not a change.
+                let passing = !path.exists()
+                    && before.as_ref().is_some_and(|r| match change {
+                        Change::Template(name) => !r.has_template(name),
+                        Change::Data(rel) => !r.has_data(rel),
+                    });
                 if passing {
                     tracing::debug!(path = %path.display(), "ignoring a file that came and went");
                 }

@@ -304,23 +304,19 @@ impl Renderer {
         })
     }
 
-    /// Every URL the routes produce, sorted.
-    /// Whether these templates and data were loaded with the file a change
-    /// names: a file that is gone now and was never loaded (a tool's temp
-    /// file, `sed -i`'s `sedXXXXXX`) changed nothing.
-    pub(crate) fn had(&self, change: &crate::intake::watch::Change) -> bool {
-        use crate::intake::watch::Change;
-        match change {
-            Change::Template(name) => {
-                self.template_deps.contains_key(name) || self.env.get_template(name).is_ok()
-            }
-            Change::Data(rel) => self
-                .pages
-                .values()
-                .any(|p| p.data_path.as_deref() == Some(rel)),
-        }
+    /// Whether these templates were loaded with a template of this name.
+    pub(crate) fn has_template(&self, name: &str) -> bool {
+        self.template_deps.contains_key(name) || self.env.get_template(name).is_ok()
     }
 
+    /// Whether a page was made from this data file.
+    pub(crate) fn has_data(&self, rel: &str) -> bool {
+        self.pages
+            .values()
+            .any(|p| p.data_path.as_deref() == Some(rel))
+    }
+
+    /// Every URL the routes produce, sorted.
     pub(crate) fn urls(&self) -> Vec<String> {
         self.pages.keys().cloned().collect()
     }

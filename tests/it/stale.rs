@@ -245,7 +245,8 @@ async fn one_url_one_key_and_summaries_tell_the_truth() {
     assert!(run.stdout.contains("1 unchanged"), "{}", run.all());
     let v = status_json(&site.kiln(&["status", "--json"]).await);
     assert_eq!(v["pages"]["ok"], 3, "/, /café/ once, /new/: {v}");
-    // A URL that never had a file is not "deleted" and leaves no row.
+    // A URL that never had a file is not "deleted": it is known as missing
+    // (so links to it are not fetched again on every regen).
     let run = site.kiln(&["regen", "/nonexistent/"]).await;
     assert!(
         run.stdout.contains("0 deleted")
@@ -257,6 +258,7 @@ async fn one_url_one_key_and_summaries_tell_the_truth() {
     );
     let v = status_json(&site.kiln(&["status", "--json"]).await);
     assert!(v["pages"].get("deleted").is_none(), "{v}");
+    assert_eq!(v["pages"]["missing"], 1, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
