@@ -39,6 +39,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(Exit::Clean) => ExitCode::SUCCESS,
         Ok(Exit::PagesFailed) => ExitCode::from(1),
+        Ok(Exit::Problems) => ExitCode::from(2),
         Err(e) => {
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {

@@ -12,7 +12,7 @@
 //!   (`daemon.debounce`), which bounds what a storm of events costs an origin.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -581,6 +581,9 @@ pub(crate) struct Backlog {
     pub(crate) resolving: AtomicUsize,
     /// The mass-delete guard: tripped now, and files it kept so far.
     pub(crate) removal_guard: Mutex<(bool, u64)>,
+    /// Pages whose template fails at render time, with the problem in full
+    /// (`kiln serve` shows the first one until it renders again).
+    pub(crate) render_errors: tokio::sync::watch::Sender<BTreeMap<String, String>>,
 }
 
 impl Default for Backlog {
@@ -593,6 +596,7 @@ impl Default for Backlog {
             retrying: AtomicUsize::new(0),
             resolving: AtomicUsize::new(0),
             removal_guard: Mutex::new((false, 0)),
+            render_errors: tokio::sync::watch::Sender::new(BTreeMap::new()),
         }
     }
 }
@@ -617,6 +621,23 @@ impl Backlog {
     /// preview reloads and the outputs hear of it (whoever baked it: the
     /// scheduler or a fill).
     pub(crate) fn page_done(&self, result: &PageResult, outputs: &[ChangeListener]) {
+        // A render failure is shown until the page renders again.
+        match &result.outcome {
+            Outcome::Failed(PageError::Render(e)) => {
+                let problem = e.detailed();
+                self.render_errors.send_if_modified(|m| {
+                    let changed = m.get(&result.url) != Some(&problem);
+                    if changed {
+                        m.insert(result.url.clone(), problem);
+                    }
+                    changed
+                });
+            }
+            _ => {
+                self.render_errors
+                    .send_if_modified(|m| m.remove(&result.url).is_some());
+            }
+        }
         if matches!(
             result.outcome,
             Outcome::Written | Outcome::Deleted | Outcome::Refused(_)

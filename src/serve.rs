@@ -104,6 +104,7 @@ pub(crate) fn router(preview: Preview) -> Router {
 pub(crate) async fn follow(preview: Preview, backlog: Arc<Backlog>, stop: CancellationToken) {
     let mut changes = backlog.changes.subscribe();
     let mut errors = backlog.template_error.subscribe();
+    let mut pages = backlog.render_errors.subscribe();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -121,17 +122,46 @@ pub(crate) async fn follow(preview: Preview, backlog: Arc<Backlog>, stop: Cancel
             }
             changed = errors.changed() => {
                 if changed.is_err() { return; }
-                let error = errors.borrow_and_update().clone();
-                if let Ok(mut e) = preview.error.lock() {
-                    e.clone_from(&error);
-                }
-                let _ = preview.events.send(match error {
-                    Some(e) => LiveEvent::Error(e),
-                    None => LiveEvent::Ok,
-                });
+                errors.borrow_and_update();
+                show_error(&preview, &backlog);
+            }
+            changed = pages.changed() => {
+                if changed.is_err() { return; }
+                pages.borrow_and_update();
+                show_error(&preview, &backlog);
             }
         }
     }
+}
+
+/// What the overlay shows: why the templates do not load, else the first
+/// page that fails to render (and how many more), else nothing.
+fn show_error(preview: &Preview, backlog: &Backlog) {
+    let error = backlog.template_error.borrow().clone().or_else(|| {
+        let pages = backlog.render_errors.borrow();
+        pages.iter().next().map(|(url, problem)| {
+            let more = pages.len() - 1;
+            let more = if more > 0 {
+                format!(
+                    "\n\n(and {more} more page{} failing)",
+                    if more == 1 { "" } else { "s" }
+                )
+            } else {
+                String::new()
+            };
+            format!("{url} does not render:\n{problem}{more}")
+        })
+    });
+    if let Ok(mut e) = preview.error.lock() {
+        if *e == error {
+            return;
+        }
+        e.clone_from(&error);
+    }
+    let _ = preview.events.send(match error {
+        Some(e) => LiveEvent::Error(e),
+        None => LiveEvent::Ok,
+    });
 }
 
 async fn events(State(p): State<Preview>) -> impl IntoResponse {

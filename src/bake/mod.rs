@@ -402,7 +402,8 @@ impl SetupError {
     /// origin), 1 for failures of the machine (disk, index, client).
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
-            SetupError::NoSource | SetupError::OtherOrigin { .. } => 2,
+            // The templates or data are the user's to fix, as a config is.
+            SetupError::NoSource | SetupError::OtherOrigin { .. } | SetupError::Render(_) => 2,
             _ => 1,
         }
     }
@@ -481,7 +482,11 @@ impl Baker {
             }
         }
         let renderer = if cfg.renders() {
-            Some(Arc::new(Renderer::load(&cfg)?))
+            let renderer = Renderer::load(&cfg)?;
+            for w in &renderer.warnings {
+                tracing::warn!("{w}");
+            }
+            Some(Arc::new(renderer))
         } else {
             None
         };

@@ -28,6 +28,9 @@ pub struct GlobalArgs {
     /// Only warnings and errors; no progress bar
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Render mode: include data files marked `draft: true`
+    #[arg(long, global = true)]
+    pub drafts: bool,
 }
 
 /// Log output style.
@@ -46,6 +49,9 @@ pub enum Exit {
     Clean,
     /// Some pages failed (exit code 1).
     PagesFailed,
+    /// `kiln check` found what a build would trip on (exit code 2, as a
+    /// configuration mistake).
+    Problems,
 }
 
 /// A usage error found after parsing (exit code 2).
@@ -98,6 +104,8 @@ impl GlobalArgs {
         for notice in &cfg.notices {
             eprintln!("note: {notice}");
         }
+        let mut cfg = cfg;
+        cfg.drafts = self.drafts;
         Ok(cfg)
     }
 

@@ -216,6 +216,8 @@ pub(crate) struct Config {
     pub(crate) revalidate: Vec<RevalidateRule>,
     /// Things to tell the user once about how the config was read.
     pub(crate) notices: Vec<String>,
+    /// Render data files marked `draft: true` too (`--drafts`).
+    pub(crate) drafts: bool,
 }
 
 /// Command-line values that override the file.
@@ -265,7 +267,7 @@ impl Config {
         };
         let de = toml::Deserializer::parse(text).map_err(|e| parse_error(e.to_string()))?;
         serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
+            let key = humane_key(&e.path().to_string());
             let inner = e.into_inner().to_string();
             parse_error(if key.is_empty() || key == "." {
                 inner
@@ -288,7 +290,7 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("<command line>"));
         let invalid = |key: &str, message: String| ConfigError::Invalid {
             path: shown.clone(),
-            key: key.to_string(),
+            key: humane_key(key),
             message,
         };
         if overrides.origin.is_some() && !raw.render.is_empty() {
@@ -336,6 +338,7 @@ impl Config {
             publish: resolve_publish(raw.publish, &invalid)?,
             revalidate: resolve_revalidate(raw.revalidate, &invalid)?,
             notices: site.notices,
+            drafts: false,
             base_dir,
         })
     }
@@ -348,6 +351,29 @@ impl Config {
     /// True when pages come from `[[render]]` routes.
     pub(crate) fn renders(&self) -> bool {
         !self.render.is_empty()
+    }
+}
+
+/// A key as the file's reader counts: `render[2].url` (serde's path,
+/// from zero) is `[[render]] #3 url`.
+pub(crate) fn humane_key(key: &str) -> String {
+    let Some((head, rest)) = key.split_once('[') else {
+        return key.to_string();
+    };
+    let Some((n, tail)) = rest.split_once(']') else {
+        return key.to_string();
+    };
+    match n.parse::<usize>() {
+        Ok(n) if !head.contains('.') => {
+            let tail = tail.trim_start_matches('.');
+            let tail = humane_key(tail);
+            if tail.is_empty() {
+                format!("[[{head}]] #{}", n + 1)
+            } else {
+                format!("[[{head}]] #{} {tail}", n + 1)
+            }
+        }
+        _ => key.to_string(),
     }
 }
 
@@ -436,11 +462,11 @@ mod tests {
             ("[daemon]\nlisten = \"localhost\"\n", "`daemon.listen`"),
             (
                 "[[depend]]\ntags = [\"post:*\"]\nurls = [\"feed.xml\"]\n",
-                "`depend[0].urls`",
+                "`[[depend]] #1 urls`",
             ),
             (
                 "[[render]]\ntemplate = \"a.html\"\nurl = \"/p/{slug}/\"\n",
-                "`render[0].url`",
+                "`[[render]] #1 url`",
             ),
             ("[site]\nkeep-releases = 0\n", "`site.keep-releases`"),
         ];

@@ -245,9 +245,7 @@ pub(crate) async fn worker(
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "templates or data do not load; every baked file is kept as it was until this is fixed");
-                backlog
-                    .template_error
-                    .send_replace(Some(crate::bake::error_chain(&e)));
+                backlog.template_error.send_replace(Some(e.detailed()));
                 continue;
             }
             Err(e) => {

@@ -1,4 +1,5 @@
 //! Page sources: fetching from the origin and rendering from templates.
 
+pub(crate) mod diagnostic;
 pub(crate) mod fetch;
 pub(crate) mod render;

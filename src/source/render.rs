@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use minijinja::{Environment, Value, context};
 
+use super::diagnostic::TemplateProblem;
 use crate::config::{Config, DataGlob, RenderRoute};
 use crate::files::is_editor_junk;
 use crate::tag::Tag;
@@ -21,15 +22,8 @@ use crate::tag::Tag;
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RenderError {
     /// A template failed to compile or render.
-    #[error("template error in `{file}`{}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
-    Template {
-        /// Template path.
-        file: PathBuf,
-        /// Line, when known.
-        line: Option<usize>,
-        /// minijinja's message.
-        message: String,
-    },
+    #[error("{0}")]
+    Template(Box<TemplateProblem>),
     /// A data file could not be read or parsed.
     #[error("data file `{file}`: {message}")]
     Data {
@@ -39,7 +33,7 @@ pub(crate) enum RenderError {
         message: String,
     },
     /// A route names a template that does not exist.
-    #[error("render[{route}] uses template `{template}`, which is not in `{dir}`")]
+    #[error("[[render]] #{} uses template `{template}`, which is not in `{dir}`", .route + 1)]
     MissingTemplate {
         /// Route index.
         route: usize,
@@ -58,7 +52,7 @@ pub(crate) enum RenderError {
         source: std::io::Error,
     },
     /// A URL pattern placeholder has no value in an item.
-    #[error("render[{route}] url `{pattern}`: field `{field}` is missing in `{file}`")]
+    #[error("[[render]] #{} url `{pattern}`: `{file}` has no field `{field}` (add it to the file, or use a field every file has, like {{slug}})", .route + 1)]
     MissingField {
         /// Route index.
         route: usize,
@@ -95,6 +89,17 @@ pub(crate) enum RenderError {
     },
 }
 
+impl RenderError {
+    /// In full, for a person fixing it: a template problem with its source
+    /// line and a caret (one line otherwise).
+    pub(crate) fn detailed(&self) -> String {
+        match self {
+            RenderError::Template(p) => p.detailed(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// A rendered page.
 #[derive(Debug, Clone)]
 pub(crate) struct Rendered {
@@ -118,10 +123,29 @@ struct PageSpec {
     items: Vec<String>,
 }
 
+/// What rendering every page in memory found ([`Renderer::check_every_page`]).
+#[derive(Debug, Default)]
+pub(crate) struct PageCheck {
+    /// Pages that fail to render, with why.
+    pub(crate) errors: Vec<(String, RenderError)>,
+    /// Pages that print an undefined value: the URL, its data file, where.
+    pub(crate) undefined: Vec<(String, Option<String>, TemplateProblem)>,
+    /// Every page that rendered.
+    pub(crate) rendered: Vec<(String, Rendered)>,
+}
+
 /// Templates and data, loaded once per build (and again by the watcher on change).
 #[derive(Debug)]
 pub(crate) struct Renderer {
     env: Environment<'static>,
+    /// Template sources by name, to point at the line of a render error.
+    sources: BTreeMap<String, String>,
+    /// The templates directory, for messages.
+    templates_dir: PathBuf,
+    /// Mistakes that do not stop a build (a data glob matching nothing, a
+    /// list naming no collection, drafts left out), said by `build` and
+    /// `check` (`--strict` makes them errors).
+    pub(crate) warnings: Vec<String>,
     pages: BTreeMap<String, PageSpec>,
     template_deps: HashMap<String, BTreeSet<String>>,
     collections: BTreeMap<String, Vec<Value>>,
@@ -145,11 +169,13 @@ impl Renderer {
         let sources = read_templates(&cfg.templates)?;
         for (name, source) in &sources {
             env.add_template_owned(name.clone(), source.clone())
-                .map_err(|e| template_error(&cfg.templates, name, &e))?;
+                .map_err(|e| template_error(&cfg.templates, &sources, name, &e))?;
         }
         let template_deps = transitive_deps(&sources);
 
         // Collections first: list pages need every item.
+        let mut warnings = Vec::new();
+        let mut drafts = 0;
         let mut collections: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         let mut pages: BTreeMap<String, PageSpec> = BTreeMap::new();
         let mut producer: BTreeMap<String, String> = BTreeMap::new();
@@ -194,8 +220,23 @@ impl Renderer {
             }
             let Some(glob) = &route.data else { continue };
             let mut items = Vec::new();
-            for (rel, abs) in find_data_files(&cfg.base_dir, glob) {
+            let files = find_data_files(&cfg.base_dir, glob);
+            if files.is_empty() {
+                warnings.push(format!(
+                    "{}: data = \"{}\" matches no file under `{}`, so it makes no page",
+                    route_name(i, route),
+                    glob.matcher.glob().glob(),
+                    cfg.base_dir.display()
+                ));
+            }
+            for (rel, abs) in files {
                 let mut fields = read_data_file(&abs)?;
+                if fields.get("draft").and_then(serde_json::Value::as_bool) == Some(true)
+                    && !cfg.drafts
+                {
+                    drafts += 1;
+                    continue;
+                }
                 fields
                     .entry("slug".to_string())
                     .or_insert_with(|| serde_json::Value::String(stem(&rel)));
@@ -248,7 +289,7 @@ impl Renderer {
                         group: None,
                         items: route.items.clone(),
                     },
-                    format!("render[{i}]"),
+                    route_name(i, route),
                 )?,
                 Some(field) => {
                     let mut values = BTreeSet::new();
@@ -275,11 +316,34 @@ impl Renderer {
                                 group: Some(v.clone()),
                                 items: route.items.clone(),
                             },
-                            format!("render[{i}] group `{v}`"),
+                            format!("{} group `{v}`", route_name(i, route)),
                         )?;
                     }
                 }
             }
+        }
+        for (i, route) in cfg.render.iter().enumerate() {
+            for name in route.items.iter().filter(|n| !collections.contains_key(*n)) {
+                let known: Vec<&str> = cfg
+                    .render
+                    .iter()
+                    .filter_map(|r| r.collection.as_deref())
+                    .collect();
+                warnings.push(format!(
+                    "{}: items = [\"{name}\"] names no collection, so the list is empty ({})",
+                    route_name(i, route),
+                    if known.is_empty() {
+                        "no route sets `collection = \"…\"`".to_string()
+                    } else {
+                        format!("collections: {}", known.join(", "))
+                    }
+                ));
+            }
+        }
+        if drafts > 0 {
+            warnings.push(format!(
+                "{drafts} draft(s) (`draft: true`) left out; `--drafts` includes them"
+            ));
         }
         let mut site: BTreeMap<String, serde_json::Value> = BTreeMap::new();
         for (k, v) in &cfg.vars {
@@ -294,6 +358,9 @@ impl Renderer {
         let urls_value = Value::from(pages.keys().cloned().collect::<Vec<_>>());
         Ok(Renderer {
             env,
+            warnings,
+            sources,
+            templates_dir: cfg.templates.clone(),
             pages,
             template_deps,
             collections,
@@ -361,11 +428,44 @@ impl Renderer {
         Some(self.render_spec(url, spec))
     }
 
+    /// Renders every page in memory, as a build would, without writing:
+    /// every failing page, and every page that prints an undefined value
+    /// (a lenient render prints nothing there; a semi-strict one says where).
+    pub(crate) fn check_every_page(&self) -> PageCheck {
+        let mut strict = self.env.clone();
+        strict.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
+        let mut check = PageCheck::default();
+        for (url, spec) in &self.pages {
+            match self.render_with(&self.env, url, spec) {
+                Err(e) => check.errors.push((url.clone(), e)),
+                Ok(page) => {
+                    if let Err(RenderError::Template(problem)) =
+                        self.render_with(&strict, url, spec)
+                    {
+                        check
+                            .undefined
+                            .push((url.clone(), spec.data_path.clone(), *problem));
+                    }
+                    check.rendered.push((url.clone(), page));
+                }
+            }
+        }
+        check
+    }
+
     fn render_spec(&self, url: &str, spec: &PageSpec) -> Result<Rendered, RenderError> {
-        let tmpl = self
-            .env
+        self.render_with(&self.env, url, spec)
+    }
+
+    fn render_with(
+        &self,
+        env: &Environment<'static>,
+        url: &str,
+        spec: &PageSpec,
+    ) -> Result<Rendered, RenderError> {
+        let tmpl = env
             .get_template(&spec.template)
-            .map_err(|e| template_error(Path::new(""), &spec.template, &e))?;
+            .map_err(|e| template_error(&self.templates_dir, &self.sources, &spec.template, &e))?;
         let mut collections = BTreeMap::new();
         for c in &spec.items {
             let value = match &spec.group {
@@ -392,7 +492,7 @@ impl Renderer {
                 url => url,
                 urls => self.urls_value.clone(),
             })
-            .map_err(|e| template_error(Path::new(""), &spec.template, &e))?;
+            .map_err(|e| template_error(&self.templates_dir, &self.sources, &spec.template, &e))?;
         let is_html = match url.rsplit('/').next() {
             Some(last) if last.contains('.') => last.ends_with(".html"),
             _ => true,
@@ -454,20 +554,25 @@ fn item_has(item: &Value, group: &str) -> bool {
     false
 }
 
-fn template_error(dir: &Path, name: &str, e: &minijinja::Error) -> RenderError {
-    let file = e.name().unwrap_or(name);
-    let mut message = e
-        .detail()
-        .map(str::to_string)
-        .unwrap_or_else(|| e.kind().to_string());
-    if e.detail().is_some() {
-        message = format!("{}: {message}", e.kind());
-    }
-    RenderError::Template {
-        file: dir.join(file),
-        line: e.line(),
-        message,
-    }
+/// How messages name a route: its position as a person counts in the
+/// file, and its template.
+pub(crate) fn route_name(i: usize, route: &RenderRoute) -> String {
+    format!("[[render]] #{} (template = \"{}\")", i + 1, route.template)
+}
+
+fn template_error(
+    dir: &Path,
+    sources: &BTreeMap<String, String>,
+    name: &str,
+    e: &minijinja::Error,
+) -> RenderError {
+    RenderError::Template(Box::new(super::diagnostic::from_minijinja(
+        dir,
+        name,
+        e,
+        &|n| sources.get(n).cloned(),
+        &|| sources.keys().cloned().collect(),
+    )))
 }
 
 fn read_templates(dir: &Path) -> Result<BTreeMap<String, String>, RenderError> {
@@ -646,7 +751,9 @@ fn read_data_file(path: &Path) -> Result<Fields, RenderError> {
             .map_err(|e| err(e.to_string()))
             .and_then(|v| serde_json::to_value(v).map_err(|e| err(e.to_string())))?,
         "json" => serde_json::from_str(&text).map_err(|e| err(e.to_string()))?,
-        "yaml" | "yml" => serde_saphyr::from_str(&text).map_err(|e| err(e.to_string()))?,
+        "yaml" | "yml" => {
+            serde_saphyr::from_str(&text).map_err(|e| err(yaml_message(&e.to_string(), path)))?
+        }
         "md" | "markdown" => {
             let (front, body) = split_front_matter(&text).map_err(err)?;
             let mut map = match front {
@@ -654,9 +761,14 @@ fn read_data_file(path: &Path) -> Result<Fields, RenderError> {
                 Some(FrontMatter::Yaml(y)) => {
                     // One blank line for the opening fence, so the parser's
                     // line numbers are the file's.
-                    match serde_saphyr::from_str::<serde_json::Value>(&format!("\n{y}"))
-                        .map_err(|e| err(format!("front matter: {e}")))?
-                    {
+                    match serde_saphyr::from_str::<serde_json::Value>(&format!("\n{y}")).map_err(
+                        |e| {
+                            err(format!(
+                                "front matter: {}",
+                                yaml_message(&e.to_string(), path)
+                            ))
+                        },
+                    )? {
                         serde_json::Value::Object(m) => m,
                         serde_json::Value::Null => Fields::new(),
                         _ => return Err(err("front matter must be a mapping of fields".into())),
@@ -684,6 +796,15 @@ fn read_data_file(path: &Path) -> Result<Fields, RenderError> {
         serde_json::Value::Object(m) => Ok(m),
         _ => Err(err("the file must hold a table/object of fields".into())),
     }
+}
+
+/// The YAML parser's message with the file's name where it says `<input>`
+/// and without its own `error: ` prefix (kiln's message has one already).
+fn yaml_message(message: &str, path: &Path) -> String {
+    message
+        .strip_prefix("error: ")
+        .unwrap_or(message)
+        .replace("<input>", &path.display().to_string())
 }
 
 enum FrontMatter<'a> {

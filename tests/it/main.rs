@@ -24,6 +24,7 @@ mod readme;
 mod redis;
 mod referee;
 mod render;
+mod render_trust;
 mod serve;
 mod stale;
 mod usage;

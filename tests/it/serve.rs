@@ -112,7 +112,14 @@ async fn an_edited_template_changes_the_open_page_without_a_reload_and_errors_sh
             v.as_str().is_some_and(|s| s.contains("partials/nav.html"))
         })
         .await;
-    assert!(overlay.as_str().unwrap().contains("line 4"), "{overlay}");
+    let overlay = overlay.as_str().unwrap();
+    assert!(
+        overlay.contains("partials/nav.html:4")
+            && overlay.contains("unknown tag `{% endiff %}`")
+            && overlay.contains("did you mean `{% endif %}`?")
+            && overlay.contains("^^^"),
+        "{overlay}"
+    );
     let h1 = page.eval("document.querySelector('h1').textContent").await;
     assert!(
         h1.as_str().unwrap().contains("(edited)"),
@@ -122,6 +129,37 @@ async fn an_edited_template_changes_the_open_page_without_a_reload_and_errors_sh
     std::fs::write(&nav, good).unwrap();
     page.wait_for(
         "the overlay to go",
+        "document.getElementById('kiln-error') === null",
+        |v| v == &serde_json::Value::Bool(true),
+    )
+    .await;
+    // An error only rendering shows (an unknown filter): the same overlay,
+    // pointing at the line, and gone once fixed.
+    let with_filter = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(
+        &template,
+        with_filter.replace(
+            "{{ page.title }} (edited)",
+            "{{ page.title | shout }} (edited)",
+        ),
+    )
+    .unwrap();
+    let overlay = page
+        .wait_for("the render error overlay", "document.getElementById('kiln-error') && document.getElementById('kiln-error').textContent", |v| {
+            v.as_str().is_some_and(|s| s.contains("unknown filter"))
+        })
+        .await;
+    let overlay = overlay.as_str().unwrap();
+    assert!(
+        overlay.contains("/about/ does not render")
+            && overlay.contains("page.html:")
+            && overlay.contains("unknown filter `shout`")
+            && overlay.contains("^^^"),
+        "{overlay}"
+    );
+    std::fs::write(&template, with_filter).unwrap();
+    page.wait_for(
+        "the render error overlay to go",
         "document.getElementById('kiln-error') === null",
         |v| v == &serde_json::Value::Bool(true),
     )

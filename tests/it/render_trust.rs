@@ -1,0 +1,218 @@
+//! Render mode as trustworthy as Zola: what a build would trip on is found
+//! by `kiln check` (every page rendered in memory), said where it is, and
+//! silent mistakes are warned about.
+
+use crate::util::default_site_copy;
+
+fn edit(site: &crate::util::TestSite, rel: &str, from: &str, to: &str) -> String {
+    let path = site.path().join(rel);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{rel} has no {from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_renders_every_page_and_reports_every_failure_where_it_is() {
+    let site = default_site_copy();
+    let clean = site.kiln(&["check", "--strict", "--links"]).await;
+    assert_eq!(clean.code, 0, "the bundled site is clean: {}", clean.all());
+    // Three runtime mistakes a load does not see.
+    edit(
+        &site,
+        "templates/post.html",
+        "<h1>{{ page.title }}</h1>",
+        "<h1>{{ page.title | nosuchfilter }}</h1>",
+    );
+    edit(
+        &site,
+        "templates/archive.html",
+        "{% extends \"base.html\" %}",
+        "{{ page.nothere.deeper }}{% extends \"base.html\" %}",
+    );
+    edit(
+        &site,
+        "templates/page.html",
+        "{% extends \"base.html\" %}",
+        "{% extends \"bse.html\" %}",
+    );
+    let run = site.kiln(&["check"]).await;
+    assert_eq!(run.code, 2, "{}", run.all());
+    let err = &run.stderr;
+    for expected in [
+        "templates/post.html:6:",
+        "unknown filter `nosuchfilter`",
+        "in 6 pages: /posts/",
+        "templates/archive.html:1:",
+        // The archive lists posts; it has no `page` of its own.
+        "`page.nothere` looks up a field of an undefined value (`page` is not defined)",
+        "templates/page.html:1:",
+        "no template `bse.html`",
+        "did you mean `base.html`?",
+        "in 1 page: /about/",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    // The caret sits under the filter name.
+    let lines: Vec<&str> = err.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("| nosuchfilter }}"))
+        .unwrap();
+    let col = lines[at].find("nosuchfilter").unwrap();
+    assert_eq!(lines[at + 1].find('^'), Some(col), "{err}");
+    assert!(run.stdout.contains("failing"), "{}", run.all());
+    // Nothing was written.
+    assert!(!site.out().exists(), "check wrote the output");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syntax_and_data_errors_point_at_the_real_mistake() {
+    let site = default_site_copy();
+    // An `{% if %}` left open on line 3: minijinja meets the endblock first.
+    edit(
+        &site,
+        "templates/page.html",
+        "{% block content %}",
+        "{% if page.title %}\n{% block content %}",
+    );
+    let run = site.kiln(&["check"]).await;
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("templates/page.html:3:1: `{% if %}` is never closed")
+            && run.stderr.contains("add `{% endif %}`"),
+        "{}",
+        run.all()
+    );
+    let build = site.kiln(&["build"]).await;
+    assert_eq!(build.code, 2, "{}", build.all());
+    assert!(build.stderr.contains("page.html:3:1"), "{}", build.all());
+    assert!(
+        !build.all().contains("refused"),
+        "a template error is not a refusal: {}",
+        build.all()
+    );
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/page.html"),
+        site.path().join("templates/page.html"),
+    )
+    .unwrap();
+    // Bad YAML: the file named once, no "error: error", no `<input>`.
+    edit(
+        &site,
+        "content/posts/reclaiming-clay.md",
+        "tags: [clay, studio]",
+        "tags: [clay, studio",
+    );
+    let run = site.kiln(&["check"]).await;
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("content/posts/reclaiming-clay.md"),
+        "{}",
+        run.all()
+    );
+    assert!(!run.stderr.contains("<input>"), "{}", run.all());
+    assert_eq!(run.stderr.matches("error").count(), 1, "{}", run.all());
+    edit(
+        &site,
+        "content/posts/reclaiming-clay.md",
+        "tags: [clay, studio",
+        "tags: [clay, studio]",
+    );
+    // Routes are counted as the file reads: the third [[render]] is #3.
+    let toml = std::fs::read_to_string(site.path().join("site.toml")).unwrap();
+    let third = toml.match_indices("[[render]]").nth(2).unwrap().0;
+    let (head, tail) = toml.split_at(third);
+    let broken = format!(
+        "{head}{}",
+        tail.replacen("template = \"", "template = \"missing-", 1)
+    );
+    std::fs::write(site.path().join("site.toml"), broken).unwrap();
+    let run = site.kiln(&["check"]).await;
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("[[render]] #3 uses template `missing-"),
+        "{}",
+        run.all()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_mistakes_are_warned_and_drafts_stay_unpublished() {
+    let site = default_site_copy();
+    // A post without the title its template prints, a draft, a list naming
+    // no collection, a data glob matching nothing.
+    edit(
+        &site,
+        "content/posts/reclaiming-clay.md",
+        "title: ",
+        "headline: ",
+    );
+    edit(
+        &site,
+        "content/posts/wedging-by-hand.md",
+        "---\n",
+        "---\ndraft: true\n",
+    );
+    let toml = std::fs::read_to_string(site.path().join("site.toml")).unwrap();
+    std::fs::write(
+        site.path().join("site.toml"),
+        format!(
+            "{toml}\n[[render]]\ntemplate = \"archive.html\"\nurl = \"/all/\"\nitems = [\"post\"]\n\n[[render]]\ntemplate = \"page.html\"\ndata = \"content/nothing/*.md\"\nurl = \"/n/{{slug}}/\"\n"
+        ),
+    )
+    .unwrap();
+    let run = site.kiln(&["check"]).await;
+    assert_eq!(run.code, 0, "warnings only: {}", run.all());
+    let err = &run.stderr;
+    for expected in [
+        "`page.title` is undefined, so it prints nothing",
+        "/posts/reclaiming-clay/ (content/posts/reclaiming-clay.md)",
+        "items = [\"post\"] names no collection",
+        "collections: posts",
+        "data = \"content/nothing/*.md\" matches no file",
+        "1 draft(s) (`draft: true`) left out",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    let strict = site.kiln(&["check", "--strict"]).await;
+    assert_eq!(strict.code, 2, "{}", strict.all());
+    // The draft is not built, unless asked for.
+    let build = site.kiln(&["build"]).await;
+    assert_eq!(build.code, 0, "{}", build.all());
+    assert!(site.read("posts/wedging-by-hand/index.html").is_none());
+    assert!(
+        !site
+            .read("index.html")
+            .unwrap()
+            .contains("/posts/wedging-by-hand/")
+    );
+    assert!(!site.read("feed.xml").unwrap().contains("wedging-by-hand"));
+    let build = site.kiln(&["--drafts", "build"]).await;
+    assert_eq!(build.code, 0, "{}", build.all());
+    assert!(site.read("posts/wedging-by-hand/index.html").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_links_finds_internal_links_to_no_page() {
+    let site = default_site_copy();
+    edit(
+        &site,
+        "templates/page.html",
+        "{{ page.content | safe }}",
+        "{{ page.content | safe }}<a href=\"/nowhere/\">x</a><a href=\"/about\">ok</a><a href=\"https://example.org/x\">ext</a>",
+    );
+    let run = site.kiln(&["check", "--links"]).await;
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("link to /nowhere/ reaches no page, in 1 page: /about/"),
+        "{}",
+        run.all()
+    );
+    assert!(!run.stderr.contains("/about reaches"), "{}", run.all());
+    assert!(!run.stderr.contains("example.org"), "{}", run.all());
+    // Without --links, links are not checked.
+    assert_eq!(site.kiln(&["check"]).await.code, 0);
+}
