@@ -191,7 +191,7 @@ fn broken_links(
         if !page.is_html {
             continue;
         }
-        let found = crate::linkscan::scan(page.body.as_bytes(), true);
+        let found = crate::linkscan::scan(&page.body, true);
         let Some(page_scope) = scope.page(url, found.base.as_deref()) else {
             continue;
         };

@@ -188,6 +188,8 @@ pub(crate) struct Config {
     pub(crate) queue: PathBuf,
     /// Templates directory.
     pub(crate) templates: PathBuf,
+    /// Static files directory (render mode; absent is fine).
+    pub(crate) static_dir: PathBuf,
     /// Releases to keep.
     pub(crate) keep_releases: usize,
     /// `site.*` template variables.
@@ -324,6 +326,7 @@ impl Config {
             state: site.state,
             queue: site.queue,
             templates: site.templates,
+            static_dir: site.static_dir,
             keep_releases: site.keep_releases,
             vars: site.vars,
             origin,

@@ -19,6 +19,9 @@ pub(crate) struct RawSite {
     pub(crate) queue: Option<PathBuf>,
     /// Templates directory (render mode).
     pub(crate) templates: Option<PathBuf>,
+    /// Files copied into the output as they are (render mode): images, CSS.
+    #[serde(rename = "static")]
+    pub(crate) static_dir: Option<PathBuf>,
     /// Releases kept by `build --release`.
     pub(crate) keep_releases: Option<usize>,
     /// Site title and other values exposed to templates as `site.*`.
@@ -32,6 +35,7 @@ pub(super) struct Site {
     pub(super) state: PathBuf,
     pub(super) queue: PathBuf,
     pub(super) templates: PathBuf,
+    pub(super) static_dir: PathBuf,
     pub(super) keep_releases: usize,
     pub(super) vars: BTreeMap<String, toml::Value>,
     /// Said once to the user (the old state location in use).
@@ -93,6 +97,7 @@ pub(super) fn resolve_site(
         state,
         queue,
         templates: resolve(raw.templates, "templates"),
+        static_dir: resolve(raw.static_dir, "static"),
         keep_releases,
         vars: raw.vars,
         notices,

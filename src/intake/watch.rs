@@ -52,6 +52,10 @@ pub(crate) fn classify(cfg: &Config, path: &Path) -> Option<Change> {
         return Some(Change::Template(name));
     }
     let rel = rel_to(&cfg.base_dir)?;
+    // A file under static/ is the "data" of its own page.
+    if rel_to(&cfg.static_dir).is_some() {
+        return Some(Change::Data(rel));
+    }
     cfg.render
         .iter()
         .filter_map(|r| r.data.as_ref())
@@ -73,6 +77,10 @@ pub(crate) fn targets_for(
             }
             Change::Data(rel) => {
                 out.insert(Target::Tag(Tag::Data(rel.clone()).into()));
+                // A directory moved or made in one go: its files' pages.
+                for url in renderer.urls_under(rel) {
+                    out.insert(Target::Url(url));
+                }
                 for coll in renderer.collections_of_data(cfg, rel) {
                     out.insert(Target::Tag(Tag::Collection(coll).into()));
                 }
@@ -84,6 +92,9 @@ pub(crate) fn targets_for(
 
 fn watched_dirs(cfg: &Config) -> Vec<PathBuf> {
     let mut dirs = vec![cfg.templates.clone()];
+    if cfg.static_dir.is_dir() {
+        dirs.push(cfg.static_dir.clone());
+    }
     for r in &cfg.render {
         if let Some(g) = &r.data {
             if !dirs.contains(&g.dir) {

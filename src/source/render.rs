@@ -65,7 +65,7 @@ pub(crate) enum RenderError {
     },
     /// Two routes produce `/a` and `/a/`, which are one file.
     #[error(
-        "URLs `{first_url}` (by {first}) and `{second_url}` (by {second}) are the same file (`a/` and `a` both map to a/index.html); give one of them another URL"
+        "URLs `{first_url}` (by {first}) and `{second_url}` (by {second}) are the same file (`a`, `a/` and `a/index.html` all map to a/index.html); give one of them another URL"
     )]
     SameFile {
         /// The URL produced first.
@@ -103,8 +103,8 @@ impl RenderError {
 /// A rendered page.
 #[derive(Debug, Clone)]
 pub(crate) struct Rendered {
-    /// The HTML, XML or CSS.
-    pub(crate) body: String,
+    /// The HTML, XML or CSS (or a static file's bytes).
+    pub(crate) body: Vec<u8>,
     /// Dependency tags.
     pub(crate) tags: Vec<String>,
     /// Whether it maps to `index.html` (no extension or `.html`).
@@ -115,6 +115,8 @@ pub(crate) struct Rendered {
 
 #[derive(Debug, Clone)]
 struct PageSpec {
+    /// The file copied as it is, for a page from `static/`.
+    static_file: Option<PathBuf>,
     route: usize,
     template: String,
     item: Option<Value>,
@@ -178,19 +180,15 @@ impl Renderer {
         let mut drafts = 0;
         let mut collections: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         let mut pages: BTreeMap<String, PageSpec> = BTreeMap::new();
-        let mut producer: BTreeMap<String, String> = BTreeMap::new();
+        // The file a URL is written to, and who produced it first.
+        let mut producer: BTreeMap<String, (String, String)> = BTreeMap::new();
         let mut add = |url: String, spec: PageSpec, who: String| -> Result<(), RenderError> {
             // `/about` and `/about/` are one file (`about/index.html`): two
             // routes writing it would silently overwrite each other.
-            let twin = match url.strip_suffix('/') {
-                Some(bare) if !bare.is_empty() => bare.to_string(),
-                _ => format!("{url}/"),
-            };
-            let clash = producer
-                .get(&url)
-                .map(|first| (url.clone(), first))
-                .or_else(|| producer.get(&twin).map(|first| (twin.clone(), first)));
+            // `/about/index.html` (a static file) is that file too.
+            let clash = producer.get(&file_key(&url)).cloned();
             if let Some((taken, first)) = clash {
+                let first = &first;
                 return Err(if taken == url {
                     RenderError::DuplicateUrl {
                         url,
@@ -206,7 +204,7 @@ impl Renderer {
                     }
                 });
             }
-            producer.insert(url.clone(), who);
+            producer.insert(file_key(&url), (url.clone(), who));
             pages.insert(url, spec);
             Ok(())
         };
@@ -247,6 +245,7 @@ impl Renderer {
                 add(
                     url,
                     PageSpec {
+                        static_file: None,
                         route: i,
                         template: route.template.clone(),
                         item: Some(value.clone()),
@@ -282,6 +281,7 @@ impl Renderer {
                 None => add(
                     route.url.clone(),
                     PageSpec {
+                        static_file: None,
                         route: i,
                         template: route.template.clone(),
                         item: None,
@@ -309,6 +309,7 @@ impl Renderer {
                         add(
                             url,
                             PageSpec {
+                                static_file: None,
                                 route: i,
                                 template: route.template.clone(),
                                 item: None,
@@ -321,6 +322,37 @@ impl Renderer {
                     }
                 }
             }
+        }
+        // Static files: a page each, at their path under `static/`, so a
+        // build, a release, the daemon's watcher and removals treat them
+        // as every other page.
+        for (rel, abs) in static_files(&cfg.static_dir) {
+            let Ok(url) = crate::urlpath::canonical(&format!("/{rel}")) else {
+                warnings.push(format!(
+                    "{}: not a usable URL path; left out",
+                    abs.display()
+                ));
+                continue;
+            };
+            let data_path = abs
+                .strip_prefix(&cfg.base_dir)
+                .unwrap_or(&abs)
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string();
+            add(
+                url,
+                PageSpec {
+                    static_file: Some(abs.clone()),
+                    route: usize::MAX,
+                    template: String::new(),
+                    item: None,
+                    data_path: Some(data_path.clone()),
+                    group: None,
+                    items: Vec::new(),
+                },
+                data_path,
+            )?;
         }
         for (i, route) in cfg.render.iter().enumerate() {
             for name in route.items.iter().filter(|n| !collections.contains_key(*n)) {
@@ -383,6 +415,21 @@ impl Renderer {
             .any(|p| p.data_path.as_deref() == Some(rel))
     }
 
+    /// The pages made from data (or static) files under directory `rel`:
+    /// a directory that appeared at once with its files.
+    pub(crate) fn urls_under(&self, rel: &str) -> Vec<String> {
+        let prefix = format!("{}/", rel.trim_end_matches('/'));
+        self.pages
+            .iter()
+            .filter(|(_, p)| {
+                p.data_path
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with(&prefix))
+            })
+            .map(|(u, _)| u.clone())
+            .collect()
+    }
+
     /// Every URL the routes produce, sorted.
     pub(crate) fn urls(&self) -> Vec<String> {
         self.pages.keys().cloned().collect()
@@ -400,7 +447,9 @@ impl Renderer {
         for c in &spec.items {
             tags.insert(Tag::Collection(c.to_string()).into());
         }
-        tags.insert(format!("route:{}", spec.route));
+        if spec.static_file.is_none() {
+            tags.insert(format!("route:{}", spec.route));
+        }
         tags.into_iter().collect()
     }
 
@@ -463,6 +512,18 @@ impl Renderer {
         url: &str,
         spec: &PageSpec,
     ) -> Result<Rendered, RenderError> {
+        if let Some(file) = &spec.static_file {
+            let body = std::fs::read(file).map_err(|e| RenderError::Data {
+                file: file.clone(),
+                message: e.to_string(),
+            })?;
+            return Ok(Rendered {
+                body,
+                tags: self.tags_of(spec),
+                is_html: url.ends_with(".html"),
+                content_type: None,
+            });
+        }
         let tmpl = env
             .get_template(&spec.template)
             .map_err(|e| template_error(&self.templates_dir, &self.sources, &spec.template, &e))?;
@@ -498,7 +559,7 @@ impl Renderer {
             _ => true,
         };
         Ok(Rendered {
-            body,
+            body: body.into_bytes(),
             tags: self.tags_of(spec),
             is_html,
             content_type: self.content_types.get(spec.route).cloned().flatten(),
@@ -730,6 +791,41 @@ fn find_data_files(base: &Path, glob: &DataGlob) -> Vec<(String, PathBuf)> {
         if glob.matcher.is_match(&rel) {
             out.push((rel, entry.path().to_path_buf()));
         }
+    }
+    out
+}
+
+/// One key per output file: `/a`, `/a/` and `/a/index.html` are one.
+fn file_key(url: &str) -> String {
+    url.strip_suffix("index.html")
+        .unwrap_or(url)
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// Every file under `dir` (none when it does not exist), relative with
+/// `/`, sorted; editor and dot files left out.
+fn static_files(dir: &Path) -> Vec<(String, PathBuf)> {
+    if !dir.is_dir() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(Result::ok)
+    {
+        if !entry.file_type().is_file() || is_editor_junk(entry.path()) {
+            continue;
+        }
+        let rel = entry
+            .path()
+            .strip_prefix(dir)
+            .unwrap_or(entry.path())
+            .to_string_lossy()
+            .replace('\\', "/");
+        out.push((rel, entry.path().to_path_buf()));
     }
     out
 }

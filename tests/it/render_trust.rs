@@ -216,3 +216,68 @@ async fn check_links_finds_internal_links_to_no_page() {
     // Without --links, links are not checked.
     assert_eq!(site.kiln(&["check"]).await.code, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_files_are_copied_into_every_build_and_release_and_follow_edits() {
+    let site = default_site_copy();
+    let png: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+    std::fs::create_dir_all(site.path().join("static/img")).unwrap();
+    std::fs::write(site.path().join("static/img/logo.png"), &png).unwrap();
+    std::fs::write(site.path().join("static/robots.txt"), "User-agent: *\n").unwrap();
+    std::fs::write(site.path().join("static/.hidden"), "no").unwrap();
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(std::fs::read(site.file("img/logo.png")).unwrap(), png);
+    assert_eq!(site.read("robots.txt").unwrap(), "User-agent: *\n");
+    assert!(site.read(".hidden").is_none());
+    // A static file where a page is: one URL, two producers, said.
+    std::fs::create_dir_all(site.path().join("static/about")).unwrap();
+    std::fs::write(site.path().join("static/about/index.html"), "x").unwrap();
+    let clash = site.kiln(&["check"]).await;
+    assert_eq!(clash.code, 2, "{}", clash.all());
+    std::fs::remove_dir_all(site.path().join("static/about")).unwrap();
+    // Releases carry them (hard-linked when unchanged).
+    let run = site
+        .kiln(&["--out", "releases", "build", "--release"])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let live = site.path().join("releases/current");
+    assert_eq!(std::fs::read(live.join("img/logo.png")).unwrap(), png);
+    let run = site
+        .kiln(&["--out", "releases", "build", "--release"])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        std::fs::read(live.join("robots.txt")).unwrap(),
+        b"User-agent: *\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_follows_static_files_added_changed_and_removed() {
+    let site = default_site_copy();
+    std::fs::create_dir_all(site.path().join("static")).unwrap();
+    std::fs::write(site.path().join("static/robots.txt"), "v1\n").unwrap();
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let d = site.daemon_logged().await;
+    d.wait_for_log(&["daemon started"]).await;
+    let wait = |rel: &'static str, want: Option<&'static str>| {
+        let site = &site;
+        async move {
+            crate::util::wait_until(std::time::Duration::from_secs(10), rel, || async {
+                site.read(rel).as_deref() == want
+            })
+            .await
+        }
+    };
+    std::fs::write(site.path().join("static/robots.txt"), "v2\n").unwrap();
+    wait("robots.txt", Some("v2\n")).await;
+    std::fs::create_dir_all(site.path().join("static/css")).unwrap();
+    std::fs::write(site.path().join("static/css/extra.css"), "p{}\n").unwrap();
+    wait("css/extra.css", Some("p{}\n")).await;
+    std::fs::remove_file(site.path().join("static/robots.txt")).unwrap();
+    wait("robots.txt", None).await;
+    // The page that was not touched stays.
+    assert!(site.read("css/extra.css").is_some());
+    assert!(site.read("index.html").is_some());
+}
