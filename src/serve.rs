@@ -42,6 +42,12 @@ const LIVE_RELOAD: &str = r#"<script data-kiln-live-reload>
     box.textContent = "kiln: " + text;
   };
   events.addEventListener("reload", () => location.reload());
+  // A restarted `kiln serve` (site.toml changed): the page it shows may be new.
+  let instance = null;
+  events.addEventListener("hello", (e) => {
+    if (instance !== null && instance !== e.data) location.reload();
+    instance = e.data;
+  });
   events.addEventListener("error-message", (e) => overlay(e.data));
   events.addEventListener("ok", () => overlay(null));
 })();
@@ -56,6 +62,8 @@ pub(crate) enum LiveEvent {
     Error(String),
     /// They load again.
     Ok,
+    /// This run of `kiln serve` ends (Ctrl-C, or site.toml changed).
+    Closing,
 }
 
 /// The preview server's view of the site.
@@ -71,18 +79,39 @@ pub(crate) struct Preview {
     pub(crate) events: broadcast::Sender<LiveEvent>,
     /// The current template error, sent to pages that connect while it lasts.
     pub(crate) error: Arc<std::sync::Mutex<Option<String>>>,
+    /// Which run of `kiln serve` this is: a page that reconnects to another
+    /// one (site.toml changed) reloads.
+    instance: String,
     client: reqwest::Client,
 }
 
 impl Preview {
     /// A preview of `root`.
-    pub(crate) fn new(root: WebRoot, index: Index, origin: Option<url::Url>) -> Preview {
+    pub(crate) fn new(
+        root: WebRoot,
+        index: Index,
+        origin: Option<url::Url>,
+        closing: CancellationToken,
+    ) -> Preview {
+        let events = broadcast::channel(64).0;
+        {
+            let events = events.clone();
+            let closing = closing.clone();
+            tokio::spawn(async move {
+                closing.cancelled().await;
+                let _ = events.send(LiveEvent::Closing);
+            });
+        }
         Preview {
             root,
             index,
             origin,
-            events: broadcast::channel(64).0,
+            events,
             error: Arc::default(),
+            instance: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos().to_string())
+                .unwrap_or_default(),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -101,7 +130,12 @@ pub(crate) fn router(preview: Preview) -> Router {
 
 /// Turns the daemon's signals into browser events: a reload once a burst of
 /// regenerations is over, an overlay while the templates are broken.
-pub(crate) async fn follow(preview: Preview, backlog: Arc<Backlog>, stop: CancellationToken) {
+pub(crate) async fn follow(
+    preview: Preview,
+    backlog: Arc<Backlog>,
+    mut config: tokio::sync::watch::Receiver<Option<String>>,
+    stop: CancellationToken,
+) {
     let mut changes = backlog.changes.subscribe();
     let mut errors = backlog.template_error.subscribe();
     let mut pages = backlog.render_errors.subscribe();
@@ -123,35 +157,49 @@ pub(crate) async fn follow(preview: Preview, backlog: Arc<Backlog>, stop: Cancel
             changed = errors.changed() => {
                 if changed.is_err() { return; }
                 errors.borrow_and_update();
-                show_error(&preview, &backlog);
+                show_error(&preview, &backlog, &config);
             }
             changed = pages.changed() => {
                 if changed.is_err() { return; }
                 pages.borrow_and_update();
-                show_error(&preview, &backlog);
+                show_error(&preview, &backlog, &config);
+            }
+            changed = config.changed() => {
+                if changed.is_err() { return; }
+                config.borrow_and_update();
+                show_error(&preview, &backlog, &config);
             }
         }
     }
 }
 
-/// What the overlay shows: why the templates do not load, else the first
-/// page that fails to render (and how many more), else nothing.
-fn show_error(preview: &Preview, backlog: &Backlog) {
-    let error = backlog.template_error.borrow().clone().or_else(|| {
-        let pages = backlog.render_errors.borrow();
-        pages.iter().next().map(|(url, problem)| {
-            let more = pages.len() - 1;
-            let more = if more > 0 {
-                format!(
-                    "\n\n(and {more} more page{} failing)",
-                    if more == 1 { "" } else { "s" }
-                )
-            } else {
-                String::new()
-            };
-            format!("{url} does not render:\n{problem}{more}")
-        })
-    });
+/// What the overlay shows: why site.toml does not load, else why the
+/// templates do not, else the first page that fails to render (and how many
+/// more), else nothing.
+fn show_error(
+    preview: &Preview,
+    backlog: &Backlog,
+    config: &tokio::sync::watch::Receiver<Option<String>>,
+) {
+    let error = config
+        .borrow()
+        .clone()
+        .or_else(|| backlog.template_error.borrow().clone())
+        .or_else(|| {
+            let pages = backlog.render_errors.borrow();
+            pages.iter().next().map(|(url, problem)| {
+                let more = pages.len() - 1;
+                let more = if more > 0 {
+                    format!(
+                        "\n\n(and {more} more page{} failing)",
+                        if more == 1 { "" } else { "s" }
+                    )
+                } else {
+                    String::new()
+                };
+                format!("{url} does not render:\n{problem}{more}")
+            })
+        });
     if let Ok(mut e) = preview.error.lock() {
         if *e == error {
             return;
@@ -164,20 +212,93 @@ fn show_error(preview: &Preview, backlog: &Backlog) {
     });
 }
 
+/// Watches the config file; when it changes and loads, cancels `restart`
+/// (kiln serve starts over with it); when it does not load, says why in
+/// `errors` (the overlay) and on stderr, and keeps the running config.
+pub(crate) fn watch_config(
+    g: crate::cmd::GlobalArgs,
+    file: PathBuf,
+    restart: CancellationToken,
+    errors: tokio::sync::watch::Sender<Option<String>>,
+) -> Option<crate::intake::watch::WatchHandle> {
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let name = file.file_name()?.to_owned();
+    let handle = crate::intake::watch::watch_dirs(
+        std::slice::from_ref(&dir),
+        notify::RecursiveMode::NonRecursive,
+        "edits to site.toml need a restart of kiln serve",
+    )
+    .ok()?;
+    let crate::intake::watch::WatchHandle {
+        watcher,
+        mut rx,
+        overflow,
+    } = handle;
+    let mut seen = std::fs::read(&file).ok();
+    tokio::spawn(async move {
+        loop {
+            let path = tokio::select! {
+                _ = restart.cancelled() => return,
+                p = rx.recv() => match p { Some(p) => p, None => return },
+            };
+            if path.file_name() != Some(name.as_os_str()) {
+                continue;
+            }
+            // An editor's save arrives as several events: let them settle.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            while rx.try_recv().is_ok() {}
+            let now = std::fs::read(&file).ok();
+            if now.is_none() || now == seen {
+                continue;
+            }
+            seen = now;
+            match g.load_config() {
+                Ok(_) => {
+                    errors.send_replace(None);
+                    restart.cancel();
+                    return;
+                }
+                Err(e) => {
+                    eprintln!("error: {e}\n(still serving with the previous site.toml)");
+                    errors.send_replace(Some(format!(
+                        "{e}\n\n(still serving with the previous site.toml)"
+                    )));
+                }
+            }
+        }
+    });
+    Some(crate::intake::watch::WatchHandle {
+        watcher,
+        rx: tokio::sync::mpsc::channel(1).1,
+        overflow,
+    })
+}
+
 async fn events(State(p): State<Preview>) -> impl IntoResponse {
     use tokio_stream::StreamExt;
     // A page that connects while the templates are broken sees why at once.
     let current = p.error.lock().ok().and_then(|e| e.clone());
+    let hello = Event::default().event("hello").data(p.instance.clone());
     let first = tokio_stream::iter(current.map(LiveEvent::Error));
     let live =
         tokio_stream::wrappers::BroadcastStream::new(p.events.subscribe()).filter_map(Result::ok);
     let stream = first.chain(live).map(|ev| {
         Ok::<_, Infallible>(match ev {
-            LiveEvent::Reload => Event::default().event("reload").data("1"),
-            LiveEvent::Error(e) => Event::default().event("error-message").data(e),
-            LiveEvent::Ok => Event::default().event("ok").data("1"),
+            LiveEvent::Reload => Some(Event::default().event("reload").data("1")),
+            LiveEvent::Error(e) => Some(Event::default().event("error-message").data(e)),
+            LiveEvent::Ok => Some(Event::default().event("ok").data("1")),
+            // The end of this run: the stream ends.
+            LiveEvent::Closing => None,
         })
     });
+    let stream = tokio_stream::once(Ok::<_, Infallible>(Some(hello)))
+        .chain(stream)
+        .take_while(|ev| !matches!(ev, Ok(None)))
+        .map(|ev| ev.map(Option::unwrap_or_default));
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 

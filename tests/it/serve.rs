@@ -298,3 +298,89 @@ async fn fetch_mode_serves_baked_files_and_proxies_the_rest() {
     );
     drop(serve);
 }
+
+#[cfg_attr(
+    kiln_no_chromium,
+    ignore = "chromium is not on PATH: install it (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_site_toml_is_applied_and_a_broken_one_is_shown() {
+    require!("chromium");
+    let site = default_site_copy();
+    let serve = Serve::start(&site, &[]).await;
+    let get = |path: &str| {
+        let url = format!("{}{path}", serve.url);
+        async move {
+            match reqwest::get(&url).await {
+                Ok(r) => r.status().as_u16(),
+                Err(_) => 0,
+            }
+        }
+    };
+    assert_eq!(get("/all/").await, 404);
+    let browser = Browser::open(&format!("{}/about/", serve.url)).await;
+    let mut page = browser.page().await;
+    page.wait_for(
+        "the about page",
+        "document.querySelector('h1') && document.querySelector('h1').textContent",
+        |v| v.as_str().is_some_and(|s| s.contains("About")),
+    )
+    .await;
+    page.eval("window.kilnMarker = 1").await;
+    // A new route: served once site.toml is saved, and the open page reloads.
+    let toml_path = site.path().join("site.toml");
+    let toml = std::fs::read_to_string(&toml_path).unwrap();
+    let with_route = format!(
+        "{toml}\n[[render]]\ntemplate = \"archive.html\"\nurl = \"/all/\"\nitems = [\"posts\"]\n"
+    );
+    std::fs::write(&toml_path, &with_route).unwrap();
+    crate::util::wait_until(
+        Duration::from_secs(30),
+        "the new route to be served",
+        || async { get("/all/").await == 200 },
+    )
+    .await;
+    page.wait_for(
+        "the open page to reload after the restart",
+        "window.kilnMarker === undefined",
+        |v| v == &serde_json::Value::Bool(true),
+    )
+    .await;
+    // A broken site.toml: shown over the page, the site still served.
+    std::fs::write(&toml_path, format!("{with_route}\n[nosuchkey]\nx = 1\n")).unwrap();
+    let overlay = page
+        .wait_for(
+            "the config error overlay",
+            "document.getElementById('kiln-error') && document.getElementById('kiln-error').textContent",
+            |v| v.as_str().is_some_and(|s| s.contains("site.toml")),
+        )
+        .await;
+    assert!(overlay.as_str().unwrap().contains("nosuchkey"), "{overlay}");
+    assert_eq!(get("/all/").await, 200);
+    std::fs::write(&toml_path, &with_route).unwrap();
+    page.wait_for(
+        "the overlay to go",
+        "document.getElementById('kiln-error') === null",
+        |v| v == &serde_json::Value::Bool(true),
+    )
+    .await;
+    drop(browser);
+    drop(serve);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_without_a_site_says_how_to_make_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no site.toml in") && err.contains("kiln init --render"),
+        "{err}"
+    );
+}
