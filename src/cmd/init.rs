@@ -1,5 +1,5 @@
-//! `kiln init`: a commented `site.toml` (and for render mode a minimal
-//! `templates/` and `content/`) in the current directory. Never overwrites.
+//! `kiln init`: a commented `site.toml` (and for render mode the bundled
+//! default site as a starter) in the current directory. Never overwrites.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -10,7 +10,7 @@ use super::{Exit, GlobalArgs, UsageError};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   kiln init --origin http://127.0.0.1:8000   bake an app running on port 8000
-  kiln init --render                         a template site: site.toml, templates/, content/
+  kiln init --render                         a styled blog to start from: site.toml, templates/, content/
   kiln init                                  asks which, on a terminal")]
 pub struct InitArgs {
     /// Render pages from templates and data files instead of fetching them
@@ -51,68 +51,110 @@ precompress = ["gzip"]      # .gz siblings for nginx's gzip_static
 listen = "127.0.0.1:7878"   # POST /v1/regen {"targets": ["tag:post:42"]}
 "#;
 
-const RENDER_TOML: &str = r#"# kiln site config: render pages from templates and data files.
-# Every key is optional; `kiln check` validates this file.
+/// The starter `kiln init --render` writes: the bundled default site (a
+/// styled blog with posts, tags, an archive, a feed, a sitemap and a 404
+/// page), file for file. `tests/it/init.rs` checks this list is the whole
+/// bundled site, so the starter never falls behind it.
+pub(crate) const STARTER: &[(&str, &str)] = &[
+    ("site.toml", include_str!("../../site.toml")),
+    (
+        "content/pages/about.md",
+        include_str!("../../content/pages/about.md"),
+    ),
+    (
+        "content/posts/reading-a-firing-schedule.md",
+        include_str!("../../content/posts/reading-a-firing-schedule.md"),
+    ),
+    (
+        "content/posts/reclaiming-clay.md",
+        include_str!("../../content/posts/reclaiming-clay.md"),
+    ),
+    (
+        "content/posts/test-tiles-are-cheap.md",
+        include_str!("../../content/posts/test-tiles-are-cheap.md"),
+    ),
+    (
+        "content/posts/the-new-kiln-controller.md",
+        include_str!("../../content/posts/the-new-kiln-controller.md"),
+    ),
+    (
+        "content/posts/wedging-by-hand.md",
+        include_str!("../../content/posts/wedging-by-hand.md"),
+    ),
+    (
+        "content/posts/why-our-celadon-crazes.md",
+        include_str!("../../content/posts/why-our-celadon-crazes.md"),
+    ),
+    (
+        "templates/404.html",
+        include_str!("../../templates/404.html"),
+    ),
+    (
+        "templates/archive.html",
+        include_str!("../../templates/archive.html"),
+    ),
+    (
+        "templates/base.html",
+        include_str!("../../templates/base.html"),
+    ),
+    (
+        "templates/feed.xml",
+        include_str!("../../templates/feed.xml"),
+    ),
+    (
+        "templates/index.html",
+        include_str!("../../templates/index.html"),
+    ),
+    (
+        "templates/macros.html",
+        include_str!("../../templates/macros.html"),
+    ),
+    (
+        "templates/page.html",
+        include_str!("../../templates/page.html"),
+    ),
+    (
+        "templates/partials/footer.html",
+        include_str!("../../templates/partials/footer.html"),
+    ),
+    (
+        "templates/partials/nav.html",
+        include_str!("../../templates/partials/nav.html"),
+    ),
+    (
+        "templates/partials/post-meta.html",
+        include_str!("../../templates/partials/post-meta.html"),
+    ),
+    (
+        "templates/post.html",
+        include_str!("../../templates/post.html"),
+    ),
+    (
+        "templates/sitemap.xml",
+        include_str!("../../templates/sitemap.xml"),
+    ),
+    (
+        "templates/style.css",
+        include_str!("../../templates/style.css"),
+    ),
+    (
+        "templates/tag.html",
+        include_str!("../../templates/tag.html"),
+    ),
+];
 
-[site]
-out = "public"
-
-[site.vars]
-title = "My site"
-
-[output]
-precompress = ["gzip"]
-
-# One page per Markdown file in content/posts/, at /posts/<slug>/.
-[[render]]
-template = "post.html"
-data = "content/posts/*.md"
-url = "/posts/{slug}/"
-collection = "posts"
-
-# The home page lists every post.
-[[render]]
-template = "index.html"
-url = "/"
-items = ["posts"]
-"#;
-
-const BASE_HTML: &str = r#"<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  <title>{% block title %}{{ site.title }}{% endblock %}</title>
-</head>
-<body>
-  <header><a href="/">{{ site.title }}</a></header>
-  <main>{% block content %}{% endblock %}</main>
-</body>
-</html>
-"#;
-
-const INDEX_HTML: &str = r#"{% extends "base.html" %}
-{% block content %}
-<h1>{{ site.title }}</h1>
-<ul>
-{% for post in collections.posts %}
-  <li><a href="{{ post.url }}">{{ post.title }}</a></li>
-{% endfor %}
-</ul>
-{% endblock %}
-"#;
-
-const POST_HTML: &str = r#"{% extends "base.html" %}
-{% block title %}{{ page.title }} — {{ site.title }}{% endblock %}
-{% block content %}
-<article>
-  <h1>{{ page.title }}</h1>
-  {{ page.content | safe }}
-</article>
-{% endblock %}
-"#;
-
-const FIRST_POST: &str = "---\ntitle: Hello, kiln\ndate: 2026-01-01\n---\nThis page was rendered by kiln. Edit `content/posts/hello.md` while `kiln serve` runs and watch it change.\n";
+/// The bundled site.toml's first line speaks of the repository; a new
+/// site's speaks of itself.
+fn starter_file(path: &str, text: &str) -> String {
+    match path {
+        "site.toml" => text.replacen(
+            "# The bundled default site. `cargo run --release -- build` renders it into public/.",
+            "# kiln site config: render pages from templates/ and content/ (kiln init --render).\n# `kiln serve` previews it with live reload; `kiln build` bakes it into public/.",
+            1,
+        ),
+        _ => text.to_string(),
+    }
+}
 
 /// Writes the files, refusing to overwrite any.
 pub async fn run(g: &GlobalArgs, args: InitArgs) -> anyhow::Result<Exit> {
@@ -138,13 +180,10 @@ pub async fn run(g: &GlobalArgs, args: InitArgs) -> anyhow::Result<Exit> {
                 FETCH_TOML.replace("{ORIGIN}", parsed.as_str().trim_end_matches('/')),
             )]
         }
-        Mode::Render => vec![
-            ("site.toml", RENDER_TOML.to_string()),
-            ("templates/base.html", BASE_HTML.to_string()),
-            ("templates/index.html", INDEX_HTML.to_string()),
-            ("templates/post.html", POST_HTML.to_string()),
-            ("content/posts/hello.md", FIRST_POST.to_string()),
-        ],
+        Mode::Render => STARTER
+            .iter()
+            .map(|(path, text)| (*path, starter_file(path, text)))
+            .collect(),
     };
     let taken: Vec<&str> = files
         .iter()

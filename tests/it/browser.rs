@@ -35,10 +35,16 @@ pub fn chromium_args(profile: &std::path::Path) -> Vec<String> {
 
 impl Browser {
     pub async fn open(url: &str) -> Browser {
+        Browser::open_sized(url, "1280,900").await
+    }
+
+    /// [`Browser::open`] with a window of `size` ("390,844" is a phone).
+    pub async fn open_sized(url: &str, size: &str) -> Browser {
         let profile = tempfile::tempdir().unwrap();
         let port = free_port();
         let child = tokio::process::Command::new("chromium")
             .args(chromium_args(profile.path()))
+            .arg(format!("--window-size={size}"))
             .arg(format!("--remote-debugging-port={port}"))
             .arg(url)
             .stdout(std::process::Stdio::null())
@@ -94,12 +100,33 @@ pub struct Page {
 impl Page {
     /// Evaluates a JavaScript expression in the page, returning its value.
     pub async fn eval(&mut self, expr: &str) -> serde_json::Value {
+        self.call(
+            "Runtime.evaluate",
+            serde_json::json!({"expression": expr, "returnByValue": true}),
+        )
+        .await["result"]["value"]
+            .clone()
+    }
+
+    /// Emulates a screen `width` × `height` CSS pixels wide (a phone at
+    /// 390: headless windows are never narrower than 500), and reloads.
+    pub async fn emulate_screen(&mut self, width: u32, height: u32, mobile: bool) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            serde_json::json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
+        )
+        .await;
+        self.eval("location.reload()").await;
+    }
+
+    /// Sends one DevTools command and returns its result.
+    pub async fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
         let id = self.next_id;
         self.next_id += 1;
         let msg = serde_json::json!({
             "id": id,
-            "method": "Runtime.evaluate",
-            "params": {"expression": expr, "returnByValue": true},
+            "method": method,
+            "params": params,
         });
         self.ws
             .send(tokio_tungstenite::tungstenite::Message::Text(
@@ -113,7 +140,7 @@ impl Page {
             };
             let v: serde_json::Value = serde_json::from_str(&t).unwrap();
             if v["id"] == id {
-                return v["result"]["result"]["value"].clone();
+                return v["result"].clone();
             }
         }
         panic!("DevTools connection closed");

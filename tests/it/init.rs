@@ -16,11 +16,48 @@ async fn init_render_makes_a_site_that_builds_and_never_overwrites() {
     assert_eq!(site.kiln(&["check"]).await.code, 0);
     let build = site.kiln(&["build"]).await;
     assert_eq!(build.code, 0, "{}", build.all());
-    assert!(
-        site.read("posts/hello/index.html")
-            .unwrap()
-            .contains("Hello, kiln")
+    // The starter is the bundled site, file for file (its first comment
+    // aside), so a newcomer starts from the styled one.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut bundled: Vec<String> = walkdir::WalkDir::new(root.join("templates"))
+        .into_iter()
+        .chain(walkdir::WalkDir::new(root.join("content")))
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().strip_prefix(root).unwrap().display().to_string())
+        .collect();
+    bundled.sort();
+    let mut written: Vec<String> = walkdir::WalkDir::new(site.path())
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            e.path()
+                .strip_prefix(site.path())
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .filter(|p| p.starts_with("templates/") || p.starts_with("content/"))
+        .collect();
+    written.sort();
+    assert_eq!(
+        written, bundled,
+        "kiln init --render writes the bundled site"
     );
+    for rel in &bundled {
+        assert_eq!(
+            std::fs::read(site.path().join(rel)).unwrap(),
+            std::fs::read(root.join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+    assert!(
+        site.read("posts/reading-a-firing-schedule/index.html")
+            .is_some()
+    );
+    assert!(site.read("404.html").is_some());
+    assert!(site.read("feed.xml").is_some());
     let toml = std::fs::read_to_string(site.path().join("site.toml")).unwrap();
     let again = site.kiln(&["init", "--render"]).await;
     assert_eq!(again.code, 2, "{}", again.all());
