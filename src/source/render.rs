@@ -686,10 +686,13 @@ fn reading_minutes(html: String) -> usize {
     text.split_whitespace().count().div_ceil(200).max(1)
 }
 
-/// Templates a template source names directly: extends, include (string or
-/// list of strings), import and from-import. Dynamic names are ignored.
-pub(crate) fn direct_deps(source: &str) -> BTreeSet<String> {
+/// The templates a template source names directly (extends, include of a
+/// string or a list of strings, import and from-import), and the first
+/// name it gives by a variable (`{% include layout %}`), which no scan can
+/// follow.
+fn template_refs(source: &str) -> (BTreeSet<String>, Option<String>) {
     let mut deps = BTreeSet::new();
+    let mut dynamic = None;
     let mut rest = source;
     while let Some(start) = rest.find("{%") {
         let after = &rest[start + 2..];
@@ -700,7 +703,11 @@ pub(crate) fn direct_deps(source: &str) -> BTreeSet<String> {
             let args = &tag[keyword.len()..];
             // For `from "x" import a`, and `import "x" as y`, only the first string counts.
             let first_only = matches!(keyword, "from" | "import" | "extends");
-            for s in string_literals(args) {
+            let (literals, variable) = string_literals(args);
+            if variable && dynamic.is_none() {
+                dynamic = Some(format!("{{% {tag} %}}"));
+            }
+            for s in literals {
                 deps.insert(s);
                 if first_only {
                     break;
@@ -709,11 +716,14 @@ pub(crate) fn direct_deps(source: &str) -> BTreeSet<String> {
         }
         rest = &after[end + 2..];
     }
-    deps
+    (deps, dynamic)
 }
 
-fn string_literals(s: &str) -> Vec<String> {
+/// The string literals in a tag's arguments, and whether it names a
+/// template by a variable instead.
+fn string_literals(s: &str) -> (Vec<String>, bool) {
     let mut out = Vec::new();
+    let mut variable = false;
     let mut chars = s.char_indices().peekable();
     while let Some((_, c)) = chars.next() {
         if c == '"' || c == '\'' {
@@ -726,7 +736,6 @@ fn string_literals(s: &str) -> Vec<String> {
             }
             out.push(lit);
         } else if c.is_alphabetic() && out.is_empty() {
-            // `include some_variable`: dynamic, untrackable.
             let word: String = std::iter::once(c)
                 .chain(std::iter::from_fn(|| {
                     chars
@@ -738,20 +747,31 @@ fn string_literals(s: &str) -> Vec<String> {
                 word.as_str(),
                 "ignore" | "missing" | "with" | "without" | "context"
             ) {
-                tracing::debug!(word, "dynamic template reference is not tracked");
+                variable = true;
             }
         }
     }
-    out
+    (out, variable)
 }
 
-/// Each template with everything it uses, itself included.
+/// Each template with everything it uses, itself included. A template
+/// that names another by a variable depends, conservatively, on every
+/// template: editing any of them regenerates its pages (said once at info).
 pub(crate) fn transitive_deps(
     sources: &BTreeMap<String, String>,
 ) -> HashMap<String, BTreeSet<String>> {
     let direct: HashMap<&str, BTreeSet<String>> = sources
         .iter()
-        .map(|(n, s)| (n.as_str(), direct_deps(s)))
+        .map(|(n, s)| {
+            let (deps, dynamic) = template_refs(s);
+            match dynamic {
+                Some(tag) => {
+                    say_once_dynamic(n, &tag);
+                    (n.as_str(), sources.keys().cloned().collect())
+                }
+                None => (n.as_str(), deps),
+            }
+        })
         .collect();
     let mut out = HashMap::new();
     for name in sources.keys() {
@@ -768,6 +788,23 @@ pub(crate) fn transitive_deps(
         out.insert(name.clone(), seen);
     }
     out
+}
+
+/// Tells, once per template and process, that its dependencies are taken
+/// to be every template (the daemon reloads templates on every edit).
+fn say_once_dynamic(template: &str, tag: &str) {
+    static SAID: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+    let first = SAID
+        .lock()
+        .map(|mut said| said.insert(template.to_string()))
+        .unwrap_or(false);
+    if first {
+        tracing::info!(
+            template,
+            tag,
+            "names a template by a variable: its pages are regenerated when any template changes"
+        );
+    }
 }
 
 fn find_data_files(base: &Path, glob: &DataGlob) -> Vec<(String, PathBuf)> {
@@ -1044,7 +1081,7 @@ mod tests {
             ("{{ \"include.html\" }} {% if x %}{% endif %}", vec![]),
         ];
         for (src, want) in cases {
-            let got: Vec<String> = direct_deps(src).into_iter().collect();
+            let got: Vec<String> = template_refs(src).0.into_iter().collect();
             assert_eq!(got, want, "{src}");
         }
     }
@@ -1076,6 +1113,19 @@ mod tests {
             vec!["base.html", "comments.html", "nav.html", "post.html"]
         );
         assert!(!d["about.html"].contains("comments.html"));
+        // A template named by a variable: every template, conservatively.
+        s.insert(
+            "dyn.html".to_string(),
+            "{% extends \"base.html\" %}{% include layout %}".to_string(),
+        );
+        let d = transitive_deps(&s);
+        assert_eq!(d["dyn.html"].len(), s.len(), "{:?}", d["dyn.html"]);
+        assert!(template_refs("{% include layout %}").1.is_some());
+        assert!(
+            template_refs("{% include \"a.html\" ignore missing %}")
+                .1
+                .is_none()
+        );
     }
 
     #[test]

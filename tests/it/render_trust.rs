@@ -281,3 +281,39 @@ async fn the_daemon_follows_static_files_added_changed_and_removed() {
     assert!(site.read("css/extra.css").is_some());
     assert!(site.read("index.html").is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_included_by_a_variable_still_regenerates_its_pages() {
+    let site = default_site_copy();
+    edit(
+        &site,
+        "templates/post.html",
+        "{% include \"partials/post-meta.html\" %}",
+        "{% set meta = \"partials/post-meta.html\" %}{% include meta %}",
+    );
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let d = site.daemon_logged().await;
+    let said = d
+        .wait_for_log(&["post.html", "names a template by a variable"])
+        .await;
+    assert!(said.contains("INFO"), "{said}");
+    let meta = site.path().join("templates/partials/post-meta.html");
+    let text = std::fs::read_to_string(&meta).unwrap();
+    std::fs::write(&meta, format!("{text}<span class=\"edited-meta\"></span>")).unwrap();
+    crate::util::wait_until(
+        std::time::Duration::from_secs(10),
+        "the post to show the edited partial",
+        || async {
+            site.read("posts/reclaiming-clay/index.html")
+                .is_some_and(|p| p.contains("edited-meta"))
+        },
+    )
+    .await;
+    // Said once, not on every reload.
+    let log = d.log.as_ref().unwrap().lock().unwrap().join("\n");
+    assert_eq!(
+        log.matches("names a template by a variable").count(),
+        1,
+        "{log}"
+    );
+}
