@@ -2,4 +2,5 @@
 
 pub(crate) mod diagnostic;
 pub(crate) mod fetch;
+pub(crate) mod highlight;
 pub(crate) mod render;

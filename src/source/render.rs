@@ -979,13 +979,34 @@ fn split_front_matter(text: &str) -> Result<(Option<FrontMatter<'_>>, &str), Str
 
 /// Markdown → HTML (CommonMark plus tables, footnotes, strikethrough).
 pub(crate) fn markdown(text: &str) -> String {
-    use pulldown_cmark::{Options, Parser, html};
+    use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd, html};
     let opts = Options::ENABLE_TABLES
         | Options::ENABLE_FOOTNOTES
         | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_TASKLISTS
         | Options::ENABLE_SMART_PUNCTUATION;
     let mut out = String::with_capacity(text.len() * 3 / 2);
-    html::push_html(&mut out, Parser::new_ext(text, opts));
+    // Fenced code is highlighted here, at build time
+    // ([`super::highlight`]); everything else is pulldown-cmark's HTML.
+    let mut fence: Option<(String, String)> = None;
+    let events = Parser::new_ext(text, opts).filter_map(|event| match (&mut fence, event) {
+        (None, Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info)))) => {
+            fence = Some((info.to_string(), String::new()));
+            None
+        }
+        (Some((_, code)), Event::Text(t)) => {
+            code.push_str(&t);
+            None
+        }
+        (Some(_), Event::End(TagEnd::CodeBlock)) => {
+            let (info, code) = fence.take().unwrap_or_default();
+            Some(Event::Html(
+                super::highlight::code_block(&info, &code).into(),
+            ))
+        }
+        (_, event) => Some(event),
+    });
+    html::push_html(&mut out, events);
     out
 }
 

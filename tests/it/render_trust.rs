@@ -317,3 +317,39 @@ async fn a_partial_included_by_a_variable_still_regenerates_its_pages() {
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_is_highlighted_at_build_time_and_task_lists_and_tables_render() {
+    let site = default_site_copy();
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let post = site
+        .read("posts/reading-a-firing-schedule/index.html")
+        .unwrap();
+    assert!(
+        post.contains("<pre class=\"highlight\"><code class=\"language-toml\">"),
+        "{post}"
+    );
+    assert!(
+        post.contains("<span class=\"hl-"),
+        "highlighted spans: {post}"
+    );
+    assert!(!post.contains("<script"), "no highlighting script");
+    assert!(
+        post.contains("<input disabled=\"\" type=\"checkbox\" checked=\"\"/>"),
+        "{post}"
+    );
+    assert!(
+        post.contains("<input disabled=\"\" type=\"checkbox\"/>"),
+        "{post}"
+    );
+    assert!(
+        post.contains("<table>") && post.contains("<th>Segment</th>"),
+        "{post}"
+    );
+    // The stylesheet colours what the highlighter marks.
+    let css = site.read("style.css").unwrap();
+    assert!(
+        css.contains(".hl-keyword") && css.contains("pre.highlight"),
+        "{css}"
+    );
+}
