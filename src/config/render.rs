@@ -28,6 +28,8 @@ pub(crate) struct RawRender {
     pub(crate) group_by: Option<String>,
     /// `Content-Type` of the pages (default: from the URL's extension).
     pub(crate) content_type: Option<String>,
+    /// Items per page of a list route: `/page/2/`, `/page/3/` … follow.
+    pub(crate) paginate: Option<usize>,
 }
 
 /// A `[[render]]` route, resolved: its data glob compiled once.
@@ -47,6 +49,8 @@ pub(crate) struct RenderRoute {
     pub(crate) group_by: Option<String>,
     /// `Content-Type` of the pages, when the URL's extension does not say it.
     pub(crate) content_type: Option<String>,
+    /// Items per page of a list route (its first `items` collection).
+    pub(crate) paginate: Option<usize>,
 }
 
 /// A data-file glob (relative to the config's directory).
@@ -111,7 +115,18 @@ pub(super) fn resolve_render(
             }
             None => None,
         };
+        if let Some(n) = r.paginate {
+            if n == 0 || r.items.is_empty() || data.is_some() || !r.url.ends_with('/') {
+                return Err(invalid(
+                    &format!("render[{i}].paginate"),
+                    format!(
+                        "= {n}: pagination splits a list route (one with `items`, no `data`, a URL ending in `/`) into pages of at least 1 item"
+                    ),
+                ));
+            }
+        }
         routes.push(RenderRoute {
+            paginate: r.paginate,
             template: r.template,
             url: r.url,
             data,

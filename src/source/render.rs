@@ -117,6 +117,8 @@ pub(crate) struct Rendered {
 struct PageSpec {
     /// The file copied as it is, for a page from `static/`.
     static_file: Option<PathBuf>,
+    /// Which page of a paginated list this is (1-based) and how many.
+    page_of: Option<(usize, usize)>,
     route: usize,
     template: String,
     item: Option<Value>,
@@ -158,6 +160,10 @@ pub(crate) struct Renderer {
     site: Value,
     /// Each route's `content-type`, by route index.
     content_types: Vec<Option<String>>,
+    /// Each route's `paginate`, by route index.
+    paginate_size: Vec<Option<usize>>,
+    /// Each route's URL, by route index (the first page of a paginated list).
+    route_urls: Vec<String>,
 }
 
 impl Renderer {
@@ -246,6 +252,7 @@ impl Renderer {
                     url,
                     PageSpec {
                         static_file: None,
+                        page_of: None,
                         route: i,
                         template: route.template.clone(),
                         item: Some(value.clone()),
@@ -278,19 +285,37 @@ impl Renderer {
                 continue;
             }
             match &route.group_by {
-                None => add(
-                    route.url.clone(),
-                    PageSpec {
-                        static_file: None,
-                        route: i,
-                        template: route.template.clone(),
-                        item: None,
-                        data_path: None,
-                        group: None,
-                        items: route.items.clone(),
-                    },
-                    route_name(i, route),
-                )?,
+                None => {
+                    // `/blog/`, then `/blog/page/2/`, `/blog/page/3/` … when
+                    // paginated (at least one page, even when empty).
+                    let pages = match route.paginate {
+                        Some(size) => {
+                            let n = route
+                                .items
+                                .first()
+                                .and_then(|c| collections.get(c))
+                                .map_or(0, Vec::len);
+                            n.div_ceil(size).max(1)
+                        }
+                        None => 1,
+                    };
+                    for number in 1..=pages {
+                        add(
+                            page_url(&route.url, number),
+                            PageSpec {
+                                static_file: None,
+                                page_of: route.paginate.map(|_| (number, pages)),
+                                route: i,
+                                template: route.template.clone(),
+                                item: None,
+                                data_path: None,
+                                group: None,
+                                items: route.items.clone(),
+                            },
+                            route_name(i, route),
+                        )?;
+                    }
+                }
                 Some(field) => {
                     let mut values = BTreeSet::new();
                     for c in &route.items {
@@ -310,6 +335,7 @@ impl Renderer {
                             url,
                             PageSpec {
                                 static_file: None,
+                                page_of: None,
                                 route: i,
                                 template: route.template.clone(),
                                 item: None,
@@ -344,6 +370,7 @@ impl Renderer {
                 url,
                 PageSpec {
                     static_file: Some(abs.clone()),
+                    page_of: None,
                     route: usize::MAX,
                     template: String::new(),
                     item: None,
@@ -400,6 +427,8 @@ impl Renderer {
             urls_value,
             site: Value::from_serialize(&site),
             content_types: cfg.render.iter().map(|r| r.content_type.clone()).collect(),
+            paginate_size: cfg.render.iter().map(|r| r.paginate).collect(),
+            route_urls: cfg.render.iter().map(|r| r.url.clone()).collect(),
         })
     }
 
@@ -544,8 +573,37 @@ impl Renderer {
             };
             collections.insert(c.clone(), value);
         }
+        let paginator = spec.page_of.map(|(number, pages)| {
+            let size = self
+                .paginate_size
+                .get(spec.route)
+                .copied()
+                .flatten()
+                .unwrap_or(1);
+            let first = spec.items.first().and_then(|c| self.collections.get(c));
+            let items: Vec<Value> = first
+                .map(|all| {
+                    all.iter()
+                        .skip((number - 1) * size)
+                        .take(size)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            let base = &self.route_urls[spec.route];
+            context! {
+                number => number,
+                pages => pages,
+                items => items,
+                first_url => base.clone(),
+                previous_url => (number > 1).then(|| page_url(base, number - 1)),
+                next_url => (number < pages).then(|| page_url(base, number + 1)),
+                urls => (1..=pages).map(|n| page_url(base, n)).collect::<Vec<_>>(),
+            }
+        });
         let body = tmpl
             .render(context! {
+                paginator => paginator,
                 site => self.site.clone(),
                 page => spec.item.clone().unwrap_or(Value::UNDEFINED),
                 group => spec.group.clone(),
@@ -830,6 +888,15 @@ fn find_data_files(base: &Path, glob: &DataGlob) -> Vec<(String, PathBuf)> {
         }
     }
     out
+}
+
+/// Page `number` of a paginated list at `base` (`/blog/` → `/blog/page/2/`).
+fn page_url(base: &str, number: usize) -> String {
+    if number <= 1 {
+        base.to_string()
+    } else {
+        format!("{base}page/{number}/")
+    }
 }
 
 /// One key per output file: `/a`, `/a/` and `/a/index.html` are one.

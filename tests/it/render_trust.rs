@@ -353,3 +353,74 @@ async fn code_is_highlighted_at_build_time_and_task_lists_and_tables_render() {
         "{css}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paginated_list_writes_its_pages_and_follows_the_collection() {
+    let site = default_site_copy();
+    std::fs::write(
+        site.path().join("templates/paged.html"),
+        "page {{ paginator.number }} of {{ paginator.pages }}:{% for p in paginator.items %} [{{ p.slug }}]{% endfor %}\
+         {% if paginator.previous_url %} <a rel=\"prev\" href=\"{{ paginator.previous_url }}\">prev</a>{% endif %}\
+         {% if paginator.next_url %} <a rel=\"next\" href=\"{{ paginator.next_url }}\">next</a>{% endif %}\n",
+    )
+    .unwrap();
+    let toml = std::fs::read_to_string(site.path().join("site.toml")).unwrap();
+    std::fs::write(
+        site.path().join("site.toml"),
+        format!("{toml}\n[[render]]\ntemplate = \"paged.html\"\nurl = \"/all/\"\nitems = [\"posts\"]\npaginate = 2\n"),
+    )
+    .unwrap();
+    let run = site.kiln(&["check", "--links", "--strict"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    // Six posts, two a page.
+    let first = site.read("all/index.html").unwrap();
+    assert!(first.starts_with("page 1 of 3:"), "{first}");
+    assert!(
+        first.contains("rel=\"next\" href=\"/all/page/2/\"") && !first.contains("rel=\"prev\""),
+        "{first}"
+    );
+    let second = site.read("all/page/2/index.html").unwrap();
+    assert!(
+        second.contains("href=\"/all/\">prev") && second.contains("href=\"/all/page/3/\">next"),
+        "{second}"
+    );
+    let third = site.read("all/page/3/index.html").unwrap();
+    assert!(
+        third.starts_with("page 3 of 3:") && !third.contains("rel=\"next\""),
+        "{third}"
+    );
+    assert_eq!(first.matches(" [").count(), 2);
+    assert!(site.read("all/page/4/index.html").is_none());
+    // A seventh post makes a fourth page; taking two away removes it again.
+    let d = site.daemon_logged().await;
+    d.wait_for_log(&["daemon started"]).await;
+    std::fs::write(
+        site.path().join("content/posts/a-seventh.md"),
+        "---\ntitle: Seventh\ndate: 2020-01-01\nsummary: s\ntags: [clay]\n---\nBody.\n",
+    )
+    .unwrap();
+    crate::util::wait_until(
+        std::time::Duration::from_secs(10),
+        "a fourth page",
+        || async {
+            site.read("all/page/4/index.html")
+                .is_some_and(|p| p.contains("[a-seventh]"))
+        },
+    )
+    .await;
+    std::fs::remove_file(site.path().join("content/posts/a-seventh.md")).unwrap();
+    std::fs::remove_file(site.path().join("content/posts/wedging-by-hand.md")).unwrap();
+    crate::util::wait_until(
+        std::time::Duration::from_secs(10),
+        "the fourth page to go",
+        || async {
+            // Five posts: three pages, the last with one.
+            site.read("all/page/4/index.html").is_none()
+                && site
+                    .read("all/page/3/index.html")
+                    .is_some_and(|p| p.starts_with("page 3 of 3:") && p.matches(" [").count() == 1)
+        },
+    )
+    .await;
+}
