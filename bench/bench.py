@@ -479,6 +479,124 @@ def bench_render(n=10000):
     log(json.dumps(res))
 
 
+CODE_BLOCKS = """```rust
+fn firing(schedule: &[(u32, u32)]) -> u32 {
+    let mut total = 0;
+    for (rate, hold) in schedule {
+        if *rate > 150 { total += hold * 2; } else { total += hold; }
+    }
+    total
+}
+```
+
+```python
+def cone(temp):
+    return [c for c in range(temp) if c % 10 == 0]
+```
+"""
+
+
+def gen_code_sites(n):
+    """gen_render_sites' n posts, each with a Rust and a Python block (12
+    lines of code), for kiln and for Hugo (which highlights fenced code with
+    Chroma by default; kiln with tree-sitter)."""
+    base = WORK / f"render-code-{n}"
+    if (base / ".complete").exists():
+        return base / "kiln", base / "hugo"
+    plain_k, plain_h = gen_render_sites(n)
+    shutil.rmtree(base, ignore_errors=True)
+    shutil.copytree(plain_k, base / "kiln")
+    shutil.copytree(plain_h, base / "hugo")
+    for root in (base / "kiln", base / "hugo"):
+        for post in (root / "content/posts").iterdir():
+            text = post.read_text()
+            post.write_text(text.replace("\n- one\n", "\n" + CODE_BLOCKS + "\n- one\n", 1))
+    (base / ".complete").write_text("ok")
+    return base / "kiln", base / "hugo"
+
+
+def wait_for_text(path, marker, limit=30):
+    """Seconds until `path` contains `marker` (polled every millisecond)."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < limit:
+        try:
+            if marker in path.read_text():
+                return time.perf_counter() - start
+        except OSError:
+            pass
+        time.sleep(0.001)
+    raise RuntimeError(f"{path} never showed {marker}")
+
+
+def bench_render_code(n=10000, edits=10):
+    """Full builds of n posts with highlighted code, kiln and Hugo, on the
+    real disk ($BENCH_DISK), alternating; then the one-post rebuild: a
+    running `kiln daemon` (render mode, watching) and `hugo server
+    --renderToDisk`, one post edited at a time, timed from the write to
+    the moment its output file shows the edit."""
+    k, h = gen_code_sites(n)
+    hugo = shutil.which("hugo")
+    fs = fs_type(DISK)
+    res = {"pages": n + 1, "filesystem": fs, "kiln": [], "hugo": []}
+    kout, hout = DISK / "code-kiln", DISK / "code-hugo"
+    for r in range(RUNS):
+        log(f"render-code run {r + 1}/{RUNS}")
+        shutil.rmtree(DISK / ".kiln" / "code-kiln", ignore_errors=True)
+        fresh(kout)
+        (k / "site.toml").write_text((k / "site.toml.tmpl").read_text().replace("@OUT@", str(kout)))
+        t = timed([KILN, "-q", "build"], cwd=k)
+        res["kiln"].append((t.wall, t.rss, t.cpu))
+        page = (kout / "posts/post-7/index.html").read_text()
+        assert "hl-keyword" in page, page[:500]
+        if hugo:
+            fresh(hout)
+            t = timed([hugo, "--quiet", "--source", h, "--destination", hout, "--cacheDir", DISK / "hugo-cache"])
+            res["hugo"].append((t.wall, t.rss, t.cpu))
+    for tool in ("kiln", "hugo"):
+        if res[tool]:
+            res[f"{tool}_s"] = statistics.median(w for w, _, _ in res[tool])
+            res[f"{tool}_rss_mib"] = statistics.median(m for _, m, _ in res[tool]) / 1024
+            res[f"{tool}_cpu_s"] = statistics.median(c for _, _, c in res[tool])
+    # One post edited under a running watcher.
+    lat = {"kiln": [], "hugo": []}
+    port = free_port()
+    daemon = subprocess.Popen([KILN, "-q", "daemon", "--listen", f"127.0.0.1:{port}"], cwd=k, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs = [daemon]
+    try:
+        wait_port(port)
+        time.sleep(3)  # the watcher's first load of every data file (not timed)
+        hport = free_port()
+        if hugo:
+            hlog = DISK / "hugo-server.log"
+            with open(hlog, "w") as f:
+                procs.append(subprocess.Popen([hugo, "server", "--source", h, "--renderToDisk", "--destination", hout, "--port", str(hport), "--disableLiveReload", "--cacheDir", DISK / "hugo-cache"], stdout=f, stderr=subprocess.STDOUT))
+            # Its first build is done when it says it serves (not timed).
+            wait_for_text(hlog, "Web Server is available", limit=180)
+            time.sleep(1)
+        for e in range(edits):
+            for tool, root, out in (("kiln", k, kout), ("hugo", h, hout)):
+                if tool == "hugo" and not hugo:
+                    continue
+                post = root / "content/posts/post-42.md"
+                marker = f"edit-{tool}-{e}-{time.time_ns()}"
+                text = post.read_text()
+                post.write_text(text + f"\n{marker}\n")
+                lat[tool].append(wait_for_text(out / "posts/post-42/index.html", marker))
+                time.sleep(0.3)
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait()
+    for tool, values in lat.items():
+        if values:
+            res[f"{tool}_one_post_ms"] = statistics.median(values) * 1000
+            res[f"{tool}_one_post_runs_ms"] = [round(v * 1000, 1) for v in values]
+    if hugo:
+        res["hugo_version"] = subprocess.run([hugo, "version"], capture_output=True, text=True).stdout.strip()
+    RESULTS["render_code"] = res
+    log(json.dumps(res))
+
+
 def bench_rebake(n=10000):
     """A full bake, then a re-bake of the unchanged site, on the real disk
     ($BENCH_DISK): every page is re-checked with the origin (If-None-Match /

@@ -37,6 +37,21 @@ pub(crate) fn is_kiln_tag(tag: &str) -> bool {
         .any(|p| tag.starts_with(p))
 }
 
+impl Tag {
+    /// The tag a text names, when it is one of kiln's own.
+    pub(crate) fn parse(text: &str) -> Option<Tag> {
+        let (prefix, rest) = text.split_once(':')?;
+        let rest = rest.to_string();
+        Some(match prefix {
+            "template" => Tag::Template(rest),
+            "data" => Tag::Data(rest),
+            "collection" => Tag::Collection(rest),
+            "path" => Tag::Path(rest),
+            _ => return None,
+        })
+    }
+}
+
 impl From<Tag> for String {
     fn from(t: Tag) -> String {
         t.to_string()
@@ -61,6 +76,15 @@ mod tests {
             Tag::Collection("posts".into()).to_string(),
             "collection:posts"
         );
+        for t in [
+            Tag::Template("a/b.html".into()),
+            Tag::Data("content/x.md".into()),
+            Tag::Collection("posts".into()),
+            Tag::Path("/p/".into()),
+        ] {
+            assert_eq!(Tag::parse(&t.to_string()), Some(t));
+        }
+        assert_eq!(Tag::parse("post:42"), None);
         assert_eq!(Tag::Path("/blog/".into()).to_string(), "path:/blog/");
     }
 }

@@ -18,7 +18,7 @@ use crate::bake::Baker;
 use crate::config::Config;
 use crate::files::is_editor_junk;
 use crate::schedule::{Request, Submitter};
-use crate::source::render::Renderer;
+use crate::source::render::{DataCache, Renderer};
 use crate::tag::Tag;
 use crate::targets::Target;
 
@@ -104,6 +104,11 @@ fn watched_dirs(cfg: &Config) -> Vec<PathBuf> {
     }
     dirs
 }
+
+/// How long the watched files must be still before a burst of events is
+/// taken as one change (an editor's save is a few events within a
+/// millisecond or two).
+const QUIET: Duration = Duration::from_millis(15);
 
 /// Template and data watching as an [`crate::schedule::Intake`].
 pub(crate) struct WatchIntake {
@@ -214,19 +219,34 @@ pub(crate) async fn worker(
         overflow,
     } = handle;
     let debounce = cfg.daemon.debounce;
+    // Parsed data files kept between reloads, filled once now so the first
+    // edit is as quick as the next.
+    let cache = Arc::new(DataCache::default());
+    {
+        let (cfg, cache) = (cfg.clone(), cache.clone());
+        if let Ok(Ok(r)) =
+            tokio::task::spawn_blocking(move || Renderer::load_with(&cfg, Some(&cache))).await
+        {
+            baker.set_renderer(r);
+        }
+    }
     loop {
         let first = tokio::select! {
             _ = shutdown.cancelled() => return,
             p = rx.recv() => match p { Some(p) => p, None => return },
         };
+        // The rest of the burst one save makes (write, rename, chmod):
+        // until the files are quiet for QUIET, at most `debounce`.
         let mut paths = vec![first];
         let deadline = tokio::time::Instant::now() + debounce;
         loop {
+            let quiet = (tokio::time::Instant::now() + QUIET).min(deadline);
             tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => break,
+                _ = tokio::time::sleep_until(quiet) => break,
                 p = rx.recv() => match p { Some(p) => paths.push(p), None => break },
             }
         }
+        let started = std::time::Instant::now();
         let before = baker.renderer();
         let mut changes: BTreeSet<Change> = paths
             .iter()
@@ -251,7 +271,27 @@ pub(crate) async fn worker(
             continue;
         }
         let cfg2 = cfg.clone();
-        let loaded = tokio::task::spawn_blocking(move || Renderer::load(&cfg2)).await;
+        let cache2 = cache.clone();
+        // Only data files edited in place: patch the loaded renderer
+        // instead of reading the whole site again.
+        let edited: Option<Vec<String>> = changes
+            .iter()
+            .map(|c| match c {
+                Change::Data(rel) => Some(rel.clone()),
+                Change::Template(_) => None,
+            })
+            .collect();
+        let current = baker.renderer();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let patched = match (&current, edited) {
+                (Some(r), Some(rels)) if !rels.is_empty() && !everything => {
+                    r.with_data_changed(&cfg2, &cache2, &rels)
+                }
+                _ => None,
+            };
+            patched.unwrap_or_else(|| Renderer::load_with(&cfg2, Some(&cache2)))
+        })
+        .await;
         let renderer = match loaded {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
@@ -276,7 +316,7 @@ pub(crate) async fn worker(
                 Change::Data(rel) => rel.as_str(),
             })
             .collect();
-        tracing::info!(files = %changed.join(" "), targets = targets.len(), "templates or data changed");
+        tracing::info!(files = %changed.join(" "), targets = targets.len(), reload_ms = started.elapsed().as_millis() as u64, "templates or data changed");
         baker.set_renderer(renderer);
         backlog.template_error.send_replace(None);
         if submit

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use minijinja::{Environment, Value, context};
 
@@ -139,7 +140,7 @@ pub(crate) struct PageCheck {
 }
 
 /// Templates and data, loaded once per build (and again by the watcher on change).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Renderer {
     env: Environment<'static>,
     /// Template sources by name, to point at the line of a render error.
@@ -164,11 +165,23 @@ pub(crate) struct Renderer {
     paginate_size: Vec<Option<usize>>,
     /// Each route's URL, by route index (the first page of a paginated list).
     route_urls: Vec<String>,
+    /// Each data route's items, sorted as its collection lists them.
+    route_items: Vec<Vec<Arc<DataItem>>>,
 }
 
 impl Renderer {
     /// Loads and compiles every template and data file.
     pub(crate) fn load(cfg: &Config) -> Result<Renderer, RenderError> {
+        Renderer::load_with(cfg, None)
+    }
+
+    /// [`Renderer::load`], reusing from `cache` every data file whose size
+    /// and modification time did not change (the daemon and `kiln serve`
+    /// reload on every edit: one changed post is parsed, not ten thousand).
+    pub(crate) fn load_with(
+        cfg: &Config,
+        cache: Option<&DataCache>,
+    ) -> Result<Renderer, RenderError> {
         let mut env = Environment::new();
         env.set_keep_trailing_newline(true);
         env.set_formatter(escape_formatter);
@@ -188,6 +201,7 @@ impl Renderer {
         let mut pages: BTreeMap<String, PageSpec> = BTreeMap::new();
         // The file a URL is written to, and who produced it first.
         let mut producer: BTreeMap<String, (String, String)> = BTreeMap::new();
+        let mut route_items: Vec<Vec<Arc<DataItem>>> = vec![Vec::new(); cfg.render.len()];
         let mut add = |url: String, spec: PageSpec, who: String| -> Result<(), RenderError> {
             // `/about` and `/about/` are one file (`about/index.html`): two
             // routes writing it would silently overwrite each other.
@@ -234,51 +248,39 @@ impl Renderer {
                 ));
             }
             for (rel, abs) in files {
-                let mut fields = read_data_file(&abs)?;
-                if fields.get("draft").and_then(serde_json::Value::as_bool) == Some(true)
-                    && !cfg.drafts
-                {
+                let item = match cache {
+                    Some(cache) => cache.item(i, route, &rel, &abs)?,
+                    None => Arc::new(DataItem::read(i, route, &rel, &abs)?),
+                };
+                if item.draft && !cfg.drafts {
                     drafts += 1;
                     continue;
                 }
-                fields
-                    .entry("slug".to_string())
-                    .or_insert_with(|| serde_json::Value::String(stem(&rel)));
-                let url = fill_pattern(i, route, &fields, &rel)?;
-                fields.insert("url".into(), serde_json::Value::String(url.clone()));
-                fields.insert("source".into(), serde_json::Value::String(rel.clone()));
-                let value = Value::from_serialize(&fields);
                 add(
-                    url,
+                    item.url.clone(),
                     PageSpec {
                         static_file: None,
                         page_of: None,
                         route: i,
                         template: route.template.clone(),
-                        item: Some(value.clone()),
+                        item: Some(item.value.clone()),
                         data_path: Some(rel.clone()),
                         group: None,
                         items: route.items.clone(),
                     },
                     rel.clone(),
                 )?;
-                items.push((fields, value));
+                items.push(item);
             }
             // Newest first when items have dates; then by slug.
-            items.sort_by(|(a, _), (b, _)| {
-                let key = |f: &serde_json::Map<String, serde_json::Value>, k: &str| {
-                    f.get(k).map(|v| v.to_string()).unwrap_or_default()
-                };
-                key(b, "date")
-                    .cmp(&key(a, "date"))
-                    .then(key(a, "slug").cmp(&key(b, "slug")))
-            });
+            items.sort_by(|a, b| b.date.cmp(&a.date).then(a.slug.cmp(&b.slug)));
             if let Some(name) = &route.collection {
                 collections
                     .entry(name.clone())
                     .or_default()
-                    .extend(items.into_iter().map(|(_, v)| v));
+                    .extend(items.iter().map(|item| item.value.clone()));
             }
+            route_items[i] = items;
         }
         for (i, route) in cfg.render.iter().enumerate() {
             if route.data.is_some() {
@@ -429,7 +431,79 @@ impl Renderer {
             content_types: cfg.render.iter().map(|r| r.content_type.clone()).collect(),
             paginate_size: cfg.render.iter().map(|r| r.paginate).collect(),
             route_urls: cfg.render.iter().map(|r| r.url.clone()).collect(),
+            route_items,
         })
+    }
+
+    /// These templates and data with the data files `changed` (relative to
+    /// the site) read again, when that is all that changed: each is a page
+    /// already, keeps its URL, is no draft now, and moves no page of a
+    /// `group-by` route. `None` otherwise: the caller loads everything
+    /// ([`Renderer::load_with`]). A ten-thousand-post site then reloads in
+    /// about a millisecond instead of a hundred.
+    pub(crate) fn with_data_changed(
+        &self,
+        cfg: &Config,
+        cache: &DataCache,
+        changed: &[String],
+    ) -> Option<Result<Renderer, RenderError>> {
+        let mut next = self.clone();
+        let mut touched_routes = BTreeSet::new();
+        for rel in changed {
+            let (url, i) = self
+                .pages
+                .iter()
+                .find(|(_, p)| {
+                    p.data_path.as_deref() == Some(rel.as_str()) && p.static_file.is_none()
+                })
+                .map(|(u, p)| (u.clone(), p.route))?;
+            let route = cfg.render.get(i)?;
+            let abs = cfg.base_dir.join(rel);
+            if !abs.is_file() {
+                return None;
+            }
+            let item = match cache.item(i, route, rel, &abs) {
+                Ok(item) => item,
+                Err(e) => return Some(Err(e)),
+            };
+            if item.url != url || (item.draft && !cfg.drafts) {
+                return None;
+            }
+            let slot = next.route_items[i].iter().position(|old| old.url == url)?;
+            let old = next.route_items[i][slot].clone();
+            // A changed group field (a post's tags) adds or removes pages.
+            for r in cfg.render.iter().filter(|r| r.group_by.is_some()) {
+                let field = r.group_by.as_deref().unwrap_or_default();
+                if old.value.get_attr(field).ok().map(|v| v.to_string())
+                    != item.value.get_attr(field).ok().map(|v| v.to_string())
+                {
+                    return None;
+                }
+            }
+            next.route_items[i][slot] = item.clone();
+            if let Some(page) = next.pages.get_mut(&url) {
+                page.item = Some(item.value.clone());
+            }
+            touched_routes.insert(i);
+        }
+        for i in touched_routes {
+            next.route_items[i].sort_by(|a, b| b.date.cmp(&a.date).then(a.slug.cmp(&b.slug)));
+            let Some(name) = cfg.render[i].collection.clone() else {
+                continue;
+            };
+            // The collection is every route's items that name it, in order.
+            let values: Vec<Value> = cfg
+                .render
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.collection.as_deref() == Some(name.as_str()))
+                .flat_map(|(j, _)| next.route_items[j].iter().map(|item| item.value.clone()))
+                .collect();
+            next.collection_values
+                .insert(name.clone(), Value::from(values.clone()));
+            next.collections.insert(name, values);
+        }
+        Some(Ok(next))
     }
 
     /// Whether these templates were loaded with a template of this name.
@@ -484,9 +558,23 @@ impl Renderer {
 
     /// URLs whose pages carry `tag` (as computed from the current templates and data).
     pub(crate) fn urls_for_tag(&self, tag: &str) -> Vec<String> {
+        // kiln's own tags are matched on the page's fields (no tag set is
+        // built per page: a 10k-page site answers in well under a
+        // millisecond); anything else through the full tag list.
+        let parsed = Tag::parse(tag);
+        let carries = |spec: &PageSpec| match &parsed {
+            Some(Tag::Collection(c)) => spec.items.contains(c),
+            Some(Tag::Data(d)) => spec.data_path.as_deref() == Some(d.as_str()),
+            Some(Tag::Template(t)) => self
+                .template_deps
+                .get(&spec.template)
+                .is_some_and(|deps| deps.contains(t)),
+            Some(Tag::Path(_)) => false,
+            None => self.tags_of(spec).iter().any(|t| t == tag),
+        };
         self.pages
             .iter()
-            .filter(|(_, spec)| self.tags_of(spec).iter().any(|t| t == tag))
+            .filter(|(_, spec)| carries(spec))
             .map(|(u, _)| u.clone())
             .collect()
     }
@@ -936,6 +1024,76 @@ fn static_files(dir: &Path) -> Vec<(String, PathBuf)> {
 
 type Fields = serde_json::Map<String, serde_json::Value>;
 
+/// One data file as a route uses it: its page's URL, its fields as a
+/// template value, and the keys lists sort by.
+#[derive(Debug)]
+pub(crate) struct DataItem {
+    url: String,
+    value: Value,
+    date: String,
+    slug: String,
+    draft: bool,
+}
+
+impl DataItem {
+    /// Reads and parses `abs` (Markdown rendered, code highlighted) for
+    /// route `i`.
+    fn read(i: usize, route: &RenderRoute, rel: &str, abs: &Path) -> Result<DataItem, RenderError> {
+        let mut fields = read_data_file(abs)?;
+        let draft = fields.get("draft").and_then(serde_json::Value::as_bool) == Some(true);
+        fields
+            .entry("slug".to_string())
+            .or_insert_with(|| serde_json::Value::String(stem(rel)));
+        let url = fill_pattern(i, route, &fields, rel)?;
+        fields.insert("url".into(), serde_json::Value::String(url.clone()));
+        fields.insert("source".into(), serde_json::Value::String(rel.to_string()));
+        let key = |k: &str| fields.get(k).map(|v| v.to_string()).unwrap_or_default();
+        Ok(DataItem {
+            date: key("date"),
+            slug: key("slug"),
+            value: Value::from_serialize(&fields),
+            url,
+            draft,
+        })
+    }
+}
+
+/// Data files read for a route, kept between reloads and keyed by route,
+/// path, size and modification time: the daemon and `kiln serve` reload
+/// on every edit, and one changed post is then parsed, not ten thousand.
+#[derive(Debug, Default)]
+pub(crate) struct DataCache {
+    items: std::sync::Mutex<HashMap<(usize, PathBuf), (std::time::SystemTime, u64, Arc<DataItem>)>>,
+}
+
+impl DataCache {
+    /// The item of `abs` for route `i`, read again only when it changed.
+    fn item(
+        &self,
+        i: usize,
+        route: &RenderRoute,
+        rel: &str,
+        abs: &Path,
+    ) -> Result<Arc<DataItem>, RenderError> {
+        let stamp = std::fs::metadata(abs)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())));
+        let key = (i, abs.to_path_buf());
+        if let (Some((modified, len)), Ok(items)) = (stamp, self.items.lock()) {
+            if let Some((m, l, item)) = items.get(&key) {
+                if *m == modified && *l == len {
+                    return Ok(item.clone());
+                }
+            }
+        }
+        let item = Arc::new(DataItem::read(i, route, rel, abs)?);
+        if let (Some((modified, len)), Ok(mut items)) = (stamp, self.items.lock()) {
+            items.insert(key, (modified, len, item.clone()));
+        }
+        Ok(item)
+    }
+}
+
 fn read_data_file(path: &Path) -> Result<Fields, RenderError> {
     let err = |message: String| RenderError::Data {
         file: path.to_path_buf(),
@@ -1147,6 +1305,78 @@ fn fill_pattern(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bundled site, copied to a temp dir, and its config.
+    fn bundled_site() -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for top in ["templates", "content"] {
+            for e in walkdir::WalkDir::new(root.join(top))
+                .into_iter()
+                .filter_map(Result::ok)
+            {
+                let rel = e.path().strip_prefix(root).unwrap();
+                if e.file_type().is_dir() {
+                    std::fs::create_dir_all(dir.path().join(rel)).unwrap();
+                } else {
+                    std::fs::copy(e.path(), dir.path().join(rel)).unwrap();
+                }
+            }
+        }
+        std::fs::copy(root.join("site.toml"), dir.path().join("site.toml")).unwrap();
+        let cfg = Config::load(Some(&dir.path().join("site.toml")), &Default::default()).unwrap();
+        (dir, cfg)
+    }
+
+    #[test]
+    fn a_patched_renderer_renders_what_a_full_load_renders() {
+        let (dir, cfg) = bundled_site();
+        let cache = DataCache::default();
+        let before = Renderer::load_with(&cfg, Some(&cache)).unwrap();
+        // A post's title and date change: its page, the lists, the feed.
+        let rel = "content/posts/reclaiming-clay.md";
+        let path = dir.path().join(rel);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let edited = text.replacen("title: ", "title: Patched — ", 1).replacen(
+            "date: 2025-11-20",
+            "date: 2027-01-01",
+            1,
+        );
+        assert_ne!(edited, text);
+        std::fs::write(&path, edited).unwrap();
+        let patched = before
+            .with_data_changed(&cfg, &cache, &[rel.to_string()])
+            .expect("an edit in place is patched")
+            .unwrap();
+        let full = Renderer::load(&cfg).unwrap();
+        assert_eq!(patched.urls(), full.urls());
+        for url in full.urls() {
+            let a = patched.render(&url).unwrap().unwrap().body;
+            let b = full.render(&url).unwrap().unwrap().body;
+            assert_eq!(
+                String::from_utf8_lossy(&a),
+                String::from_utf8_lossy(&b),
+                "{url}"
+            );
+        }
+        // What a patch cannot do falls back to a full load: new tags (a new
+        // tag page), a new file.
+        std::fs::write(
+            &path,
+            text.replacen("tags: [clay, studio]", "tags: [clay, brand-new]", 1),
+        )
+        .unwrap();
+        assert!(
+            patched
+                .with_data_changed(&cfg, &cache, &[rel.to_string()])
+                .is_none()
+        );
+        assert!(
+            patched
+                .with_data_changed(&cfg, &cache, &["content/posts/new.md".to_string()])
+                .is_none()
+        );
+    }
 
     #[test]
     fn finds_direct_template_references() {
