@@ -1058,12 +1058,15 @@ impl DataItem {
     }
 }
 
+/// A cached item with the size and modification time it was read at.
+type Stamped = (std::time::SystemTime, u64, Arc<DataItem>);
+
 /// Data files read for a route, kept between reloads and keyed by route,
 /// path, size and modification time: the daemon and `kiln serve` reload
 /// on every edit, and one changed post is then parsed, not ten thousand.
 #[derive(Debug, Default)]
 pub(crate) struct DataCache {
-    items: std::sync::Mutex<HashMap<(usize, PathBuf), (std::time::SystemTime, u64, Arc<DataItem>)>>,
+    items: std::sync::Mutex<HashMap<(usize, PathBuf), Stamped>>,
 }
 
 impl DataCache {
