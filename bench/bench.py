@@ -597,6 +597,46 @@ def bench_render_code(n=10000, edits=10):
     log(json.dumps(res))
 
 
+def bench_publish(n=10000):
+    """A first publish of n+1 pages to an S3 server on this machine
+    (s3s-fs over a directory on $BENCH_DISK), at `[[publish]] concurrency`
+    1, 4 and 16: objects per second, whole `kiln publish` process. The
+    pages are the §8 render site, baked first without credentials."""
+    k, _ = gen_render_sites(n)
+    s3s = shutil.which("s3s-fs")
+    if not s3s:
+        raise RuntimeError("s3s-fs is not on PATH: cargo install s3s-fs --features binary")
+    res = {"pages": n + 1, "filesystem": fs_type(DISK), "runs": {}}
+    out = DISK / "publish-out"
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret"}
+    for conc in (1, 4, 16):
+        rates = []
+        for r in range(RUNS):
+            store = fresh(DISK / "publish-store")
+            (store / "kiln").mkdir()
+            port = free_port()
+            server = subprocess.Popen([s3s, "--host", "127.0.0.1", "--port", str(port), "--access-key", "bench", "--secret-key", "bench-secret", store], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_port(port)
+                shutil.rmtree(DISK / ".kiln" / "publish-out", ignore_errors=True)
+                fresh(out)
+                (k / "site.toml").write_text((k / "site.toml.tmpl").read_text().replace("@OUT@", str(out)) + f'\n[[publish]]\nkind = "s3"\nbucket = "kiln"\nprefix = "site"\nendpoint = "http://127.0.0.1:{port}"\nconcurrency = {conc}\n')
+                subprocess.run([KILN, "-q", "build"], cwd=k, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # exits 1: no credentials yet
+                t = timed([KILN, "publish"], cwd=k, env=env)
+                uploaded = int(t.out.split(" uploaded")[0].rsplit(" ", 1)[-1])
+                assert uploaded == n + 1, t.out
+                rates.append(uploaded / t.wall)
+                log(f"publish concurrency {conc} run {r + 1}: {uploaded} objects in {t.wall:.2f}s")
+            finally:
+                server.terminate()
+                server.wait()
+        res["runs"][conc] = rates
+        res[f"objects_per_s_c{conc}"] = statistics.median(rates)
+    (k / "site.toml").write_text((k / "site.toml.tmpl").read_text())
+    RESULTS["publish"] = res
+    log(json.dumps(res))
+
+
 def bench_rebake(n=10000):
     """A full bake, then a re-bake of the unchanged site, on the real disk
     ($BENCH_DISK): every page is re-checked with the origin (If-None-Match /

@@ -10,14 +10,28 @@ objects under its prefix that no page has, and lists the recorded redirects
 at <prefix>_kiln/redirects.json. Credentials: AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN).
 
+Uploads run `concurrency` at a time (`[[publish]] concurrency`, 16).
+
 Examples:
   kiln publish
+  kiln publish --dry-run             what would be uploaded and deleted
+  kiln publish --no-delete --force   upload everything again, delete nothing
   AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… kiln publish"
 )]
-pub struct PublishArgs {}
+pub struct PublishArgs {
+    /// Say what would be uploaded and deleted; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep objects no page has
+    #[arg(long)]
+    pub no_delete: bool,
+    /// Upload every page, also those the bucket already has
+    #[arg(long)]
+    pub force: bool,
+}
 
 /// Reconciles every `[[publish]]` target with the output.
-pub async fn run(g: &GlobalArgs, _args: PublishArgs) -> anyhow::Result<Exit> {
+pub async fn run(g: &GlobalArgs, args: PublishArgs) -> anyhow::Result<Exit> {
     let cfg = g.load_config()?;
     if cfg.publish.is_empty() {
         return Err(UsageError(
@@ -34,12 +48,53 @@ pub async fn run(g: &GlobalArgs, _args: PublishArgs) -> anyhow::Result<Exit> {
     let root = crate::write::WebRoot::open(&out, Vec::new(), 0)?;
     for target in &cfg.publish {
         let s3 = crate::output::publish::S3::new(target)?;
-        let done = crate::output::publish::reconcile(&s3, &index, &root).await?;
+        let opts = crate::output::publish::ReconcileOptions {
+            concurrency: target.concurrency,
+            dry_run: args.dry_run,
+            delete: !args.no_delete,
+            force: args.force,
+        };
+        let started = std::time::Instant::now();
+        let (done, plan) = crate::output::publish::reconcile(&s3, &index, &root, opts).await?;
+        let secs = started.elapsed().as_secs_f64();
+        if args.dry_run {
+            for key in plan.upload.iter().take(20) {
+                println!("upload {key}");
+            }
+            for key in plan.delete.iter().take(20) {
+                println!("delete {key}");
+            }
+            let more = plan.upload.len().saturating_sub(20) + plan.delete.len().saturating_sub(20);
+            if more > 0 {
+                println!("… and {more} more");
+            }
+            println!(
+                "s3://{}/{} (dry run): {} to upload, {} unchanged, {} to delete{}",
+                target.bucket,
+                target.prefix,
+                plan.upload.len(),
+                done.unchanged,
+                plan.delete.len(),
+                if args.no_delete {
+                    " (--no-delete: none)"
+                } else {
+                    ""
+                }
+            );
+            continue;
+        }
         println!(
-            "s3://{}/{}: {} uploaded, {} unchanged, {} deleted",
-            target.bucket, target.prefix, done.uploaded, done.unchanged, done.deleted
+            "s3://{}/{}: {} uploaded, {} unchanged, {} deleted in {secs:.2}s ({:.0} objects/s)",
+            target.bucket,
+            target.prefix,
+            done.uploaded,
+            done.unchanged,
+            done.deleted,
+            (done.uploaded + done.deleted) as f64 / secs.max(1e-9)
         );
     }
-    index.flush().await?;
+    if !args.dry_run {
+        index.flush().await?;
+    }
     Ok(Exit::Clean)
 }

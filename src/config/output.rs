@@ -121,6 +121,8 @@ pub(crate) struct RawPublish {
     pub(crate) path_style: Option<bool>,
     /// `Cache-Control` of the objects.
     pub(crate) cache_control: Option<String>,
+    /// Requests in flight at once (default 16).
+    pub(crate) concurrency: Option<usize>,
 }
 
 /// A `[[publish]] kind = "s3"` target, resolved.
@@ -138,6 +140,8 @@ pub(crate) struct PublishS3 {
     pub(crate) path_style: bool,
     /// `Cache-Control` sent with every object.
     pub(crate) cache_control: String,
+    /// Requests in flight at once (`kiln publish`, the outbox).
+    pub(crate) concurrency: usize,
 }
 
 pub(super) fn resolve_publish(
@@ -176,6 +180,16 @@ pub(super) fn resolve_publish(
             cache_control: p
                 .cache_control
                 .unwrap_or_else(|| "public, max-age=0, must-revalidate".into()),
+            concurrency: match p.concurrency {
+                Some(0) => {
+                    return Err(invalid(
+                        &key("concurrency"),
+                        "= 0: at least 1 request must be allowed in flight".into(),
+                    ));
+                }
+                Some(n) => n,
+                None => 16,
+            },
         });
     }
     Ok(out)

@@ -47,6 +47,9 @@ pub(crate) enum PublishError {
         /// Status or transport error.
         message: String,
     },
+    /// An upload task ended without an answer (it panicked).
+    #[error("an upload task failed: {0}")]
+    Task(String),
 }
 
 /// One bucket kiln mirrors into.
@@ -256,52 +259,158 @@ pub(crate) async fn publish_page(
     Ok(done)
 }
 
-/// `kiln publish`: makes the bucket equal the output. Uploads what is
-/// missing or changed, deletes objects under the prefix that no page has,
-/// and lists the recorded redirects at `<prefix>_kiln/redirects.json` for
-/// the CDN in front of it.
+/// How `kiln publish` reconciles a bucket.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReconcileOptions {
+    /// Uploads and deletes in flight at once.
+    pub(crate) concurrency: usize,
+    /// Say what would change; change nothing.
+    pub(crate) dry_run: bool,
+    /// Delete objects no page has (off with `--no-delete`).
+    pub(crate) delete: bool,
+    /// Upload every page, current or not.
+    pub(crate) force: bool,
+}
+
+/// What a dry run would do.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// Keys that would be uploaded.
+    pub(crate) upload: Vec<String>,
+    /// Keys that would be deleted.
+    pub(crate) delete: Vec<String>,
+}
+
+/// Makes the bucket equal the output: uploads what is missing or changed
+/// (by the bucket's ETag, the MD5 of a single-part object, against the
+/// file; by the record of the last upload otherwise), deletes what no page
+/// has, lists the redirects. Up to `opts.concurrency` requests at once,
+/// like django-bakery's thread pool; every page's record is still written
+/// by the index's one writer.
 pub(crate) async fn reconcile(
     s3: &S3,
     index: &Index,
     root: &WebRoot,
-) -> Result<Published, PublishError> {
+    opts: ReconcileOptions,
+) -> Result<(Published, Plan), PublishError> {
     let mut total = Published::default();
-    let present = s3.list().await?;
+    let mut plan = Plan::default();
+    let present = std::sync::Arc::new(s3.list().await?);
     let mut wanted = BTreeSet::new();
+    let mut tasks: tokio::task::JoinSet<Result<(Published, Option<String>), PublishError>> =
+        tokio::task::JoinSet::new();
+    let mut first_error = None;
+    let mut collect = |done: Result<
+        Result<(Published, Option<String>), PublishError>,
+        tokio::task::JoinError,
+    >,
+                       total: &mut Published,
+                       plan: &mut Plan| {
+        match done {
+            Ok(Ok((p, would))) => {
+                total.uploaded += p.uploaded;
+                total.unchanged += p.unchanged;
+                total.deleted += p.deleted;
+                plan.upload.extend(would);
+            }
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(PublishError::Task(e.to_string()));
+            }
+        }
+    };
     for (url, file, _) in index.baked_files().await.unwrap_or_default() {
         let key = s3.key_of(&file);
-        // Missing from the bucket, or changed behind kiln's back (a
-        // single-part upload's ETag is the MD5 of its bytes), whatever
-        // the record says: upload again.
-        let current = match present.get(&key) {
-            None => false,
-            // A store that lists no ETag: the record is all there is.
-            Some(etag) if etag.is_empty() => true,
-            Some(etag) => root
-                .read_page(std::path::Path::new(&file))
-                .is_some_and(|bytes| {
-                    use md5::Digest as _;
-                    let local = md5::Md5::digest(&bytes);
-                    let hex: String = local.iter().map(|b| format!("{b:02x}")).collect();
-                    hex.eq_ignore_ascii_case(etag)
-                }),
-        };
-        if !current {
-            index.set_published(s3.id(), &url, None).await;
+        wanted.insert(key.clone());
+        while tasks.len() >= opts.concurrency.max(1) {
+            if let Some(done) = tasks.join_next().await {
+                collect(done, &mut total, &mut plan);
+            }
         }
-        let done = publish_page(s3, index, root, &url).await?;
-        total.uploaded += done.uploaded;
-        total.unchanged += done.unchanged;
-        wanted.insert(key);
+        let (s3, index, root, present) = (s3.clone(), index.clone(), root.clone(), present.clone());
+        tasks.spawn(async move {
+            // Missing from the bucket, or changed behind kiln's back,
+            // whatever the record says: upload again.
+            let current = !opts.force
+                && match present.get(&key) {
+                    None => false,
+                    // A store that lists no ETag: the record is all there is.
+                    Some(etag) if etag.is_empty() => true,
+                    Some(etag) => {
+                        root.read_page(std::path::Path::new(&file))
+                            .is_some_and(|bytes| {
+                                use md5::Digest as _;
+                                let local = md5::Md5::digest(&bytes);
+                                let hex: String =
+                                    local.iter().map(|b| format!("{b:02x}")).collect();
+                                hex.eq_ignore_ascii_case(etag)
+                            })
+                    }
+                };
+            if opts.dry_run {
+                let recorded = index.published(s3.id(), &url).await.ok().flatten();
+                let hash = index.page(&url).await.ok().flatten().and_then(|p| p.hash);
+                let up_to_date =
+                    current && recorded.is_some_and(|(k, h)| k == key && Some(h) == hash);
+                return Ok(if up_to_date {
+                    (
+                        Published {
+                            unchanged: 1,
+                            ..Published::default()
+                        },
+                        None,
+                    )
+                } else {
+                    (Published::default(), Some(key))
+                });
+            }
+            if !current {
+                index.set_published(s3.id(), &url, None).await;
+            }
+            Ok((publish_page(&s3, &index, &root, &url).await?, None))
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        collect(done, &mut total, &mut plan);
+    }
+    if let Some(e) = first_error {
+        return Err(e);
     }
     let redirects_key = s3.key_of("_kiln/redirects.json");
+    wanted.insert(redirects_key.clone());
+    let extra: Vec<String> = present
+        .keys()
+        .filter(|k| !wanted.contains(*k))
+        .cloned()
+        .collect();
+    if opts.dry_run {
+        plan.upload.sort();
+        if opts.delete {
+            plan.delete = extra;
+        }
+        return Ok((total, plan));
+    }
     let redirects = index.redirects().await.unwrap_or_default();
     let listing = serde_json::to_vec_pretty(&redirects).unwrap_or_default();
     s3.put(&redirects_key, listing, "application/json").await?;
-    wanted.insert(redirects_key);
-    for key in present.keys().filter(|k| !wanted.contains(*k)) {
-        s3.delete(key).await?;
-        total.deleted += 1;
+    if opts.delete {
+        let mut deletes = tokio::task::JoinSet::new();
+        for key in extra {
+            while deletes.len() >= opts.concurrency.max(1) {
+                if let Some(done) = deletes.join_next().await {
+                    done.map_err(|e| PublishError::Task(e.to_string()))??;
+                    total.deleted += 1;
+                }
+            }
+            let s3 = s3.clone();
+            deletes.spawn(async move { s3.delete(&key).await });
+        }
+        while let Some(done) = deletes.join_next().await {
+            done.map_err(|e| PublishError::Task(e.to_string()))??;
+            total.deleted += 1;
+        }
     }
-    Ok(total)
+    Ok((total, plan))
 }

@@ -195,3 +195,89 @@ async fn the_bucket_mirrors_the_output_with_content_types_and_no_needless_upload
     assert_eq!(status["outputs"]["publish_failed"], 0, "{status}");
     let _ = child.start_kill();
 }
+
+#[cfg_attr(
+    kiln_no_s3s,
+    ignore = "s3s-fs is not on PATH: cargo install s3s-fs --features binary (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_says_what_it_would_do_keeps_strays_when_asked_and_can_force() {
+    require!("s3s-fs");
+    let s3 = S3Server::start().await;
+    let pages = crate::util::linked_site(60);
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(
+        &origin,
+        &format!(
+            "[[publish]]\nkind = \"s3\"\nbucket = \"kiln\"\nprefix = \"site\"\nendpoint = \"http://127.0.0.1:{}\"\nconcurrency = 8\n",
+            s3.port
+        ),
+    );
+    // Baked without credentials: nothing in the bucket yet.
+    assert_eq!(site.kiln(&["build"]).await.code, 1);
+    let files = site.files().len();
+    assert_eq!(files, 61);
+    let dry = kiln_with_creds(&site, &["publish", "--dry-run"]).await;
+    assert_eq!(dry.code, 0, "{}", dry.all());
+    assert!(
+        dry.stdout
+            .contains("(dry run): 61 to upload, 0 unchanged, 0 to delete"),
+        "{}",
+        dry.all()
+    );
+    assert!(
+        dry.stdout.contains("upload site/index.html"),
+        "{}",
+        dry.all()
+    );
+    assert!(
+        !s3.object("site/index.html").exists(),
+        "a dry run uploads nothing"
+    );
+    // A stray object no page has.
+    std::fs::create_dir_all(s3.object("site")).unwrap();
+    std::fs::write(s3.object("site/stray.html"), "old").unwrap();
+    let run = kiln_with_creds(&site, &["publish", "--no-delete"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("61 uploaded, 0 unchanged, 0 deleted"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        s3.object("site/stray.html").exists(),
+        "--no-delete keeps it"
+    );
+    for f in site.files() {
+        assert_eq!(
+            std::fs::read(s3.object(&format!("site/{f}"))).unwrap(),
+            std::fs::read(site.file(&f)).unwrap(),
+            "{f}"
+        );
+    }
+    let dry = kiln_with_creds(&site, &["publish", "--dry-run"]).await;
+    assert!(
+        dry.stdout
+            .contains("0 to upload, 61 unchanged, 1 to delete"),
+        "{}",
+        dry.all()
+    );
+    assert!(
+        dry.stdout.contains("delete site/stray.html"),
+        "{}",
+        dry.all()
+    );
+    let run = kiln_with_creds(&site, &["publish"]).await;
+    assert!(
+        run.stdout.contains("0 uploaded, 61 unchanged, 1 deleted"),
+        "{}",
+        run.all()
+    );
+    assert!(!s3.object("site/stray.html").exists());
+    let run = kiln_with_creds(&site, &["publish", "--force"]).await;
+    assert!(
+        run.stdout.contains("61 uploaded, 0 unchanged, 0 deleted"),
+        "{}",
+        run.all()
+    );
+}
