@@ -212,11 +212,12 @@ fn show_error(
     });
 }
 
-/// Watches the config file; when it changes and loads, cancels `restart`
+/// Watches the config file; when it changes and `loads` (the caller's
+/// config loader) accepts it, cancels `restart`
 /// (kiln serve starts over with it); when it does not load, says why in
 /// `errors` (the overlay) and on stderr, and keeps the running config.
 pub(crate) fn watch_config(
-    g: crate::cmd::GlobalArgs,
+    loads: impl Fn() -> Result<(), String> + Send + 'static,
     file: PathBuf,
     restart: CancellationToken,
     errors: tokio::sync::watch::Sender<Option<String>>,
@@ -256,8 +257,8 @@ pub(crate) fn watch_config(
                 continue;
             }
             seen = now;
-            match g.load_config() {
-                Ok(_) => {
+            match loads() {
+                Ok(()) => {
                     errors.send_replace(None);
                     restart.cancel();
                     return;

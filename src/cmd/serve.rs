@@ -113,10 +113,11 @@ async fn serve_once(
     );
     println!("kiln serve: http://{bound}/ (live reload on)");
     let config_errors = tokio::sync::watch::Sender::new(None::<String>);
-    let _config_watch = cfg
-        .file
-        .clone()
-        .map(|file| serve::watch_config(g.clone(), file, restart.clone(), config_errors.clone()));
+    let _config_watch = cfg.file.clone().map(|file| {
+        let g = g.clone();
+        let loads = move || g.load_config().map(|_| ()).map_err(|e| e.to_string());
+        serve::watch_config(loads, file, restart.clone(), config_errors.clone())
+    });
     if !cfg.renders() {
         axum::serve(listener, serve::router(preview))
             .with_graceful_shutdown(restart.cancelled_owned())
