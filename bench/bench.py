@@ -609,7 +609,7 @@ def bench_publish(n=10000):
     res = {"pages": n + 1, "filesystem": fs_type(DISK), "runs": {}}
     out = DISK / "publish-out"
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret"}
-    for conc in (1, 4, 16):
+    for conc in (1, 2, 4, 8, 16):
         rates = []
         for r in range(RUNS):
             store = fresh(DISK / "publish-store")
