@@ -29,7 +29,6 @@ const EVENTS_PATH: &str = "/__kiln/events";
 /// show a template error as an overlay (the last good page stays under it).
 const LIVE_RELOAD: &str = r#"<script data-kiln-live-reload>
 (() => {
-  const events = new EventSource("/__kiln/events");
   const overlay = (text) => {
     let box = document.getElementById("kiln-error");
     if (!text) { if (box) box.remove(); return; }
@@ -41,15 +40,27 @@ const LIVE_RELOAD: &str = r#"<script data-kiln-live-reload>
     }
     box.textContent = "kiln: " + text;
   };
-  events.addEventListener("reload", () => location.reload());
-  // A restarted `kiln serve` (site.toml changed): the page it shows may be new.
+  // On (re)connecting: a restarted `kiln serve` (site.toml changed), or a
+  // reload sent before this page's stream was open, reloads it too.
+  const servedAt = __KILN_GENERATION__;
   let instance = null;
-  events.addEventListener("hello", (e) => {
-    if (instance !== null && instance !== e.data) location.reload();
-    instance = e.data;
-  });
-  events.addEventListener("error-message", (e) => overlay(e.data));
-  events.addEventListener("ok", () => overlay(null));
+  const connect = () => {
+    const events = new EventSource("/__kiln/events");
+    events.addEventListener("reload", () => location.reload());
+    events.addEventListener("hello", (e) => {
+      const [run, generation] = e.data.split(":");
+      if ((instance !== null && instance !== run) || Number(generation) > servedAt) location.reload();
+      instance = run;
+    });
+    events.addEventListener("error-message", (e) => overlay(e.data));
+    events.addEventListener("ok", () => overlay(null));
+    // A stream the browser gave up on (a restart answered it with an
+    // error) is opened again.
+    events.onerror = () => {
+      if (events.readyState === EventSource.CLOSED) setTimeout(connect, 300);
+    };
+  };
+  connect();
 })();
 </script>"#;
 
@@ -82,6 +93,9 @@ pub(crate) struct Preview {
     /// Which run of `kiln serve` this is: a page that reconnects to another
     /// one (site.toml changed) reloads.
     instance: String,
+    /// How many reloads were sent: a page served before the last one
+    /// whose event stream opened after it reloads when it connects.
+    generation: Arc<std::sync::atomic::AtomicU64>,
     client: reqwest::Client,
 }
 
@@ -108,6 +122,7 @@ impl Preview {
             origin,
             events,
             error: Arc::default(),
+            generation: Arc::default(),
             instance: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos().to_string())
@@ -152,6 +167,9 @@ pub(crate) async fn follow(
                         _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
                     }
                 }
+                preview
+                    .generation
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let _ = preview.events.send(LiveEvent::Reload);
             }
             changed = errors.changed() => {
@@ -283,7 +301,14 @@ async fn events(State(p): State<Preview>) -> impl IntoResponse {
     use tokio_stream::StreamExt;
     // A page that connects while the templates are broken sees why at once.
     let current = p.error.lock().ok().and_then(|e| e.clone());
-    let hello = Event::default().event("hello").data(p.instance.clone());
+    let hello = Event::default()
+        .event("hello")
+        .retry(std::time::Duration::from_millis(300))
+        .data(format!(
+            "{}:{}",
+            p.instance,
+            p.generation.load(std::sync::atomic::Ordering::SeqCst)
+        ));
     let first = tokio_stream::iter(current.map(LiveEvent::Error));
     let live =
         tokio_stream::wrappers::BroadcastStream::new(p.events.subscribe()).filter_map(Result::ok);
@@ -330,7 +355,7 @@ async fn serve(State(p): State<Preview>, req: Request) -> Response {
                 Some(ct) => ct,
                 None => crate::urlmap::content_type_of(&rel).to_string(),
             };
-            return file_response(StatusCode::OK, &content_type, bytes);
+            return file_response(&p, StatusCode::OK, &content_type, bytes);
         }
     }
     match &p.origin {
@@ -352,9 +377,17 @@ fn find_file(root: &WebRoot, canonical: &str) -> Option<(PathBuf, Vec<u8>)> {
     root.read_page(&rel).map(|b| (rel, b))
 }
 
-fn file_response(status: StatusCode, content_type: &str, mut bytes: Vec<u8>) -> Response {
+fn file_response(
+    p: &Preview,
+    status: StatusCode,
+    content_type: &str,
+    mut bytes: Vec<u8>,
+) -> Response {
     if crate::urlmap::media_type(content_type) == "text/html" {
-        bytes = inject_live_reload(bytes);
+        bytes = inject_live_reload(
+            bytes,
+            p.generation.load(std::sync::atomic::Ordering::SeqCst),
+        );
     }
     Response::builder()
         .status(status)
@@ -370,18 +403,19 @@ fn file_response(status: StatusCode, content_type: &str, mut bytes: Vec<u8>) -> 
 }
 
 /// Puts the live-reload script before `</body>` (or at the end).
-fn inject_live_reload(mut html: Vec<u8>) -> Vec<u8> {
+fn inject_live_reload(mut html: Vec<u8>, generation: u64) -> Vec<u8> {
     let at = html
         .windows(7)
         .rposition(|w| w.eq_ignore_ascii_case(b"</body>"))
         .unwrap_or(html.len());
-    html.splice(at..at, LIVE_RELOAD.bytes());
+    let script = LIVE_RELOAD.replace("__KILN_GENERATION__", &generation.to_string());
+    html.splice(at..at, script.into_bytes());
     html
 }
 
 fn not_found(p: &Preview) -> Response {
     match p.root.read_page(std::path::Path::new("404.html")) {
-        Some(bytes) => file_response(StatusCode::NOT_FOUND, "text/html; charset=utf-8", bytes),
+        Some(bytes) => file_response(p, StatusCode::NOT_FOUND, "text/html; charset=utf-8", bytes),
         None => (
             StatusCode::NOT_FOUND,
             "404 not found (and no 404.html in the output)\n",
@@ -433,7 +467,10 @@ async fn proxy(p: &Preview, origin: &url::Url, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| crate::urlmap::media_type(ct) == "text/html");
     let bytes = if is_html {
-        inject_live_reload(bytes)
+        inject_live_reload(
+            bytes,
+            p.generation.load(std::sync::atomic::Ordering::SeqCst),
+        )
     } else {
         bytes
     };
@@ -454,7 +491,7 @@ mod tests {
 
     #[test]
     fn the_script_goes_before_the_body_end() {
-        let out = inject_live_reload(b"<html><body><p>x</p></BODY></html>".to_vec());
+        let out = inject_live_reload(b"<html><body><p>x</p></BODY></html>".to_vec(), 0);
         let s = String::from_utf8(out).unwrap();
         assert!(s.contains("<p>x</p><script data-kiln-live-reload>"), "{s}");
         assert!(s.ends_with("</script></BODY></html>"), "{s}");

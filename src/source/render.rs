@@ -798,12 +798,7 @@ fn read_templates(dir: &Path) -> Result<BTreeMap<String, String>, RenderError> {
         if !entry.file_type().is_file() || is_editor_junk(entry.path()) {
             continue;
         }
-        let rel = entry
-            .path()
-            .strip_prefix(dir)
-            .unwrap_or(entry.path())
-            .to_string_lossy()
-            .replace('\\', "/");
+        let rel = rel_path(entry.path(), dir);
         let source = std::fs::read_to_string(entry.path()).map_err(|e| RenderError::Io {
             dir: entry.path().to_path_buf(),
             source: e,
@@ -964,12 +959,7 @@ fn find_data_files(base: &Path, glob: &DataGlob) -> Vec<(String, PathBuf)> {
         if !entry.file_type().is_file() || is_editor_junk(entry.path()) {
             continue;
         }
-        let rel = entry
-            .path()
-            .strip_prefix(base)
-            .unwrap_or(entry.path())
-            .to_string_lossy()
-            .replace('\\', "/");
+        let rel = rel_path(entry.path(), base);
         let rel = rel.trim_start_matches("./").to_string();
         if glob.matcher.is_match(&rel) {
             out.push((rel, entry.path().to_path_buf()));
@@ -985,6 +975,15 @@ fn page_url(base: &str, number: usize) -> String {
     } else {
         format!("{base}page/{number}/")
     }
+}
+
+/// `path` below `base`, with `/` between components (what URLs, tags and
+/// data globs are written in).
+fn rel_path(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
 }
 
 /// One key per output file: `/a`, `/a/` and `/a/index.html` are one.
@@ -1011,12 +1010,7 @@ fn static_files(dir: &Path) -> Vec<(String, PathBuf)> {
         if !entry.file_type().is_file() || is_editor_junk(entry.path()) {
             continue;
         }
-        let rel = entry
-            .path()
-            .strip_prefix(dir)
-            .unwrap_or(entry.path())
-            .to_string_lossy()
-            .replace('\\', "/");
+        let rel = rel_path(entry.path(), dir);
         out.push((rel, entry.path().to_path_buf()));
     }
     out

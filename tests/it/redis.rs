@@ -74,9 +74,18 @@ async fn xadd(conn: &mut redis::aio::MultiplexedConnection, targets: &str) -> St
         .unwrap()
 }
 
+/// Entries the group has read and not acknowledged; `usize::MAX` while the
+/// group does not exist yet (the daemon creates it after it starts
+/// listening, so a test polling right away can ask first).
 async fn pending(conn: &mut redis::aio::MultiplexedConnection, group: &str) -> usize {
-    let v: redis::streams::StreamPendingReply = conn.xpending("kiln:events", group).await.unwrap();
-    v.count()
+    match conn
+        .xpending::<_, _, redis::streams::StreamPendingReply>("kiln:events", group)
+        .await
+    {
+        Ok(v) => v.count(),
+        Err(e) if e.code() == Some("NOGROUP") => usize::MAX,
+        Err(e) => panic!("XPENDING {group}: {e}"),
+    }
 }
 
 #[cfg_attr(

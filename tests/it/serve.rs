@@ -47,6 +47,21 @@ impl Serve {
     }
 }
 
+/// The about page open in chromium, with `window.kilnMarker` set: gone
+/// once the page reloads itself.
+async fn open_about_marked(serve: &Serve) -> (Browser, crate::browser::Page) {
+    let browser = Browser::open(&format!("{}/about/", serve.url)).await;
+    let mut page = browser.page().await;
+    page.wait_for(
+        "the about page",
+        "document.querySelector('h1') && document.querySelector('h1').textContent",
+        |v| v.as_str().is_some_and(|s| s.contains("About")),
+    )
+    .await;
+    page.eval("window.kilnMarker = 1").await;
+    (browser, page)
+}
+
 impl Drop for Serve {
     fn drop(&mut self) {
         if let Some(pid) = self.child.id() {
@@ -64,16 +79,8 @@ async fn an_edited_template_changes_the_open_page_without_a_reload_and_errors_sh
     require!("chromium");
     let site = default_site_copy();
     let serve = Serve::start(&site, &[]).await;
-    let browser = Browser::open(&format!("{}/about/", serve.url)).await;
-    let mut page = browser.page().await;
-    page.wait_for(
-        "the about page",
-        "document.querySelector('h1') && document.querySelector('h1').textContent",
-        |v| v.as_str().is_some_and(|s| s.contains("About")),
-    )
-    .await;
     // A marker that a reload by the test would wipe: the page must reload itself.
-    page.eval("window.kilnMarker = 1").await;
+    let (browser, mut page) = open_about_marked(&serve).await;
     let template = site.path().join("templates/page.html");
     let text = std::fs::read_to_string(&template).unwrap();
     std::fs::write(
@@ -359,15 +366,7 @@ async fn an_edited_site_toml_is_applied_and_a_broken_one_is_shown() {
         }
     };
     assert_eq!(get("/all/").await, 404);
-    let browser = Browser::open(&format!("{}/about/", serve.url)).await;
-    let mut page = browser.page().await;
-    page.wait_for(
-        "the about page",
-        "document.querySelector('h1') && document.querySelector('h1').textContent",
-        |v| v.as_str().is_some_and(|s| s.contains("About")),
-    )
-    .await;
-    page.eval("window.kilnMarker = 1").await;
+    let (browser, mut page) = open_about_marked(&serve).await;
     // A new route: served once site.toml is saved, and the open page reloads.
     let toml_path = site.path().join("site.toml");
     let toml = std::fs::read_to_string(&toml_path).unwrap();
