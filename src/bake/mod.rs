@@ -205,6 +205,9 @@ pub(crate) struct Baker {
     cfg: Arc<Config>,
     fetcher: Option<Fetcher>,
     renderer: RwLock<Option<Arc<Renderer>>>,
+    /// The data files the renderer was loaded from, parsed: the daemon's
+    /// watcher reloads through it, so an edit re-reads one file.
+    data_cache: Arc<crate::source::render::DataCache>,
     checker: Checker,
     root: WebRoot,
     index: Index,
@@ -481,8 +484,9 @@ impl Baker {
                 _ => index.set_meta("origin", given).await,
             }
         }
+        let data_cache = Arc::new(crate::source::render::DataCache::default());
         let renderer = if cfg.renders() {
-            let renderer = Renderer::load(&cfg)?;
+            let renderer = Renderer::load_with(&cfg, Some(&data_cache))?;
             for w in &renderer.warnings {
                 tracing::warn!("{w}");
             }
@@ -506,6 +510,7 @@ impl Baker {
             cfg,
             fetcher,
             renderer: RwLock::new(renderer),
+            data_cache,
             root,
             index,
             scope,
@@ -565,6 +570,11 @@ impl Baker {
     /// The current renderer, if in render mode.
     pub(crate) fn renderer(&self) -> Option<Arc<Renderer>> {
         self.renderer.read().ok().and_then(|g| g.clone())
+    }
+
+    /// The parsed data files the renderer was loaded from.
+    pub(crate) fn data_cache(&self) -> Arc<crate::source::render::DataCache> {
+        self.data_cache.clone()
     }
 
     /// Swaps in freshly loaded templates and data (daemon watch).

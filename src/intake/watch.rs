@@ -18,7 +18,7 @@ use crate::bake::Baker;
 use crate::config::Config;
 use crate::files::is_editor_junk;
 use crate::schedule::{Request, Submitter};
-use crate::source::render::{DataCache, Renderer};
+use crate::source::render::Renderer;
 use crate::tag::Tag;
 use crate::targets::Target;
 
@@ -219,17 +219,9 @@ pub(crate) async fn worker(
         overflow,
     } = handle;
     let debounce = cfg.daemon.debounce;
-    // Parsed data files kept between reloads, filled once now so the first
-    // edit is as quick as the next.
-    let cache = Arc::new(DataCache::default());
-    {
-        let (cfg, cache) = (cfg.clone(), cache.clone());
-        if let Ok(Ok(r)) =
-            tokio::task::spawn_blocking(move || Renderer::load_with(&cfg, Some(&cache))).await
-        {
-            baker.set_renderer(r);
-        }
-    }
+    // The data files the baker's renderer was loaded from, parsed: a
+    // reload re-reads only what changed.
+    let cache = baker.data_cache();
     loop {
         let first = tokio::select! {
             _ = shutdown.cancelled() => return,
