@@ -239,7 +239,7 @@ pub(crate) fn watch_config(
     file: PathBuf,
     restart: CancellationToken,
     errors: tokio::sync::watch::Sender<Option<String>>,
-) -> Option<crate::intake::watch::WatchHandle> {
+) -> Option<notify::RecommendedWatcher> {
     let dir = file
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -252,10 +252,10 @@ pub(crate) fn watch_config(
         "edits to site.toml need a restart of kiln serve",
     )
     .ok()?;
+    // The watcher goes to the caller (it lives as long as this run); the
+    // events to this task.
     let crate::intake::watch::WatchHandle {
-        watcher,
-        mut rx,
-        overflow,
+        watcher, mut rx, ..
     } = handle;
     let mut seen = std::fs::read(&file).ok();
     tokio::spawn(async move {
@@ -290,11 +290,7 @@ pub(crate) fn watch_config(
             }
         }
     });
-    Some(crate::intake::watch::WatchHandle {
-        watcher,
-        rx: tokio::sync::mpsc::channel(1).1,
-        overflow,
-    })
+    Some(watcher)
 }
 
 async fn events(State(p): State<Preview>) -> impl IntoResponse {
