@@ -57,6 +57,8 @@ pub enum Command {
     Daemon(cmd::daemon::DaemonArgs),
     /// Make the S3-compatible bucket of [[publish]] equal the output
     Publish(cmd::publish::PublishArgs),
+    /// Copy a pool's pages from its bucket into the output as they are published
+    Mirror(cmd::mirror::MirrorArgs),
     /// Switch `current` back to the previous release
     Rollback(cmd::rollback::RollbackArgs),
     /// List the releases of a `build --release` layout and which is live
@@ -83,6 +85,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<cmd::Exit> {
         Command::Releases(a) => cmd::releases::run(g, a).await,
         Command::Publish(a) => cmd::publish::run(g, a).await,
         Command::Nginx(a) => cmd::nginx::run(g, a).await,
+        Command::Mirror(a) => cmd::mirror::run(g, a).await,
     }
 }
 

@@ -155,9 +155,21 @@ pub(crate) async fn run(
     // Outputs beside the local web root, fed from the outbox: whatever a
     // previous run left is delivered first, then each change as it comes.
     let mut outputs: Vec<ChangeListener> = Vec::new();
-    let outbox =
-        crate::output::Outbox::new(&cfg, index.clone(), root.clone(), output_retry_policy(&cfg))
-            .map_err(DaemonError::Publish)?;
+    let outbox = crate::output::Outbox::new(
+        &cfg,
+        index.clone(),
+        root.clone(),
+        output_retry_policy(&cfg),
+        baker.shared(),
+    )
+    .map_err(DaemonError::Publish)?;
+    if let Some(shared) = baker.shared() {
+        tasks.spawn(crate::pool::heartbeat(
+            shared,
+            index.clone(),
+            cancel.clone(),
+        ));
+    }
     let output_stats = outbox.as_ref().map(|o| o.stats.clone());
     let mut fill_outputs: Vec<ChangeListener> = Vec::new();
     if let Some(outbox) = outbox {

@@ -43,6 +43,16 @@ pub(crate) enum IndexError {
     /// The index thread has stopped.
     #[error("the index thread has stopped")]
     Closed,
+    /// The pool's shared index (Redis) could not be read.
+    #[error("the pool's shared index could not be read: {0}")]
+    Shared(String),
+}
+
+impl IndexError {
+    /// A failed read of the pool's shared index ([`crate::pool`]).
+    pub(crate) fn shared(e: impl std::fmt::Display) -> IndexError {
+        IndexError::Shared(e.to_string())
+    }
 }
 
 /// Page status as stored.
@@ -120,10 +130,29 @@ pub(crate) struct PageRecord {
     /// Dependency tags (replaced on every successful fetch). `None` keeps the stored ones.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) tags: Option<Vec<String>>,
-    /// The page's file changed (written, removed): queue its outputs
-    /// (bucket, CDN purge) in the outbox, in the same transaction.
+    /// Which records queue their outputs (bucket, CDN purge) in the
+    /// outbox, in the same transaction.
     #[serde(skip)]
-    pub(crate) outbox: bool,
+    pub(crate) outbox: OutboxRule,
+    /// When the bake that made this record started (µs since the epoch;
+    /// 0: unknown). In pool mode it orders bakes of one page fleet-wide:
+    /// the bucket keeps the result of the bake that started last.
+    #[serde(skip)]
+    pub(crate) ticket: i64,
+}
+
+/// Which page records go to the outbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum OutboxRule {
+    /// No outputs configured.
+    #[default]
+    Never,
+    /// A record that changes what this index says is published (one host:
+    /// its own index is the whole truth).
+    WhenChanged,
+    /// Every record but a failure: in pool mode the shared index, not this
+    /// worker's, decides what changed ([`crate::output::pool`]).
+    Every,
 }
 
 impl PageRecord {
@@ -140,7 +169,8 @@ impl PageRecord {
             validators: None,
             max_age: None,
             tags: None,
-            outbox: false,
+            outbox: OutboxRule::Never,
+            ticket: 0,
         }
     }
 
@@ -317,13 +347,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     stage INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_at INTEGER NOT NULL DEFAULT 0,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    ticket INTEGER NOT NULL DEFAULT 0
 );
 ";
 
 /// The schema version this kiln writes (`PRAGMA user_version`); an index
 /// from a newer kiln is refused rather than misread.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// The tag lookup; a test checks its query plan uses the primary key.
 const URLS_FOR_TAG: &str = "SELECT url FROM tags WHERE tag = ?1";
@@ -410,7 +441,11 @@ impl Index {
     pub(crate) async fn record(&self, record: PageRecord) {
         self.write(Box::new(move |conn| {
             // Decided against the row as it was, inside this transaction.
-            let to_outputs = record.outbox && changes_what_is_published(conn, &record)?;
+            let to_outputs = match record.outbox {
+                OutboxRule::Never => false,
+                OutboxRule::WhenChanged => changes_what_is_published(conn, &record)?,
+                OutboxRule::Every => record.status != Status::Failed,
+            };
             conn.prepare_cached(
                 "INSERT INTO pages (url, file, hash, status, http_status, error, fetched_at, content_type, etag, last_modified, max_age)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
@@ -467,9 +502,9 @@ impl Index {
                 tags.sort();
                 tags.dedup();
                 conn.prepare_cached(
-                    "INSERT INTO outbox (url, tags, created_at) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO outbox (url, tags, created_at, ticket) VALUES (?1, ?2, ?3, ?4)",
                 )?
-                .execute(params![record.url, tags.join(" "), now_ms()])?;
+                .execute(params![record.url, tags.join(" "), now_ms(), record.ticket])?;
             }
             if let Some(tags) = &record.tags {
                 conn.prepare_cached("DELETE FROM tags WHERE url = ?1")?
@@ -769,7 +804,7 @@ impl Index {
     ) -> Result<Vec<OutboxEntry>, IndexError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT seq, url, tags, stage, attempts, created_at FROM outbox
+                "SELECT seq, url, tags, stage, attempts, created_at, ticket FROM outbox
                  WHERE next_at <= ?1 ORDER BY seq LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![now_ms, limit as i64], |r| {
@@ -781,6 +816,7 @@ impl Index {
                     stage: r.get(3)?,
                     attempts: r.get(4)?,
                     created_at_ms: r.get(5)?,
+                    ticket: r.get(6)?,
                 })
             })?;
             rows.collect()
@@ -941,7 +977,8 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<PageRecord> {
         validators: None,
         max_age: None,
         tags: None,
-        outbox: false,
+        outbox: OutboxRule::Never,
+        ticket: 0,
     })
 }
 
@@ -1084,6 +1121,15 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             conn.execute_batch(&format!("ALTER TABLE pages ADD COLUMN {column} {kind}"))?;
         }
     }
+    // Schema 4: the bake's start (pool mode orders bakes by it).
+    let has_ticket: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('outbox') WHERE name = 'ticket'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_ticket {
+        conn.execute_batch("ALTER TABLE outbox ADD COLUMN ticket INTEGER NOT NULL DEFAULT 0")?;
+    }
     conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
     Ok(())
 }
@@ -1103,6 +1149,8 @@ pub(crate) struct OutboxEntry {
     pub(crate) attempts: i64,
     /// When the change was recorded (ms since the epoch).
     pub(crate) created_at_ms: i64,
+    /// When the bake that made it started ([`PageRecord::ticket`]).
+    pub(crate) ticket: i64,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -1138,7 +1186,8 @@ mod tests {
             validators: None,
             max_age: None,
             tags: Some(tags.iter().map(|s| s.to_string()).collect()),
-            outbox: false,
+            outbox: OutboxRule::Never,
+            ticket: 0,
         }
     }
 
@@ -1172,7 +1221,7 @@ mod tests {
         let index = Index::open(&dir.path().join("i.db")).unwrap();
         index.record(rec("/p/1/", &["post:1", "path:/p/"])).await;
         let mut gone = PageRecord::deleted("/p/1/", Some(404));
-        gone.outbox = true;
+        gone.outbox = OutboxRule::WhenChanged;
         index.record(gone).await;
         let due = index.outbox_due(now_ms(), 10).await.unwrap();
         assert_eq!(due.len(), 1);
@@ -1183,7 +1232,7 @@ mod tests {
             "kiln's own tags are not sent"
         );
         let mut changed = rec("/p/1/", &["post:2"]);
-        changed.outbox = true;
+        changed.outbox = OutboxRule::WhenChanged;
         index.record(changed).await;
         let due = index.outbox_due(now_ms(), 10).await.unwrap();
         assert_eq!(due[1].tags, vec!["post:2".to_string()]);

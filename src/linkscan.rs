@@ -59,10 +59,24 @@ enum State {
     Cdata,
     /// Raw text or RCDATA, ended by `</name`.
     RawText(&'static [u8]),
+    /// A `<script>`'s text: ended by `</script` too, unless inside a
+    /// `<!-- <script>` of the script (the spec's double-escaped state).
+    Script(ScriptMode),
     /// `<plaintext>`: the rest is text.
     Plaintext,
     /// A tag longer than [`MAX_TAG`], skipped to its `>`.
     SkipTag,
+}
+
+/// Where a script's text is, by the HTML spec's script data states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScriptMode {
+    /// Script data.
+    Data,
+    /// After `<!--` (escaped): `</script` ends it, `<script` nests.
+    Escaped,
+    /// After `<!-- … <script`: `</script` only leaves this state.
+    DoubleEscaped,
 }
 
 /// What starts at a `<`.
@@ -222,6 +236,17 @@ impl Scanner {
                     RawEnd::Incomplete(i) => return pos + i,
                     RawEnd::None => return keep_tail(buf, pos, name.len() + 2, eof),
                 },
+                State::Script(mut mode) => {
+                    let end = script_end(&buf[pos..], &mut mode, eof);
+                    self.state = State::Script(mode);
+                    match end {
+                        ScriptEnd::At(i) => {
+                            self.state = State::Data;
+                            pos += i;
+                        }
+                        ScriptEnd::Consumed(n) => return pos + n,
+                    }
+                }
                 State::Plaintext => return buf.len(),
             }
         }
@@ -300,7 +325,7 @@ impl Scanner {
                     b"textarea" => State::RawText(b"textarea"),
                     b"title" => State::RawText(b"title"),
                     b"plaintext" => State::Plaintext,
-                    b"script" => State::RawText(b"script"),
+                    b"script" => State::Script(ScriptMode::Data),
                     b"style" => State::RawText(b"style"),
                     b"iframe" => State::RawText(b"iframe"),
                     b"xmp" => State::RawText(b"xmp"),
@@ -411,6 +436,92 @@ enum RawEnd {
     /// A possible end tag starts here but the chunk ends first.
     Incomplete(usize),
     None,
+}
+
+/// Where a script's text ends in a chunk.
+enum ScriptEnd {
+    /// Its end tag starts here.
+    At(usize),
+    /// The first `n` bytes are script text (`mode` updated for them); the
+    /// rest may start a sequence the next chunk completes.
+    Consumed(usize),
+}
+
+/// Scans script text from `mode` for its end tag: `</script` followed by
+/// a space, `/` or `>`, except in the double-escaped state, which
+/// `<!-- <script>` enters and `</script` or `-->` leaves (as browsers and
+/// lol_html read it).
+fn script_end(b: &[u8], mode: &mut ScriptMode, eof: bool) -> ScriptEnd {
+    /// `pattern` (ASCII case-insensitive) then a space, `/` or `>`:
+    /// `Some(true)`; the chunk ends first: `None`; else `Some(false)`.
+    fn tag_at(b: &[u8], pattern: &[u8], eof: bool) -> Option<bool> {
+        let n = b.len().min(pattern.len());
+        if !b[..n].eq_ignore_ascii_case(&pattern[..n]) {
+            return Some(false);
+        }
+        match b.get(pattern.len()) {
+            Some(&c) => Some(is_space(c) || c == b'/' || c == b'>'),
+            None if eof => Some(false),
+            None => None,
+        }
+    }
+    let mut i = 0;
+    while i < b.len() {
+        let rest = &b[i..];
+        match rest[0] {
+            b'<' => {
+                let end = tag_at(rest, b"</script", eof);
+                let open = tag_at(rest, b"<script", eof);
+                let comment = rest.len() < 4 && !eof && b"<!--".starts_with(rest);
+                if end.is_none() || open.is_none() || comment {
+                    return ScriptEnd::Consumed(i);
+                }
+                match *mode {
+                    ScriptMode::Data | ScriptMode::Escaped if end == Some(true) => {
+                        return ScriptEnd::At(i);
+                    }
+                    ScriptMode::DoubleEscaped if end == Some(true) => {
+                        *mode = ScriptMode::Escaped;
+                        i += 8;
+                    }
+                    ScriptMode::Escaped if open == Some(true) => {
+                        *mode = ScriptMode::DoubleEscaped;
+                        i += 7;
+                    }
+                    // Past `<!` only: its `--` may close at once (`<!-->`).
+                    ScriptMode::Data if rest.starts_with(b"<!--") => {
+                        *mode = ScriptMode::Escaped;
+                        i += 2;
+                    }
+                    _ => i += 1,
+                }
+            }
+            b'-' if *mode != ScriptMode::Data => {
+                if rest.len() < 3 && !eof && b"-->".starts_with(rest) {
+                    return ScriptEnd::Consumed(i);
+                }
+                if rest.starts_with(b"-->") {
+                    *mode = ScriptMode::Data;
+                    i += 3;
+                } else {
+                    i += 1;
+                }
+            }
+            _ => {
+                // Nothing before the next `<` (or `-`) matters.
+                let skip = if *mode == ScriptMode::Data {
+                    memchr(b'<', rest)
+                } else {
+                    memchr::memchr2(b'<', b'-', rest)
+                };
+                match skip {
+                    Some(n) => i += n,
+                    None => return ScriptEnd::Consumed(b.len()),
+                }
+            }
+        }
+    }
+    ScriptEnd::Consumed(b.len())
 }
 
 /// Finds `</name` followed by a space, `/` or `>` (ASCII case-insensitive).
@@ -617,6 +728,17 @@ mod tests {
                 &["/yes/"],
             ),
             (r#"<script src="/app.js"></script>"#, &["/app.js"]),
+            // `<!-- <script>` inside a script: its `</script>` does not end
+            // the outer one (the spec's double-escaped state); `-->` leaves.
+            (
+                r#"<script><!--<script></script><a href="/no/"></script><a href="/yes/">"#,
+                &["/yes/"],
+            ),
+            (
+                r#"<script><!-- x --><script></script><a href="/yes/">"#,
+                &["/yes/"],
+            ),
+            (r#"<script><!--></script><a href="/yes/">"#, &["/yes/"]),
             (r#"<style>a[href="/no/"]{}</style>"#, &[]),
             (
                 r#"<title><a href="/no/"></title><a href=/yes/>"#,

@@ -200,6 +200,21 @@ impl PageResult {
     }
 }
 
+tokio::task_local! {
+    /// When the bake of the current page started (µs since the epoch),
+    /// after its event was read: its records carry it as their ticket
+    /// ([`PageRecord::ticket`]), which orders bakes of a page in a pool.
+    static BAKE_STARTED: i64;
+}
+
+/// Microseconds since the Unix epoch.
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
 /// Everything a page needs to go from source to disk. Cheap to share by reference.
 pub(crate) struct Baker {
     cfg: Arc<Config>,
@@ -215,9 +230,11 @@ pub(crate) struct Baker {
     /// In a one-shot run, removals wait here until the run is over, so the
     /// mass-delete guard can stop them all ([`Baker::apply_removals`]).
     deferred: Option<Mutex<Vec<Removal>>>,
-    /// Page changes are queued for outputs (a bucket, a CDN) in the same
-    /// transaction as their record ([`crate::output`]).
-    outbox: bool,
+    /// Which page records queue their outputs (a bucket, a CDN) in the
+    /// same transaction ([`crate::output`]).
+    outbox: crate::index::OutboxRule,
+    /// In pool mode, the index every worker shares ([`crate::pool`]).
+    shared: Option<crate::pool::SharedIndex>,
     /// In the daemon (removals not deferred), the mass-delete guard over a
     /// sliding window: see [`RemovalGuard`].
     guard: Option<Mutex<RemovalGuard>>,
@@ -383,6 +400,16 @@ pub(crate) enum SetupError {
     /// The forbidden-pattern matcher.
     #[error("`safety.forbid-patterns` cannot be compiled")]
     Patterns(#[source] aho_corasick::BuildError),
+    /// Pool mode's shared index cannot be reached.
+    #[error(
+        "pool mode needs its shared index in Redis at {url}, which cannot be reached: {source}; start Redis (or fix `[pool] redis`), then run again"
+    )]
+    Pool {
+        /// Redis URL.
+        url: String,
+        /// The cause.
+        source: redis::RedisError,
+    },
     /// Nothing to bake from.
     #[error(
         "no page source: set `[origin] url` in site.toml (or pass --origin http://HOST:PORT), or add `[[render]]` routes"
@@ -497,13 +524,28 @@ impl Baker {
         if fetcher.is_none() && renderer.is_none() {
             return Err(SetupError::NoSource);
         }
+        let shared = match &cfg.pool {
+            Some(pool) => Some(crate::pool::SharedIndex::connect(pool).await.map_err(
+                |source| SetupError::Pool {
+                    url: pool.redis.clone(),
+                    source,
+                },
+            )?),
+            None => None,
+        };
         let scope = Scope::new(
             &cfg.crawl,
             cfg.output.query_strings,
             cfg.origin.as_ref().map(|o| o.url.clone()),
         );
         let concurrency = concurrency_of(&cfg);
-        let has_outputs = !cfg.publish.is_empty() || !cfg.purge.is_empty();
+        let outbox = if cfg.pool.is_some() {
+            crate::index::OutboxRule::Every
+        } else if !cfg.publish.is_empty() || !cfg.purge.is_empty() {
+            crate::index::OutboxRule::WhenChanged
+        } else {
+            crate::index::OutboxRule::Never
+        };
         Ok(Baker {
             checker: Checker::new(&cfg.safety, cfg.origin.as_ref().map(|o| &o.headers))
                 .map_err(SetupError::Patterns)?,
@@ -516,7 +558,8 @@ impl Baker {
             scope,
             deferred: opts.defer_removals.then(Default::default),
             guard: (!opts.defer_removals).then(Default::default),
-            outbox: has_outputs,
+            outbox,
+            shared,
             claimed: opts.defer_removals.then(Default::default),
             known: RwLock::new(None),
             requests: tokio::sync::Semaphore::new(concurrency),
@@ -542,7 +585,21 @@ impl Baker {
 
     /// Those of `links` the index has never seen (new pages), in one round trip.
     pub(crate) async fn unknown(&self, links: Vec<String>) -> Vec<String> {
-        self.index.unknown(links).await.unwrap_or_default()
+        let unknown = self.index.unknown(links).await.unwrap_or_default();
+        match &self.shared {
+            // A page another worker of the pool published is known too:
+            // discovering it again would fetch it once per worker.
+            Some(shared) if !unknown.is_empty() => {
+                match shared.unpublished(unknown.clone()).await {
+                    Ok(left) => left,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the pool's shared index could not be read; linked pages are checked locally only");
+                        unknown
+                    }
+                }
+            }
+            _ => unknown,
+        }
     }
 
     /// The URL path a visitor's request names, when kiln bakes such a URL
@@ -616,7 +673,11 @@ impl Baker {
         seeds
     }
 
-    /// Seeds of a full build: render routes' URLs, then the crawl seeds.
+    /// In pool mode, the pool's shared index (the outputs publish through it).
+    pub(crate) fn shared(&self) -> Option<crate::pool::SharedIndex> {
+        self.shared.clone()
+    }
+
     /// Resolves targets to URLs to bake and URLs to delete, noting targets
     /// that matched nothing and why ([`crate::targets::resolve`]).
     pub(crate) async fn resolve(&self, targets: &[Target]) -> Result<Resolved, IndexError> {
@@ -625,6 +686,7 @@ impl Baker {
             depend: &self.cfg.depend,
             renderer: self.renderer(),
             seeds: self.build_seeds(),
+            shared: self.shared.as_ref(),
         }
         .resolve(targets)
         .await
@@ -660,7 +722,12 @@ impl Baker {
     #[tracing::instrument(level = "debug", skip(self))]
     pub(crate) async fn bake(&self, url: &str) -> PageResult {
         let _one_at_a_time = self.baking.lock(url).await;
-        let (result, _) = self.bake_inner(url, true).await;
+        // In a pool another worker may hold a newer copy than this one's:
+        // only a full response can be compared with the shared index.
+        let conditional = self.cfg.pool.is_none();
+        let (result, _) = BAKE_STARTED
+            .scope(now_us(), self.bake_inner(url, conditional))
+            .await;
         match &result.outcome {
             Outcome::Failed(e) => {
                 tracing::warn!(url, error = %e, "page failed; last good file kept")
@@ -679,7 +746,9 @@ impl Baker {
     /// visitors need a body), and the response kept for them.
     pub(crate) async fn fill(&self, url: &str) -> Filled {
         let _one_at_a_time = self.baking.lock(url).await;
-        let (result, fetched) = self.bake_inner(url, false).await;
+        let (result, fetched) = BAKE_STARTED
+            .scope(now_us(), self.bake_inner(url, false))
+            .await;
         // A stored page passed the privacy rules already (its decision
         // was to store it); anything else (a 404) is checked here.
         let stored = matches!(result.outcome, Outcome::Written | Outcome::Unchanged);
@@ -1032,6 +1101,7 @@ impl Baker {
     /// is still published when the page is baked again).
     async fn record(&self, mut record: PageRecord) {
         record.outbox = self.outbox;
+        record.ticket = BAKE_STARTED.try_with(|t| *t).unwrap_or(0);
         self.index.record(record).await;
     }
 

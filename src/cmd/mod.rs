@@ -9,6 +9,7 @@ pub mod delete;
 pub mod enqueue;
 pub mod explain;
 pub mod init;
+pub mod mirror;
 pub mod nginx;
 pub mod publish;
 pub mod regen;
@@ -361,11 +362,21 @@ pub(crate) async fn deliver_outputs(
     let out = crate::release::live_root(&cfg.out);
     let root = crate::write::WebRoot::open(&out, Vec::new(), 0)?;
     let index = crate::index::Index::open(&cfg.state)?;
+    let shared = match &cfg.pool {
+        Some(pool) => Some(crate::pool::SharedIndex::connect(pool).await.map_err(|e| {
+            anyhow::anyhow!(
+                "pool mode needs its shared index in Redis at {}, which cannot be reached: {e}",
+                pool.redis
+            )
+        })?),
+        None => None,
+    };
     let outbox = match crate::output::Outbox::new(
         cfg,
         index.clone(),
         root,
         crate::daemon::output_retry_policy(cfg),
+        shared,
     ) {
         Ok(Some(outbox)) => outbox,
         Ok(None) => return Ok(exit),

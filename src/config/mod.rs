@@ -18,6 +18,7 @@ mod crawl;
 mod daemon;
 mod origin;
 mod output;
+mod pool;
 mod render;
 mod safety;
 mod site;
@@ -26,6 +27,7 @@ pub(crate) use crawl::*;
 pub(crate) use daemon::*;
 pub(crate) use origin::*;
 pub(crate) use output::*;
+pub(crate) use pool::*;
 pub(crate) use render::*;
 pub(crate) use safety::*;
 pub(crate) use site::*;
@@ -101,6 +103,10 @@ pub(crate) struct RawConfig {
     /// `[[revalidate]]`
     #[serde(default)]
     pub(crate) revalidate: Vec<RawRevalidate>,
+    /// `[pool]`
+    pub(crate) pool: Option<RawPool>,
+    /// `[mirror]`
+    pub(crate) mirror: Option<RawMirror>,
 }
 
 /// A duration written as text with a unit (`"100ms"`, `"10s"`, `"6h"`),
@@ -216,6 +222,10 @@ pub(crate) struct Config {
     pub(crate) publish: Vec<PublishS3>,
     /// Pages re-checked on a clock.
     pub(crate) revalidate: Vec<RevalidateRule>,
+    /// This host is a bake worker of a pool (`[pool]`).
+    pub(crate) pool: Option<Pool>,
+    /// This host mirrors a pool's bucket (`[mirror]`, `kiln mirror`).
+    pub(crate) mirror: Option<Mirror>,
     /// Things to tell the user once about how the config was read.
     pub(crate) notices: Vec<String>,
     /// Render data files marked `draft: true` too (`--drafts`).
@@ -313,7 +323,28 @@ impl Config {
             Some(u) => Some(resolve_origin(&u, raw_origin, &base_dir, &invalid)?),
         };
         let daemon = resolve_daemon(raw.daemon, &invalid)?;
-        let redis = resolve_intake(raw.intake, &invalid)?.map(|mut r| {
+        let mut raw_intake = raw.intake;
+        if let Some(p) = &raw.pool {
+            // A pool's workers share one consumer group (each entry to one
+            // of them), each under its own consumer name.
+            let name = p.name.clone().unwrap_or_else(|| "kiln".to_string());
+            raw_intake
+                .group
+                .get_or_insert_with(|| format!("pool-{name}"));
+            raw_intake.consumer.get_or_insert_with(host_name);
+        }
+        let consumer = raw_intake.consumer.clone();
+        let publish = resolve_publish(raw.publish, &invalid)?;
+        let pool = resolve_pool(
+            raw.pool,
+            raw_intake.redis.as_deref(),
+            raw_intake.stream.as_deref(),
+            consumer.as_deref(),
+            &publish,
+            &invalid,
+        )?;
+        let mirror = resolve_mirror(raw.mirror, &invalid)?;
+        let redis = resolve_intake(raw_intake, &invalid)?.map(|mut r| {
             r.max_targets = daemon.max_targets;
             r.group_marker = site
                 .state
@@ -338,8 +369,10 @@ impl Config {
             redis,
             daemon,
             purge: resolve_purge(raw.purge, &invalid)?,
-            publish: resolve_publish(raw.publish, &invalid)?,
+            publish,
             revalidate: resolve_revalidate(raw.revalidate, &invalid)?,
+            pool,
+            mirror,
             notices: site.notices,
             drafts: false,
             base_dir,

@@ -313,10 +313,19 @@ async fn group_exists(
     conn: &mut redis::aio::MultiplexedConnection,
     cfg: &RedisIntake,
 ) -> redis::RedisResult<bool> {
+    has_group(conn, &cfg.stream, &cfg.group).await
+}
+
+/// Whether `stream` has the consumer group `group` (a missing stream: no).
+pub(crate) async fn has_group<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    stream: &str,
+    group: &str,
+) -> redis::RedisResult<bool> {
     let groups: redis::RedisResult<Vec<std::collections::HashMap<String, redis::Value>>> =
         redis::cmd("XINFO")
             .arg("GROUPS")
-            .arg(&cfg.stream)
+            .arg(stream)
             .query_async(conn)
             .await;
     match groups {
@@ -324,7 +333,7 @@ async fn group_exists(
             g.get("name")
                 .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
                 .as_deref()
-                == Some(cfg.group.as_str())
+                == Some(group)
         })),
         // "ERR no such key": no stream, so no group.
         Err(e) if e.code() == Some("ERR") => Ok(false),
@@ -339,10 +348,20 @@ async fn trimmed_past_us(
     conn: &mut redis::aio::MultiplexedConnection,
     cfg: &RedisIntake,
 ) -> redis::RedisResult<bool> {
+    trimmed_past(conn, &cfg.stream, &cfg.group).await
+}
+
+/// True when entries of `stream` that `group` never read were trimmed
+/// away (see [`trimmed_past_us`]).
+pub(crate) async fn trimmed_past<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    stream: &str,
+    group_name: &str,
+) -> redis::RedisResult<bool> {
     use std::collections::HashMap;
     let groups: Vec<HashMap<String, redis::Value>> = redis::cmd("XINFO")
         .arg("GROUPS")
-        .arg(&cfg.stream)
+        .arg(stream)
         .query_async(conn)
         .await?;
     let get = |m: &HashMap<String, redis::Value>, k: &str| -> Option<String> {
@@ -351,7 +370,7 @@ async fn trimmed_past_us(
     };
     let Some(group) = groups
         .iter()
-        .find(|g| get(g, "name").as_deref() == Some(cfg.group.as_str()))
+        .find(|g| get(g, "name").as_deref() == Some(group_name))
     else {
         return Ok(false);
     };
@@ -362,7 +381,7 @@ async fn trimmed_past_us(
     };
     let stream: HashMap<String, redis::Value> = redis::cmd("XINFO")
         .arg("STREAM")
-        .arg(&cfg.stream)
+        .arg(stream)
         .query_async(conn)
         .await?;
     let length = get(&stream, "length")
@@ -556,6 +575,8 @@ async fn take(
                 .arg(&e.text)
                 .arg("reason")
                 .arg(e.problems.join("\n"))
+                .arg("host")
+                .arg(&cfg.consumer)
                 .query_async(&mut conn)
                 .await;
             if let Err(err) = dead {

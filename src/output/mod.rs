@@ -55,6 +55,13 @@ pub(crate) struct OutputStats {
     pub(crate) purge_failed: AtomicU64,
     /// Changes given up at the give-up age.
     pub(crate) given_up: AtomicU64,
+    /// Pool mode: changes dropped because a bake of the page that started
+    /// later was published already.
+    pub(crate) superseded: AtomicU64,
+    /// Pool mode: changes whose content the pool had published already.
+    pub(crate) already_published: AtomicU64,
+    /// Pool mode: changes announced to the mirrors.
+    pub(crate) announced: AtomicU64,
 }
 
 impl OutputStats {
@@ -69,6 +76,9 @@ impl OutputStats {
             "purges_sent": n(&self.purges_sent),
             "purge_failed": n(&self.purge_failed),
             "given_up": n(&self.given_up),
+            "superseded": n(&self.superseded),
+            "already_published": n(&self.already_published),
+            "announced": n(&self.announced),
         })
     }
 }
@@ -82,9 +92,25 @@ pub(crate) struct Outbox {
     hooks: Vec<PurgeHook>,
     policy: RetryPolicy,
     client: reqwest::Client,
+    /// Pool mode: the shared index decides what is published, and changes
+    /// are announced to the mirrors ([`crate::pool`]).
+    shared: Option<crate::pool::SharedIndex>,
     /// Counts.
     pub(crate) stats: Arc<OutputStats>,
 }
+
+/// What the bucket step did for one page.
+enum Step {
+    /// In every bucket (and, in a pool, announced): purge next.
+    Published,
+    /// Nothing to publish or purge (the pool has it, or has newer).
+    Nothing,
+    /// Another worker is publishing the page: ask again shortly.
+    Busy,
+}
+
+/// How soon a page another worker is publishing is asked about again.
+const BUSY_RETRY: Duration = Duration::from_millis(200);
 
 /// What one pass delivered.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +129,7 @@ impl Outbox {
         index: Index,
         root: WebRoot,
         policy: RetryPolicy,
+        shared: Option<crate::pool::SharedIndex>,
     ) -> Result<Option<Outbox>, publish::PublishError> {
         if cfg.publish.is_empty() && cfg.purge.is_empty() {
             return Ok(None);
@@ -122,6 +149,7 @@ impl Outbox {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
+            shared,
             stats: Arc::default(),
         }))
     }
@@ -166,9 +194,21 @@ impl Outbox {
             to_publish.entry(e.url.as_str()).or_default().push(e);
         }
         let mut published = Vec::new();
+        let mut settled = Vec::new();
+        let mut busy = Vec::new();
         for (url, entries) in to_publish {
-            match self.publish(url).await {
-                Ok(()) => published.extend(entries.iter().map(|e| e.seq)),
+            let step = match &self.shared {
+                None => self.publish(url).await.map(|()| Step::Published),
+                Some(shared) => {
+                    let ticket = entries.iter().map(|e| e.ticket).max().unwrap_or(0);
+                    self.publish_in_pool(shared, url, ticket).await
+                }
+            };
+            let seqs = entries.iter().map(|e| e.seq);
+            match step {
+                Ok(Step::Published) => published.extend(seqs),
+                Ok(Step::Nothing) => settled.extend(seqs),
+                Ok(Step::Busy) => busy.extend(seqs),
                 Err(why) => {
                     self.stats.publish_failed.fetch_add(1, Ordering::Relaxed);
                     for e in entries {
@@ -181,6 +221,17 @@ impl Outbox {
             if let Some(s) = stage.get_mut(seq) {
                 *s |= PUBLISHED;
             }
+        }
+        let complete = self.complete();
+        for seq in &settled {
+            if let Some(s) = stage.get_mut(seq) {
+                *s = complete;
+            }
+        }
+        if !busy.is_empty() {
+            self.index
+                .outbox_retry(busy.clone(), now + BUSY_RETRY.as_millis() as i64)
+                .await?;
         }
 
         // 2. Each purge hook, for what is in the bucket and not yet purged
@@ -216,10 +267,9 @@ impl Outbox {
         }
 
         // 3. Record: delivered entries go, progress is kept, failures wait.
-        let complete = self.complete();
         let mut done = Vec::new();
         let mut advanced: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-        for e in &due {
+        for e in due.iter().filter(|e| !busy.contains(&e.seq)) {
             let now_stage = stage[&e.seq];
             if now_stage == complete {
                 done.push(e.seq);
@@ -253,10 +303,112 @@ impl Outbox {
         Ok(result)
     }
 
+    /// Pool mode: publishes this worker's bake of `url` (started at
+    /// `ticket`) unless the pool has it or has a newer one, then announces
+    /// it to the mirrors. Only a page that really changed in the bucket
+    /// goes on to the purge hooks, so the pool purges it once.
+    async fn publish_in_pool(
+        &self,
+        shared: &crate::pool::SharedIndex,
+        url: &str,
+        ticket: i64,
+    ) -> Result<Step, String> {
+        use crate::pool::Claim;
+        let page = self
+            .index
+            .page(url)
+            .await
+            .map_err(|e| e.to_string())?
+            .filter(|p| p.status == crate::index::Status::Ok);
+        let now = page.as_ref().and_then(|p| {
+            Some(publish::PageFile {
+                file: p.file.clone()?,
+                hash: p.hash.clone()?,
+                content_type: p.content_type.clone(),
+            })
+        });
+        let tags = page.and_then(|p| p.tags).unwrap_or_default();
+        let hash = now.as_ref().map(|p| p.hash.as_str());
+        let redis = |e: redis::RedisError| format!("the pool's shared index: {e}");
+        match shared.claim(url, ticket, hash).await.map_err(redis)? {
+            Claim::Busy => return Ok(Step::Busy),
+            Claim::Stale => {
+                self.stats.superseded.fetch_add(1, Ordering::Relaxed);
+                return Ok(Step::Nothing);
+            }
+            Claim::Same => {
+                self.stats.already_published.fetch_add(1, Ordering::Relaxed);
+                return Ok(Step::Nothing);
+            }
+            Claim::Mine => {}
+            Claim::Go => {
+                let old = shared.published_file(url).await.map_err(redis)?;
+                for s3 in &self.buckets {
+                    let done = publish::publish_decided(
+                        s3,
+                        &self.index,
+                        &self.root,
+                        url,
+                        now.as_ref(),
+                        old.as_deref(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    self.stats
+                        .uploaded
+                        .fetch_add(done.uploaded, Ordering::Relaxed);
+                    self.stats
+                        .deleted
+                        .fetch_add(done.deleted, Ordering::Relaxed);
+                }
+                let file = now.as_ref().map(|p| p.file.as_str());
+                if !shared
+                    .commit(url, ticket, hash, file, &tags)
+                    .await
+                    .map_err(redis)?
+                {
+                    // Our lock expired during a slow upload and a newer
+                    // bake was published meanwhile: ours may have landed
+                    // over it, so the pool bakes the page once more.
+                    tracing::warn!(
+                        url,
+                        "a newer bake of this page was published while this worker's upload was slow; the page is baked again so the bucket ends on the newest copy"
+                    );
+                    shared.rebake(url).await.map_err(redis)?;
+                    return Ok(Step::Nothing);
+                }
+                // The mirrors copy what changed: the new file and the old
+                // one (gone, or renamed).
+                let mut files: Vec<String> = old.into_iter().collect();
+                files.extend(file.map(str::to_owned));
+                files.dedup();
+                shared.announce(url, &files).await.map_err(redis)?;
+                self.stats.announced.fetch_add(1, Ordering::Relaxed);
+                return Ok(Step::Published);
+            }
+        }
+        // Published before a restart, not yet announced (or announced and
+        // the stage not recorded: a mirror copies it twice, harmlessly).
+        let files: Vec<String> = now.iter().map(|p| p.file.clone()).collect();
+        let files = if files.is_empty() {
+            shared
+                .published_file(url)
+                .await
+                .map_err(redis)?
+                .into_iter()
+                .collect()
+        } else {
+            files
+        };
+        shared.announce(url, &files).await.map_err(redis)?;
+        self.stats.announced.fetch_add(1, Ordering::Relaxed);
+        Ok(Step::Published)
+    }
+
     /// Mirrors one page to every bucket.
     async fn publish(&self, url: &str) -> Result<(), String> {
         for s3 in &self.buckets {
-            let done = publish::publish_page(s3, &self.index, &self.root, url)
+            let done = publish::publish_page(s3, &self.index, &self.root, url, true)
                 .await
                 .map_err(|e| e.to_string())?;
             self.stats

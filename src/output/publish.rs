@@ -138,8 +138,51 @@ impl S3 {
         check("DELETE", key, self.client.delete(url).send().await)
     }
 
+    /// An object's bytes and type; `None` when the bucket has no such key.
+    pub(crate) async fn get(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, PublishError> {
+        let url = self
+            .bucket
+            .get_object(Some(&self.credentials), key)
+            .sign(SIGNED_FOR);
+        let err = |message: String| PublishError::Request {
+            action: "GET",
+            key: key.to_string(),
+            message,
+        };
+        let resp = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(err(resp.status().to_string()));
+        }
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = resp.bytes().await.map_err(|e| err(e.to_string()))?;
+        Ok(Some((bytes.to_vec(), content_type)))
+    }
+
+    /// The file of the output an object key stands for (`None`: not under
+    /// this target's prefix).
+    pub(crate) fn file_of<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(self.prefix.as_str())
+    }
+
     /// Every key under the prefix, with its ETag (quotes removed).
-    async fn list(&self) -> Result<std::collections::BTreeMap<String, String>, PublishError> {
+    pub(crate) async fn list(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, PublishError> {
         let mut keys = std::collections::BTreeMap::new();
         let mut token: Option<String> = None;
         loop {
@@ -209,12 +252,15 @@ pub(crate) struct Published {
 }
 
 /// Mirrors one page: uploads its file if its content changed since the last
-/// upload, deletes its object if it has no file any more.
+/// upload (by this index's record of it; with `trust_record` false, the
+/// caller decided already and it is uploaded regardless), deletes its
+/// object if it has no file any more.
 pub(crate) async fn publish_page(
     s3: &S3,
     index: &Index,
     root: &WebRoot,
     url: &str,
+    trust_record: bool,
 ) -> Result<Published, PublishError> {
     let mut done = Published::default();
     let page = index.page(url).await.ok().flatten();
@@ -225,9 +271,10 @@ pub(crate) async fn publish_page(
     match baked {
         Some((file, hash, content_type)) => {
             let key = s3.key_of(&file);
-            if previous
-                .as_ref()
-                .is_some_and(|(k, h)| *k == key && *h == hash)
+            if trust_record
+                && previous
+                    .as_ref()
+                    .is_some_and(|(k, h)| *k == key && *h == hash)
             {
                 done.unchanged += 1;
                 return Ok(done);
@@ -254,6 +301,58 @@ pub(crate) async fn publish_page(
                 index.set_published(s3.id(), url, None).await;
                 done.deleted += 1;
             }
+        }
+    }
+    Ok(done)
+}
+
+/// The page as it is to be published: its file, content hash and type.
+#[derive(Debug, Clone)]
+pub(crate) struct PageFile {
+    /// File of the output (the key without the prefix).
+    pub(crate) file: String,
+    /// Content hash.
+    pub(crate) hash: String,
+    /// Recorded `Content-Type`.
+    pub(crate) content_type: Option<String>,
+}
+
+/// Pool mode: makes the bucket hold `now` for a page whose published copy
+/// was `old_file` (from the shared index), the shared index having decided
+/// it must ([`crate::pool::Claim::Go`]); this worker's own record of the
+/// bucket is only updated, never trusted.
+pub(crate) async fn publish_decided(
+    s3: &S3,
+    index: &Index,
+    root: &WebRoot,
+    url: &str,
+    now: Option<&PageFile>,
+    old_file: Option<&str>,
+) -> Result<Published, PublishError> {
+    let mut done = Published::default();
+    if let Some(page) = now {
+        let key = s3.key_of(&page.file);
+        let Some(bytes) = root.read_page(std::path::Path::new(&page.file)) else {
+            return Err(PublishError::Request {
+                action: "PUT",
+                key,
+                message: "the baked file is gone from the local root (a newer bake will publish the page)".into(),
+            });
+        };
+        let content_type = page.content_type.clone().unwrap_or_else(|| {
+            crate::urlmap::content_type_of(std::path::Path::new(&page.file)).to_string()
+        });
+        s3.put(&key, bytes, &content_type).await?;
+        index
+            .set_published(s3.id(), url, Some((key, page.hash.clone())))
+            .await;
+        done.uploaded += 1;
+    }
+    if let Some(old) = old_file.filter(|f| now.is_none_or(|p| p.file != *f)) {
+        s3.delete(&s3.key_of(old)).await?;
+        done.deleted += 1;
+        if now.is_none() {
+            index.set_published(s3.id(), url, None).await;
         }
     }
     Ok(done)
@@ -369,7 +468,7 @@ pub(crate) async fn reconcile(
             if !current {
                 index.set_published(s3.id(), &url, None).await;
             }
-            Ok((publish_page(&s3, &index, &root, &url).await?, None))
+            Ok((publish_page(&s3, &index, &root, &url, true).await?, None))
         });
     }
     while let Some(done) = tasks.join_next().await {

@@ -21,6 +21,9 @@ pub(crate) struct Sources<'a> {
     pub(crate) renderer: Option<Arc<Renderer>>,
     /// The build's seeds (`all` includes them).
     pub(crate) seeds: Vec<String>,
+    /// In pool mode, the index every worker shares: a page another worker
+    /// baked is found by its tags too.
+    pub(crate) shared: Option<&'a crate::pool::SharedIndex>,
 }
 
 /// URLs an event set names.
@@ -35,6 +38,14 @@ pub(crate) struct Resolved {
 }
 
 impl Sources<'_> {
+    /// Pages of the pool carrying `tag` (none outside pool mode).
+    async fn shared_urls_for_tag(&self, tag: &str) -> Result<Vec<String>, IndexError> {
+        match self.shared {
+            Some(shared) => shared.urls_for_tag(tag).await.map_err(IndexError::shared),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Resolves targets to URLs to bake and URLs to delete, noting targets
     /// that matched nothing and why.
     pub(crate) async fn resolve(&self, targets: &[Target]) -> Result<Resolved, IndexError> {
@@ -54,6 +65,7 @@ impl Sources<'_> {
                 }
                 Target::Tag(tag) => {
                     found.extend(self.index.urls_for_tags(vec![tag.clone()]).await?);
+                    found.extend(self.shared_urls_for_tag(tag).await?);
                     for rule in self.depend {
                         if rule.tags.is_match(tag) {
                             found.extend(rule.urls.iter().cloned());
@@ -78,10 +90,9 @@ impl Sources<'_> {
                     let matches =
                         |u: &str| matcher.is_match(u) || matcher.is_match(u.trim_end_matches('/'));
                     let prefix = crate::glob::glob_literal_prefix(pattern);
-                    let candidates = self
-                        .index
-                        .urls_for_tags(vec![Tag::Path(prefix.to_string()).into()])
-                        .await?;
+                    let path_tag: String = Tag::Path(prefix.to_string()).into();
+                    let mut candidates = self.index.urls_for_tags(vec![path_tag.clone()]).await?;
+                    candidates.extend(self.shared_urls_for_tag(&path_tag).await?);
                     found.extend(candidates.into_iter().filter(|u| matches(u)));
                     if let Some(renderer) = self.renderer.clone() {
                         found.extend(renderer.urls().into_iter().filter(|u| matches(u)));
@@ -97,6 +108,9 @@ impl Sources<'_> {
                     // page an outage removed comes back when the origin has
                     // it again (a crawl would reach it through its links).
                     found.extend(self.index.every_url().await?);
+                    if let Some(shared) = self.shared {
+                        found.extend(shared.every_url().await.map_err(IndexError::shared)?);
+                    }
                     found.extend(self.seeds.iter().cloned());
                     why_empty = Some("the index knows no page yet (run `kiln build` first)");
                 }

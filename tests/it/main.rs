@@ -18,6 +18,7 @@ mod layout;
 mod nginx;
 mod operator;
 mod outbox;
+mod pool;
 mod publish;
 mod purge;
 mod readme;

@@ -58,6 +58,8 @@ pub struct OriginState {
     pub not_modified: HashMap<String, usize>,
     /// The Authorization header of the last request that carried one.
     pub authorization: Option<String>,
+    /// Requests by User-Agent.
+    pub agents: HashMap<String, usize>,
 }
 
 /// A real HTTP server on loopback whose pages the test controls.
@@ -98,6 +100,12 @@ async fn serve(
         if let Some(a) = request_headers.get("authorization") {
             s.authorization = Some(a.to_str().unwrap_or_default().to_string());
         }
+        let agent = request_headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        *s.agents.entry(agent).or_default() += 1;
         s.pages.get(&key).cloned().or_else(|| dynamic(&key))
     };
     let page = page.unwrap_or_else(|| Page::html("<h1>not found</h1>").status(404));
@@ -170,6 +178,7 @@ impl Origin {
             hits: HashMap::new(),
             not_modified: HashMap::new(),
             authorization: None,
+            agents: HashMap::new(),
         }));
         let app = axum::Router::new()
             .fallback(serve)
@@ -242,8 +251,14 @@ impl Origin {
         self.state.lock().unwrap().hits.values().sum()
     }
 
+    /// Requests so far by User-Agent.
+    pub fn hits_by_agent(&self) -> HashMap<String, usize> {
+        self.state.lock().unwrap().agents.clone()
+    }
+
     pub fn reset_hits(&self) {
         self.state.lock().unwrap().hits.clear();
+        self.state.lock().unwrap().agents.clear();
     }
 }
 

@@ -1,0 +1,439 @@
+//! Pool mode end to end ("bake once, serve many"): three bake workers in one
+//! consumer group sharing an index in Redis, publishing to a real S3 server
+//! and purging a CDN; two mirror hosts copying the bucket into web roots
+//! that real nginx serves. 1,000 events (URLs and tags) while a worker is
+//! killed with SIGKILL and restarted and a second mirror starts from empty.
+//! Checked as a visitor, the bucket and the CDN see it: each change fetched
+//! once fleet-wide, the bucket equal to the origin, both mirrors equal to
+//! the bucket, each published change purged once, by its publisher, after
+//! its upload, and the mirrors never asking the origin.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+
+use crate::publish::S3Server;
+use crate::redis::Redis;
+use crate::require;
+use crate::util::{Nginx, Origin, Page, TestSite, client, free_port, open_up, wait_until};
+
+/// Pages of the site (besides `/`).
+const N: usize = 40;
+/// Events sent.
+const EVENTS: usize = 1000;
+const CREDS: [(&str, &str); 2] = [
+    ("AWS_ACCESS_KEY_ID", "test-key"),
+    ("AWS_SECRET_ACCESS_KEY", "test-secret"),
+];
+
+/// Page `i` at version `v`: its links and tags as the app renders them.
+fn page(i: usize, v: usize) -> Page {
+    Page::html(format!(
+        "<html><body><h1>Page {i}</h1><p>version {v}</p><a href=\"/p/{}/\">next</a> <a href=\"/\">home</a></body></html>",
+        (i + 1) % N
+    ))
+    .with_header("surrogate-key", &format!("post:{i} list"))
+}
+
+fn home() -> Page {
+    let mut html = String::from("<html><body><ul>");
+    for i in 0..N {
+        html.push_str(&format!("<li><a href=\"/p/{i}/\">{i}</a></li>"));
+    }
+    html.push_str("</ul></body></html>");
+    Page::html(html).with_header("surrogate-key", "home")
+}
+
+/// The version number in a page body.
+fn version_of(body: &str) -> Option<usize> {
+    body.split("version ")
+        .nth(1)?
+        .split('<')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A running `kiln mirror`.
+struct MirrorProc {
+    /// Killed when dropped.
+    _child: tokio::process::Child,
+}
+
+async fn start_mirror(site: &TestSite) -> MirrorProc {
+    let mut cmd = site.command(&["mirror"]);
+    let log = std::fs::File::create(site.path().join("mirror.log")).unwrap();
+    cmd.envs(CREDS)
+        .stdout(std::process::Stdio::piped())
+        .stderr(log);
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the mirror did not bootstrap within 60 s")
+        .unwrap()
+        .expect("the mirror exited before it was ready");
+    assert!(line.starts_with("kiln mirror following"), "{line}");
+    MirrorProc { _child: child }
+}
+
+/// nginx serving a mirror's web root as static files.
+async fn serve_root(site: &TestSite) -> Nginx {
+    let port = free_port();
+    let snippet = format!(
+        "server {{\n  listen 127.0.0.1:{port};\n  root {};\n  location / {{ try_files $uri $uri/index.html =404; }}\n}}\n",
+        site.out().display()
+    );
+    Nginx::start(&snippet, port).await
+}
+
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
+#[cfg_attr(
+    kiln_no_redis,
+    ignore = "redis-server is not on PATH: install it (bash .ci/run does)"
+)]
+#[cfg_attr(
+    kiln_no_s3s,
+    ignore = "s3s-fs is not on PATH: cargo install s3s-fs --features binary (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_two_mirrors_bake_each_change_once_and_everyone_ends_equal() {
+    require!("redis-server");
+    require!("s3s-fs");
+    require!("nginx");
+    let redis = Redis::start_on(free_port()).await;
+    let s3 = S3Server::start().await;
+
+    // The CDN: each purge request's URLs, with the version the bucket held
+    // for each when the purge arrived.
+    let purges = Arc::new(Mutex::new(Vec::<(String, Option<usize>)>::new()));
+    let sink = purges.clone();
+    let bucket_dir = s3.object("");
+    let app = axum::Router::new().fallback(axum::routing::post(move |body: String| {
+        let sink = sink.clone();
+        let bucket_dir = bucket_dir.clone();
+        async move {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            for u in v["urls"].as_array().unwrap() {
+                let url = u.as_str().unwrap().to_string();
+                let file = bucket_dir.join(format!("{}index.html", url.trim_start_matches('/')));
+                let version = std::fs::read_to_string(file)
+                    .ok()
+                    .and_then(|b| version_of(&b));
+                sink.lock().unwrap().push((url, version));
+            }
+            "ok"
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cdn = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut pages: Vec<(String, Page)> = vec![("/".to_string(), home())];
+    pages.extend((0..N).map(|i| (format!("/p/{i}/"), page(i, 0))));
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+
+    let worker_site = |i: usize| {
+        TestSite::for_origin(
+            &origin,
+            &format!(
+                "user-agent = \"kiln-pool-w{i}\"\n[intake]\nredis = \"{}\"\nconsumer = \"w{i}\"\nclaim-idle = \"2s\"\n[pool]\nname = \"www\"\n[[publish]]\nkind = \"s3\"\nbucket = \"kiln\"\nendpoint = \"http://127.0.0.1:{}\"\n[[purge]]\nkind = \"webhook\"\nurl = \"{cdn}/purge\"\n",
+                redis.url(),
+                s3.port
+            ),
+        )
+    };
+    let workers: Vec<TestSite> = (0..3).map(worker_site).collect();
+    // Two web hosts: one consumer group each (their host names, in production).
+    let mirror_site = |name: &str| {
+        let site = TestSite::new(&format!(
+            "[mirror]\nredis = \"{}\"\npool = \"www\"\ngroup = \"{name}\"\nbucket = \"kiln\"\nendpoint = \"http://127.0.0.1:{}\"\n",
+            redis.url(),
+            s3.port
+        ));
+        open_up(site.path());
+        site
+    };
+
+    // One worker bakes the site into the bucket (and the shared index).
+    let mut build = workers[0].command(&["build"]);
+    build.envs(CREDS);
+    let out = build.output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    origin.reset_hits();
+    let purged_by_build = purges.lock().unwrap().len();
+    assert!(
+        purged_by_build > N,
+        "the build's pages were purged once each: {purged_by_build}"
+    );
+    purges.lock().unwrap().clear();
+
+    let mirror_a = mirror_site("web-a");
+    let ma = start_mirror(&mirror_a).await;
+    let nginx_a = serve_root(&mirror_a).await;
+    let http = client();
+    let body = http
+        .get(nginx_a.url("/p/3/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        version_of(&body),
+        Some(0),
+        "the new mirror serves the bucket: {body}"
+    );
+
+    let mut daemons = Vec::new();
+    for w in &workers {
+        daemons.push(Some(w.daemon(&CREDS).await));
+    }
+
+    // 1,000 changes, each an edit at the origin then its event: a URL, or
+    // (every other one) the page's tag, which only the shared index can
+    // resolve when another worker baked the page.
+    let mut conn = redis.conn().await;
+    let mut changes: HashMap<String, usize> = HashMap::new();
+    let mut version = vec![0usize; N];
+    let mut pending_at_kill: Vec<String> = Vec::new();
+    let mut mirror_b = None;
+    for k in 0..EVENTS {
+        if k == 300 {
+            daemons[1].as_ref().unwrap().signal(libc::SIGKILL);
+            daemons[1]
+                .take()
+                .unwrap()
+                .wait(Duration::from_secs(10))
+                .await;
+            // What the killed worker had taken and not finished: baked
+            // again (by it after its restart, or by a worker that claims
+            // it), so fetched once more.
+            let pending: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+                .arg("kiln:events")
+                .arg("pool-www")
+                .arg("-")
+                .arg("+")
+                .arg(10_000)
+                .arg("w1")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            for p in pending.ids {
+                let range: redis::streams::StreamRangeReply =
+                    conn.xrange("kiln:events", &p.id, &p.id).await.unwrap();
+                for e in range.ids {
+                    let t: String = e.get("targets").unwrap();
+                    pending_at_kill.push(t.trim().to_string());
+                }
+            }
+        }
+        if k == 500 {
+            // A new web host, started from nothing while events flow.
+            let site = mirror_site("web-b");
+            let proc = start_mirror(&site).await;
+            mirror_b = Some((site, proc));
+        }
+        if k == 600 {
+            daemons[1] = Some(workers[1].daemon(&CREDS).await);
+        }
+        let i = (k * 7) % N;
+        version[i] = k + 1;
+        origin.set(&format!("/p/{i}/"), page(i, k + 1));
+        *changes.entry(format!("/p/{i}/")).or_default() += 1;
+        let target = if k % 2 == 0 {
+            format!("/p/{i}/\n")
+        } else {
+            format!("tag:post:{i}\n")
+        };
+        let _: String = conn
+            .xadd("kiln:events", "*", &[("targets", target)])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let (mirror_b, _mb) = mirror_b.unwrap();
+    let nginx_b = serve_root(&mirror_b).await;
+
+    // The bucket ends equal to the origin.
+    let bucket_version = |i: usize| {
+        std::fs::read_to_string(s3.object(&format!("p/{i}/index.html")))
+            .ok()
+            .and_then(|b| version_of(&b))
+    };
+    wait_until(
+        Duration::from_secs(60),
+        "the bucket to equal the origin",
+        || async { (0..N).all(|i| bucket_version(i) == Some(version[i])) },
+    )
+    .await;
+    for i in 0..N {
+        let origin_body = origin.state.lock().unwrap().pages[&format!("/p/{i}/")]
+            .body
+            .clone();
+        assert_eq!(
+            std::fs::read(s3.object(&format!("p/{i}/index.html"))).unwrap(),
+            origin_body,
+            "/p/{i}/ in the bucket"
+        );
+    }
+    // Both mirrors serve exactly the bucket, through nginx.
+    for (name, nginx, site) in [
+        ("mirror a", &nginx_a, &mirror_a),
+        ("mirror b", &nginx_b, &mirror_b),
+    ] {
+        let differs = || async {
+            let mut differs = Vec::new();
+            for i in 0..N {
+                let r = http
+                    .get(nginx.url(&format!("/p/{i}/")))
+                    .send()
+                    .await
+                    .unwrap();
+                let served = (r.status() == 200).then_some(r.bytes().await.unwrap());
+                let stored = std::fs::read(s3.object(&format!("p/{i}/index.html"))).unwrap();
+                if served.as_deref() != Some(&stored[..]) {
+                    differs.push(format!(
+                        "/p/{i}/ serves {:?}, bucket {:?}",
+                        served.map(|b| version_of(&String::from_utf8_lossy(&b))),
+                        version_of(&String::from_utf8_lossy(&stored))
+                    ));
+                }
+            }
+            let home = http
+                .get(nginx.url("/"))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            if std::fs::read(s3.object("index.html")).unwrap() != home {
+                differs.push("/".into());
+            }
+            differs
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let d = differs().await;
+            if d.is_empty() {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "{name} differs from the bucket at {d:?}; its log:\n{}",
+                    std::fs::read_to_string(site.path().join("mirror.log")).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    // Each change fetched once fleet-wide: per page, no more fetches than
+    // changes, plus the entries the killed worker held (baked again).
+    let hits_by_agent = origin.hits_by_agent();
+    let mut redelivered: HashMap<String, usize> = HashMap::new();
+    for t in &pending_at_kill {
+        let url = match t.strip_prefix("tag:post:") {
+            Some(i) => format!("/p/{i}/"),
+            None => t.clone(),
+        };
+        *redelivered.entry(url).or_default() += 1;
+    }
+    for i in 0..N {
+        let url = format!("/p/{i}/");
+        let allowed = changes[&url] + redelivered.get(&url).copied().unwrap_or(0);
+        assert!(
+            origin.hits(&url) <= allowed,
+            "{url} fetched {} times for {} changes ({} redelivered after the kill)",
+            origin.hits(&url),
+            changes[&url],
+            redelivered.get(&url).copied().unwrap_or(0)
+        );
+    }
+    let total: usize = hits_by_agent.values().sum();
+    assert!(
+        total <= EVENTS + pending_at_kill.len(),
+        "{total} fetches for {EVENTS} changes and {} redelivered ({:?}), {} events: {hits_by_agent:?} {:?}",
+        pending_at_kill.len(),
+        pending_at_kill,
+        conn.xlen::<_, usize>("kiln:events").await.unwrap(),
+        origin.state.lock().unwrap().hits
+    );
+    // The work was shared, and nobody but the workers asked the origin
+    // (the mirrors, the new one's bootstrap included, never do).
+    for (agent, n) in &hits_by_agent {
+        assert!(
+            agent.starts_with("kiln-pool-w"),
+            "{agent} asked the origin {n} times"
+        );
+    }
+    let busy = (0..3)
+        .filter(|w| {
+            hits_by_agent
+                .get(&format!("kiln-pool-w{w}"))
+                .copied()
+                .unwrap_or(0)
+                > 0
+        })
+        .count();
+    assert!(
+        busy >= 2,
+        "one consumer group spreads the work: {hits_by_agent:?}"
+    );
+
+    // Purged once per published change, by whoever published it, after
+    // the bucket had it: per page, the purges are no more than the changes
+    // announced, each saw a bucket at least as new as the previous one, and
+    // the last saw the final version.
+    let announced: redis::streams::StreamRangeReply =
+        conn.xrange_all("kiln:www:published").await.unwrap();
+    let mut published: HashMap<String, usize> = HashMap::new();
+    for e in &announced.ids {
+        let url: String = e.get("url").unwrap();
+        *published.entry(url).or_default() += 1;
+    }
+    let purges = purges.lock().unwrap().clone();
+    let mut by_url: BTreeMap<String, Vec<Option<usize>>> = BTreeMap::new();
+    for (url, v) in purges {
+        by_url.entry(url).or_default().push(v);
+    }
+    for (i, last) in version.iter().enumerate() {
+        let url = format!("/p/{i}/");
+        let seen = by_url.get(&url).cloned().unwrap_or_default();
+        assert!(!seen.is_empty(), "{url} changed and was never purged");
+        assert!(
+            seen.len() <= published[&url],
+            "{url} purged {} times for {} published changes",
+            seen.len(),
+            published[&url]
+        );
+        assert!(
+            seen.iter().all(Option::is_some),
+            "{url} purged before the bucket had it: {seen:?}"
+        );
+        assert!(
+            seen.windows(2).all(|w| w[0] <= w[1]),
+            "{url}: a purge saw an older bucket than the one before it: {seen:?}"
+        );
+        assert_eq!(seen.last().copied().flatten(), Some(*last), "{url}");
+    }
+    assert!(
+        by_url.keys().all(|u| changes.contains_key(u)),
+        "only changed pages are purged: {:?}",
+        by_url.keys().collect::<Vec<_>>()
+    );
+    drop(ma);
+    drop(daemons);
+}
