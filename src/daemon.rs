@@ -252,6 +252,7 @@ pub(crate) async fn run(
                 outputs: output_stats.clone(),
                 filler: filler.clone(),
                 redis: redis_status.clone(),
+                fleet: crate::fleet::FleetSource::of(&cfg),
             },
         }));
     }

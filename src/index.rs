@@ -447,10 +447,11 @@ impl Index {
                 OutboxRule::Every => record.status != Status::Failed,
             };
             conn.prepare_cached(
-                "INSERT INTO pages (url, file, hash, status, http_status, error, fetched_at, content_type, etag, last_modified, max_age)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                "INSERT INTO pages (url, file, hash, status, http_status, error, fetched_at, content_type, etag, last_modified, max_age, ticket)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                  ON CONFLICT(url) DO UPDATE SET
                    variant = NULL,
+                   ticket = CASE WHEN excluded.status = 'failed' THEN pages.ticket ELSE excluded.ticket END,
                    max_age = CASE WHEN excluded.file IS NULL THEN pages.max_age ELSE excluded.max_age END,
                    etag = CASE WHEN excluded.file IS NULL THEN pages.etag ELSE excluded.etag END,
                    last_modified = CASE WHEN excluded.file IS NULL THEN pages.last_modified ELSE excluded.last_modified END,
@@ -471,7 +472,8 @@ impl Index {
                 record.content_type,
                 record.validators.as_ref().and_then(|v| v.etag.clone()),
                 record.validators.as_ref().and_then(|v| v.last_modified.clone()),
-                record.max_age
+                record.max_age,
+                record.ticket
             ])?;
             if matches!(
                 record.status,
@@ -538,7 +540,7 @@ impl Index {
         self.read(move |conn| {
             let mut rec = conn
                 .prepare_cached(
-                    "SELECT url, file, hash, status, http_status, error, fetched_at, content_type FROM pages WHERE url = ?1",
+                    "SELECT url, file, hash, status, http_status, error, fetched_at, content_type, ticket FROM pages WHERE url = ?1",
                 )?
                 .query_row([&url], row_to_record)
                 .optional()?;
@@ -978,7 +980,7 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<PageRecord> {
         max_age: None,
         tags: None,
         outbox: OutboxRule::Never,
-        ticket: 0,
+        ticket: r.get::<_, Option<i64>>(8).ok().flatten().unwrap_or(0),
     })
 }
 
@@ -1111,6 +1113,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         ("etag", "TEXT"),
         ("last_modified", "TEXT"),
         ("max_age", "INTEGER"),
+        // Schema 4: when the bake of the recorded content asked its
+        // source (pool mode publishes a page's content with it).
+        ("ticket", "INTEGER NOT NULL DEFAULT 0"),
     ] {
         let present: bool = conn.query_row(
             "SELECT COUNT(*) > 0 FROM pragma_table_info('pages') WHERE name = ?1",

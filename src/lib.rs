@@ -59,6 +59,7 @@ pub(crate) mod crawl;
 pub(crate) mod daemon;
 pub(crate) mod files;
 pub(crate) mod fill;
+pub(crate) mod fleet;
 pub(crate) mod glob;
 pub(crate) mod index;
 pub(crate) mod intake;

@@ -31,6 +31,22 @@ pub(crate) struct OutputLabel {
     pub(crate) kind: String,
 }
 
+/// Labels of a stream's consumer group.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct GroupLabel {
+    /// The stream's key.
+    pub(crate) stream: String,
+    /// The group.
+    pub(crate) group: String,
+}
+
+/// Label naming a host (a pool worker, the host of a dead letter).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct HostLabel {
+    /// Its name.
+    pub(crate) host: String,
+}
+
 /// Label for fill answers.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct FillLabel {
@@ -68,7 +84,15 @@ pub(crate) struct Metrics {
     /// Page changes waiting for their outputs.
     pub(crate) outbox_entries: Gauge,
     /// Output counters (uploaded, deleted, purges, failures), by kind.
-    pub(crate) outputs: Family<OutputLabel, Gauge>,
+    pub(crate) outputs: Family<OutputLabel, Counter>,
+    /// Entries each consumer group of the fleet's streams has not read.
+    pub(crate) stream_lag: Family<GroupLabel, Gauge>,
+    /// Entries each group read and has not acknowledged.
+    pub(crate) stream_pending: Family<GroupLabel, Gauge>,
+    /// Dead letters by the host that gave up (of the last 1,000).
+    pub(crate) dead_letters: Family<HostLabel, Gauge>,
+    /// Each pool worker's outbox depth, from its heartbeat.
+    pub(crate) worker_outbox: Family<HostLabel, Gauge>,
     /// Index writes rolled back since start.
     pub(crate) index_write_failures: Gauge,
     /// Pages in the index by status, refreshed at each scrape.
@@ -145,11 +169,35 @@ impl Metrics {
             "Page changes waiting for the bucket or the CDN",
             outbox_entries.clone(),
         );
-        let outputs = Family::<OutputLabel, Gauge>::default();
+        let outputs = Family::<OutputLabel, Counter>::default();
         registry.register(
-            "outputs",
-            "Output work since start by kind (uploaded, deleted, publish_failed, purges_sent, purge_failed, given_up)",
+            "output_changes",
+            "Output work since start by kind (uploaded, deleted, publish_failed, purges_sent, purge_failed, given_up; in a pool also superseded, already_published, announced)",
             outputs.clone(),
+        );
+        let stream_lag = Family::<GroupLabel, Gauge>::default();
+        registry.register(
+            "stream_lag_entries",
+            "Entries of a fleet stream a consumer group has not read yet (Redis)",
+            stream_lag.clone(),
+        );
+        let stream_pending = Family::<GroupLabel, Gauge>::default();
+        registry.register(
+            "stream_pending_entries",
+            "Entries of a fleet stream a consumer group read and has not acknowledged",
+            stream_pending.clone(),
+        );
+        let dead_letters = Family::<HostLabel, Gauge>::default();
+        registry.register(
+            "dead_letters",
+            "Dead-lettered events by the host that gave up on them (of the last 1,000)",
+            dead_letters.clone(),
+        );
+        let worker_outbox = Family::<HostLabel, Gauge>::default();
+        registry.register(
+            "pool_worker_outbox_entries",
+            "Page changes waiting in each pool worker's outbox (from its heartbeat)",
+            worker_outbox.clone(),
         );
         let index_write_failures = Gauge::default();
         registry.register(
@@ -193,6 +241,10 @@ impl Metrics {
             journal_entries,
             outbox_entries,
             outputs,
+            stream_lag,
+            stream_pending,
+            dead_letters,
+            worker_outbox,
             index_write_failures,
             index_pages,
         }
@@ -208,12 +260,50 @@ impl Metrics {
             "purges_sent",
             "purge_failed",
             "given_up",
+            "superseded",
+            "already_published",
+            "announced",
         ] {
-            self.outputs
-                .get_or_create(&OutputLabel {
-                    kind: kind.to_string(),
+            // The outputs count in their own atomics; the counter follows.
+            let counter = self.outputs.get_or_create(&OutputLabel {
+                kind: kind.to_string(),
+            });
+            let now = json[kind].as_u64().unwrap_or(0);
+            counter.inc_by(now.saturating_sub(counter.get()));
+        }
+    }
+
+    /// Sets the fleet's gauges from a fresh read of it.
+    pub(crate) fn set_fleet(&self, fleet: &crate::fleet::Fleet) {
+        self.stream_lag.clear();
+        self.stream_pending.clear();
+        for view in [&fleet.events, &fleet.published].into_iter().flatten() {
+            for g in &view.groups {
+                let label = GroupLabel {
+                    stream: view.stream.clone(),
+                    group: g.name.clone(),
+                };
+                if let Some(lag) = g.lag {
+                    self.stream_lag.get_or_create(&label).set(lag as i64);
+                }
+                self.stream_pending
+                    .get_or_create(&label)
+                    .set(g.pending as i64);
+            }
+        }
+        self.dead_letters.clear();
+        for (host, n) in fleet.dead.iter().flat_map(|d| d.by_host.iter()) {
+            self.dead_letters
+                .get_or_create(&HostLabel { host: host.clone() })
+                .set(*n as i64);
+        }
+        self.worker_outbox.clear();
+        for w in &fleet.workers {
+            self.worker_outbox
+                .get_or_create(&HostLabel {
+                    host: w.name.clone(),
                 })
-                .set(json[kind].as_i64().unwrap_or(0));
+                .set(w.outbox as i64);
         }
     }
 

@@ -466,6 +466,19 @@ impl Jobs {
         }
     }
 
+    /// The `n` most recent jobs, newest first (for the status page).
+    pub(crate) fn recent(&self, n: usize) -> Vec<JobInfo> {
+        let Ok(t) = self.inner.lock() else {
+            return Vec::new();
+        };
+        let mut ids: Vec<JobId> = t.jobs.keys().copied().collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.into_iter()
+            .take(n)
+            .filter_map(|id| t.jobs.get(&id).map(|j| j.info.clone()))
+            .collect()
+    }
+
     /// A job's current state.
     pub(crate) fn get(&self, id: JobId) -> Option<JobInfo> {
         self.inner

@@ -201,10 +201,14 @@ impl PageResult {
 }
 
 tokio::task_local! {
-    /// When the bake of the current page started (µs since the epoch),
-    /// after its event was read: its records carry it as their ticket
-    /// ([`PageRecord::ticket`]), which orders bakes of a page in a pool.
-    static BAKE_STARTED: i64;
+    /// When the bake of the current page asked its source (µs since the
+    /// epoch): after its event was read, and as close as kiln can get to
+    /// the moment the origin read the page. Its records carry it as their
+    /// ticket ([`PageRecord::ticket`]), which orders bakes of a page in a
+    /// pool: taken before waiting for a request slot instead, a bake that
+    /// waited would fetch newer content under an older ticket than a bake
+    /// that did not, and the bucket would step back for a moment.
+    static BAKE_STARTED: std::cell::Cell<i64>;
 }
 
 /// Microseconds since the Unix epoch.
@@ -726,7 +730,7 @@ impl Baker {
         // only a full response can be compared with the shared index.
         let conditional = self.cfg.pool.is_none();
         let (result, _) = BAKE_STARTED
-            .scope(now_us(), self.bake_inner(url, conditional))
+            .scope(now_us().into(), self.bake_inner(url, conditional))
             .await;
         match &result.outcome {
             Outcome::Failed(e) => {
@@ -747,7 +751,7 @@ impl Baker {
     pub(crate) async fn fill(&self, url: &str) -> Filled {
         let _one_at_a_time = self.baking.lock(url).await;
         let (result, fetched) = BAKE_STARTED
-            .scope(now_us(), self.bake_inner(url, false))
+            .scope(now_us().into(), self.bake_inner(url, false))
             .await;
         // A stored page passed the privacy rules already (its decision
         // was to store it); anything else (a 404) is checked here.
@@ -852,6 +856,7 @@ impl Baker {
         };
         let fetched = {
             let _request = self.requests.acquire().await;
+            let _ = BAKE_STARTED.try_with(|t| t.set(now_us()));
             fetcher
                 .fetch(&path, &|p| self.claim(p), known.as_ref())
                 .await
@@ -1101,7 +1106,7 @@ impl Baker {
     /// is still published when the page is baked again).
     async fn record(&self, mut record: PageRecord) {
         record.outbox = self.outbox;
-        record.ticket = BAKE_STARTED.try_with(|t| *t).unwrap_or(0);
+        record.ticket = BAKE_STARTED.try_with(std::cell::Cell::get).unwrap_or(0);
         self.index.record(record).await;
     }
 

@@ -1,21 +1,29 @@
 //! `kiln status`: what the index knows.
 
-use super::{Exit, GlobalArgs};
+use super::{Exit, GlobalArgs, UsageError};
 
 /// `kiln status` flags.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   kiln status                 pages by state, failing pages, queue, and the daemon if one runs
-  kiln status --json | jq .pages")]
+  kiln status --json | jq .pages
+  kiln status --fleet         every host's lag, pending events, dead letters and outbox (Redis)")]
 pub struct StatusArgs {
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
+    /// Show the fleet as Redis sees it: each consumer group's lag and
+    /// pending entries, each worker's outbox, the dead letters by host
+    #[arg(long)]
+    pub fleet: bool,
 }
 
 /// Prints counts by status, failing URLs, tag count and queue depth.
 pub async fn run(g: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
     let cfg = g.load_config()?;
+    if args.fleet {
+        return fleet(&cfg, args.json).await;
+    }
     let summary = match super::existing_index(&cfg)? {
         Some(index) => index.summary().await?,
         None => Default::default(),
@@ -58,6 +66,25 @@ pub async fn run(g: &GlobalArgs, args: StatusArgs) -> anyhow::Result<Exit> {
     }
     for (url, status, err) in &summary.problems {
         println!("  {status} {url}: {err}");
+    }
+    Ok(Exit::Clean)
+}
+
+/// `kiln status --fleet`.
+async fn fleet(cfg: &crate::config::Config, json: bool) -> anyhow::Result<Exit> {
+    let Some(src) = crate::fleet::FleetSource::of(cfg) else {
+        return Err(UsageError(
+            "no fleet to show: this site has no `[intake] redis`, `[pool]` or `[mirror]` (the fleet is read from Redis)".into(),
+        )
+        .into());
+    };
+    let fleet = crate::fleet::read(&src)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read the fleet: {e}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&fleet)?);
+    } else {
+        print!("{}", fleet.to_text());
     }
     Ok(Exit::Clean)
 }

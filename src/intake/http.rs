@@ -44,6 +44,8 @@ pub(crate) struct ApiState {
     pub(crate) filler: Option<Arc<crate::fill::Filler>>,
     /// The Redis intake's connection, when there is one.
     pub(crate) redis: Option<Arc<super::redis::RedisStatus>>,
+    /// Where the fleet view is read (Redis), when this host is in one.
+    pub(crate) fleet: Option<crate::fleet::FleetSource>,
 }
 
 /// Largest `POST /v1/regen` body read.
@@ -156,6 +158,8 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/jobs/{id}", get(job))
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
+        .route("/v1/fleet", get(fleet))
+        .route("/status", get(status_page))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -429,39 +433,84 @@ fn to_app(why: &'static str) -> Response {
         .into_response()
 }
 
-async fn status(State(s): State<ApiState>) -> Response {
-    match s.index.summary().await {
-        Ok(sum) => {
-            let mut v = sum.to_json(crate::intake::spool::queue_depth(&s.queue));
-            if let (Some(v), serde_json::Value::Object(b)) =
-                (v.as_object_mut(), s.backlog.to_json())
-            {
-                v.extend(b);
-                v.insert(
-                    "daemon".into(),
-                    serde_json::json!({"pid": std::process::id()}),
-                );
-                v.insert(
-                    "journal_entries".into(),
-                    crate::intake::spool::journal_depth(&s.queue).into(),
-                );
-                if let Some(stats) = &s.outputs {
-                    let depth = s.index.outbox_depth().await.unwrap_or(0);
-                    v.insert("outputs".into(), stats.to_json(depth));
-                }
-                v.insert("revalidated".into(), s.metrics.revalidations.get().into());
-                v.insert(
-                    "redis".into(),
-                    s.redis
-                        .as_ref()
-                        .map_or(serde_json::Value::Null, |r| r.to_json()),
-                );
-                if let Some(filler) = &s.filler {
-                    v.insert("fill".into(), filler.stats.to_json());
-                }
-            }
-            Json(v).into_response()
+/// `/v1/status`'s document.
+async fn status_json(
+    s: &ApiState,
+) -> Result<(serde_json::Value, crate::index::Summary), crate::index::IndexError> {
+    let sum = s.index.summary().await?;
+    let mut v = sum.to_json(crate::intake::spool::queue_depth(&s.queue));
+    if let (Some(v), serde_json::Value::Object(b)) = (v.as_object_mut(), s.backlog.to_json()) {
+        v.extend(b);
+        v.insert(
+            "daemon".into(),
+            serde_json::json!({"pid": std::process::id()}),
+        );
+        v.insert(
+            "journal_entries".into(),
+            crate::intake::spool::journal_depth(&s.queue).into(),
+        );
+        if let Some(stats) = &s.outputs {
+            let depth = s.index.outbox_depth().await.unwrap_or(0);
+            v.insert("outputs".into(), stats.to_json(depth));
         }
+        v.insert("revalidated".into(), s.metrics.revalidations.get().into());
+        v.insert(
+            "redis".into(),
+            s.redis
+                .as_ref()
+                .map_or(serde_json::Value::Null, |r| r.to_json()),
+        );
+        if let Some(filler) = &s.filler {
+            v.insert("fill".into(), filler.stats.to_json());
+        }
+    }
+    Ok((v, sum))
+}
+
+/// `GET /v1/fleet`: the fleet as Redis sees it.
+async fn fleet(State(s): State<ApiState>) -> Response {
+    let Some(src) = &s.fleet else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this daemon is in no fleet: it has no `[intake] redis` or `[pool]`",
+        );
+    };
+    match crate::fleet::read(src).await {
+        Ok(f) => Json(f).into_response(),
+        Err(e) => error(StatusCode::BAD_GATEWAY, e),
+    }
+}
+
+/// `GET /status`: the read-only HTML page.
+async fn status_page(State(s): State<ApiState>) -> Response {
+    let (status, summary) = match status_json(&s).await {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let fleet = match &s.fleet {
+        Some(src) => Some(crate::fleet::read(src).await),
+        None => None,
+    };
+    let jobs = s.submit.jobs().recent(20);
+    let page = super::status_page::render(&super::status_page::StatusView {
+        status: &status,
+        fleet: fleet.as_ref().map(|f| f.as_ref().map_err(String::as_str)),
+        jobs: &jobs,
+        problems: &summary.problems,
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        page,
+    )
+        .into_response()
+}
+
+async fn status(State(s): State<ApiState>) -> Response {
+    match status_json(&s).await {
+        Ok((v, _)) => Json(v).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -486,6 +535,12 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     s.metrics
         .index_write_failures
         .set(crate::index::write_failures() as i64);
+    if let Some(src) = &s.fleet {
+        match crate::fleet::read(src).await {
+            Ok(f) => s.metrics.set_fleet(&f),
+            Err(e) => tracing::debug!(error = %e, "the fleet is not in this scrape"),
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

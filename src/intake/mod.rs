@@ -7,10 +7,12 @@
 //! - [`http`]: the loopback API (and nginx's fill, [`crate::fill`]);
 //! - [`redis`]: a Redis Streams consumer group (fan-out to every web host);
 //! - [`watch`]: templates and data files in render mode;
-//! - [`clock`]: `[[revalidate]]`, for pages no event names.
+//! - [`clock`]: `[[revalidate]]`, for pages no event names;
+//! - [`status_page`]: the HTTP listener's read-only HTML status page.
 
 pub(crate) mod clock;
 pub(crate) mod http;
 pub(crate) mod redis;
 pub(crate) mod spool;
+pub(crate) mod status_page;
 pub(crate) mod watch;

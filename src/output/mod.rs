@@ -200,8 +200,8 @@ impl Outbox {
             let step = match &self.shared {
                 None => self.publish(url).await.map(|()| Step::Published),
                 Some(shared) => {
-                    let ticket = entries.iter().map(|e| e.ticket).max().unwrap_or(0);
-                    self.publish_in_pool(shared, url, ticket).await
+                    let newest = entries.iter().map(|e| e.ticket).max().unwrap_or(0);
+                    self.publish_in_pool(shared, url, newest).await
                 }
             };
             let seqs = entries.iter().map(|e| e.seq);
@@ -303,23 +303,28 @@ impl Outbox {
         Ok(result)
     }
 
-    /// Pool mode: publishes this worker's bake of `url` (started at
-    /// `ticket`) unless the pool has it or has a newer one, then announces
-    /// it to the mirrors. Only a page that really changed in the bucket
-    /// goes on to the purge hooks, so the pool purges it once.
+    /// Pool mode: publishes this worker's copy of `url` unless the pool
+    /// has it or has a newer one, then announces it to the mirrors. Only a
+    /// page that really changed in the bucket goes on to the purge hooks,
+    /// so the pool purges it once. The copy published is the page as this
+    /// worker has it now, so it goes with the ticket of the bake that made
+    /// it (not of the outbox entry, which may be older: publishing newer
+    /// content under an older ticket would let another worker's older
+    /// content win afterwards).
     async fn publish_in_pool(
         &self,
         shared: &crate::pool::SharedIndex,
         url: &str,
-        ticket: i64,
+        newest_entry: i64,
     ) -> Result<Step, String> {
         use crate::pool::Claim;
-        let page = self
-            .index
-            .page(url)
-            .await
-            .map_err(|e| e.to_string())?
-            .filter(|p| p.status == crate::index::Status::Ok);
+        let record = self.index.page(url).await.map_err(|e| e.to_string())?;
+        let ticket = record
+            .as_ref()
+            .map(|r| r.ticket)
+            .filter(|t| *t > 0)
+            .unwrap_or(newest_entry);
+        let page = record.filter(|p| p.status == crate::index::Status::Ok);
         let now = page.as_ref().and_then(|p| {
             Some(publish::PageFile {
                 file: p.file.clone()?,
@@ -344,7 +349,7 @@ impl Outbox {
             Claim::Go => {
                 let old = shared.published_file(url).await.map_err(redis)?;
                 for s3 in &self.buckets {
-                    let done = publish::publish_decided(
+                    let done = match publish::publish_decided(
                         s3,
                         &self.index,
                         &self.root,
@@ -353,7 +358,13 @@ impl Outbox {
                         old.as_deref(),
                     )
                     .await
-                    .map_err(|e| e.to_string())?;
+                    {
+                        Ok(done) => done,
+                        // Still ours (the lock): the next pass publishes
+                        // the new record.
+                        Err(publish::PublishError::MovedOn(_)) => return Ok(Step::Busy),
+                        Err(e) => return Err(e.to_string()),
+                    };
                     self.stats
                         .uploaded
                         .fetch_add(done.uploaded, Ordering::Relaxed);

@@ -47,6 +47,12 @@ pub(crate) enum PublishError {
         /// Status or transport error.
         message: String,
     },
+    /// The page's file changed since its record was read (a newer bake is
+    /// being recorded): published with that record, when it is.
+    #[error(
+        "`{0}` was baked again while it was being published; it is published with its new record"
+    )]
+    MovedOn(String),
     /// An upload task ended without an answer (it panicked).
     #[error("an upload task failed: {0}")]
     Task(String),
@@ -342,6 +348,12 @@ pub(crate) async fn publish_decided(
         let content_type = page.content_type.clone().unwrap_or_else(|| {
             crate::urlmap::content_type_of(std::path::Path::new(&page.file)).to_string()
         });
+        if blake3::hash(&bytes).to_hex().as_str() != page.hash {
+            // A newer bake replaced the file after its record was read:
+            // uploading it under this record's ticket would let an older
+            // copy of another worker win over it later.
+            return Err(PublishError::MovedOn(url.to_string()));
+        }
         s3.put(&key, bytes, &content_type).await?;
         index
             .set_published(s3.id(), url, Some((key, page.hash.clone())))

@@ -112,7 +112,7 @@ async fn the_cdn_hears_of_a_page_only_after_the_bucket_has_it_across_kills() {
         .unwrap();
     assert!(metrics.contains("kiln_outbox_entries 1"), "{metrics}");
     assert!(
-        metrics.contains("kiln_outputs{kind=\"publish_failed\"}"),
+        metrics.contains("kiln_output_changes_total{kind=\"publish_failed\"}"),
         "{metrics}"
     );
     let told = purges.lock().unwrap().seen["/a/"].len();

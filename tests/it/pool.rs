@@ -434,6 +434,150 @@ async fn three_workers_two_mirrors_bake_each_change_once_and_everyone_ends_equal
         "only changed pages are purged: {:?}",
         by_url.keys().collect::<Vec<_>>()
     );
+
+    // The fleet view: a poison entry goes to the dead letters naming the
+    // worker that gave up on it; every group is caught up.
+    let _: String = conn
+        .xadd("kiln:events", "*", &[("oops", "no targets field")])
+        .await
+        .unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "the poison entry to be dead-lettered",
+        || async {
+            redis
+                .conn()
+                .await
+                .xlen::<_, usize>("kiln:events:dead")
+                .await
+                .unwrap()
+                == 1
+        },
+    )
+    .await;
+    let fleet = poll_fleet(&workers[0], |f| {
+        f["events"]["groups"][0]["pending"] == 0
+            && f["events"]["groups"][0]["lag"] == 0
+            && f["workers"]
+                .as_array()
+                .is_some_and(|w| w.iter().all(|w| w["outbox"] == 0))
+    })
+    .await;
+    let group = &fleet["events"]["groups"][0];
+    assert_eq!(group["name"], "pool-www", "{fleet}");
+    let consumers: Vec<&str> = group["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(consumers, ["w0", "w1", "w2"], "{fleet}");
+    let mirrors: Vec<(&str, u64)> = fleet["published"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["name"].as_str().unwrap(), g["lag"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(mirrors, [("web-a", 0), ("web-b", 0)], "{fleet}");
+    let workers_seen: Vec<&str> = fleet["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(workers_seen, ["w0", "w1", "w2"], "{fleet}");
+    let dead_host = fleet["dead"]["last"][0]["host"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(dead_host.starts_with('w'), "{fleet}");
+    assert!(
+        fleet["dead"]["last"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no `targets` field"),
+        "{fleet}"
+    );
+    let text = workers[0].kiln(&["status", "--fleet"]).await;
+    assert_eq!(text.code, 0, "{}", text.all());
+    for part in [
+        "group pool-www: lag 0, pending 0",
+        "group web-a: lag 0",
+        "w1: outbox 0",
+        &format!("dead letters kiln:events:dead: 1 ({dead_host}: 1)"),
+    ] {
+        assert!(text.stdout.contains(part), "{part} in\n{}", text.stdout);
+    }
+
+    // /metrics of a worker, with Prometheus names.
+    let w0 = daemons[0].as_ref().unwrap();
+    let metrics = http
+        .get(format!("{}/metrics", w0.http))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "kiln_stream_lag_entries{stream=\"kiln:events\",group=\"pool-www\"} 0",
+        "kiln_stream_pending_entries{stream=\"kiln:www:published\",group=\"web-b\"} 0",
+        "kiln_pool_worker_outbox_entries{host=\"w2\"} 0",
+        &format!("kiln_dead_letters{{host=\"{dead_host}\"}} 1"),
+        "kiln_output_changes_total{kind=\"announced\"}",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+
+    // The status page, as a person opens it.
+    if crate::util::has_cmd("chromium") || std::env::var("CI").as_deref() == Ok("true") {
+        let browser = crate::browser::Browser::open(&format!("{}/status", w0.http)).await;
+        let mut page = browser.page().await;
+        let shown = page
+            .wait_for(
+                "the fleet on the status page",
+                "(() => { const t = id => { const e = document.getElementById(id); return e ? e.innerText : ''; };
+                         return [t('fleet'), t('workers'), t('dead'), t('jobs'), t('outputs')]; })()",
+                |v| v[0].as_str().is_some_and(|t| t.contains("web-b")),
+            )
+            .await;
+        let [fleet_t, workers_t, dead_t, jobs_t, outputs_t] =
+            [0, 1, 2, 3, 4].map(|i| shown[i].as_str().unwrap().to_string());
+        assert!(
+            fleet_t.contains("pool-www") && fleet_t.contains("web-a"),
+            "{fleet_t}"
+        );
+        assert!(
+            ["w0", "w1", "w2"].iter().all(|w| workers_t.contains(w)),
+            "{workers_t}"
+        );
+        assert!(
+            dead_t.contains(&dead_host) && dead_t.contains("targets"),
+            "{dead_t}"
+        );
+        assert!(
+            jobs_t.contains("/p/") || jobs_t.contains("tag:post:"),
+            "{jobs_t}"
+        );
+        assert!(outputs_t.contains("announced"), "{outputs_t}");
+    } else {
+        eprintln!("SKIPPED the status page in a browser: chromium is not on PATH");
+    }
     drop(ma);
     drop(daemons);
+}
+
+/// `kiln status --fleet --json` from `site`, until `ok` holds.
+async fn poll_fleet(site: &TestSite, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..100 {
+        let run = site.kiln(&["status", "--fleet", "--json"]).await;
+        assert_eq!(run.code, 0, "{}", run.all());
+        last = serde_json::from_str(&run.stdout).unwrap();
+        if ok(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the fleet never settled: {last}");
 }
