@@ -637,6 +637,154 @@ def bench_publish(n=10000):
     log(json.dumps(res))
 
 
+def read_or_empty(path):
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+class Resp:
+    """A minimal Redis client (RESP over a socket): enough for XADD in a
+    pipeline and XINFO, without a Python package."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.buf = b""
+
+    def send(self, *args):
+        out = f"*{len(args)}\r\n".encode()
+        for a in args:
+            a = str(a).encode()
+            out += f"${len(a)}\r\n".encode() + a + b"\r\n"
+        self.sock.sendall(out)
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self.buf += self.sock.recv(65536)
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def read(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind in (b"+", b"-"):
+            if kind == b"-":
+                raise RuntimeError(rest.decode())
+            return rest.decode()
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self.buf += self.sock.recv(65536)
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data.decode()
+        if kind in (b"*", b"%"):
+            n = int(rest)
+            items = [self.read() for _ in range(n * (2 if kind == b"%" else 1))]
+            return items
+        raise RuntimeError(f"unexpected reply {line!r}")
+
+    def call(self, *args):
+        self.send(*args)
+        return self.read()
+
+
+def bench_pool(n=2000):
+    """Pool mode on this machine: 1, 2 and 3 bake workers (kiln daemons in
+    one consumer group, a shared index in redis-server, a bucket in s3s-fs)
+    take n changed pages, one stream entry each, sent at once: seconds
+    until every object in the bucket has the new content, and pages/s.
+    The origin is the bench's nginx over gensite pages; every page's file
+    gets a new marker first, so each bake uploads. Everything runs on the
+    same 2 cores: the workers share the CPU with nginx, Redis and the S3
+    server, so the figure is the pool's coordination cost, not scale-out."""
+    redis = shutil.which("redis-server")
+    s3s = shutil.which("s3s-fs")
+    if not redis or not s3s:
+        raise RuntimeError("bench pool needs redis-server and s3s-fs on PATH")
+    site = gen_site(n)
+    work = fresh(WORK / "pool")
+    copy = work / "site"
+    shutil.copytree(site, copy)
+    os.chmod(copy, 0o755)
+    origin = Origin(copy)
+    rport, sport = free_port(), free_port()
+    procs = []
+    res = {"pages": n, "filesystem": fs_type(DISK), "runs": {}}
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret", "KILN_LOG": "warn"}
+    try:
+        procs.append(subprocess.Popen([redis, "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        store = fresh(DISK / "pool-store")
+        (store / "kiln").mkdir()
+        procs.append(subprocess.Popen([s3s, "--host", "127.0.0.1", "--port", str(sport), "--access-key", "bench", "--secret-key", "bench-secret", store], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_port(rport)
+        wait_port(sport)
+        r = Resp(rport)
+        version = 0
+        for workers in (1, 2, 3):
+            rates = []
+            for run in range(RUNS):
+                pool = f"b{workers}r{run}"
+                dirs = []
+                for w in range(workers):
+                    d = fresh(work / f"{pool}-w{w}")
+                    (d / "site.toml").write_text(
+                        f'[site]\nout = "out"\n[origin]\nurl = "{origin.url}"\n[crawl]\nmax-pages = 10000000\n'
+                        f'[intake]\nredis = "redis://127.0.0.1:{rport}"\nstream = "{pool}:events"\nconsumer = "w{w}"\n'
+                        f'[pool]\nname = "{pool}"\n[daemon]\nlisten = "off"\n'
+                        f'[[publish]]\nkind = "s3"\nbucket = "kiln"\nprefix = "{pool}/"\nendpoint = "http://127.0.0.1:{sport}"\n')
+                    dirs.append(d)
+                subprocess.run([KILN, "-q", "build"], cwd=dirs[0], env=env, check=True, stdout=subprocess.DEVNULL)
+                daemons = []
+                for d in dirs:
+                    p = subprocess.Popen([KILN, "daemon"], cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                    p.stdout.readline()  # "kiln daemon running"
+                    daemons.append(p)
+                version += 1
+                marker = f"<!-- pool bench version {version} -->"
+                for i in range(n):
+                    f = copy / "p" / str(i) / "index.html"
+                    text = f.read_text().split("<!-- pool bench")[0]
+                    f.write_text(text + marker)
+                start = time.perf_counter()
+                for i in range(n):
+                    r.send("XADD", f"{pool}:events", "*", "targets", f"/p/{i}/\n")
+                for i in range(n):
+                    r.read()
+                bucket = store / "kiln" / pool / "p"
+                baked_at = None
+                while True:
+                    # Baked somewhere (sampled: every 50th page), before it is published.
+                    if baked_at is None and all(any(marker in read_or_empty(d / "out/p" / str(i) / "index.html") for d in dirs) for i in range(0, n, 50)):
+                        baked_at = time.perf_counter() - start
+                    done = sum(1 for i in range(n) if marker in (bucket / str(i) / "index.html").read_text())
+                    if done == n:
+                        break
+                    if time.perf_counter() - start > 300:
+                        raise RuntimeError(f"{done} of {n} pages published after 300 s")
+                    time.sleep(0.02)
+                wall = time.perf_counter() - start
+                rates.append(n / wall)
+                res.setdefault("baked_s", {}).setdefault(workers, []).append(baked_at)
+                log(f"pool: {workers} worker(s), run {run + 1}: {n} pages in the bucket after {wall:.2f}s ({n / wall:.0f}/s); baked after {baked_at:.2f}s")
+                for p in daemons:
+                    p.terminate()
+                    p.wait(30)
+            res["runs"][workers] = rates
+            res[f"pages_per_s_w{workers}"] = statistics.median(rates)
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(10)
+        origin.stop()
+    RESULTS["pool"] = res
+    log(json.dumps(res))
+
+
 def bench_rebake(n=10000):
     """A full bake, then a re-bake of the unchanged site, on the real disk
     ($BENCH_DISK): every page is re-checked with the origin (If-None-Match /

@@ -95,6 +95,8 @@ pub(crate) struct Outbox {
     /// Pool mode: the shared index decides what is published, and changes
     /// are announced to the mirrors ([`crate::pool`]).
     shared: Option<crate::pool::SharedIndex>,
+    /// Pages published at once (the smallest `[[publish]] concurrency`).
+    concurrency: usize,
     /// Counts.
     pub(crate) stats: Arc<OutputStats>,
 }
@@ -150,6 +152,13 @@ impl Outbox {
                 .build()
                 .unwrap_or_default(),
             shared,
+            concurrency: cfg
+                .publish
+                .iter()
+                .map(|p| p.concurrency)
+                .min()
+                .unwrap_or(1)
+                .max(1),
             stats: Arc::default(),
         }))
     }
@@ -187,32 +196,48 @@ impl Outbox {
         let mut stage: BTreeMap<i64, i64> = due.iter().map(|e| (e.seq, e.stage)).collect();
         let mut failed: BTreeMap<i64, (i64, String)> = BTreeMap::new();
 
-        // 1. The bucket, one page at a time (its newest content), every
-        //    change of that page in this batch at once.
-        let mut to_publish: BTreeMap<&str, Vec<&OutboxEntry>> = BTreeMap::new();
+        // 1. The bucket, each page once (its newest content), every change
+        //    of that page in this batch at once; up to the buckets'
+        //    `concurrency` pages at a time (one page's steps stay in order).
+        // Owned: a borrowed key in the closure below trips the compiler's
+        // higher-ranked lifetime check when the worker is spawned.
+        let mut to_publish: BTreeMap<String, Vec<(i64, i64, i64)>> = BTreeMap::new();
         for e in due.iter().filter(|e| e.stage & PUBLISHED == 0) {
-            to_publish.entry(e.url.as_str()).or_default().push(e);
+            to_publish
+                .entry(e.url.clone())
+                .or_default()
+                .push((e.seq, e.ticket, e.attempts));
         }
         let mut published = Vec::new();
         let mut settled = Vec::new();
         let mut busy = Vec::new();
-        for (url, entries) in to_publish {
-            let step = match &self.shared {
-                None => self.publish(url).await.map(|()| Step::Published),
-                Some(shared) => {
-                    let newest = entries.iter().map(|e| e.ticket).max().unwrap_or(0);
-                    self.publish_in_pool(shared, url, newest).await
-                }
-            };
-            let seqs = entries.iter().map(|e| e.seq);
+        let steps: Vec<(Vec<(i64, i64, i64)>, Result<Step, String>)> = {
+            use futures_util::StreamExt as _;
+            futures_util::stream::iter(to_publish)
+                .map(|(url, entries)| async move {
+                    let step = match &self.shared {
+                        None => self.publish(&url).await.map(|()| Step::Published),
+                        Some(shared) => {
+                            let newest = entries.iter().map(|e| e.1).max().unwrap_or(0);
+                            self.publish_in_pool(shared, &url, newest).await
+                        }
+                    };
+                    (entries, step)
+                })
+                .buffer_unordered(self.concurrency)
+                .collect()
+                .await
+        };
+        for (entries, step) in steps {
+            let seqs = entries.iter().map(|e| e.0);
             match step {
                 Ok(Step::Published) => published.extend(seqs),
                 Ok(Step::Nothing) => settled.extend(seqs),
                 Ok(Step::Busy) => busy.extend(seqs),
                 Err(why) => {
                     self.stats.publish_failed.fetch_add(1, Ordering::Relaxed);
-                    for e in entries {
-                        failed.insert(e.seq, (e.attempts, why.clone()));
+                    for (seq, _, attempts) in entries {
+                        failed.insert(seq, (attempts, why.clone()));
                     }
                 }
             }
