@@ -111,6 +111,13 @@ enum Step {
     Busy,
 }
 
+/// One outbox entry on its way to the bucket.
+struct Change {
+    seq: i64,
+    ticket: i64,
+    attempts: i64,
+}
+
 /// How soon a page another worker is publishing is asked about again.
 const BUSY_RETRY: Duration = Duration::from_millis(200);
 
@@ -201,24 +208,25 @@ impl Outbox {
         //    `concurrency` pages at a time (one page's steps stay in order).
         // Owned: a borrowed key in the closure below trips the compiler's
         // higher-ranked lifetime check when the worker is spawned.
-        let mut to_publish: BTreeMap<String, Vec<(i64, i64, i64)>> = BTreeMap::new();
+        let mut to_publish: BTreeMap<String, Vec<Change>> = BTreeMap::new();
         for e in due.iter().filter(|e| e.stage & PUBLISHED == 0) {
-            to_publish
-                .entry(e.url.clone())
-                .or_default()
-                .push((e.seq, e.ticket, e.attempts));
+            to_publish.entry(e.url.clone()).or_default().push(Change {
+                seq: e.seq,
+                ticket: e.ticket,
+                attempts: e.attempts,
+            });
         }
         let mut published = Vec::new();
         let mut settled = Vec::new();
         let mut busy = Vec::new();
-        let steps: Vec<(Vec<(i64, i64, i64)>, Result<Step, String>)> = {
+        let steps: Vec<(Vec<Change>, Result<Step, String>)> = {
             use futures_util::StreamExt as _;
             futures_util::stream::iter(to_publish)
                 .map(|(url, entries)| async move {
                     let step = match &self.shared {
                         None => self.publish(&url).await.map(|()| Step::Published),
                         Some(shared) => {
-                            let newest = entries.iter().map(|e| e.1).max().unwrap_or(0);
+                            let newest = entries.iter().map(|e| e.ticket).max().unwrap_or(0);
                             self.publish_in_pool(shared, &url, newest).await
                         }
                     };
@@ -229,15 +237,15 @@ impl Outbox {
                 .await
         };
         for (entries, step) in steps {
-            let seqs = entries.iter().map(|e| e.0);
+            let seqs = entries.iter().map(|e| e.seq);
             match step {
                 Ok(Step::Published) => published.extend(seqs),
                 Ok(Step::Nothing) => settled.extend(seqs),
                 Ok(Step::Busy) => busy.extend(seqs),
                 Err(why) => {
                     self.stats.publish_failed.fetch_add(1, Ordering::Relaxed);
-                    for (seq, _, attempts) in entries {
-                        failed.insert(seq, (attempts, why.clone()));
+                    for e in entries {
+                        failed.insert(e.seq, (e.attempts, why.clone()));
                     }
                 }
             }
