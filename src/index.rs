@@ -614,20 +614,22 @@ impl Index {
     }
 
     /// A value of the `meta` table (e.g. the origin the site was baked from).
-    pub(crate) async fn meta(&self, key: &'static str) -> Result<Option<String>, IndexError> {
+    pub(crate) async fn meta(&self, key: impl Into<String>) -> Result<Option<String>, IndexError> {
+        let key = key.into();
         self.read(move |conn| {
             conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
-                .query_row([key], |r| r.get(0))
+                .query_row([&key], |r| r.get(0))
                 .optional()
         })
         .await
     }
 
     /// Sets a value of the `meta` table.
-    pub(crate) async fn set_meta(&self, key: &'static str, value: String) {
+    pub(crate) async fn set_meta(&self, key: impl Into<String>, value: String) {
+        let key = key.into();
         self.write(Box::new(move |conn| {
             conn.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
-                .execute([key, value.as_str()])?;
+                .execute([key.as_str(), value.as_str()])?;
             Ok(())
         }))
         .await;

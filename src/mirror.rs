@@ -167,7 +167,7 @@ impl MirrorRun {
             }
             // The position first, the copy second: whatever is published
             // during the copy is read again from the stream afterwards.
-            let last: String = last_id(&mut conn, stream)
+            let last: String = crate::intake::redis::last_entry_id(&mut conn, stream)
                 .await
                 .map_err(|e| e.to_string())?;
             let _ = std::fs::remove_file(&self.marker);
@@ -373,27 +373,6 @@ async fn copy_one(
         }
     }
     Ok(())
-}
-
-/// The stream's last entry id (`0-0` for an empty or missing stream).
-async fn last_id(
-    conn: &mut redis::aio::MultiplexedConnection,
-    stream: &str,
-) -> redis::RedisResult<String> {
-    let info: redis::RedisResult<std::collections::HashMap<String, redis::Value>> =
-        redis::cmd("XINFO")
-            .arg("STREAM")
-            .arg(stream)
-            .query_async(conn)
-            .await;
-    match info {
-        Ok(info) => Ok(info
-            .get("last-generated-id")
-            .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
-            .unwrap_or_else(|| "0-0".into())),
-        Err(e) if e.code() == Some("ERR") => Ok("0-0".into()),
-        Err(e) => Err(e),
-    }
 }
 
 fn md5_matches(bytes: &[u8], etag: &str) -> bool {

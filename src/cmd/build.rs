@@ -61,6 +61,11 @@ async fn build(
             .into())
         }
     };
+    // A new fan-out host: where the stream is now (see `position_before_build`).
+    let stream_position = match (&cfg.redis, &cfg.pool) {
+        (Some(redis), None) => crate::intake::redis::position_before_build(redis).await,
+        _ => None,
+    };
     let releases = Releases::new(&cfg.out);
     let previous = releases.live();
     let (release, root) = if args.release {
@@ -95,6 +100,9 @@ async fn build(
         }
         (Err(e), None) => return Err(e),
     };
+    if let (Some(redis), Some(position)) = (&cfg.redis, &stream_position) {
+        crate::intake::redis::record_build_position(redis, position);
+    }
     if let Some(id) = release {
         if (summary.has_failures() || guarded.is_err()) && previous.is_some() {
             releases.discard(&id)?;

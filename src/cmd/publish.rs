@@ -48,11 +48,28 @@ pub async fn run(g: &GlobalArgs, args: PublishArgs) -> anyhow::Result<Exit> {
     let root = crate::write::WebRoot::open(&out, Vec::new(), 0)?;
     for target in &cfg.publish {
         let s3 = crate::output::publish::S3::new(target)?;
+        // Objects carry `Cache-Control` as metadata: when it changed since
+        // the last publish, every object must be uploaded again, whatever
+        // its content (what django-bakery's metadata check catches).
+        let meta_key = format!("cache-control:{}", s3.id());
+        let recorded = index.meta(&meta_key).await?;
+        let metadata_changed = recorded
+            .as_deref()
+            .is_some_and(|r| r != target.cache_control);
+        if metadata_changed {
+            println!(
+                "s3://{}/{}: cache-control changed (`{}` → `{}`): every object is uploaded again",
+                target.bucket,
+                target.prefix,
+                recorded.as_deref().unwrap_or_default(),
+                target.cache_control
+            );
+        }
         let opts = crate::output::publish::ReconcileOptions {
             concurrency: target.concurrency,
             dry_run: args.dry_run,
             delete: !args.no_delete,
-            force: args.force,
+            force: args.force || metadata_changed,
         };
         let started = std::time::Instant::now();
         let (done, plan) = crate::output::publish::reconcile(&s3, &index, &root, opts).await?;
@@ -83,6 +100,9 @@ pub async fn run(g: &GlobalArgs, args: PublishArgs) -> anyhow::Result<Exit> {
             );
             continue;
         }
+        index
+            .set_meta(&meta_key, target.cache_control.clone())
+            .await;
         println!(
             "s3://{}/{}: {} uploaded, {} unchanged, {} deleted in {secs:.2}s ({:.0} objects/s)",
             target.bucket,

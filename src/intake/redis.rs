@@ -43,6 +43,71 @@ pub(crate) async fn enqueue(cfg: &RedisIntake, targets: &[Target]) -> redis::Red
         .await
 }
 
+/// Where a host that never had its consumer group keeps the stream
+/// position its first full build started at (beside the group marker).
+fn start_file(cfg: &RedisIntake) -> std::path::PathBuf {
+    let name = cfg
+        .group_marker
+        .file_name()
+        .map(|n| n.to_string_lossy().replace("redis-group-", "redis-start-"))
+        .unwrap_or_else(|| "redis-start".into());
+    cfg.group_marker.with_file_name(name)
+}
+
+/// Before a full build: the stream's position now, when this host has no
+/// consumer group yet (a new host). Its build reflects every event before
+/// this position, so the group the daemon creates later starts here
+/// instead of replaying the whole retained stream against the origin.
+/// `None` when the host has a group already or Redis does not answer in
+/// time (then the group starts at the stream's beginning, as before).
+pub(crate) async fn position_before_build(cfg: &RedisIntake) -> Option<String> {
+    if cfg.group_marker.exists() {
+        return None;
+    }
+    let read = async {
+        let client = redis::Client::open(cfg.url.as_str())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        last_entry_id(&mut conn, &cfg.stream).await
+    };
+    match tokio::time::timeout(Duration::from_secs(2), read).await {
+        Ok(Ok(id)) => Some(id),
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "could not note the stream's position before the build; the daemon's new group will read the retained stream");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// After the build that started at `position`: recorded for the daemon.
+pub(crate) fn record_build_position(cfg: &RedisIntake, position: &str) {
+    if let Err(e) = std::fs::write(start_file(cfg), format!("{position}\n")) {
+        tracing::warn!(error = %e, "could not record the stream position of this build; the daemon's new group will read the retained stream");
+    }
+}
+
+/// The stream's last entry id (`0-0` for an empty or missing stream).
+pub(crate) async fn last_entry_id<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    stream: &str,
+) -> redis::RedisResult<String> {
+    let info: redis::RedisResult<std::collections::HashMap<String, redis::Value>> =
+        redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(stream)
+            .query_async(conn)
+            .await;
+    match info {
+        Ok(info) => Ok(info
+            .get("last-generated-id")
+            .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+            .unwrap_or_else(|| "0-0".into())),
+        // No such stream yet.
+        Err(e) if e.code() == Some("ERR") => Ok("0-0".into()),
+        Err(e) => Err(e),
+    }
+}
+
 /// The intake's connection, as `/v1/status` and `/metrics` show it.
 #[derive(Debug, Default)]
 pub(crate) struct RedisStatus {
@@ -187,9 +252,24 @@ async fn run_session(
             tracing::warn!(error = %e, file = %cfg.group_marker.display(), "could not record that this host's consumer group exists; a Redis that loses it will not be noticed");
         }
     }
+    // A new host starts where its first build started (every event
+    // before is in its pages); a host without such a build, from the
+    // stream's beginning.
+    let start = if known_before {
+        "0".to_string()
+    } else {
+        std::fs::read_to_string(start_file(cfg))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "0".to_string())
+    };
     let created: redis::RedisResult<()> = conn
-        .xgroup_create_mkstream(&cfg.stream, &cfg.group, "0")
+        .xgroup_create_mkstream(&cfg.stream, &cfg.group, &start)
         .await;
+    if created.is_ok() && start != "0" {
+        tracing::info!(stream = %cfg.stream, group = %cfg.group, from = %start, "this host's consumer group starts where its first build started");
+    }
     if let Err(e) = created {
         if e.code() != Some("BUSYGROUP") {
             return Err(e);

@@ -209,6 +209,16 @@ async fn the_token_is_required_when_configured() {
     assert_eq!(code, 401);
     assert_eq!(d.get("/v1/status", None).await.0, 401);
     assert_eq!(d.get("/metrics", None).await.0, 401);
+    // The status page shows jobs and failures: the token guards it too.
+    assert_eq!(d.get("/status", None).await.0, 401);
+    assert_eq!(d.get("/status", Some("wrong")).await.0, 401);
+    let (code, page) = d.get("/status", Some("s3cret")).await;
+    assert_eq!(code, 200);
+    assert!(page.contains("<table id=backlog>"), "{page}");
+    // Not in a fleet: said, not an empty answer.
+    let (code, body) = d.get("/v1/fleet", Some("s3cret")).await;
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("no `[intake] redis`"), "{body}");
     assert_eq!(d.get("/healthz", None).await.0, 200);
     let (code, _) = d
         .post("/v1/regen", r#"{"targets": ["/"]}"#, Some("s3cret"))

@@ -280,4 +280,30 @@ async fn publish_says_what_it_would_do_keeps_strays_when_asked_and_can_force() {
         "{}",
         run.all()
     );
+    // Metadata is part of what is published: a new `cache-control` sends
+    // every object again (their content did not change), once.
+    let toml = std::fs::read_to_string(site.path().join("site.toml")).unwrap();
+    std::fs::write(
+        site.path().join("site.toml"),
+        toml.replace(
+            "concurrency = 8\n",
+            "concurrency = 8\ncache-control = \"public, max-age=60\"\n",
+        ),
+    )
+    .unwrap();
+    let run = kiln_with_creds(&site, &["publish"]).await;
+    assert!(
+        run.stdout.contains("cache-control changed")
+            && run.stdout.contains("61 uploaded, 0 unchanged, 0 deleted"),
+        "{}",
+        run.all()
+    );
+    let object = signed_get(s3.port, "site/p/7/index.html").await;
+    assert_eq!(object.headers()["cache-control"], "public, max-age=60");
+    let run = kiln_with_creds(&site, &["publish"]).await;
+    assert!(
+        run.stdout.contains("0 uploaded, 61 unchanged, 0 deleted"),
+        "{}",
+        run.all()
+    );
 }
