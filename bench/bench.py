@@ -170,7 +170,7 @@ def bench_bake():
     BENCH_DISK_SIZES): kiln, wget and the write floor with and without a
     sync per file, alternating run by run, each run in a new directory."""
     targets = [
-        (OUT, [int(x) for x in os.environ.get("BENCH_SIZES", "1000,10000,50000").split(",")]),
+        (OUT, [int(x) for x in os.environ.get("BENCH_SIZES", "1000,10000,50000").split(",") if x]),
         (DISK, [int(x) for x in os.environ.get("BENCH_DISK_SIZES", "10000").split(",") if x]),
     ]
     for base, sizes in targets:

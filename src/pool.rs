@@ -56,17 +56,33 @@ pub(crate) enum Claim {
     Mine,
 }
 
-/// Lua: decide for one page. KEYS: page, lock. ARGV: ticket, hash, worker, lock ms.
+/// Lua: decide for one page. KEYS: page, lock. ARGV: ticket, hash, worker,
+/// lock ms, tags, url, key prefix. Content already published with other
+/// tags (a tag added without a change of content) moves the tags only.
 const CLAIM: &str = r"
 local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= ARGV[3] then return 'busy' end
+-- From here on the page is not locked, or locked by this worker (an
+-- earlier claim whose upload was put off): any answer but 'go' frees it.
+local function free(answer)
+  if holder then redis.call('DEL', KEYS[2]) end
+  return answer
+end
 local t = tonumber(redis.call('HGET', KEYS[1], 't') or '-1')
 local mine = tonumber(ARGV[1])
-if t > mine then return 'stale' end
-if t == mine and redis.call('HGET', KEYS[1], 'w') == ARGV[3] then return 'mine' end
+if t > mine then return free('stale') end
+if t == mine and redis.call('HGET', KEYS[1], 'w') == ARGV[3] then return free('mine') end
 if (redis.call('HGET', KEYS[1], 'h') or '') == ARGV[2] then
   redis.call('HSET', KEYS[1], 't', ARGV[1])
-  return 'same'
+  local old = redis.call('HGET', KEYS[1], 'tags')
+  if ARGV[2] ~= '' and old ~= ARGV[5] then
+    if old then
+      for tag in string.gmatch(old, '%S+') do redis.call('SREM', ARGV[7] .. 'tag:' .. tag, ARGV[6]) end
+    end
+    for tag in string.gmatch(ARGV[5], '%S+') do redis.call('SADD', ARGV[7] .. 'tag:' .. tag, ARGV[6]) end
+    redis.call('HSET', KEYS[1], 'tags', ARGV[5])
+  end
+  return free('same')
 end
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
 return 'go'
@@ -144,12 +160,13 @@ impl SharedIndex {
     }
 
     /// Decides what to do with this worker's bake of `url` (ticket, content
-    /// hash; `None`: the page has no file now).
+    /// hash, `None`: the page has no file now; its tags).
     pub(crate) async fn claim(
         &self,
         url: &str,
         ticket: i64,
         hash: Option<&str>,
+        tags: &[String],
     ) -> redis::RedisResult<Claim> {
         let answer: String = self
             .claim
@@ -159,6 +176,9 @@ impl SharedIndex {
             .arg(hash.unwrap_or(""))
             .arg(&self.pool.worker)
             .arg(LOCK.as_millis() as u64)
+            .arg(tags.join(" "))
+            .arg(url)
+            .arg(&self.prefix)
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(match answer.as_str() {

@@ -651,11 +651,18 @@ impl Backlog {
                     .send_if_modified(|m| m.remove(&result.url).is_some());
             }
         }
-        if matches!(
+        let changed = matches!(
             result.outcome,
             Outcome::Written | Outcome::Deleted | Outcome::Refused(_)
-        ) {
+        );
+        if changed {
             self.changes.send_modify(|n| *n += 1);
+        }
+        // An unchanged file may still have queued an output: its record can
+        // differ from what was published (a record a kill lost; in a pool,
+        // a copy another worker published since). The outputs look, and
+        // find nothing to do when there is nothing.
+        if changed || matches!(result.outcome, Outcome::Unchanged) {
             let url = result.final_path.as_deref().unwrap_or(&result.url);
             for output in outputs {
                 output(url);

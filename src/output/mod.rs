@@ -368,7 +368,11 @@ impl Outbox {
         let tags = page.and_then(|p| p.tags).unwrap_or_default();
         let hash = now.as_ref().map(|p| p.hash.as_str());
         let redis = |e: redis::RedisError| format!("the pool's shared index: {e}");
-        match shared.claim(url, ticket, hash).await.map_err(redis)? {
+        match shared
+            .claim(url, ticket, hash, &tags)
+            .await
+            .map_err(redis)?
+        {
             Claim::Busy => return Ok(Step::Busy),
             Claim::Stale => {
                 self.stats.superseded.fetch_add(1, Ordering::Relaxed);

@@ -30,11 +30,15 @@ const CREDS: [(&str, &str); 2] = [
 
 /// Page `i` at version `v`: its links and tags as the app renders them.
 fn page(i: usize, v: usize) -> Page {
+    page_tagged(i, v, &format!("post:{i} list"))
+}
+
+fn page_tagged(i: usize, v: usize, tags: &str) -> Page {
     Page::html(format!(
         "<html><body><h1>Page {i}</h1><p>version {v}</p><a href=\"/p/{}/\">next</a> <a href=\"/\">home</a></body></html>",
         (i + 1) % N
     ))
-    .with_header("surrogate-key", &format!("post:{i} list"))
+    .with_header("surrogate-key", tags)
 }
 
 fn home() -> Page {
@@ -434,6 +438,41 @@ async fn three_workers_two_mirrors_bake_each_change_once_and_everyone_ends_equal
         "only changed pages are purged: {:?}",
         by_url.keys().collect::<Vec<_>>()
     );
+
+    // A tag the app adds without changing the page's content reaches the
+    // shared index too: the next event for that tag finds the page,
+    // whichever worker takes it.
+    origin.set("/p/0/", page_tagged(0, version[0], "post:0 list featured"));
+    let _: String = conn
+        .xadd("kiln:events", "*", &[("targets", "/p/0/\n")])
+        .await
+        .unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "the new tag in the shared index",
+        || async {
+            redis
+                .conn()
+                .await
+                .sismember::<_, _, bool>("kiln:pool:www:tag:featured", "/p/0/")
+                .await
+                .unwrap()
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        let before = origin.hits("/p/0/");
+        let _: String = conn
+            .xadd("kiln:events", "*", &[("targets", "tag:featured\n")])
+            .await
+            .unwrap();
+        wait_until(
+            Duration::from_secs(20),
+            "tag:featured to bake /p/0/",
+            || async { origin.hits("/p/0/") > before },
+        )
+        .await;
+    }
 
     // The fleet view: a poison entry goes to the dead letters naming the
     // worker that gave up on it; every group is caught up.
