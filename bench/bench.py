@@ -198,6 +198,11 @@ def bake_row(base, fs, n):
                 "floor_nosync": lambda: write_floor(n, sync=False, out=work / f"nosync-{r}"),
             }
             for k, step in steps.items():
+                # Untimed: what the previous tool left dirty (wget and the
+                # no-sync floor never sync) is written out now, so no tool's
+                # run pays for another's writes (kiln's syncfs flushes the
+                # whole filesystem, and did).
+                os.sync()
                 t = step()
                 runs[k].append(t.wall)
                 cpu[k].append(t.cpu)
