@@ -470,6 +470,55 @@ mod tests {
     }
 
     #[test]
+    fn pool_and_mirror_say_what_they_need() {
+        let publish =
+            "[[publish]]\nkind = \"s3\"\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:9\"\n";
+        let intake = "[intake]\nredis = \"redis://127.0.0.1:6379\"\n";
+        let cases: &[(String, &[&str])] = &[
+            (
+                format!("[pool]\nname = \"www\"\n{publish}"),
+                &["`pool`", "[intake] redis"],
+            ),
+            (
+                format!("[pool]\n{intake}"),
+                &["`pool`", "[[publish]]", "kiln mirror"],
+            ),
+            (
+                format!("[pool]\nname = \"a b\"\n{intake}{publish}"),
+                &["`pool.name`", "without spaces"],
+            ),
+            (
+                "[mirror]\nbucket = \"b\"\n".to_string(),
+                &["`mirror.redis`", "redis://"],
+            ),
+            (
+                "[mirror]\nredis = \"redis://h\"\n".to_string(),
+                &["`mirror.bucket`", "[[publish]]"],
+            ),
+            (
+                "[mirror]\nredis = \"redis://h\"\nbucket = \"b\"\nendpoint = \"::\"\n".to_string(),
+                &["`mirror.endpoint`"],
+            ),
+        ];
+        for (text, parts) in cases {
+            let err = load(text).unwrap_err().to_string();
+            for part in *parts {
+                assert!(err.contains(part), "{text}: {err}");
+            }
+        }
+        let c = load(&format!("[pool]\nname = \"www\"\n{intake}{publish}")).unwrap();
+        let (pool, redis) = (c.pool.unwrap(), c.redis.unwrap());
+        assert_eq!(redis.group, "pool-www");
+        assert_eq!(pool.published, "kiln:www:published");
+        assert_eq!(pool.worker, redis.consumer);
+        let m = load("[mirror]\nredis = \"redis://h\"\npool = \"www\"\nbucket = \"b\"\n")
+            .unwrap()
+            .mirror
+            .unwrap();
+        assert_eq!(m.published, "kiln:www:published");
+    }
+
+    #[test]
     fn errors_name_file_and_key() {
         let cases: &[(&str, &str)] = &[
             ("[origin]\nurl = \"ftp://x\"\n", "`origin.url`"),

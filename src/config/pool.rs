@@ -16,8 +16,6 @@ use super::{ConfigError, Invalid, PublishS3, RawPublish, resolve_publish};
 pub(crate) struct RawPool {
     /// The pool's name: its consumer group, its shared index's key prefix.
     pub(crate) name: Option<String>,
-    /// Redis of the shared index; default `intake.redis`.
-    pub(crate) redis: Option<String>,
     /// Stream the pool announces published changes on.
     pub(crate) published: Option<String>,
 }
@@ -27,7 +25,8 @@ pub(crate) struct RawPool {
 pub(crate) struct Pool {
     /// The pool's name.
     pub(crate) name: String,
-    /// Redis URL of the shared index.
+    /// Redis URL of the shared index: the events stream's Redis (one
+    /// dependency, failing as one: docs/distributed.md).
     pub(crate) redis: String,
     /// The `published` stream.
     pub(crate) published: String,
@@ -136,8 +135,7 @@ pub(super) fn resolve_pool(
             "needs a bucket: add a `[[publish]]` target (the pool's pages reach the web hosts through it; they run `kiln mirror`)".into(),
         ));
     }
-    let redis = raw.redis.unwrap_or_else(|| events_redis.to_string());
-    check_redis("pool.redis", &redis, invalid)?;
+    let redis = events_redis.to_string();
     Ok(Some(Pool {
         published: raw.published.unwrap_or_else(|| published_default(&name)),
         name,
