@@ -132,9 +132,14 @@ impl SharedIndex {
     /// Connects to the pool's Redis (and checks this host's clock against it).
     pub(crate) async fn connect(pool: &Pool) -> redis::RedisResult<SharedIndex> {
         let client = redis::Client::open(pool.redis.as_str())?;
+        // Few quick retries: a worker whose Redis is gone says so within a
+        // second (and its outbox retries the step with the shared backoff)
+        // instead of stalling every publish for the manager's default ~9 s.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(10)));
+            .set_response_timeout(Some(Duration::from_secs(10)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
         let mut conn = ConnectionManager::new_with_config(client, config).await?;
         let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
         let theirs = secs * 1_000_000 + micros;

@@ -406,7 +406,7 @@ pub(crate) enum SetupError {
     Patterns(#[source] aho_corasick::BuildError),
     /// Pool mode's shared index cannot be reached.
     #[error(
-        "pool mode needs its shared index in Redis at {url}, which cannot be reached: {source}; start Redis (or fix `[pool] redis`), then run again"
+        "pool mode needs its shared index in Redis at {url}, which cannot be reached: {source}; start Redis (or fix `[intake] redis`), then run again"
     )]
     Pool {
         /// Redis URL.

@@ -620,3 +620,47 @@ async fn poll_fleet(site: &TestSite, ok: impl Fn(&serde_json::Value) -> bool) ->
     }
     panic!("the fleet never settled: {last}");
 }
+
+/// What a pool or a mirror needs and does not have is said, naming the
+/// thing and the fix, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_without_its_redis_and_a_mirror_without_its_section_say_so() {
+    let origin = Origin::start(vec![("/", Page::html("<p>home</p>"))]).await;
+    let closed = free_port();
+    let worker = TestSite::for_origin(
+        &origin,
+        &format!(
+            "[intake]\nredis = \"redis://127.0.0.1:{closed}\"\n[pool]\nname = \"www\"\n[[publish]]\nkind = \"s3\"\nbucket = \"kiln\"\nendpoint = \"http://127.0.0.1:{closed}\"\n"
+        ),
+    );
+    let run = worker.kiln(&["build"]).await;
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr.contains(&format!(
+            "pool mode needs its shared index in Redis at redis://127.0.0.1:{closed}"
+        )) && run.stderr.contains("start Redis"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        origin.total_hits(),
+        0,
+        "nothing is fetched without the pool's index"
+    );
+
+    let plain = TestSite::for_origin(&origin, "");
+    let run = plain.kiln(&["mirror"]).await;
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("add a [mirror] section"),
+        "{}",
+        run.all()
+    );
+    let run = plain.kiln(&["status", "--fleet"]).await;
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("no fleet to show") && run.stderr.contains("[intake] redis"),
+        "{}",
+        run.all()
+    );
+}
