@@ -309,7 +309,9 @@ impl MirrorRun {
                         etag.is_empty()
                             || root
                                 .read_page(Path::new(file.as_str()))
-                                .is_none_or(|bytes| !md5_matches(&bytes, etag))
+                                .is_none_or(|bytes| {
+                                    !crate::output::publish::etag_matches(&bytes, etag)
+                                })
                     })
                     .map(|(f, _)| f.clone())
                     .collect()
@@ -373,13 +375,6 @@ async fn copy_one(
         }
     }
     Ok(())
-}
-
-fn md5_matches(bytes: &[u8], etag: &str) -> bool {
-    use md5::Digest as _;
-    let local = md5::Md5::digest(bytes);
-    let hex: String = local.iter().map(|b| format!("{b:02x}")).collect();
-    hex.eq_ignore_ascii_case(etag)
 }
 
 /// Every regular file under `root`, relative, `/`-separated (kiln's temp

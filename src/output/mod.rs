@@ -65,6 +65,12 @@ pub(crate) struct OutputStats {
 }
 
 impl OutputStats {
+    /// Adds what one bucket step did.
+    fn count(&self, done: publish::Published) {
+        self.uploaded.fetch_add(done.uploaded, Ordering::Relaxed);
+        self.deleted.fetch_add(done.deleted, Ordering::Relaxed);
+    }
+
     /// For `/v1/status`.
     pub(crate) fn to_json(&self, depth: usize) -> serde_json::Value {
         let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -402,12 +408,7 @@ impl Outbox {
                         Err(publish::PublishError::MovedOn(_)) => return Ok(Step::Busy),
                         Err(e) => return Err(e.to_string()),
                     };
-                    self.stats
-                        .uploaded
-                        .fetch_add(done.uploaded, Ordering::Relaxed);
-                    self.stats
-                        .deleted
-                        .fetch_add(done.deleted, Ordering::Relaxed);
+                    self.stats.count(done);
                 }
                 let file = now.as_ref().map(|p| p.file.as_str());
                 if !shared
@@ -459,12 +460,7 @@ impl Outbox {
             let done = publish::publish_page(s3, &self.index, &self.root, url, true)
                 .await
                 .map_err(|e| e.to_string())?;
-            self.stats
-                .uploaded
-                .fetch_add(done.uploaded, Ordering::Relaxed);
-            self.stats
-                .deleted
-                .fetch_add(done.deleted, Ordering::Relaxed);
+            self.stats.count(done);
         }
         Ok(())
     }

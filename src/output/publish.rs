@@ -229,6 +229,16 @@ impl S3 {
     }
 }
 
+/// Whether `bytes` are what an object with this ETag holds: the ETag of a
+/// single-part upload is the MD5 of its bytes (`kiln publish` and the
+/// mirror's bootstrap both compare this way).
+pub(crate) fn etag_matches(bytes: &[u8], etag: &str) -> bool {
+    use md5::Digest as _;
+    let local = md5::Md5::digest(bytes);
+    let hex: String = local.iter().map(|b| format!("{b:02x}")).collect();
+    hex.eq_ignore_ascii_case(etag)
+}
+
 fn check(
     action: &'static str,
     key: &str,
@@ -449,16 +459,9 @@ pub(crate) async fn reconcile(
                     None => false,
                     // A store that lists no ETag: the record is all there is.
                     Some(etag) if etag.is_empty() => true,
-                    Some(etag) => {
-                        root.read_page(std::path::Path::new(&file))
-                            .is_some_and(|bytes| {
-                                use md5::Digest as _;
-                                let local = md5::Md5::digest(&bytes);
-                                let hex: String =
-                                    local.iter().map(|b| format!("{b:02x}")).collect();
-                                hex.eq_ignore_ascii_case(etag)
-                            })
-                    }
+                    Some(etag) => root
+                        .read_page(std::path::Path::new(&file))
+                        .is_some_and(|bytes| etag_matches(&bytes, etag)),
                 };
             if opts.dry_run {
                 let recorded = index.published(s3.id(), &url).await.ok().flatten();
