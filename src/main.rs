@@ -7,10 +7,10 @@ use kiln::cmd::{Exit, LogFormat, exit_code};
 
 // A bake allocates per page (response buffers, link lists, index rows) from
 // many threads: glibc's malloc took ~9% of a full bake's CPU (perf, 5k pages
-// on ext4); with mimalloc a bake spends 7% less CPU at the same peak RSS.
-// Built without transparent huge pages: with them, zeroing fresh 2 MiB
-// pages cost 6% of the CPU and the peak RSS of a 50k-page bake went from
-// 44 to 77 MiB.
+// on ext4). mimalloc serves Rust and, overriding malloc, SQLite too: a bake
+// spends 12% less CPU at about the same peak RSS (BENCHMARKS.md §15). Built
+// without transparent huge pages: with them, zeroing fresh 2 MiB pages cost
+// 6% of the CPU and a 50k-page bake's peak RSS went from 44 to 77 MiB.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
