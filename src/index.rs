@@ -798,7 +798,7 @@ impl Index {
                     .prepare_cached(
                         "INSERT OR REPLACE INTO published_to (target, url, key, hash) VALUES (?1, ?2, ?3, ?4)",
                     )?
-                    .execute([&target, &url, &key, &hash])?,
+                    .execute([&target, &url, key, hash])?,
                 None => conn
                     .prepare_cached("DELETE FROM published_to WHERE target = ?1 AND url = ?2")?
                     .execute([&target, &url])?,
