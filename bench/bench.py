@@ -5,6 +5,8 @@
     bench/run bake latency          # a subset: bake rebake concurrency latency incremental memory render misses django
     KILN_OLD=/path/to/kiln bench/run journal   # the journal's cost against an older build
     BENCH_RUNS=5 bench/run bake     # more repetitions (median is reported)
+    bench/run blog                  # a second site shape (bench/genblog.py), kiln vs wget on disk
+    BENCH_DISK=/mnt/x BENCH_DISK_LABEL=_fresh bench/run bake blog   # another disk, its own result keys
 
 Generated sites live in $BENCH_WORK (default /tmp/kiln-bench, on disk, cached
 between runs). Outputs of the tools under test go to $BENCH_OUT (default
@@ -39,6 +41,9 @@ WORK = Path(os.environ.get("BENCH_WORK", "/tmp/kiln-bench"))
 OUT = Path(os.environ.get("BENCH_OUT", "/dev/shm/kiln-bench"))
 DISK = Path(os.environ.get("BENCH_DISK", "/var/tmp/kiln-bench-disk"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+# Appended to the result keys of disk rows, to keep a second disk's figures
+# (e.g. a freshly made journaled ext4) beside the main disk's.
+DISK_LABEL = os.environ.get("BENCH_DISK_LABEL", "")
 PAGE_BYTES = 8100
 RESULTS = {}
 
@@ -178,7 +183,7 @@ def bench_bake():
         rows = []
         for n in sizes:
             rows.append(bake_row(base, fs, n))
-        RESULTS["bake" if fs == "tmpfs" else f"bake_{fs}"] = rows
+        RESULTS["bake" if fs == "tmpfs" else f"bake_{fs}{DISK_LABEL}"] = rows
 
 
 def bake_row(base, fs, n):
@@ -222,6 +227,51 @@ def bake_row(base, fs, n):
     row["kiln_vs_floor"] = row["floor_s"] / row["kiln_s"]
     log(json.dumps({k: v for k, v in row.items() if not isinstance(v, dict)}))
     return row
+
+
+def bench_blog(n=5000):
+    """Full bakes of a second site shape (bench/genblog.py: deeper
+    directories, ~20 KB pages, random links) on $BENCH_DISK, kiln and wget
+    alternating, each run in a new directory."""
+    site = WORK / f"blog-{n}"
+    if not (site / ".complete").exists():
+        shutil.rmtree(site, ignore_errors=True)
+        subprocess.run([sys.executable, ROOT / "bench/genblog.py", site, str(n)], check=True)
+        (site / ".complete").write_text("ok")
+    pages = sum(1 for _ in site.rglob("index.html"))
+    fs = fs_type(DISK)
+    origin = Origin(site)
+    work = DISK / f"blog-{n}"
+    shutil.rmtree(work, ignore_errors=True)
+    runs = {"kiln": [], "wget": []}
+    cpu = {"kiln": [], "wget": []}
+    try:
+        for r in range(RUNS):
+            for k in runs:
+                log(f"blog n={n} on {fs} run {r + 1}/{RUNS}: {k}")
+                os.sync()
+                d = fresh(work / f"{k}-{r}")
+                if k == "kiln":
+                    (d / "site.toml").write_text('[site]\nout = "out"\n[crawl]\nmax-pages = 10000000\n')
+                    t = timed([KILN, "-q", "build", "--origin", origin.url], cwd=d)
+                    got = sum(1 for _ in (d / "out").rglob("index.html"))
+                else:
+                    t = timed(["wget", "--mirror", "-np", "-nv", "-q", "-e", "robots=off", "-P", d, origin.url + "/"])
+                    got = sum(1 for _ in d.rglob("index.html"))
+                assert got == pages, f"{k} baked {got} pages of {pages}"
+                runs[k].append(t.wall)
+                cpu[k].append(t.cpu)
+    finally:
+        origin.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    med = statistics.median
+    row = {"pages": pages, "filesystem": fs, "runs": runs, "cpu_runs": cpu}
+    for k in runs:
+        row[f"{k}_s"] = med(runs[k])
+        row[f"{k}_cpu_s"] = med(cpu[k])
+    row["kiln_vs_wget"] = row["wget_s"] / row["kiln_s"]
+    log(json.dumps({k: v for k, v in row.items() if not isinstance(v, dict)}))
+    RESULTS[f"blog_{fs}{DISK_LABEL}"] = row
 
 
 def start_daemon(cwd, kiln=None):
