@@ -124,7 +124,7 @@ impl MirrorRun {
             match result {
                 Ok(()) => return,
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?delay, stream = %self.cfg.published, "mirror lost Redis or the bucket; the web root keeps serving what it has");
+                    tracing::warn!(error = %e, retry_in = ?delay, stream = %self.cfg.published, "mirror stopped following (Redis, the bucket or its web root, as the error says); the web root keeps serving what it has, and the mirror tries again");
                 }
             }
             tokio::select! {

@@ -664,3 +664,110 @@ async fn a_pool_without_its_redis_and_a_mirror_without_its_section_say_so() {
         run.all()
     );
 }
+
+/// A symlink planted in a mirror's web root (guarantee 11: kiln follows
+/// only its own) is refused by name, nothing is written where it points,
+/// the rest of the bucket still lands, and once it is removed the next run
+/// copies what it had held up.
+#[cfg_attr(
+    kiln_no_redis,
+    ignore = "redis-server is not on PATH: install it (bash .ci/run does)"
+)]
+#[cfg_attr(
+    kiln_no_s3s,
+    ignore = "s3s-fs is not on PATH: cargo install s3s-fs --features binary (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_never_follows_a_symlink_planted_in_its_root() {
+    require!("redis-server");
+    require!("s3s-fs");
+    let redis = Redis::start_on(free_port()).await;
+    let s3 = S3Server::start().await;
+    let origin = Origin::start(vec![
+        (
+            "/",
+            Page::html(
+                "<a href=\"/p/0/\">0</a> <a href=\"/p/1/\">1</a> <a href=\"/about/\">about</a>",
+            ),
+        ),
+        ("/p/0/", page(0, 7)),
+        ("/p/1/", page(1, 7)),
+        ("/about/", Page::html("<p>about us</p>")),
+    ])
+    .await;
+    let worker = TestSite::for_origin(
+        &origin,
+        &format!(
+            "[intake]\nredis = \"{}\"\n[pool]\nname = \"www\"\n[[publish]]\nkind = \"s3\"\nbucket = \"kiln\"\nendpoint = \"http://127.0.0.1:{}\"\n",
+            redis.url(),
+            s3.port
+        ),
+    );
+    let out = worker
+        .command(&["build"])
+        .envs(CREDS)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        s3.object("p/0/index.html").exists(),
+        "the bucket has the page"
+    );
+    origin.reset_hits();
+
+    let web = TestSite::new(&format!(
+        "[mirror]\nredis = \"{}\"\npool = \"www\"\ngroup = \"web\"\nbucket = \"kiln\"\nendpoint = \"http://127.0.0.1:{}\"\n",
+        redis.url(),
+        s3.port
+    ));
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(web.out()).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), web.out().join("p")).unwrap();
+
+    let run = web
+        .command(&["mirror", "--once"])
+        .envs(CREDS)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("is a symlink") && stderr.contains("remove it"),
+        "names the symlink and the fix: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "nothing written through the symlink"
+    );
+    assert_eq!(
+        std::fs::read_to_string(web.out().join("about/index.html")).unwrap(),
+        "<p>about us</p>",
+        "the rest of the bucket landed"
+    );
+
+    std::fs::remove_file(web.out().join("p")).unwrap();
+    let run = web
+        .command(&["mirror", "--once"])
+        .envs(CREDS)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for i in 0..2 {
+        let body = std::fs::read_to_string(web.out().join(format!("p/{i}/index.html"))).unwrap();
+        assert_eq!(version_of(&body), Some(7), "{body}");
+    }
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    assert_eq!(origin.total_hits(), 0, "the mirror never asks the origin");
+}
