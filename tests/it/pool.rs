@@ -771,3 +771,122 @@ async fn a_mirror_never_follows_a_symlink_planted_in_its_root() {
     assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
     assert_eq!(origin.total_hits(), 0, "the mirror never asks the origin");
 }
+
+/// The body of mirrored page `i` at `version`: big enough (~32 KB) that a
+/// copy of the whole bucket takes a while.
+fn big_body(i: usize, version: usize) -> String {
+    let line = format!("<p>page {i} version {version}</p>\n");
+    line.repeat(32 * 1024 / line.len() + 1)
+}
+
+/// A mirror killed with SIGKILL at random points of its copy never leaves
+/// its web root a partial or empty file (each is some version's complete
+/// body), and the next run leaves the root equal to the bucket with no
+/// temp file behind, without asking the origin.
+#[cfg_attr(
+    kiln_no_redis,
+    ignore = "redis-server is not on PATH: install it (bash .ci/run does)"
+)]
+#[cfg_attr(
+    kiln_no_s3s,
+    ignore = "s3s-fs is not on PATH: cargo install s3s-fs --features binary (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_killed_mid_copy_never_leaves_a_partial_file() {
+    require!("redis-server");
+    require!("s3s-fs");
+    const PAGES: usize = 60;
+    let redis = Redis::start_on(free_port()).await;
+    let s3 = S3Server::start().await;
+    let mut pages: Vec<(String, Page)> = vec![(
+        "/".into(),
+        Page::html(
+            (0..PAGES)
+                .map(|i| format!("<a href=\"/p/{i}/\">{i}</a>"))
+                .collect::<String>(),
+        ),
+    )];
+    pages.extend((0..PAGES).map(|i| (format!("/p/{i}/"), Page::html(big_body(i, 0)))));
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let worker = TestSite::for_origin(
+        &origin,
+        &format!(
+            "user-agent = \"worker\"\n[intake]\nredis = \"{}\"\n[pool]\nname = \"www\"\n[[publish]]\nkind = \"s3\"\nbucket = \"kiln\"\nendpoint = \"http://127.0.0.1:{}\"\n",
+            redis.url(),
+            s3.port
+        ),
+    );
+    let web = TestSite::new(&format!(
+        "[mirror]\nredis = \"{}\"\npool = \"www\"\ngroup = \"web\"\nbucket = \"kiln\"\nendpoint = \"http://127.0.0.1:{}\"\n",
+        redis.url(),
+        s3.port
+    ));
+    let mut next = crate::util::seeded(0xC0FFEE);
+    let mut last = 0;
+    for round in 0..8usize {
+        for i in 0..PAGES {
+            origin.set(&format!("/p/{i}/"), Page::html(big_body(i, round)));
+        }
+        let out = worker
+            .command(&["-q", "build"])
+            .envs(CREDS)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        last = round;
+        let mut child = web
+            .command(&["-q", "mirror", "--once"])
+            .envs(CREDS)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // A random point of the copy: before, during or after the writes.
+        tokio::time::sleep(Duration::from_millis(2 + next(150))).await;
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        for f in web.files() {
+            if f.rsplit('/').next().unwrap().starts_with(".kiln-tmp") || f == "index.html" {
+                continue;
+            }
+            let i: usize = f.split('/').nth(1).unwrap().parse().unwrap();
+            let body = std::fs::read_to_string(web.file(&f)).unwrap();
+            assert!(
+                (0..=round).any(|v| body == big_body(i, v)),
+                "round {round}: {f} is not a complete version ({} bytes)",
+                body.len()
+            );
+        }
+    }
+    let run = web
+        .command(&["mirror", "--once"])
+        .envs(CREDS)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for i in 0..PAGES {
+        assert_eq!(
+            web.read(&format!("p/{i}/index.html")).as_deref(),
+            Some(big_body(i, last).as_str()),
+            "page {i} equals the bucket"
+        );
+    }
+    let leftovers: Vec<String> = web
+        .files()
+        .into_iter()
+        .filter(|f| f.contains(".kiln-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files swept: {leftovers:?}");
+    let agents: Vec<String> = origin.hits_by_agent().into_keys().collect();
+    assert_eq!(agents, ["worker"], "only the worker asked the origin");
+}
