@@ -306,11 +306,11 @@ pub(crate) struct Index {
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
--- Each page's write runs in a savepoint inside the batch's transaction, and
--- SQLite keeps a savepoint's undo pages in a statement journal: a temp
--- file once past 64 KiB, two pwrites per page changed (14 per baked page),
--- whose dirty blocks every syncfs of the output's filesystem then flushed.
--- In memory it costs a memcpy and is never written.
+-- SQLite keeps the undo pages of a savepoint or of a statement inside a
+-- transaction in a statement journal: a temp file once past 64 KiB. When
+-- every page's write had its savepoint that was two pwrites per page
+-- changed (14 per baked page), whose dirty blocks every syncfs of the
+-- output's filesystem then flushed. In memory it is never written.
 PRAGMA temp_store = MEMORY;
 CREATE TABLE IF NOT EXISTS pages (
     url TEXT PRIMARY KEY,
@@ -1028,6 +1028,10 @@ pub(crate) fn write_failures() -> u64 {
     WRITE_FAILURES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+fn count_write_failures(n: u64) {
+    WRITE_FAILURES.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// The index thread: applies writes in batched transactions, answers reads
 /// after committing what is pending.
 ///
@@ -1052,7 +1056,7 @@ fn owner(conn: Connection, mut rx: mpsc::Receiver<Command>) {
             match cmd {
                 Command::Write(mut job) => {
                     if let Err(e) = job(&conn) {
-                        WRITE_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        count_write_failures(1);
                         tracing::error!(error = %e, "an index write failed and was rolled back");
                         redo(&conn, &mut applied);
                     } else {
@@ -1085,7 +1089,7 @@ fn owner(conn: Connection, mut rx: mpsc::Receiver<Command>) {
             }
         }
         if let Err(e) = run(&conn, "COMMIT") {
-            WRITE_FAILURES.fetch_add(applied.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            count_write_failures(applied.len() as u64);
             tracing::error!(error = %e, "index commit failed");
             let _ = run(&conn, "ROLLBACK");
         }
@@ -1119,7 +1123,7 @@ fn redo(conn: &Connection, applied: &mut Vec<WriteJob>) {
             }
         });
         if let Err(e) = &done {
-            WRITE_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            count_write_failures(1);
             tracing::error!(error = %e, "an index write failed again and was rolled back");
         }
         done.is_ok()
@@ -1237,8 +1241,10 @@ mod tests {
 
     #[tokio::test]
     async fn savepoints_keep_their_undo_pages_in_memory() {
-        // On disk, each page's savepoint cost 14 pwrites to a temp file on
-        // (usually) the output's filesystem, flushed again by every syncfs.
+        // On disk, a statement journal cost 14 pwrites per page (when each
+        // page had a savepoint) to a temp file on (usually) the output's
+        // filesystem, flushed again by every syncfs; redo's savepoints and
+        // multi-row statements still use it.
         let dir = tempfile::tempdir().unwrap();
         let index = Index::open(&dir.path().join("i.db")).unwrap();
         let temp_store: i64 = index

@@ -24,15 +24,7 @@ fn gunzip(bytes: &[u8]) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_points_never_leaves_a_partial_or_empty_file() {
-    let mut pages: Vec<(String, Page)> = vec![(
-        "/".into(),
-        Page::html(
-            (0..PAGES)
-                .map(|i| format!("<a href=\"/p/{i}/\">{i}</a>"))
-                .collect::<String>(),
-        ),
-    )];
-    pages.extend((0..PAGES).map(|i| (format!("/p/{i}/"), Page::html(body(i, 0)))));
+    let pages = crate::util::home_and_pages(PAGES, |i| Page::html(body(i, 0)));
     let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
     let site = TestSite::for_origin(
         &origin,

@@ -94,6 +94,52 @@ async fn serve_root(site: &TestSite) -> Nginx {
     Nginx::start(&snippet, port).await
 }
 
+/// A bake worker of pool `www` on `origin`, publishing to `s3`: its
+/// user agent, extra `[intake]` lines and sections after `[[publish]]`.
+fn pool_worker(
+    origin: &Origin,
+    redis: &Redis,
+    s3: &S3Server,
+    agent: &str,
+    intake: &str,
+    after: &str,
+) -> TestSite {
+    TestSite::for_origin(
+        origin,
+        &format!(
+            "user-agent = \"{agent}\"\n[intake]\nredis = \"{}\"\n{intake}[pool]\nname = \"www\"\n[[publish]]\nkind = \"s3\"\nbucket = \"kiln\"\nendpoint = \"http://127.0.0.1:{}\"\n{after}",
+            redis.url(),
+            s3.port
+        ),
+    )
+}
+
+/// A web host mirroring pool `www` from `s3`, in consumer group `group`.
+fn mirror_site(redis: &Redis, s3: &S3Server, group: &str) -> TestSite {
+    let site = TestSite::new(&format!(
+        "[mirror]\nredis = \"{}\"\npool = \"www\"\ngroup = \"{group}\"\nbucket = \"kiln\"\nendpoint = \"http://127.0.0.1:{}\"\n",
+        redis.url(),
+        s3.port
+    ));
+    open_up(site.path());
+    site
+}
+
+/// A full build of `worker`, into the bucket; it must succeed.
+async fn build_into_bucket(worker: &TestSite) {
+    let out = worker
+        .command(&["build"])
+        .envs(CREDS)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[cfg_attr(
     kiln_no_nginx,
     ignore = "nginx is not on PATH: install it (bash .ci/run does)"
@@ -143,37 +189,21 @@ async fn three_workers_two_mirrors_bake_each_change_once_and_everyone_ends_equal
     pages.extend((0..N).map(|i| (format!("/p/{i}/"), page(i, 0))));
     let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
 
-    let worker_site = |i: usize| {
-        TestSite::for_origin(
-            &origin,
-            &format!(
-                "user-agent = \"kiln-pool-w{i}\"\n[intake]\nredis = \"{}\"\nconsumer = \"w{i}\"\nclaim-idle = \"2s\"\n[pool]\nname = \"www\"\n[[publish]]\nkind = \"s3\"\nbucket = \"kiln\"\nendpoint = \"http://127.0.0.1:{}\"\n[[purge]]\nkind = \"webhook\"\nurl = \"{cdn}/purge\"\n",
-                redis.url(),
-                s3.port
-            ),
-        )
-    };
-    let workers: Vec<TestSite> = (0..3).map(worker_site).collect();
+    let workers: Vec<TestSite> = (0..3)
+        .map(|i| {
+            pool_worker(
+                &origin,
+                &redis,
+                &s3,
+                &format!("kiln-pool-w{i}"),
+                &format!("consumer = \"w{i}\"\nclaim-idle = \"2s\"\n"),
+                &format!("[[purge]]\nkind = \"webhook\"\nurl = \"{cdn}/purge\"\n"),
+            )
+        })
+        .collect();
     // Two web hosts: one consumer group each (their host names, in production).
-    let mirror_site = |name: &str| {
-        let site = TestSite::new(&format!(
-            "[mirror]\nredis = \"{}\"\npool = \"www\"\ngroup = \"{name}\"\nbucket = \"kiln\"\nendpoint = \"http://127.0.0.1:{}\"\n",
-            redis.url(),
-            s3.port
-        ));
-        open_up(site.path());
-        site
-    };
-
     // One worker bakes the site into the bucket (and the shared index).
-    let mut build = workers[0].command(&["build"]);
-    build.envs(CREDS);
-    let out = build.output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    build_into_bucket(&workers[0]).await;
     origin.reset_hits();
     let purged_by_build = purges.lock().unwrap().len();
     assert!(
@@ -182,7 +212,7 @@ async fn three_workers_two_mirrors_bake_each_change_once_and_everyone_ends_equal
     );
     purges.lock().unwrap().clear();
 
-    let mirror_a = mirror_site("web-a");
+    let mirror_a = mirror_site(&redis, &s3, "web-a");
     let ma = start_mirror(&mirror_a).await;
     let nginx_a = serve_root(&mirror_a).await;
     let http = client();
@@ -245,7 +275,7 @@ async fn three_workers_two_mirrors_bake_each_change_once_and_everyone_ends_equal
         }
         if k == 500 {
             // A new web host, started from nothing while events flow.
-            let site = mirror_site("web-b");
+            let site = mirror_site(&redis, &s3, "web-b");
             let proc = start_mirror(&site).await;
             mirror_b = Some((site, proc));
         }
@@ -695,36 +725,15 @@ async fn a_mirror_never_follows_a_symlink_planted_in_its_root() {
         ("/about/", Page::html("<p>about us</p>")),
     ])
     .await;
-    let worker = TestSite::for_origin(
-        &origin,
-        &format!(
-            "[intake]\nredis = \"{}\"\n[pool]\nname = \"www\"\n[[publish]]\nkind = \"s3\"\nbucket = \"kiln\"\nendpoint = \"http://127.0.0.1:{}\"\n",
-            redis.url(),
-            s3.port
-        ),
-    );
-    let out = worker
-        .command(&["build"])
-        .envs(CREDS)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let worker = pool_worker(&origin, &redis, &s3, "worker", "", "");
+    build_into_bucket(&worker).await;
     assert!(
         s3.object("p/0/index.html").exists(),
         "the bucket has the page"
     );
     origin.reset_hits();
 
-    let web = TestSite::new(&format!(
-        "[mirror]\nredis = \"{}\"\npool = \"www\"\ngroup = \"web\"\nbucket = \"kiln\"\nendpoint = \"http://127.0.0.1:{}\"\n",
-        redis.url(),
-        s3.port
-    ));
+    let web = mirror_site(&redis, &s3, "web");
     let elsewhere = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(web.out()).unwrap();
     std::os::unix::fs::symlink(elsewhere.path(), web.out().join("p")).unwrap();
@@ -798,46 +807,17 @@ async fn a_mirror_killed_mid_copy_never_leaves_a_partial_file() {
     const PAGES: usize = 60;
     let redis = Redis::start_on(free_port()).await;
     let s3 = S3Server::start().await;
-    let mut pages: Vec<(String, Page)> = vec![(
-        "/".into(),
-        Page::html(
-            (0..PAGES)
-                .map(|i| format!("<a href=\"/p/{i}/\">{i}</a>"))
-                .collect::<String>(),
-        ),
-    )];
-    pages.extend((0..PAGES).map(|i| (format!("/p/{i}/"), Page::html(big_body(i, 0)))));
+    let pages = crate::util::home_and_pages(PAGES, |i| Page::html(big_body(i, 0)));
     let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
-    let worker = TestSite::for_origin(
-        &origin,
-        &format!(
-            "user-agent = \"worker\"\n[intake]\nredis = \"{}\"\n[pool]\nname = \"www\"\n[[publish]]\nkind = \"s3\"\nbucket = \"kiln\"\nendpoint = \"http://127.0.0.1:{}\"\n",
-            redis.url(),
-            s3.port
-        ),
-    );
-    let web = TestSite::new(&format!(
-        "[mirror]\nredis = \"{}\"\npool = \"www\"\ngroup = \"web\"\nbucket = \"kiln\"\nendpoint = \"http://127.0.0.1:{}\"\n",
-        redis.url(),
-        s3.port
-    ));
+    let worker = pool_worker(&origin, &redis, &s3, "worker", "", "");
+    let web = mirror_site(&redis, &s3, "web");
     let mut next = crate::util::seeded(0xC0FFEE);
     let mut last = 0;
     for round in 0..8usize {
         for i in 0..PAGES {
             origin.set(&format!("/p/{i}/"), Page::html(big_body(i, round)));
         }
-        let out = worker
-            .command(&["-q", "build"])
-            .envs(CREDS)
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        build_into_bucket(&worker).await;
         last = round;
         let mut child = web
             .command(&["-q", "mirror", "--once"])

@@ -412,6 +412,16 @@ pub async fn built_site(n: usize, extra: &str) -> (Origin, TestSite) {
     (origin, site)
 }
 
+/// `/` linking to `/p/0/` … `/p/{n-1}/`, and those pages as `page` renders them.
+pub fn home_and_pages(n: usize, page: impl Fn(usize) -> Page) -> Vec<(String, Page)> {
+    let home = (0..n)
+        .map(|i| format!("<a href=\"/p/{i}/\">{i}</a>"))
+        .collect::<String>();
+    let mut pages = vec![("/".to_string(), Page::html(home))];
+    pages.extend((0..n).map(|i| (format!("/p/{i}/"), page(i))));
+    pages
+}
+
 /// A linked site of `n` pages: `/` links to every page, each page links to its neighbours.
 pub fn linked_site(n: usize) -> Vec<(String, Page)> {
     let mut pages = Vec::new();
