@@ -29,6 +29,26 @@ pub(crate) struct NginxOptions {
     pub(crate) not_found_page: bool,
     /// The daemon that answers anonymous misses (`/v1/fill`), with an origin.
     pub(crate) fill: Option<std::net::SocketAddr>,
+    /// Query parameters that do not change the page (`utm_*`, `fbclid`…,
+    /// globs): a query of these alone is served the path's file.
+    pub(crate) tracking_params: Vec<String>,
+}
+
+/// The id that makes this block's `http`-level names its own: two kiln
+/// sites in one nginx must not share `$kiln_…_session` or the types map.
+/// Derived from what makes a block a different site (its root, name and
+/// listen address), so it is stable across runs of `kiln nginx`.
+pub(crate) fn site_id(o: &NginxOptions) -> String {
+    let mut h = blake3::Hasher::new();
+    for part in [
+        o.root.display().to_string(),
+        o.server_name.clone(),
+        o.listen.clone(),
+    ] {
+        h.update(part.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().to_hex()[..8].to_string()
 }
 
 /// Media types the block serves from the types map, each with the name
@@ -226,9 +246,20 @@ pub(crate) fn render(o: &NginxOptions) -> String {
             },
         })
         .collect();
+    // Tracking parameter globs become one alternation: `*` is any run of
+    // name characters (the names were checked when the config was read).
+    let tracking: Vec<String> = o
+        .tracking_params
+        .iter()
+        .filter(|p| crate::config::is_cookie_glob(p))
+        .map(|p| p.replace('*', "[^&=]*"))
+        .collect();
     let mut env = minijinja::Environment::new();
     env.set_keep_trailing_newline(true);
     let ctx = minijinja::context! {
+        id => site_id(o),
+        tracking => tracking.join("|"),
+        tracking_shown => o.tracking_params.join(", "),
         cookies,
         redirects,
         listen => o.listen,
@@ -273,20 +304,40 @@ mod tests {
             types_map: "/srv/www/.kiln/nginx-types.map".into(),
             not_found_page: true,
             fill: None,
+            tracking_params: vec!["utm_*".into(), "fbclid".into()],
         });
+        let id = site_id(&NginxOptions {
+            root: "/srv/www/current".into(),
+            listen: "80".into(),
+            server_name: "example.org".into(),
+            origin: None,
+            session_cookies: vec![],
+            redirects: vec![],
+            brotli: false,
+            types_map: "/x".into(),
+            not_found_page: false,
+            fill: None,
+            tracking_params: vec![],
+        });
+        let redirect = format!(
+            "location = \"/old/\" {{\n        error_page 418 = @origin;\n        if ($kiln_{id}_method) {{ return 418; }}\n        if ($kiln_{id}_session) {{ return 418; }}\n        if ($kiln_{id}_query) {{ return 418; }}\n        return 301 \"/new/\";\n    }}"
+        );
+        let typed =
+            format!("if ($kiln_{id}_type) {{ rewrite ^ /.kiln-typed/$kiln_{id}_type$uri last; }}");
         for want in [
             "root \"/srv/www/current\";",
             "try_files $uri $uri/index.html @origin;",
             "gzip_static on;",
             "location ~ /\\. {",
             "\"~(^|;)\\s*sessionid=\" 1;",
-            "location = \"/old/\" {\n        error_page 418 = @origin;\n        if ($kiln_dynamic_method) { return 418; }\n        if ($kiln_session) { return 418; }\n        return 301 \"/new/\";\n    }",
+            &redirect,
+            "\"~^(?:(?:utm_[^&=]*|fbclid)(?:=[^&]*)?(?:&+|$))+$\" 0;",
             "proxy_set_header Host $http_host;",
             "proxy_set_header X-Forwarded-Port $server_port;",
             "gzip_vary on;",
             "proxy_pass http://127.0.0.1:8000;",
             "include \"/srv/www/.kiln/nginx-types.map\";",
-            "if ($kiln_type) { rewrite ^ /.kiln-typed/$kiln_type$uri last; }",
+            &typed,
             "location ^~ /.kiln-typed/rss/ {\n        internal;\n        types { }\n        default_type application/rss+xml;",
         ] {
             assert!(conf.contains(want), "missing {want}:\n{conf}");

@@ -2,7 +2,7 @@
 //! (guarantee 5, docs/architecture.md): a page that could belong to one visitor is refused.
 
 use aho_corasick::AhoCorasick;
-use reqwest::header::{CACHE_CONTROL, HeaderMap, SET_COOKIE, VARY};
+use reqwest::header::{CACHE_CONTROL, CONTENT_ENCODING, HeaderMap, SET_COOKIE, VARY};
 
 use crate::body::Body;
 use crate::config::{Safety, VaryCookie};
@@ -19,6 +19,17 @@ pub(crate) enum Refusal {
     /// `Vary: Cookie` or `Vary: Authorization`.
     #[error("response varies by {0} (Vary header)")]
     Vary(String),
+    /// `Vary` on a request header other than the cookie: visitors who send
+    /// another value get another page, and nginx would serve them this one.
+    #[error(
+        "response varies by {0} (Vary header): visitors sending another {0} get another page; add it to `origin.vary-ignore` if every variant is the same page"
+    )]
+    VariesBy(String),
+    /// A `Content-Encoding` kiln does not decode: the bytes are not the page.
+    #[error(
+        "response has Content-Encoding: {0}, which kiln cannot decode (it decodes gzip, deflate and br)"
+    )]
+    Encoding(String),
     /// The body contains a forbidden pattern such as a CSRF token.
     #[error(
         "body contains forbidden pattern `{0}` (set safety.allow-private for this URL if it is really public)"
@@ -50,6 +61,8 @@ pub(crate) struct Checker {
     /// Request headers kiln sends (lowercase names): a `Vary` on one of them
     /// is not the anonymous variant.
     sent_headers: Vec<String>,
+    /// `Vary` fields that make no other page (`origin.vary-ignore`, lowercase).
+    vary_ignore: Vec<String>,
 }
 
 impl Checker {
@@ -58,6 +71,7 @@ impl Checker {
     pub(crate) fn new(
         safety: &Safety,
         sent_headers: Option<&HeaderMap>,
+        vary_ignore: &[String],
     ) -> Result<Checker, aho_corasick::BuildError> {
         let matcher = if safety.forbid_patterns.is_empty() {
             None
@@ -73,6 +87,7 @@ impl Checker {
                 .into_iter()
                 .flat_map(|h| h.keys().map(|k| k.as_str().to_string()))
                 .collect(),
+            vary_ignore: vary_ignore.iter().map(|f| f.to_ascii_lowercase()).collect(),
         })
     }
 
@@ -102,20 +117,34 @@ impl Checker {
                 }
             }
         }
+        // The fetcher decodes what it can; anything still encoded is not
+        // the page's bytes.
+        if let Some(encoding) = headers
+            .get(CONTENT_ENCODING)
+            .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+            .filter(|e| !e.is_empty() && e != "identity")
+        {
+            return Err(Refusal::Encoding(encoding));
+        }
         for value in headers.get_all(VARY) {
-            let v = value.to_str().unwrap_or("");
-            for field in v.split(',').map(str::trim) {
+            let v = value.to_str().unwrap_or("*");
+            for field in v.split(',').map(str::trim).filter(|f| !f.is_empty()) {
                 let lower = field.to_ascii_lowercase();
-                if lower == "cookie" || lower == "authorization" {
-                    // kiln sent no such header, so this is what a visitor
-                    // without one gets: the anonymous variant, unless the
-                    // site asked for the strict policy.
-                    let sent = self.sent_headers.contains(&lower);
-                    if sent || self.vary_cookie == VaryCookie::Refuse {
-                        return Err(Refusal::Vary(field.to_string()));
-                    }
-                    verdict = Verdict::Anonymous;
+                // kiln decodes every encoding it asks for: one page.
+                if lower == "accept-encoding" || self.vary_ignore.contains(&lower) {
+                    continue;
                 }
+                if lower != "cookie" && lower != "authorization" {
+                    return Err(Refusal::VariesBy(field.to_string()));
+                }
+                // kiln sent no such header, so this is what a visitor
+                // without one gets: the anonymous variant, unless the
+                // site asked for the strict policy.
+                let sent = self.sent_headers.contains(&lower);
+                if sent || self.vary_cookie == VaryCookie::Refuse {
+                    return Err(Refusal::Vary(field.to_string()));
+                }
+                verdict = Verdict::Anonymous;
             }
         }
         if let Some(m) = &self.matcher {
@@ -161,11 +190,13 @@ mod tests {
                 forbid_patterns: vec!["csrfmiddlewaretoken".into(), "data-user-id".into()],
                 allow_private: b.build().unwrap(),
                 bypass_cookies: vec![],
+                tracking_params: vec![],
                 vary_cookie,
                 max_delete_pages: 50,
                 max_delete_percent: 10,
             },
             Some(&headers(sent)),
+            &["Accept-Language".to_string()],
         )
         .unwrap()
     }
@@ -210,6 +241,19 @@ mod tests {
                 "",
                 Some(Refusal::Vary("authorization".into())),
             ),
+            (
+                &[("vary", "Accept")],
+                "",
+                Some(Refusal::VariesBy("Accept".into())),
+            ),
+            (&[("vary", "accept-language, Accept-Encoding")], "", None),
+            (&[("vary", "*")], "", Some(Refusal::VariesBy("*".into()))),
+            (
+                &[("content-encoding", "zstd")],
+                "",
+                Some(Refusal::Encoding("zstd".into())),
+            ),
+            (&[("content-encoding", "identity")], "", None),
             (
                 &[],
                 "<input name=\"csrfmiddlewaretoken\" value=\"x\">",

@@ -19,9 +19,10 @@ pub(crate) enum Decision {
     /// Asked with the baked copy's validators and answered 304: the file
     /// and its record are current. Nothing to write, not even the index.
     Unchanged,
-    /// The origin says the page is gone (404, 410): its file goes.
+    /// The origin says the page is gone (404, 410) or no longer public
+    /// (401, 403, 451): its file goes.
     Gone {
-        /// 404 or 410.
+        /// 401, 403, 404, 410 or 451.
         status: u16,
     },
     /// A response that could belong to one visitor: never baked, its file
@@ -79,7 +80,10 @@ pub(crate) fn decide(fetched: &Fetched, checker: &Checker) -> Decision {
         // Only a request that carried validators gets a 304, and only for
         // the URL asked (a 304 after a redirect answers another page).
         304 if fetched.hops.is_empty() => Decision::Unchanged,
-        status @ (404 | 410) => Decision::Gone { status },
+        // Not there any more, or no longer public (it now needs
+        // credentials, or may not be shown): either way not a page for
+        // every visitor, so the app answers it (guarantee 2).
+        status @ (401 | 403 | 404 | 410 | 451) => Decision::Gone { status },
         status => Decision::Fail { status },
     }
 }
@@ -96,11 +100,13 @@ mod tests {
                 forbid_patterns: vec!["csrfmiddlewaretoken".into()],
                 allow_private: globset::GlobSetBuilder::new().build().expect("empty set"),
                 bypass_cookies: vec![],
+                tracking_params: vec![],
                 vary_cookie: VaryCookie::Anonymous,
                 max_delete_pages: 50,
                 max_delete_percent: 10,
             },
             None,
+            &[],
         )
         .expect("checker")
     }
@@ -216,6 +222,21 @@ mod tests {
                 "410 is gone",
                 response(410, &html, "", vec![]),
                 Decision::Gone { status: 410 },
+            ),
+            (
+                "401 is no longer public: gone",
+                response(401, &html, "log in", vec![]),
+                Decision::Gone { status: 401 },
+            ),
+            (
+                "403 too",
+                response(403, &html, "", vec![]),
+                Decision::Gone { status: 403 },
+            ),
+            (
+                "451 too",
+                response(451, &html, "", vec![]),
+                Decision::Gone { status: 451 },
             ),
             (
                 "a 503 keeps the last good file",

@@ -551,8 +551,12 @@ impl Baker {
             crate::index::OutboxRule::Never
         };
         Ok(Baker {
-            checker: Checker::new(&cfg.safety, cfg.origin.as_ref().map(|o| &o.headers))
-                .map_err(SetupError::Patterns)?,
+            checker: Checker::new(
+                &cfg.safety,
+                cfg.origin.as_ref().map(|o| &o.headers),
+                cfg.origin.as_ref().map_or(&[][..], |o| &o.vary_ignore),
+            )
+            .map_err(SetupError::Patterns)?,
             cfg,
             fetcher,
             renderer: RwLock::new(renderer),

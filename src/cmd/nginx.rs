@@ -124,6 +124,7 @@ pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
             types_map,
             not_found_page,
             fill,
+            tracking_params: cfg.safety.tracking_params.clone(),
         })
     );
     Ok(Exit::Clean)

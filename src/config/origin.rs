@@ -39,6 +39,10 @@ pub(crate) struct RawOrigin {
     pub(crate) user_agent: Option<String>,
     /// A PEM file of extra CA certificates to trust for an https:// origin.
     pub(crate) ca_file: Option<PathBuf>,
+    /// `Vary` fields whose variants are all the same page for this site
+    /// (e.g. `Accept-Language` on a one-language site): baked anyway.
+    #[serde(default)]
+    pub(crate) vary_ignore: Vec<String>,
 }
 
 /// `[origin]`, resolved.
@@ -68,6 +72,8 @@ pub(crate) struct Origin {
     pub(crate) tags_separator: TagSeparator,
     /// User-Agent.
     pub(crate) user_agent: String,
+    /// `Vary` fields (lowercase) that do not make another page.
+    pub(crate) vary_ignore: Vec<String>,
 }
 
 /// How dependency tags are separated in the tags header.
@@ -202,8 +208,21 @@ pub(super) fn resolve_origin(
             "is 0s, so every request would time out at once; use e.g. \"30s\"".to_string(),
         ));
     }
+    let mut vary_ignore = Vec::new();
+    for field in raw.vary_ignore {
+        if HeaderName::from_bytes(field.as_bytes()).is_err() || field == "*" {
+            return Err(invalid(
+                "origin.vary-ignore",
+                format!(
+                    "`{field}` is not a header name; list request headers, e.g. [\"Accept-Language\"]"
+                ),
+            ));
+        }
+        vary_ignore.push(field.to_ascii_lowercase());
+    }
     Ok(Origin {
         url: parsed,
+        vary_ignore,
         extra_ca,
         concurrency,
         timeout,

@@ -15,6 +15,8 @@ pub(crate) struct RawSafety {
     pub(crate) allow_private: Option<Vec<String>>,
     /// Cookies that mark a visitor nginx must send to the app.
     pub(crate) bypass_cookies: Option<Vec<String>>,
+    /// Query parameters that never change the page (name globs).
+    pub(crate) tracking_params: Option<Vec<String>>,
     /// `anonymous` (bake `Vary: Cookie` pages as the cookie-less variant) or `refuse`.
     pub(crate) vary_cookie: Option<VaryCookie>,
     /// Most files one run may remove without --allow-mass-delete.
@@ -33,6 +35,10 @@ pub(crate) struct Safety {
     /// Session or login cookies (name globs, `*` at the end only): a
     /// request carrying one never gets a baked file.
     pub(crate) bypass_cookies: Vec<String>,
+    /// Query parameters (name globs) that never change the page: a request
+    /// whose query has only these is served the path's file; any other
+    /// query goes to the app.
+    pub(crate) tracking_params: Vec<String>,
     /// What `Vary: Cookie` / `Vary: Authorization` on kiln's request means.
     pub(crate) vary_cookie: VaryCookie,
     /// Mass-delete guard: most files one run may remove...
@@ -65,6 +71,13 @@ pub(crate) const DEFAULT_BYPASS_COOKIES: &[&str] = &[
     "comment_author_*",
 ];
 
+/// Campaign and click identifiers that analytics add to links: the page is
+/// the same with or without them.
+pub(crate) const DEFAULT_TRACKING_PARAMS: &[&str] = &[
+    "utm_*", "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid", "_ga",
+    "_gl", "yclid", "igshid",
+];
+
 pub(super) fn resolve_safety(raw: RawSafety, invalid: &Invalid<'_>) -> Result<Safety, ConfigError> {
     let safety = Safety {
         forbid_patterns: raw
@@ -77,6 +90,12 @@ pub(super) fn resolve_safety(raw: RawSafety, invalid: &Invalid<'_>) -> Result<Sa
         )?,
         bypass_cookies: raw.bypass_cookies.unwrap_or_else(|| {
             DEFAULT_BYPASS_COOKIES
+                .iter()
+                .map(|c| c.to_string())
+                .collect()
+        }),
+        tracking_params: raw.tracking_params.unwrap_or_else(|| {
+            DEFAULT_TRACKING_PARAMS
                 .iter()
                 .map(|c| c.to_string())
                 .collect()
@@ -99,6 +118,14 @@ pub(super) fn resolve_safety(raw: RawSafety, invalid: &Invalid<'_>) -> Result<Sa
             "safety.bypass-cookies",
             format!(
                 "has `{bad}`: a cookie name is letters, digits, `_` and `-`, with `*` for any run of them"
+            ),
+        ));
+    }
+    if let Some(bad) = safety.tracking_params.iter().find(|c| !is_cookie_glob(c)) {
+        return Err(invalid(
+            "safety.tracking-params",
+            format!(
+                "has `{bad}`: a parameter name is letters, digits, `_` and `-`, with `*` for any run of them"
             ),
         ));
     }

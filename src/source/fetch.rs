@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER};
+use reqwest::header::{
+    ACCEPT_ENCODING as ACCEPT_ENCODING_HEADER, CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER,
+};
 use url::Url;
 
 use crate::body::{Body, BodyBuilder};
@@ -14,6 +16,16 @@ use crate::urlpath::{self, UrlPathError};
 
 /// Redirect hops followed before giving up.
 const MAX_REDIRECTS: usize = 10;
+
+/// What kiln asks the origin for: it decodes both, and bakes (and
+/// precompresses) only decoded bytes.
+const ACCEPT_ENCODING: &str = "gzip, br";
+
+/// How many times its encoded size a body may grow when decoded. Real
+/// pages stay far below (HTML gzips 5–20x; gzip itself cannot exceed
+/// ~1,030x); a bomb goes far past it. The decoded size is capped by
+/// `origin.max-body` in any case.
+const MAX_INFLATION: u64 = 1_100;
 
 /// A fetch that produced no usable response. Decides retry vs give up.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +78,28 @@ pub(crate) enum FetchError {
         url: String,
         /// The cap.
         limit: u64,
+    },
+    /// The encoded body inflated past [`MAX_INFLATION`] times its size:
+    /// a decompression bomb, refused before it costs more.
+    #[error(
+        "{url} body inflates more than {MAX_INFLATION}x when decoded ({encoding}); refusing it"
+    )]
+    Inflation {
+        /// Full URL.
+        url: String,
+        /// The Content-Encoding.
+        encoding: &'static str,
+    },
+    /// The encoded body is not valid in its Content-Encoding.
+    #[error("{url} body is not valid {encoding}")]
+    Undecodable {
+        /// Full URL.
+        url: String,
+        /// The Content-Encoding.
+        encoding: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: std::io::Error,
     },
     /// Redirects came back to a URL already visited.
     #[error("{url} redirect loop: {chain}")]
@@ -480,14 +514,19 @@ impl Fetcher {
                 }
             }
         };
+        let mut request_headers = validators
+            .map(Validators::request_headers)
+            .unwrap_or_default();
+        if !self.origin.headers.contains_key(ACCEPT_ENCODING_HEADER) {
+            request_headers.insert(
+                ACCEPT_ENCODING_HEADER,
+                reqwest::header::HeaderValue::from_static(ACCEPT_ENCODING),
+            );
+        }
         let mut resp = self
             .client
             .get(target)
-            .headers(
-                validators
-                    .map(Validators::request_headers)
-                    .unwrap_or_default(),
-            )
+            .headers(request_headers)
             .send()
             .await
             .map_err(|e| classify(e, &url))?;
@@ -496,17 +535,196 @@ impl Fetcher {
             return Err(FetchError::TooLarge { url, limit });
         }
         let status = resp.status();
-        let headers = std::mem::take(resp.headers_mut());
-        let mut body = BodyBuilder::new(&self.spill_dir);
+        let mut headers = std::mem::take(resp.headers_mut());
+        let coding = Coding::of(&headers);
+        let mut decoding = Decoding::new(
+            coding,
+            DecodedSink {
+                body: BodyBuilder::new(&self.spill_dir),
+                limit,
+                encoded: 0,
+                overflow: None,
+            },
+        );
+        let failed = |e: std::io::Error, overflow: Option<Overflow>, url: String| match overflow {
+            Some(Overflow::TooLarge) => FetchError::TooLarge { url, limit },
+            Some(Overflow::Inflation) => FetchError::Inflation {
+                url,
+                encoding: coding.map_or("identity", Coding::name),
+            },
+            Some(Overflow::Spill) => FetchError::Spill { url, source: e },
+            None => FetchError::Undecodable {
+                url,
+                encoding: coding.map_or("identity", Coding::name),
+                source: e,
+            },
+        };
         while let Some(chunk) = resp.chunk().await.map_err(|e| classify(e, &url))? {
-            if body.len() + chunk.len() as u64 > limit {
-                return Err(FetchError::TooLarge { url, limit });
-            }
-            if let Err(source) = body.push(&chunk) {
-                return Err(FetchError::Spill { url, source });
+            if let Err(e) = decoding.write_encoded(&chunk) {
+                return Err(failed(e, decoding.sink().overflow, url));
             }
         }
-        Ok((status, headers, body.finish()))
+        let body = match decoding.finish() {
+            Ok(sink) => sink.body.finish(),
+            Err((e, overflow)) => return Err(failed(e, overflow, url)),
+        };
+        if coding.is_some() {
+            // What is stored and served is the decoded page.
+            headers.remove(reqwest::header::CONTENT_ENCODING);
+            headers.remove(reqwest::header::CONTENT_LENGTH);
+        }
+        Ok((status, headers, body))
+    }
+}
+
+/// A `Content-Encoding` kiln decodes. Any other is left on the response,
+/// and the privacy check refuses it ([`crate::privacy::Refusal::Encoding`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coding {
+    Gzip,
+    Deflate,
+    Brotli,
+}
+
+impl Coding {
+    fn of(headers: &HeaderMap) -> Option<Coding> {
+        let value = headers
+            .get(reqwest::header::CONTENT_ENCODING)?
+            .to_str()
+            .ok()?;
+        match value.trim().to_ascii_lowercase().as_str() {
+            "gzip" | "x-gzip" => Some(Coding::Gzip),
+            "deflate" => Some(Coding::Deflate),
+            "br" => Some(Coding::Brotli),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Coding::Gzip => "gzip",
+            Coding::Deflate => "deflate",
+            Coding::Brotli => "br",
+        }
+    }
+}
+
+/// Why the sink stopped taking bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Overflow {
+    /// Past `origin.max-body` decoded.
+    TooLarge,
+    /// Past [`MAX_INFLATION`] times the encoded bytes so far.
+    Inflation,
+    /// The spill file could not be written.
+    Spill,
+}
+
+/// Where decoded bytes go: the body, under its caps.
+struct DecodedSink {
+    body: BodyBuilder,
+    limit: u64,
+    /// Encoded bytes received so far (for the inflation cap).
+    encoded: u64,
+    overflow: Option<Overflow>,
+}
+
+impl std::io::Write for DecodedSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let after = self.body.len() + buf.len() as u64;
+        if after > self.limit {
+            self.overflow = Some(Overflow::TooLarge);
+        } else if self.encoded > 0
+            && after > self.encoded.saturating_mul(MAX_INFLATION) + (64 << 10)
+        {
+            self.overflow = Some(Overflow::Inflation);
+        }
+        if self.overflow.is_some() {
+            return Err(std::io::Error::other("body over its cap"));
+        }
+        self.body.push(buf).inspect_err(|_| {
+            self.overflow = Some(Overflow::Spill);
+        })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A body on its way in: decoded as it streams, so an encoded page is
+/// never held twice and a bomb stops at its first chunk past the caps.
+enum Decoding {
+    Identity(DecodedSink),
+    Gzip(Box<flate2::write::MultiGzDecoder<DecodedSink>>),
+    Deflate(Box<flate2::write::ZlibDecoder<DecodedSink>>),
+    Brotli(Box<brotli::DecompressorWriter<DecodedSink>>),
+}
+
+impl Decoding {
+    fn new(coding: Option<Coding>, sink: DecodedSink) -> Decoding {
+        match coding {
+            None => Decoding::Identity(sink),
+            Some(Coding::Gzip) => {
+                Decoding::Gzip(Box::new(flate2::write::MultiGzDecoder::new(sink)))
+            }
+            Some(Coding::Deflate) => {
+                Decoding::Deflate(Box::new(flate2::write::ZlibDecoder::new(sink)))
+            }
+            Some(Coding::Brotli) => {
+                Decoding::Brotli(Box::new(brotli::DecompressorWriter::new(sink, 4096)))
+            }
+        }
+    }
+
+    fn sink(&self) -> &DecodedSink {
+        match self {
+            Decoding::Identity(s) => s,
+            Decoding::Gzip(d) => d.get_ref(),
+            Decoding::Deflate(d) => d.get_ref(),
+            Decoding::Brotli(d) => d.get_ref(),
+        }
+    }
+
+    fn write_encoded(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        use std::io::Write as _;
+        match self {
+            Decoding::Identity(s) => s.write_all(chunk),
+            Decoding::Gzip(d) => {
+                d.get_mut().encoded += chunk.len() as u64;
+                d.write_all(chunk)
+            }
+            Decoding::Deflate(d) => {
+                d.get_mut().encoded += chunk.len() as u64;
+                d.write_all(chunk)
+            }
+            Decoding::Brotli(d) => {
+                d.get_mut().encoded += chunk.len() as u64;
+                d.write_all(chunk)
+            }
+        }
+    }
+
+    /// The decoded body, or why the stream did not end as a whole one.
+    fn finish(self) -> Result<DecodedSink, (std::io::Error, Option<Overflow>)> {
+        match self {
+            Decoding::Identity(s) => Ok(s),
+            Decoding::Gzip(mut d) => match d.try_finish() {
+                Ok(()) => d.finish().map_err(|e| (e, None)),
+                Err(e) => Err((e, d.get_ref().overflow)),
+            },
+            Decoding::Deflate(mut d) => match d.try_finish() {
+                Ok(()) => d.finish().map_err(|e| (e, None)),
+                Err(e) => Err((e, d.get_ref().overflow)),
+            },
+            Decoding::Brotli(mut d) => match d.close() {
+                Ok(()) => d
+                    .into_inner()
+                    .map_err(|_| (std::io::Error::other("truncated brotli stream"), None)),
+                Err(e) => Err((e, d.get_ref().overflow)),
+            },
+        }
     }
 }
 

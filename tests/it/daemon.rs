@@ -296,7 +296,7 @@ async fn an_outage_is_retried_until_the_origin_recovers_and_permanent_failures_a
     let good = site.read("p/1/index.html").unwrap();
     origin.set("/p/1/", Page::html("down").status(503));
     origin.set("/p/2/", Page::html("fresh two"));
-    origin.set("/p/0/", Page::html("gone wrong").status(403));
+    origin.set("/p/0/", Page::html("unprocessable").status(422));
     let d = site.daemon(&[]).await;
     assert_eq!(site.kiln(&["enqueue", "/p/1/"]).await.code, 0);
     assert_eq!(site.kiln(&["enqueue", "/p/2/", "/p/0/"]).await.code, 0);
@@ -305,7 +305,7 @@ async fn an_outage_is_retried_until_the_origin_recovers_and_permanent_failures_a
         site.read("p/2/index.html").as_deref() == Some("fresh two")
     })
     .await;
-    // A permanent failure (403): `retries = 1`, two attempts, then recorded
+    // A permanent failure (422): `retries = 1`, two attempts, then recorded
     // in failed/ with a reason that counts them truly.
     wait_until(Duration::from_secs(15), "the failure record", || async {
         !site.queue_files("failed").is_empty()
@@ -313,7 +313,7 @@ async fn an_outage_is_retried_until_the_origin_recovers_and_permanent_failures_a
     .await;
     let record = std::fs::read_to_string(&site.queue_files("failed")[0]).unwrap();
     assert!(
-        record.contains("/p/0/") && record.contains("403") && record.contains("after 2 attempts"),
+        record.contains("/p/0/") && record.contains("422") && record.contains("after 2 attempts"),
         "{record}"
     );
     assert_eq!(origin.hits("/p/0/"), 2);

@@ -26,6 +26,7 @@ mod redis;
 mod referee;
 mod render;
 mod render_trust;
+mod requests;
 mod serve;
 mod stale;
 mod usage;

@@ -265,7 +265,7 @@ async fn failures_go_to_the_dead_letter_stream_and_a_trimmed_stream_rebakes_ever
     let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
     let site = TestSite::for_origin(&origin, &intake_toml(&redis.url(), "host"));
     assert_eq!(site.kiln(&["build"]).await.code, 0);
-    origin.set("/p/0/", Page::html("forbidden").status(403));
+    origin.set("/p/0/", Page::html("unprocessable").status(422));
     let d = site.daemon(&[]).await;
     let mut conn = redis.conn().await;
     let id = xadd(&mut conn, "nonsense\n/p/0/\n").await;
@@ -284,7 +284,7 @@ async fn failures_go_to_the_dead_letter_stream_and_a_trimmed_stream_rebakes_ever
     assert_eq!(field("id"), id);
     let reason = field("reason");
     assert!(
-        reason.contains("nonsense") && reason.contains("/p/0/") && reason.contains("403"),
+        reason.contains("nonsense") && reason.contains("/p/0/") && reason.contains("422"),
         "{reason}"
     );
     d.signal(libc::SIGTERM);
@@ -330,7 +330,7 @@ async fn bad_entries_are_dead_lettered_each_with_its_own_reason() {
         &format!("{}max-targets = 100\n", intake_toml(&redis.url(), "host")),
     );
     assert_eq!(site.kiln(&["build"]).await.code, 0);
-    origin.set("/p/0/", Page::html("forbidden").status(403));
+    origin.set("/p/0/", Page::html("unprocessable").status(422));
     origin.set(
         "/p/1/",
         Page::html("fresh 1").with_header("surrogate-key", "one"),
@@ -377,7 +377,7 @@ async fn bad_entries_are_dead_lettered_each_with_its_own_reason() {
         reasons[&too_many].contains("daemon.max-targets"),
         "{reasons:?}"
     );
-    assert!(reasons[&failing].contains("403"), "{reasons:?}");
+    assert!(reasons[&failing].contains("422"), "{reasons:?}");
     assert!(
         !reasons.contains_key(&good),
         "the good entry was charged: {reasons:?}"
