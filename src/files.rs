@@ -19,6 +19,17 @@ pub(crate) struct FsError {
     pub(crate) source: io::Error,
 }
 
+/// An I/O error that says the disk (or its permissions), not the data, is
+/// at fault: full (ENOSPC, EDQUOT), read-only (EROFS), failing (EIO) or
+/// not writable by kiln (EACCES, EPERM). It goes away when an operator
+/// acts, so work waiting on it is kept and retried.
+pub(crate) fn is_local_outage(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EIO | libc::EACCES | libc::EPERM)
+    )
+}
+
 /// `map_err(fs_err("read", path))`.
 pub(crate) fn fs_err<'a>(
     action: &'static str,

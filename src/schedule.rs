@@ -864,12 +864,12 @@ async fn finish(
     if let Outcome::Failed(e) = &result.outcome {
         let now = Instant::now();
         if let Some(due) = settings.next_retry(&d, result.outcome.retry(), now) {
-            tracing::info!(url = %d.url, error = %e, attempt = d.attempt + 1, retry_in = ?due.duration_since(now), "page failed; will retry");
+            tracing::info!(url = %d.url, error = %e.chain(), attempt = d.attempt + 1, retry_in = ?due.duration_since(now), "page failed; will retry");
             metrics.errors.inc();
             co.retry(d, due);
             return;
         }
-        tracing::warn!(url = %d.url, error = %e, attempts = d.attempt + 1, "page failed; giving up");
+        tracing::warn!(url = %d.url, error = %e.chain(), attempts = d.attempt + 1, "page failed; giving up");
     }
     let mut result = result;
     if let Outcome::Failed(e) = &mut result.outcome {

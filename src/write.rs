@@ -70,6 +70,18 @@ pub(crate) enum WriteError {
     },
 }
 
+impl WriteError {
+    /// The machine, not the page: a full, read-only, failing or
+    /// unwritable disk. Such a write is retried like an origin outage
+    /// (docs/architecture.md, guarantee 2), never given up after a few tries.
+    pub(crate) fn is_local_outage(&self) -> bool {
+        match self {
+            WriteError::Io(e) => crate::files::is_local_outage(&e.source),
+            _ => false,
+        }
+    }
+}
+
 /// Names the blocking path once, what kiln needs there, and the fix.
 fn conflict_message(path: &Path, conflict: &Path) -> String {
     match path.strip_prefix(conflict) {

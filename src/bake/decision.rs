@@ -31,6 +31,13 @@ pub(crate) enum Decision {
         /// Which privacy rule, for the report.
         reason: String,
     },
+    /// A 2xx with nothing in it: an app that broke, not a blank page. The
+    /// last good file stays and the page is tried again
+    /// (`origin.allow-empty` bakes it).
+    Empty {
+        /// The status.
+        status: u16,
+    },
     /// A status kiln cannot bake or remove for (5xx, 429, 3xx it could not
     /// follow…): the last good file stays.
     Fail {
@@ -59,7 +66,7 @@ pub(crate) fn private_redirect(hop: &Hop, checker: &Checker) -> Option<String> {
 
 /// Decides what `fetched` means for its page. Redirect hops the fetcher
 /// followed are recorded by the caller whatever the decision.
-pub(crate) fn decide(fetched: &Fetched, checker: &Checker) -> Decision {
+pub(crate) fn decide(fetched: &Fetched, checker: &Checker, allow_empty: bool) -> Decision {
     if fetched.left_origin() {
         let to = fetched
             .hops
@@ -69,6 +76,7 @@ pub(crate) fn decide(fetched: &Fetched, checker: &Checker) -> Decision {
         return Decision::Redirect { to };
     }
     match fetched.status {
+        status @ 200..=299 if fetched.body.len() == 0 && !allow_empty => Decision::Empty { status },
         200..=299 => match checker.check(&fetched.final_path, &fetched.headers, &fetched.body) {
             Ok(verdict) => Decision::Store {
                 anonymous: verdict == Verdict::Anonymous,
@@ -224,6 +232,11 @@ mod tests {
                 Decision::Gone { status: 410 },
             ),
             (
+                "an empty 200 keeps the last good file",
+                response(200, &html, "", vec![]),
+                Decision::Empty { status: 200 },
+            ),
+            (
                 "401 is no longer public: gone",
                 response(401, &html, "log in", vec![]),
                 Decision::Gone { status: 401 },
@@ -273,7 +286,7 @@ mod tests {
         ];
         let checker = checker();
         for (what, fetched, want) in table {
-            let got = decide(&fetched, &checker);
+            let got = decide(&fetched, &checker, false);
             // A refusal's reason is checked for the rule it names.
             if let (Decision::Refuse { reason: got }, Decision::Refuse { reason: names }) =
                 (&got, &want)

@@ -44,6 +44,16 @@ pub(crate) enum PageError {
         /// The status.
         status: u16,
     },
+    /// The origin answered a success with no body at all.
+    #[error(
+        "{url} answered {status} with an empty body; the last good file is kept (set `origin.allow-empty = true` if empty pages are real)"
+    )]
+    Empty {
+        /// Full URL.
+        url: String,
+        /// The status.
+        status: u16,
+    },
     /// The template did not render.
     #[error(transparent)]
     Render(Arc<crate::source::render::RenderError>),
@@ -92,6 +102,15 @@ impl PageError {
     pub(crate) fn retry(&self) -> Retry {
         match self {
             PageError::Fetch(e) if e.is_transient() => Retry::Transient(e.retry_after()),
+            // An app answering nothing is broken for now; so is a disk
+            // that is full, read-only or failing: the page keeps its last
+            // good file and is tried until it can be written.
+            PageError::Empty { .. } => Retry::Transient(None),
+            PageError::Write(e) | PageError::StaleRefused { source: e, .. }
+                if e.is_local_outage() =>
+            {
+                Retry::Transient(None)
+            }
             _ => Retry::No,
         }
     }
@@ -898,7 +917,8 @@ impl Baker {
                 return;
             }
         }
-        result.outcome = match decide(fetched, &self.checker) {
+        let allow_empty = self.cfg.origin.as_ref().is_some_and(|o| o.allow_empty);
+        result.outcome = match decide(fetched, &self.checker, allow_empty) {
             Decision::Redirect { to } => Outcome::Redirected(to),
             Decision::Unchanged => Outcome::Unchanged,
             Decision::Gone { status } => {
@@ -919,6 +939,15 @@ impl Baker {
             }
             Decision::Refuse { reason } => {
                 self.refuse(&final_path, Some(fetched.status), reason).await
+            }
+            Decision::Empty { status } => {
+                let url = self
+                    .fetcher
+                    .as_ref()
+                    .map(|f| f.url_of(&final_path))
+                    .unwrap_or_default();
+                self.fail(path, Some(status), PageError::Empty { url, status })
+                    .await
             }
             Decision::Store { anonymous } => {
                 let outcome = self.store_fetched(&final_path, fetched).await;

@@ -43,6 +43,9 @@ pub(crate) struct RawOrigin {
     /// (e.g. `Accept-Language` on a one-language site): baked anyway.
     #[serde(default)]
     pub(crate) vary_ignore: Vec<String>,
+    /// Bake a 2xx with an empty body (default: a failure, the last good
+    /// file kept: an app that answers nothing is broken, not blank).
+    pub(crate) allow_empty: Option<bool>,
 }
 
 /// `[origin]`, resolved.
@@ -74,6 +77,8 @@ pub(crate) struct Origin {
     pub(crate) user_agent: String,
     /// `Vary` fields (lowercase) that do not make another page.
     pub(crate) vary_ignore: Vec<String>,
+    /// Whether an empty 2xx body is a page.
+    pub(crate) allow_empty: bool,
 }
 
 /// How dependency tags are separated in the tags header.
@@ -223,6 +228,7 @@ pub(super) fn resolve_origin(
     Ok(Origin {
         url: parsed,
         vary_ignore,
+        allow_empty: raw.allow_empty.unwrap_or(false),
         extra_ca,
         concurrency,
         timeout,

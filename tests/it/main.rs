@@ -15,6 +15,7 @@ mod https;
 mod init;
 mod journal;
 mod layout;
+mod machine;
 mod nginx;
 mod operator;
 mod outbox;

@@ -1,0 +1,208 @@
+//! The machine's own faults (guarantee 2, docs/architecture.md): a disk
+//! that fills up and an app that answers nothing never cost an
+//! acknowledged change or a good page.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::util::{Origin, Page, TestSite, home_and_pages, wait_until};
+
+/// A small tmpfs mounted over `dir` (root only), unmounted when dropped:
+/// a real filesystem that really fills up.
+struct SmallDisk {
+    dir: PathBuf,
+}
+
+impl SmallDisk {
+    /// `None` (and a notice) where mounting is not possible; under
+    /// `CI=true`, where `.ci/run` runs as root, that is a failure.
+    fn mount(dir: &Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "mounting a small tmpfs needs root, which CI has"
+            );
+            eprintln!("\n*** SKIPPED: cannot mount a tmpfs here (needs root) ***\n");
+            return None;
+        }
+        Some(SmallDisk {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Fills what is left with one file; returns it.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.dir.join("filler.bin");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![b'f'; 4096];
+        while f.write_all(&chunk).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+fn page(n: usize, version: &str) -> Page {
+    Page::html(format!(
+        "<h1>page {n} {version}</h1>{}",
+        "x".repeat(8 << 10)
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_keeps_every_acknowledged_change_until_space_is_freed() {
+    let pages = home_and_pages(20, |n| page(n, "v1"));
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(&origin, "[daemon]\nmax-retry-delay = \"300ms\"\n");
+    let Some(disk) = SmallDisk::mount(&site.out(), "1m") else {
+        return;
+    };
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(site.read("p/3/index.html").unwrap().contains("v1"));
+
+    // The disk fills up; then every page changes and the app says so.
+    let filler = disk.fill();
+    for n in 0..20 {
+        origin.set(&format!("/p/{n}/"), page(n, "v2"));
+    }
+    let d = site.daemon_logged().await;
+    let urls: Vec<String> = (0..20).map(|n| format!("\"/p/{n}/\"")).collect();
+    let (code, _) = d
+        .post(
+            "/v1/regen",
+            &format!("{{\"targets\": [{}]}}", urls.join(",")),
+            None,
+        )
+        .await;
+    assert_eq!(code, 202, "acknowledged");
+    d.wait_for_log(&["No space left on device"]).await;
+    // Nothing is given up while the disk is full: the last good files stay.
+    for n in 0..20 {
+        let text = site.read(&format!("p/{n}/index.html")).unwrap_or_default();
+        assert!(
+            text.contains(&format!("page {n} v")),
+            "p/{n} keeps a whole page: {text:.40}"
+        );
+    }
+    assert!(
+        site.queue_files("failed").is_empty(),
+        "nothing sent to failed/"
+    );
+
+    // Space comes back: every acknowledged change lands by itself.
+    std::fs::remove_file(filler).unwrap();
+    wait_until(
+        Duration::from_secs(60),
+        "every page fresh after the disk recovered",
+        || async {
+            (0..20).all(|n| {
+                site.read(&format!("p/{n}/index.html"))
+                    .is_some_and(|t| t.contains(&format!("page {n} v2")))
+            })
+        },
+    )
+    .await;
+    d.settle(None).await;
+    assert!(
+        site.queue_files("failed").is_empty(),
+        "{:?}",
+        site.queue_files("failed")
+    );
+    assert!(
+        site.queue_files("journal").is_empty(),
+        "the journal is empty once done"
+    );
+    drop(d);
+    drop(disk);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_answers_never_blank_a_page() {
+    let pages = home_and_pages(6, |n| page(n, "v1"));
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(&origin, "[daemon]\nmax-retry-delay = \"200ms\"\n");
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+
+    // The app breaks: every page answers 200 with nothing in it.
+    for n in 0..6 {
+        origin.set(&format!("/p/{n}/"), Page::html(""));
+    }
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(
+        run.code,
+        1,
+        "a build of empty answers fails:\n{}",
+        run.all()
+    );
+    assert!(run.all().contains("empty body"), "{}", run.all());
+    for n in 0..6 {
+        assert!(
+            site.read(&format!("p/{n}/index.html"))
+                .unwrap()
+                .contains("v1")
+        );
+    }
+
+    // The same in the daemon, for an `all` event: retried, never written,
+    // and the pages come back when the app does.
+    let d = site.daemon(&[]).await;
+    let (code, _) = d.post("/v1/regen", "{\"targets\": [\"all\"]}", None).await;
+    assert_eq!(code, 202);
+    wait_until(
+        Duration::from_secs(30),
+        "the empty answers to be seen",
+        || async { origin.hits("/p/5/") >= 4 },
+    )
+    .await;
+    for n in 0..6 {
+        assert!(
+            site.read(&format!("p/{n}/index.html"))
+                .unwrap()
+                .contains("v1"),
+            "p/{n}"
+        );
+    }
+    for n in 0..6 {
+        origin.set(&format!("/p/{n}/"), page(n, "v3"));
+    }
+    wait_until(
+        Duration::from_secs(30),
+        "the pages back once the app is",
+        || async {
+            (0..6).all(|n| {
+                site.read(&format!("p/{n}/index.html"))
+                    .is_some_and(|t| t.contains("v3"))
+            })
+        },
+    )
+    .await;
+
+    // A site whose empty pages are real says so.
+    origin.set("/p/0/", Page::html(""));
+    let allowed = TestSite::for_origin(&origin, "allow-empty = true\n");
+    assert_eq!(allowed.kiln(&["build"]).await.code, 0);
+    assert_eq!(allowed.read("p/0/index.html").as_deref(), Some(""));
+    drop(d);
+}
