@@ -46,7 +46,7 @@ async fn build(
             // What would stop a build stops it here too (the daemon keeps
             // serving its last good templates).
             if cfg.renders() {
-                crate::source::render::Renderer::load(&cfg)?;
+                crate::source::render::Renderer::load(&cfg).map_err(crate::bake::SetupError::Render)?;
             }
             // A deploy hook's `kiln build` beside a running daemon: the
             // daemon re-bakes everything (and follows new links) itself,

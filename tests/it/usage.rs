@@ -122,3 +122,32 @@ async fn a_taken_port_is_named_with_the_fix_and_localhost_is_understood() {
         run.all()
     );
 }
+
+/// One error, one exit code: a template that does not parse stops
+/// `kiln build` with 2 (the user's to fix, like a config) whether the
+/// build runs itself or hands its work to a running daemon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_error_exits_2_with_and_without_a_daemon() {
+    let site = default_site_copy();
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let nav = site.path().join("templates/partials/nav.html");
+    let good = std::fs::read_to_string(&nav).unwrap();
+    let broken = good.replace("{% endif %}", "{% endiff %}");
+    let daemon = site.daemon_logged().await;
+    std::fs::write(&nav, &broken).unwrap();
+    let handed = site.kiln(&["build"]).await;
+    assert_eq!(handed.code, 2, "beside a daemon:\n{}", handed.all());
+    assert!(
+        handed.stderr.contains("partials/nav.html"),
+        "{}",
+        handed.all()
+    );
+    drop(daemon);
+    let alone = site.kiln(&["build"]).await;
+    assert_eq!(alone.code, 2, "{}", alone.all());
+    assert!(
+        alone.stderr.contains("partials/nav.html"),
+        "{}",
+        alone.all()
+    );
+}
