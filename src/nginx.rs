@@ -217,15 +217,21 @@ struct SafeRedirect<'a> {
     code: u16,
 }
 
+/// Name globs (cookie or parameter names, checked when the config was
+/// read; any other is skipped) as regexes, `*` standing for `star`: any
+/// run of the characters a name may have where it is matched.
+fn glob_regexes(globs: &[String], star: &str) -> Vec<String> {
+    globs
+        .iter()
+        .filter(|g| crate::config::is_cookie_glob(g))
+        .map(|g| g.replace('*', star))
+        .collect()
+}
+
 /// Renders the config snippet (to be included inside `http { }`).
 pub(crate) fn render(o: &NginxOptions) -> String {
     // Cookie name globs become regexes: `*` is any run of name characters.
-    let cookies: Vec<String> = o
-        .session_cookies
-        .iter()
-        .filter(|c| crate::config::is_cookie_glob(c))
-        .map(|c| c.replace('*', "[^=;\\s]*"))
-        .collect();
+    let cookies = glob_regexes(&o.session_cookies, "[^=;\\s]*");
     // Only redirects that cannot break out of a quoted string or a location.
     let redirects: Vec<SafeRedirect<'_>> = o
         .redirects
@@ -246,14 +252,8 @@ pub(crate) fn render(o: &NginxOptions) -> String {
             },
         })
         .collect();
-    // Tracking parameter globs become one alternation: `*` is any run of
-    // name characters (the names were checked when the config was read).
-    let tracking: Vec<String> = o
-        .tracking_params
-        .iter()
-        .filter(|p| crate::config::is_cookie_glob(p))
-        .map(|p| p.replace('*', "[^&=]*"))
-        .collect();
+    // Tracking parameter globs become one alternation.
+    let tracking = glob_regexes(&o.tracking_params, "[^&=]*");
     let mut env = minijinja::Environment::new();
     env.set_keep_trailing_newline(true);
     let ctx = minijinja::context! {
@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn renders_a_block_with_fallthrough_bypass_and_redirects() {
-        let conf = render(&NginxOptions {
+        let options = NginxOptions {
             root: "/srv/www/current".into(),
             listen: "80".into(),
             server_name: "example.org".into(),
@@ -305,20 +305,9 @@ mod tests {
             not_found_page: true,
             fill: None,
             tracking_params: vec!["utm_*".into(), "fbclid".into()],
-        });
-        let id = site_id(&NginxOptions {
-            root: "/srv/www/current".into(),
-            listen: "80".into(),
-            server_name: "example.org".into(),
-            origin: None,
-            session_cookies: vec![],
-            redirects: vec![],
-            brotli: false,
-            types_map: "/x".into(),
-            not_found_page: false,
-            fill: None,
-            tracking_params: vec![],
-        });
+        };
+        let conf = render(&options);
+        let id = site_id(&options);
         let redirect = format!(
             "location = \"/old/\" {{\n        error_page 418 = @origin;\n        if ($kiln_{id}_method) {{ return 418; }}\n        if ($kiln_{id}_session) {{ return 418; }}\n        if ($kiln_{id}_query) {{ return 418; }}\n        return 301 \"/new/\";\n    }}"
         );

@@ -918,6 +918,13 @@ impl Baker {
             }
         }
         let allow_empty = self.cfg.origin.as_ref().is_some_and(|o| o.allow_empty);
+        // The page's full URL, for the messages of failures.
+        let url = || {
+            self.fetcher
+                .as_ref()
+                .map(|f| f.url_of(&final_path))
+                .unwrap_or_default()
+        };
         result.outcome = match decide(fetched, &self.checker, allow_empty) {
             Decision::Redirect { to } => Outcome::Redirected(to),
             Decision::Unchanged => Outcome::Unchanged,
@@ -929,11 +936,7 @@ impl Baker {
                 outcome
             }
             Decision::Fail { status } => {
-                let url = self
-                    .fetcher
-                    .as_ref()
-                    .map(|f| f.url_of(&final_path))
-                    .unwrap_or_default();
+                let url = url();
                 self.fail(path, Some(status), PageError::Answered { url, status })
                     .await
             }
@@ -941,11 +944,7 @@ impl Baker {
                 self.refuse(&final_path, Some(fetched.status), reason).await
             }
             Decision::Empty { status } => {
-                let url = self
-                    .fetcher
-                    .as_ref()
-                    .map(|f| f.url_of(&final_path))
-                    .unwrap_or_default();
+                let url = url();
                 self.fail(path, Some(status), PageError::Empty { url, status })
                     .await
             }

@@ -75,7 +75,8 @@ pub(crate) struct Origin {
     pub(crate) tags_separator: TagSeparator,
     /// User-Agent.
     pub(crate) user_agent: String,
-    /// `Vary` fields (lowercase) that do not make another page.
+    /// `Vary` fields that do not make another page (the privacy check
+    /// compares them without case).
     pub(crate) vary_ignore: Vec<String>,
     /// Whether an empty 2xx body is a page.
     pub(crate) allow_empty: bool,
@@ -223,7 +224,7 @@ pub(super) fn resolve_origin(
                 ),
             ));
         }
-        vary_ignore.push(field.to_ascii_lowercase());
+        vary_ignore.push(field);
     }
     Ok(Origin {
         url: parsed,

@@ -113,22 +113,18 @@ pub(super) fn resolve_safety(raw: RawSafety, invalid: &Invalid<'_>) -> Result<Sa
             ),
         ));
     }
-    if let Some(bad) = safety.bypass_cookies.iter().find(|c| !is_cookie_glob(c)) {
-        return Err(invalid(
-            "safety.bypass-cookies",
-            format!(
-                "has `{bad}`: a cookie name is letters, digits, `_` and `-`, with `*` for any run of them"
-            ),
-        ));
-    }
-    if let Some(bad) = safety.tracking_params.iter().find(|c| !is_cookie_glob(c)) {
-        return Err(invalid(
-            "safety.tracking-params",
-            format!(
-                "has `{bad}`: a parameter name is letters, digits, `_` and `-`, with `*` for any run of them"
-            ),
-        ));
-    }
+    name_globs(
+        "safety.bypass-cookies",
+        "a cookie name",
+        &safety.bypass_cookies,
+        invalid,
+    )?;
+    name_globs(
+        "safety.tracking-params",
+        "a parameter name",
+        &safety.tracking_params,
+        invalid,
+    )?;
     if safety.forbid_patterns.iter().any(String::is_empty) {
         return Err(invalid(
             "safety.forbid-patterns",
@@ -136,6 +132,25 @@ pub(super) fn resolve_safety(raw: RawSafety, invalid: &Invalid<'_>) -> Result<Sa
         ));
     }
     Ok(safety)
+}
+
+/// Every entry of `key` is a name glob ([`is_cookie_glob`]), or the error
+/// names the first that is not.
+fn name_globs(
+    key: &str,
+    what: &str,
+    globs: &[String],
+    invalid: &Invalid<'_>,
+) -> Result<(), ConfigError> {
+    match globs.iter().find(|g| !is_cookie_glob(g)) {
+        Some(bad) => Err(invalid(
+            key,
+            format!(
+                "has `{bad}`: {what} is letters, digits, `_` and `-`, with `*` for any run of them"
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A cookie name, with `*` standing for any run of name characters.

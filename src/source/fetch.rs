@@ -546,16 +546,14 @@ impl Fetcher {
                 overflow: None,
             },
         );
+        let encoding = coding.map_or("identity", Coding::name);
         let failed = |e: std::io::Error, overflow: Option<Overflow>, url: String| match overflow {
             Some(Overflow::TooLarge) => FetchError::TooLarge { url, limit },
-            Some(Overflow::Inflation) => FetchError::Inflation {
-                url,
-                encoding: coding.map_or("identity", Coding::name),
-            },
+            Some(Overflow::Inflation) => FetchError::Inflation { url, encoding },
             Some(Overflow::Spill) => FetchError::Spill { url, source: e },
             None => FetchError::Undecodable {
                 url,
-                encoding: coding.map_or("identity", Coding::name),
+                encoding,
                 source: e,
             },
         };
@@ -687,23 +685,30 @@ impl Decoding {
         }
     }
 
-    fn write_encoded(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        use std::io::Write as _;
+    /// Where encoded bytes are written: the decoder, or the sink itself.
+    fn writer(&mut self) -> &mut dyn std::io::Write {
         match self {
-            Decoding::Identity(s) => s.write_all(chunk),
-            Decoding::Gzip(d) => {
-                d.get_mut().encoded += chunk.len() as u64;
-                d.write_all(chunk)
-            }
-            Decoding::Deflate(d) => {
-                d.get_mut().encoded += chunk.len() as u64;
-                d.write_all(chunk)
-            }
-            Decoding::Brotli(d) => {
-                d.get_mut().encoded += chunk.len() as u64;
-                d.write_all(chunk)
-            }
+            Decoding::Identity(s) => s,
+            Decoding::Gzip(d) => &mut **d,
+            Decoding::Deflate(d) => &mut **d,
+            Decoding::Brotli(d) => &mut **d,
         }
+    }
+
+    fn sink_mut(&mut self) -> &mut DecodedSink {
+        match self {
+            Decoding::Identity(s) => s,
+            Decoding::Gzip(d) => d.get_mut(),
+            Decoding::Deflate(d) => d.get_mut(),
+            Decoding::Brotli(d) => d.get_mut(),
+        }
+    }
+
+    /// Counted first, so the inflation cap knows what came in. (An
+    /// identity body never inflates: it is its own encoded size.)
+    fn write_encoded(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.sink_mut().encoded += chunk.len() as u64;
+        self.writer().write_all(chunk)
     }
 
     /// The decoded body, or why the stream did not end as a whole one.
