@@ -76,15 +76,19 @@ pub(crate) fn decide(fetched: &Fetched, checker: &Checker, allow_empty: bool) ->
         return Decision::Redirect { to };
     }
     match fetched.status {
-        status @ 200..=299 if fetched.body.len() == 0 && !allow_empty => Decision::Empty { status },
-        200..=299 => match checker.check(&fetched.final_path, &fetched.headers, &fetched.body) {
-            Ok(verdict) => Decision::Store {
-                anonymous: verdict == Verdict::Anonymous,
-            },
-            Err(refusal) => Decision::Refuse {
-                reason: refusal.to_string(),
-            },
-        },
+        // The privacy rules first: an empty answer that is private (it sets
+        // a cookie, say) is a page that went per-visitor, and its file goes.
+        status @ 200..=299 => {
+            match checker.check(&fetched.final_path, &fetched.headers, &fetched.body) {
+                Ok(_) if fetched.body.len() == 0 && !allow_empty => Decision::Empty { status },
+                Ok(verdict) => Decision::Store {
+                    anonymous: verdict == Verdict::Anonymous,
+                },
+                Err(refusal) => Decision::Refuse {
+                    reason: refusal.to_string(),
+                },
+            }
+        }
         // Only a request that carried validators gets a 304, and only for
         // the URL asked (a 304 after a redirect answers another page).
         304 if fetched.hops.is_empty() => Decision::Unchanged,
@@ -235,6 +239,13 @@ mod tests {
                 "an empty 200 keeps the last good file",
                 response(200, &html, "", vec![]),
                 Decision::Empty { status: 200 },
+            ),
+            (
+                "an empty private answer is refused, not kept",
+                response(200, &[("set-cookie", "sessionid=1")], "", vec![]),
+                Decision::Refuse {
+                    reason: "cookie".into(),
+                },
             ),
             (
                 "401 is no longer public: gone",
