@@ -142,6 +142,7 @@ mod tests {
             headers: h,
             body: Body::from(body.as_bytes().to_vec()),
             hops,
+            meta: crate::source::PageMeta::default(),
         }
     }
 

@@ -10,6 +10,7 @@ use reqwest::header::{
 };
 use url::Url;
 
+use super::PageMeta;
 use crate::body::{Body, BodyBuilder};
 use crate::config::{Origin, TagSeparator};
 use crate::urlpath::{self, UrlPathError};
@@ -260,14 +261,11 @@ pub(crate) struct Fetched {
     pub(crate) body: Body,
     /// Redirect hops followed (same-origin) or stopped at (cross-origin, last).
     pub(crate) hops: Vec<Hop>,
+    /// What its headers say about the page, read once here.
+    pub(crate) meta: PageMeta,
 }
 
 impl Fetched {
-    /// True when the response is HTML (and so has links and maps to `index.html`).
-    pub(crate) fn is_html(&self) -> bool {
-        is_html(&self.headers)
-    }
-
     /// True when the last hop left the origin, or was not followed because
     /// its page is baked elsewhere in this run (nothing to bake here).
     pub(crate) fn left_origin(&self) -> bool {
@@ -346,8 +344,24 @@ impl Fetcher {
         }
     }
 
+    /// What a response's headers say about its page: the one place they
+    /// are read for tags, type, validators and lifetime.
+    fn meta_of(&self, status: u16, headers: &HeaderMap) -> PageMeta {
+        PageMeta {
+            is_html: is_html(headers),
+            content_type: headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            validators: Validators::of(headers),
+            status: Some(status),
+            max_age: shared_max_age(headers),
+            tags: self.tags_from(headers),
+        }
+    }
+
     /// Parses the configured tags header of a response.
-    pub(crate) fn tags_from(&self, headers: &HeaderMap) -> Vec<String> {
+    fn tags_from(&self, headers: &HeaderMap) -> Vec<String> {
         let mut tags = Vec::new();
         for v in headers.get_all(&self.origin.tags_header) {
             let Ok(v) = v.to_str() else { continue };
@@ -396,6 +410,7 @@ impl Fetcher {
                 return Ok(Fetched {
                     final_path: current,
                     status: code,
+                    meta: self.meta_of(code, &headers),
                     headers,
                     body,
                     hops,
@@ -422,6 +437,7 @@ impl Fetcher {
                 return Ok(Fetched {
                     final_path: current,
                     status: code,
+                    meta: self.meta_of(code, &headers),
                     headers,
                     body,
                     hops,

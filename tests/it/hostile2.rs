@@ -127,8 +127,8 @@ async fn a_pathological_glob_is_refused_and_never_stalls_a_job() {
 
 /// An origin restarted empty does not wipe the site through the daemon: the
 /// guard keeps the files, says so (status, metrics), a `kiln build` beside
-/// the daemon restores every page once the origin is back, and consent
-/// removes pages that are really gone.
+/// the daemon restores every page once the origin is back (and the guard
+/// clears), and consent removes pages that are really gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_keeps_the_mass_delete_guard() {
     const PAGES: usize = 40;
@@ -190,6 +190,16 @@ async fn the_daemon_keeps_the_mass_delete_guard() {
         };
         assert_eq!(std::fs::read(site.file(&rel)).unwrap(), page.body, "{path}");
     }
+    // Every page the guard kept is back: it is no longer tripped (the
+    // count of removals it held stays, as a counter does).
+    let (_, status) = d.get("/v1/status", None).await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["mass_delete_guard"]["tripped"], false, "{status}");
+    let (_, metrics) = d.get("/metrics", None).await;
+    assert!(
+        metrics.contains("kiln_mass_delete_guard_tripped 0"),
+        "{metrics}"
+    );
 
     // The pages really are gone: consent removes them.
     for (path, _) in pages.iter().filter(|(p, _)| p != "/") {
