@@ -8,6 +8,7 @@
 //! lookups use the `(tag, url)` primary key, never a scan of all pages.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -301,6 +302,27 @@ pub(crate) struct Index {
     /// The index thread, woken by readers while it gathers a write batch
     /// (writers let it sleep: see [`owner`]).
     thread: std::thread::Thread,
+    /// Writes to this index that failed (rolled back, or lost with a
+    /// failed commit): work whose records may be missing compares it
+    /// before and after ([`Index::write_failures`]).
+    failures: WriteFailures,
+}
+
+/// A count of failed index writes, shared with the index thread.
+#[derive(Debug, Clone, Default)]
+struct WriteFailures(Arc<std::sync::atomic::AtomicU64>);
+
+impl WriteFailures {
+    fn add(&self, n: u64) {
+        if n > 0 {
+            self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            WRITE_FAILURES.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 const SCHEMA: &str = "
@@ -391,13 +413,16 @@ impl Index {
         conn.execute_batch(SCHEMA).map_err(open_err)?;
         migrate(&conn).map_err(open_err)?;
         let (tx, rx) = mpsc::channel(4096);
+        let failures = WriteFailures::default();
+        let counted = failures.clone();
         let handle = std::thread::Builder::new()
             .name("kiln-index".into())
-            .spawn(move || owner(conn, rx))
+            .spawn(move || owner(conn, rx, counted))
             .map_err(IndexError::Thread)?;
         Ok(Index {
             tx,
             thread: handle.thread().clone(),
+            failures,
         })
     }
 
@@ -440,9 +465,17 @@ impl Index {
         Ok(rx.await.map_err(|_| IndexError::Closed)??)
     }
 
-    /// Waits until every queued write is committed.
+    /// Waits until every queued write is committed (or failed: compare
+    /// [`Index::write_failures`] before and after to know).
     pub(crate) async fn flush(&self) -> Result<(), IndexError> {
         self.read(|_| Ok(())).await
+    }
+
+    /// Writes to this index that failed since it was opened. A job whose
+    /// pages were baked while this grew may have lost their records and
+    /// outputs, and runs again.
+    pub(crate) fn write_failures(&self) -> u64 {
+        self.failures.get()
     }
 
     /// Upserts a page; replaces its tags when `record.tags` is `Some`.
@@ -1028,10 +1061,6 @@ pub(crate) fn write_failures() -> u64 {
     WRITE_FAILURES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-fn count_write_failures(n: u64) {
-    WRITE_FAILURES.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-}
-
 /// The index thread: applies writes in batched transactions, answers reads
 /// after committing what is pending.
 ///
@@ -1041,7 +1070,7 @@ fn count_write_failures(n: u64) {
 /// row without its tags), the whole transaction is rolled back and the jobs
 /// before it run again, each in a savepoint this time; the failed one is
 /// counted and leaves nothing.
-fn owner(conn: Connection, mut rx: mpsc::Receiver<Command>) {
+fn owner(conn: Connection, mut rx: mpsc::Receiver<Command>, failures: WriteFailures) {
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         let mut pending_read = None;
@@ -1056,9 +1085,9 @@ fn owner(conn: Connection, mut rx: mpsc::Receiver<Command>) {
             match cmd {
                 Command::Write(mut job) => {
                     if let Err(e) = job(&conn) {
-                        count_write_failures(1);
+                        failures.add(1);
                         tracing::error!(error = %e, "an index write failed and was rolled back");
-                        redo(&conn, &mut applied);
+                        redo(&conn, &mut applied, &failures);
                     } else {
                         applied.push(job);
                     }
@@ -1089,7 +1118,7 @@ fn owner(conn: Connection, mut rx: mpsc::Receiver<Command>) {
             }
         }
         if let Err(e) = run(&conn, "COMMIT") {
-            count_write_failures(applied.len() as u64);
+            failures.add(applied.len() as u64);
             tracing::error!(error = %e, "index commit failed");
             let _ = run(&conn, "ROLLBACK");
         }
@@ -1106,7 +1135,7 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 /// After a job failed part-way: rolls the transaction back and applies
 /// again, in a new one, the jobs that had succeeded, each in a savepoint
 /// (one failing now is counted and dropped).
-fn redo(conn: &Connection, applied: &mut Vec<WriteJob>) {
+fn redo(conn: &Connection, applied: &mut Vec<WriteJob>, failures: &WriteFailures) {
     // An error may already have ended the transaction (SQLite rolls back
     // on some); ROLLBACK then fails harmlessly.
     let _ = run(conn, "ROLLBACK");
@@ -1123,7 +1152,7 @@ fn redo(conn: &Connection, applied: &mut Vec<WriteJob>) {
             }
         });
         if let Err(e) = &done {
-            count_write_failures(1);
+            failures.add(1);
             tracing::error!(error = %e, "an index write failed again and was rolled back");
         }
         done.is_ok()

@@ -447,6 +447,40 @@ impl Jobs {
         }
     }
 
+    /// Job `id` runs again from its targets (its last run's records may
+    /// be lost): its report starts over, its waiter keeps waiting.
+    fn restart(&self, id: JobId) {
+        if let Ok(mut t) = self.inner.lock() {
+            if let Some(j) = t.jobs.get_mut(&id) {
+                j.remaining = 0;
+                j.info.done = 0;
+                j.info.state = JobState::Queued;
+                j.info.report = JobReport::default();
+            }
+        }
+    }
+
+    /// Job `id` could not be done within the retry policy: each target is
+    /// reported failed with `why` (a spool file goes to `failed/`).
+    fn give_up(&self, id: JobId, why: &str) {
+        if let Ok(mut t) = self.inner.lock() {
+            if let Some(j) = t.jobs.get_mut(&id) {
+                j.remaining = 0;
+                let failed = j.info.targets.iter().map(|t| (t.clone(), why.to_string()));
+                j.info.report.tally.failed.extend(failed);
+            }
+        }
+        self.complete_if_done(id);
+    }
+
+    fn is_done(&self, id: JobId) -> bool {
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|t| t.jobs.get(&id).map(|j| j.info.state == JobState::Done))
+            .unwrap_or(true)
+    }
+
     /// Drops the reply of every job not done: the scheduler stopped, so
     /// their waiters learn it (a spool file, a journal entry, a stream
     /// entry stays for the next start) instead of waiting forever.
@@ -683,6 +717,91 @@ impl Backlog {
     }
 }
 
+/// The jobs being worked on, with what it takes to run one again. A job
+/// whose targets could not be resolved (the index unreadable), or during
+/// which a write to the index failed (a full disk under the state, a
+/// broken file), may have lost its pages' records and the outputs they
+/// queue: it runs again from its targets under the retry policy, and is
+/// reported done (its spool file, journal entry or stream entry let go)
+/// only once a run of it committed everything.
+#[derive(Debug, Default)]
+struct JobRuns {
+    runs: HashMap<JobId, JobRun>,
+}
+
+#[derive(Debug)]
+struct JobRun {
+    targets: Vec<Target>,
+    /// Runs so far, less one.
+    attempt: u32,
+    /// When the job was first accepted (the give-up age counts from it).
+    first: Instant,
+    /// The index's write failures when this run started.
+    failures_at: u64,
+    /// When it runs again, while it waits to.
+    due: Option<Instant>,
+}
+
+impl JobRuns {
+    fn start(&mut self, id: JobId, targets: Vec<Target>, now: Instant, failures: u64) {
+        self.runs.insert(
+            id,
+            JobRun {
+                targets,
+                attempt: 0,
+                first: now,
+                failures_at: failures,
+                due: None,
+            },
+        );
+    }
+
+    /// Whether an index write failed since job `id`'s run started.
+    fn lost_writes(&self, id: JobId, failures: u64) -> bool {
+        self.runs.get(&id).is_some_and(|r| failures > r.failures_at)
+    }
+
+    /// Schedules job `id` to run again; `None` when the policy gives up.
+    fn again(
+        &mut self,
+        id: JobId,
+        policy: &crate::retry::RetryPolicy,
+        now: Instant,
+    ) -> Option<Duration> {
+        let run = self.runs.get_mut(&id)?;
+        run.attempt += 1;
+        let delay = policy.delay(run.attempt, None);
+        if !policy.keeps_trying((now + delay).duration_since(run.first)) {
+            self.runs.remove(&id);
+            return None;
+        }
+        run.due = Some(now + delay);
+        Some(delay)
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.runs.values().filter_map(|r| r.due).min()
+    }
+
+    /// The jobs due to run again at `now`, with their targets; each run
+    /// counts index failures afresh from `failures`.
+    fn take_due(&mut self, now: Instant, failures: u64) -> Vec<(JobId, Vec<Target>)> {
+        let mut due = Vec::new();
+        for (id, run) in &mut self.runs {
+            if run.due.is_some_and(|d| d <= now) {
+                run.due = None;
+                run.failures_at = failures;
+                due.push((*id, run.targets.clone()));
+            }
+        }
+        due
+    }
+
+    fn finished(&mut self, id: JobId) {
+        self.runs.remove(&id);
+    }
+}
+
 type BakeDone = (Dispatch, PageResult);
 type ResolveDone = (JobId, Instant, Result<Resolved, crate::index::IndexError>);
 
@@ -712,8 +831,10 @@ pub(crate) async fn worker(
     // its job: no job stays queued, no waiter hangs, nothing else is touched.
     let mut baking: HashMap<tokio::task::Id, Dispatch> = HashMap::new();
     let mut resolving_jobs: HashMap<tokio::task::Id, (JobId, Vec<String>)> = HashMap::new();
+    let mut runs = JobRuns::default();
     loop {
         let wake = co.next_due();
+        let rerun = runs.next_due();
         let can_start = tasks.len() < settings.concurrency;
         tokio::select! {
             biased;
@@ -737,7 +858,7 @@ pub(crate) async fn worker(
                 match done {
                     Ok(d) => {
                         backlog.page_done(&d.1, &outputs);
-                        finish(&baker, &jobs, &mut co, &settings, &metrics, d).await
+                        finish(&baker, &jobs, &mut co, &mut runs, &settings, &metrics, d).await
                     }
                     Err(e) => tracing::error!(error = %e, "bake task panicked"),
                 }
@@ -755,6 +876,7 @@ pub(crate) async fn worker(
                             let why = format!("refused: resolving it failed ({})", panic_text(&e));
                             let unmatched: Vec<_> = targets.into_iter().map(|t| (t, why.clone())).collect();
                             jobs.set_urls(id, 0, &unmatched);
+                            runs.finished(id);
                         }
                         continue;
                     }
@@ -771,10 +893,22 @@ pub(crate) async fn worker(
                         for u in resolved.delete {
                             co.event(u, Op::Delete, Some(id), at, settings.debounce);
                         }
+                        if jobs.is_done(id) {
+                            runs.finished(id);
+                        }
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "could not resolve targets");
-                        jobs.set_urls(id, 0, &[]);
+                        // Acknowledged work is not dropped because the
+                        // index cannot be read now: the job runs again.
+                        let why = format!("the index could not be read to resolve the targets: {}", crate::bake::error_chain(&e));
+                        metrics.errors.inc();
+                        match runs.again(id, &settings.retry_policy(), Instant::now()) {
+                            Some(delay) => tracing::error!(job = id, error = %why, retry_in = ?delay, "could not resolve targets; the job runs again"),
+                            None => {
+                                tracing::error!(job = id, error = %why, "could not resolve targets; giving up");
+                                jobs.give_up(id, &why);
+                            }
+                        }
                     }
                 }
             }
@@ -784,11 +918,9 @@ pub(crate) async fn worker(
                 if req.allow_mass_delete {
                     baker.consent_to_removals();
                 }
-                let baker = baker.clone();
                 let targets = crate::targets::dedup(req.targets);
-                let named = targets.iter().map(Target::to_string).collect();
-                let task = resolving.spawn(async move { (id, now, baker.resolve(&targets).await) });
-                resolving_jobs.insert(task.id(), (id, named));
+                runs.start(id, targets.clone(), now, baker.index_write_failures());
+                resolve(&baker, &mut resolving, &mut resolving_jobs, id, targets, now);
             }
             _ = sleep_until(wake), if wake.is_some() && can_start => {
                 let slots = settings.concurrency - tasks.len();
@@ -808,6 +940,12 @@ pub(crate) async fn worker(
                         (d, result)
                     });
                     baking.insert(task.id(), dispatch);
+                }
+            }
+            _ = sleep_until(rerun), if rerun.is_some() => {
+                let now = Instant::now();
+                for (id, targets) in runs.take_due(now, baker.index_write_failures()) {
+                    resolve(&baker, &mut resolving, &mut resolving_jobs, id, targets, now);
                 }
             }
         }
@@ -836,14 +974,16 @@ pub(crate) async fn worker(
             finished.push((d, result));
         }
     }
-    // Committed before any job is reported done (see `finish`).
+    // Committed before any job is reported done (see `finish`); a job
+    // that lost a write stays in its intake for the next start.
     if let Err(e) = baker.flush().await {
         tracing::error!(error = %e, "index flush at shutdown failed");
         finished.clear();
     }
+    let failures = baker.index_write_failures();
     for (d, result) in finished {
         if result.outcome.retry() == Retry::No {
-            for j in &d.jobs {
+            for j in d.jobs.iter().filter(|j| !runs.lost_writes(**j, failures)) {
                 jobs.url_done(*j, &result);
             }
         }
@@ -851,10 +991,26 @@ pub(crate) async fn worker(
     jobs.abandon_unfinished();
 }
 
+/// Starts resolving job `id`'s targets in its own task.
+fn resolve(
+    baker: &Arc<Baker>,
+    resolving: &mut JoinSet<ResolveDone>,
+    resolving_jobs: &mut HashMap<tokio::task::Id, (JobId, Vec<String>)>,
+    id: JobId,
+    targets: Vec<Target>,
+    at: Instant,
+) {
+    let baker = baker.clone();
+    let named = targets.iter().map(Target::to_string).collect();
+    let task = resolving.spawn(async move { (id, at, baker.resolve(&targets).await) });
+    resolving_jobs.insert(task.id(), (id, named));
+}
+
 async fn finish(
     baker: &Baker,
     jobs: &Jobs,
     co: &mut Coalescer,
+    runs: &mut JobRuns,
     settings: &Settings,
     metrics: &Metrics,
     (d, result): BakeDone,
@@ -921,14 +1077,44 @@ async fn finish(
     // journal entry, the stream entry go), so the page records and outbox
     // rows of its pages must be committed first: a kill -9 after the report
     // must not find a page on disk whose record and outputs were lost.
-    if d.jobs.iter().any(|j| jobs.completes_with_one_more(*j)) {
-        if let Err(e) = baker.flush().await {
-            tracing::error!(error = %e, "the index could not commit; the job is not reported done");
-            return;
-        }
-    }
+    // A job during which an index write failed runs again instead.
+    let completing: Vec<JobId> = d
+        .jobs
+        .iter()
+        .copied()
+        .filter(|j| jobs.completes_with_one_more(*j))
+        .collect();
+    let flushed = match completing.is_empty() {
+        true => true,
+        false => match baker.flush().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "the index could not commit");
+                false
+            }
+        },
+    };
+    let failures = baker.index_write_failures();
     for j in &d.jobs {
+        if completing.contains(j) && (!flushed || runs.lost_writes(*j, failures)) {
+            jobs.restart(*j);
+            metrics.errors.inc();
+            match runs.again(*j, &settings.retry_policy(), Instant::now()) {
+                Some(delay) => {
+                    tracing::error!(job = j, retry_in = ?delay, "a write to the index failed while this job ran (see above); it is not reported done and runs again")
+                }
+                None => {
+                    let why = "writes to the index kept failing (see the log); the pages' records may be missing";
+                    tracing::error!(job = j, "{why}; giving up");
+                    jobs.give_up(*j, why);
+                }
+            }
+            continue;
+        }
         jobs.url_done(*j, &result);
+        if jobs.is_done(*j) {
+            runs.finished(*j);
+        }
     }
 }
 

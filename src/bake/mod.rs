@@ -34,7 +34,7 @@ use removal::RunMode;
 use store::{blocking_if, is_big};
 
 pub(crate) use crate::targets::resolve::Resolved;
-pub(crate) use outcome::{Outcome, PageError, PageResult, Retry};
+pub(crate) use outcome::{Outcome, PageError, PageResult, Retry, error_chain};
 pub(crate) use removal::MassDelete;
 pub(crate) use setup::{RunOptions, SetupError};
 pub(crate) use summary::Summary;
@@ -119,6 +119,12 @@ pub(crate) enum OnRecord {
 }
 
 impl Baker {
+    /// Writes to the index that failed since it was opened: a job during
+    /// which this grew runs again ([`crate::index::Index::write_failures`]).
+    pub(crate) fn index_write_failures(&self) -> u64 {
+        self.index.write_failures()
+    }
+
     /// Commits every queued index write (end of a run).
     pub(crate) async fn flush(&self) -> Result<(), crate::index::IndexError> {
         self.index.flush().await

@@ -1,10 +1,11 @@
 //! The machine's own faults (guarantee 2, docs/architecture.md): a disk
-//! that fills up and an app that answers nothing never cost an
-//! acknowledged change or a good page.
+//! that fills up (under the output or under the index) and an app that
+//! answers nothing never cost an acknowledged change or a good page.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::referee::start_cdn;
 use crate::util::{Origin, Page, TestSite, home_and_pages, wait_until};
 
 /// A small tmpfs mounted over `dir` (root only), unmounted when dropped:
@@ -134,6 +135,93 @@ async fn a_full_disk_keeps_every_acknowledged_change_until_space_is_freed() {
         site.queue_files("journal").is_empty(),
         "the journal is empty once done"
     );
+    drop(d);
+    drop(disk);
+}
+
+/// The index's disk fills up: the pages' files are written but their
+/// records (and the outbox rows that tell the CDN) cannot be committed.
+/// The job is not reported done, its journal entry stays, and it runs
+/// again until everything is committed; then the CDN hears of every page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_index_commit_keeps_the_job_until_its_records_are_committed() {
+    let pages = home_and_pages(10, |n| page(n, "v1"));
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let cdn_dir = tempfile::tempdir().unwrap();
+    let (cdn, purges) = start_cdn(cdn_dir.path().to_path_buf()).await;
+    let index_disk = tempfile::tempdir().unwrap();
+    let site = TestSite::for_origin(&origin, "");
+    let toml = site.path().join("site.toml");
+    let mut config = std::fs::read_to_string(&toml).unwrap();
+    config.push_str(&format!(
+        "[site]\nstate = \"{}/index.db\"\nqueue = \"{}\"\n\
+         [daemon]\nmax-retry-delay = \"300ms\"\n\
+         [[purge]]\nkind = \"webhook\"\nurl = \"{cdn}/purge\"\n",
+        index_disk.path().display(),
+        site.queue().display()
+    ));
+    std::fs::write(&toml, config).unwrap();
+    let Some(disk) = SmallDisk::mount(index_disk.path(), "4m") else {
+        return;
+    };
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let d = site.daemon_logged().await;
+    purges.lock().unwrap().seen.clear();
+
+    // The index's disk fills up; every page changes and the app says so.
+    let filler = disk.fill();
+    for n in 0..10 {
+        origin.set(&format!("/p/{n}/"), page(n, "v2"));
+    }
+    let urls: Vec<String> = (0..10).map(|n| format!("\"/p/{n}/\"")).collect();
+    let (code, v) = d
+        .post(
+            "/v1/regen",
+            &format!("{{\"targets\": [{}]}}", urls.join(",")),
+            None,
+        )
+        .await;
+    assert_eq!(code, 202, "acknowledged: {v}");
+    let job = v["job"].as_u64().unwrap();
+    d.wait_for_log(&["index commit failed"]).await;
+    // The job runs again (its pages are asked for again) rather than
+    // being reported done with its records lost.
+    let hits = origin.hits("/p/0/");
+    wait_until(Duration::from_secs(30), "the job to run again", || async {
+        origin.hits("/p/0/") > hits
+    })
+    .await;
+    let (_, info) = d.get(&format!("/v1/jobs/{job}"), None).await;
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_ne!(info["state"], "done", "{info}");
+    assert!(
+        !site.queue_files("journal").is_empty(),
+        "the journal keeps the acknowledged request"
+    );
+
+    // Space comes back: the job lands, records and outputs included.
+    std::fs::remove_file(filler).unwrap();
+    let done = d.job_done(job, None).await;
+    assert_eq!(done["report"]["failed"], serde_json::json!([]), "{done}");
+    wait_until(
+        Duration::from_secs(30),
+        "the CDN to hear of every changed page",
+        || async {
+            let p = purges.lock().unwrap();
+            (0..10).all(|n| p.seen.contains_key(&format!("/p/{n}/")))
+        },
+    )
+    .await;
+    for n in 0..10 {
+        assert!(
+            site.read(&format!("p/{n}/index.html"))
+                .unwrap()
+                .contains("v2")
+        );
+    }
+    assert!(site.queue_files("journal").is_empty(), "journal emptied");
+    assert!(site.queue_files("failed").is_empty());
     drop(d);
     drop(disk);
 }
