@@ -51,6 +51,8 @@ pub enum Command {
     Check(cmd::check::CheckArgs),
     /// Show the tags and state kiln holds for a URL
     Explain(cmd::explain::ExplainArgs),
+    /// Rebuild a damaged or lost index from the output and the origin
+    Index(cmd::index::IndexArgs),
     /// Queue targets for the daemon (durable spool file)
     Enqueue(cmd::enqueue::EnqueueArgs),
     /// Run beside nginx: watch the spool, serve the HTTP endpoint, regenerate on events
@@ -79,6 +81,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<cmd::Exit> {
         Command::Status(a) => cmd::status::run(g, a).await,
         Command::Check(a) => cmd::check::run(g, a).await,
         Command::Explain(a) => cmd::explain::run(g, a).await,
+        Command::Index(a) => cmd::index::run(g, a).await,
         Command::Enqueue(a) => cmd::enqueue::run(g, a).await,
         Command::Daemon(a) => cmd::daemon::run(g, a).await,
         Command::Rollback(a) => cmd::rollback::run(g, a).await,

@@ -12,10 +12,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bake::{Baker, RunOptions, SetupError};
 use crate::config::Config;
+use crate::index::Index;
 use crate::intake::http::{ApiState, HttpIntake};
 use crate::intake::spool::{Spool, SpoolError, SpoolIntake, SpoolLimits};
 use crate::metrics::Metrics;
 use crate::schedule::{self, ChangeListener, Intake, Request, Settings};
+use crate::write::WebRoot;
 
 /// Fatal daemon errors (exit code 1 or 2); per-page errors never end up here.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,78 @@ pub(crate) struct Ready {
     pub(crate) stopping: CancellationToken,
 }
 
+/// Opens the index and the baker over it. A damaged index does not stop
+/// the daemon: it is rebuilt ([`rebuild_index`]).
+async fn open_index(
+    cfg: &Arc<Config>,
+    root: &WebRoot,
+    spool: &Spool,
+    opts: RunOptions,
+) -> Result<(Index, Arc<Baker>), DaemonError> {
+    let damaged = match Index::open(&cfg.state) {
+        Ok(index) if Index::marked_damaged(&cfg.state) => {
+            drop(index);
+            "an earlier run found it damaged".to_string()
+        }
+        Ok(index) => {
+            match Baker::from_parts(cfg.clone(), root.clone(), index.clone(), opts).await {
+                Ok(baker) => return Ok((index, Arc::new(baker))),
+                Err(SetupError::Index(e)) if e.is_corrupt() => crate::bake::error_chain(&e),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(e) if e.is_corrupt() => crate::bake::error_chain(&e),
+        Err(e) => return Err(SetupError::from(e).into()),
+    };
+    let index = rebuild_index(cfg, root, spool, &damaged)?;
+    let baker = Baker::from_parts(cfg.clone(), root.clone(), index.clone(), opts).await?;
+    Ok((index, Arc::new(baker)))
+}
+
+/// Rebuilds a damaged index from the output and the origin: every page
+/// file's URL is queued in the spool first (durable: a kill before the
+/// rebuild is done leaves them queued, and a kill before the index is
+/// moved aside finds it damaged again), with `all` for the seeds and
+/// render routes; then the damaged file is moved aside and a new, empty
+/// index opened. The spool intake bakes the queued pages, which fills the
+/// index with their records and tags again.
+fn rebuild_index(
+    cfg: &Config,
+    root: &WebRoot,
+    spool: &Spool,
+    why: &str,
+) -> Result<Index, DaemonError> {
+    let urls: Vec<String> = root
+        .page_files()
+        .map_err(SetupError::from)?
+        .iter()
+        .filter_map(|f| crate::urlmap::url_for(f))
+        .collect();
+    let mut targets = vec![crate::targets::Target::All];
+    targets.extend(
+        urls.iter()
+            .filter_map(|u| crate::targets::Target::parse(u).ok()),
+    );
+    // Spool files within the daemon's own limits.
+    let per_file = cfg.daemon.max_targets.clamp(1, 5_000);
+    for chunk in targets.chunks(per_file) {
+        spool.enqueue(chunk)?;
+    }
+    let aside = Index::set_aside(&cfg.state).map_err(|source| {
+        SetupError::Index(crate::index::IndexError::Dir {
+            path: cfg.state.clone(),
+            source,
+        })
+    })?;
+    tracing::error!(
+        damage = why,
+        moved_to = %aside.display(),
+        pages = urls.len(),
+        "the index was damaged: it is rebuilt from the output and the origin (every page in the output is queued and baked again)"
+    );
+    Ok(Index::open(&cfg.state).map_err(SetupError::from)?)
+}
+
 /// Runs until `shutdown` completes; then in-flight pages finish, unprocessed
 /// spool files stay for the next start.
 pub(crate) async fn run(
@@ -118,10 +192,9 @@ pub(crate) async fn run(
         cfg.output.precompress_min_bytes,
     )
     .map_err(SetupError::from)?;
-    let index = crate::index::Index::open(&cfg.state).map_err(SetupError::from)?;
-    let baker = Arc::new(Baker::from_parts(cfg.clone(), root.clone(), index.clone(), opts).await?);
-    baker.sweep_stale_temp_files()?;
     let spool = Spool::open(&cfg.queue)?;
+    let (index, baker) = open_index(&cfg, &root, &spool, opts).await?;
+    baker.sweep_stale_temp_files()?;
     let metrics = Arc::new(Metrics::new());
     let backlog = Arc::new(schedule::Backlog::default());
     let cancel = CancellationToken::new();

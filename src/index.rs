@@ -47,9 +47,38 @@ pub(crate) enum IndexError {
     /// The pool's shared index (Redis) could not be read.
     #[error("the pool's shared index could not be read: {0}")]
     Shared(String),
+    /// The database file is damaged.
+    #[error(
+        "the index `{}` is corrupt; the output is intact: run `kiln index rebuild` to rebuild the index from the output and the origin (a daemon rebuilds it itself when it restarts)",
+        path.display()
+    )]
+    Corrupt {
+        /// Database path.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// SQLite's word for a damaged file (or one that is not a database).
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
 }
 
 impl IndexError {
+    /// The index file is damaged (rebuild it; nothing else helps).
+    pub(crate) fn is_corrupt(&self) -> bool {
+        match self {
+            IndexError::Corrupt { .. } => true,
+            IndexError::Open { source, .. } | IndexError::Query(source) => is_corruption(source),
+            _ => false,
+        }
+    }
+
     /// A failed read of the pool's shared index ([`crate::pool`]).
     pub(crate) fn shared(e: impl std::fmt::Display) -> IndexError {
         IndexError::Shared(e.to_string())
@@ -306,6 +335,35 @@ pub(crate) struct Index {
     /// failed commit): work whose records may be missing compares it
     /// before and after ([`Index::write_failures`]).
     failures: WriteFailures,
+    /// Set once SQLite said the file is damaged ([`Index::broken`]).
+    damage: Damage,
+}
+
+/// Whether the index file was found damaged, shared with the index thread.
+/// The first finding leaves a marker file beside the index, so the next
+/// daemon start rebuilds it even when its own first reads do not touch the
+/// damaged pages ([`Index::marked_damaged`]).
+#[derive(Debug, Clone)]
+struct Damage {
+    path: PathBuf,
+    found: Arc<std::sync::OnceLock<String>>,
+}
+
+impl Damage {
+    /// Notes `e` when it says the file is damaged.
+    fn note(&self, e: &rusqlite::Error) {
+        if is_corruption(e) && self.found.set(e.to_string()).is_ok() {
+            tracing::error!(index = %self.path.display(), error = %e, "the index is corrupt: rebuild it from the output and the origin (a daemon does when it restarts; else `kiln index rebuild`)");
+            let _ = std::fs::write(marker_of(&self.path), e.to_string());
+        }
+    }
+}
+
+/// The file that says the index at `path` was found damaged.
+fn marker_of(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".corrupt");
+    PathBuf::from(name)
 }
 
 /// A count of failed index writes, shared with the index thread.
@@ -403,9 +461,15 @@ impl Index {
                 source,
             })?;
         }
-        let open_err = |source| IndexError::Open {
-            path: path.to_path_buf(),
-            source,
+        let open_err = |source| match is_corruption(&source) {
+            true => IndexError::Corrupt {
+                path: path.to_path_buf(),
+                source,
+            },
+            false => IndexError::Open {
+                path: path.to_path_buf(),
+                source,
+            },
         };
         let conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
@@ -414,7 +478,11 @@ impl Index {
         migrate(&conn).map_err(open_err)?;
         let (tx, rx) = mpsc::channel(4096);
         let failures = WriteFailures::default();
-        let counted = failures.clone();
+        let damage = Damage {
+            path: path.to_path_buf(),
+            found: Arc::default(),
+        };
+        let counted = (failures.clone(), damage.clone());
         let handle = std::thread::Builder::new()
             .name("kiln-index".into())
             .spawn(move || owner(conn, rx, counted))
@@ -423,6 +491,7 @@ impl Index {
             tx,
             thread: handle.thread().clone(),
             failures,
+            damage,
         })
     }
 
@@ -462,7 +531,65 @@ impl Index {
             .map_err(|_| IndexError::Closed)?;
         // A read is served at once, also while a write batch is gathered.
         self.thread.unpark();
-        Ok(rx.await.map_err(|_| IndexError::Closed)??)
+        match rx.await.map_err(|_| IndexError::Closed)? {
+            Ok(v) => Ok(v),
+            Err(e) if is_corruption(&e) => {
+                self.damage.note(&e);
+                Err(IndexError::Corrupt {
+                    path: self.damage.path.clone(),
+                    source: e,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Why the index file is damaged, once SQLite said so: the daemon's
+    /// intake and `/healthz` answer 503 with it.
+    pub(crate) fn broken(&self) -> Option<String> {
+        self.damage.found.get().map(|why| {
+            format!(
+                "the index `{}` is corrupt ({why}): restart the daemon to rebuild it from the output and the origin (or stop it and run `kiln index rebuild`)",
+                self.damage.path.display()
+            )
+        })
+    }
+
+    /// Whether an earlier run found the index at `path` damaged (it left
+    /// a marker beside it): the daemon then rebuilds it at start.
+    pub(crate) fn marked_damaged(path: &Path) -> bool {
+        marker_of(path).exists()
+    }
+
+    /// Moves a damaged index (and its WAL and shared-memory files) aside,
+    /// to `<path>.broken-<unix time>`, kept for a post-mortem. Returns the
+    /// new name.
+    pub(crate) fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let with = |suffix: &str| {
+            let mut name = path.as_os_str().to_os_string();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        let aside = with(&format!(".broken-{stamp}"));
+        for part in ["", "-wal", "-shm"] {
+            let mut to = aside.as_os_str().to_os_string();
+            to.push(part);
+            match std::fs::rename(with(part), PathBuf::from(to)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match std::fs::remove_file(marker_of(path)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(aside)
     }
 
     /// Waits until every queued write is committed (or failed: compare
@@ -1070,7 +1197,11 @@ pub(crate) fn write_failures() -> u64 {
 /// row without its tags), the whole transaction is rolled back and the jobs
 /// before it run again, each in a savepoint this time; the failed one is
 /// counted and leaves nothing.
-fn owner(conn: Connection, mut rx: mpsc::Receiver<Command>, failures: WriteFailures) {
+fn owner(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Command>,
+    (failures, damage): (WriteFailures, Damage),
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         let mut pending_read = None;
@@ -1086,6 +1217,7 @@ fn owner(conn: Connection, mut rx: mpsc::Receiver<Command>, failures: WriteFailu
                 Command::Write(mut job) => {
                     if let Err(e) = job(&conn) {
                         failures.add(1);
+                        damage.note(&e);
                         tracing::error!(error = %e, "an index write failed and was rolled back");
                         redo(&conn, &mut applied, &failures);
                     } else {
@@ -1119,6 +1251,7 @@ fn owner(conn: Connection, mut rx: mpsc::Receiver<Command>, failures: WriteFailu
         }
         if let Err(e) = run(&conn, "COMMIT") {
             failures.add(applied.len() as u64);
+            damage.note(&e);
             tracing::error!(error = %e, "index commit failed");
             let _ = run(&conn, "ROLLBACK");
         }

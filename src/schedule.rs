@@ -427,9 +427,15 @@ impl Jobs {
             j.info.state = JobState::Done;
             // One line per job at info; each page's line is at debug.
             let t = &j.info.report.tally;
+            // A rebuild's job names every page: the line shows a few.
+            let shown = j.info.targets.len().min(10);
+            let more = match j.info.targets.len() - shown {
+                0 => String::new(),
+                n => format!(" (and {n} more)"),
+            };
             tracing::info!(
                 job = id,
-                targets = %j.info.targets.join(" "),
+                targets = %format!("{}{more}", j.info.targets[..shown].join(" ")),
                 urls = j.info.report.urls,
                 written = t.written,
                 unchanged = t.unchanged,

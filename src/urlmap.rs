@@ -140,6 +140,61 @@ pub(crate) fn file_for(
     Ok(file)
 }
 
+/// The URL path a file in the output was baked from: [`file_for`] read
+/// backwards (`index.html` → its directory with a slash, anything else its
+/// own path), segments percent-encoded as the canonical form has them.
+/// `None` for what no URL maps to (dot files, temp files, names that are
+/// not UTF-8). Rebuilding the index from the output uses it.
+pub(crate) fn url_for(file: &std::path::Path) -> Option<String> {
+    let mut segs = Vec::new();
+    for part in file.components() {
+        let std::path::Component::Normal(name) = part else {
+            return None;
+        };
+        let name = name.to_str()?;
+        if name.starts_with('.') {
+            return None;
+        }
+        segs.push(name);
+    }
+    let dir_page = segs.last() == Some(&"index.html");
+    if dir_page {
+        segs.pop();
+    }
+    let mut url = String::from("/");
+    for (i, seg) in segs.iter().enumerate() {
+        if i > 0 {
+            url.push('/');
+        }
+        url.extend(percent_encoding::utf8_percent_encode(seg, SEGMENT));
+    }
+    if dir_page && !segs.is_empty() {
+        url.push('/');
+    }
+    crate::urlpath::canonical(&url).ok()
+}
+
+/// What a path segment percent-encodes: everything but RFC 3986's
+/// unreserved characters and sub-delimiters, `:` and `@`.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
+
 /// The `Content-Type` a file's extension stands for (the common part of
 /// nginx's `mime.types`), for rendered pages without an explicit type.
 pub(crate) fn content_type_of(file: &std::path::Path) -> &'static str {
@@ -201,6 +256,34 @@ mod tests {
 
     fn map(p: &str, html: bool) -> Result<String, PathError> {
         file_for(p, html, QueryPolicy::Skip).map(|f| f.to_string_lossy().into_owned())
+    }
+
+    #[test]
+    fn a_file_maps_back_to_the_url_it_was_baked_from() {
+        for (url, html) in [
+            ("/", true),
+            ("/a/", true),
+            ("/a/b/", true),
+            ("/feed.xml", false),
+            ("/page.html", true),
+            ("/caf%C3%A9/", true),
+            ("/a%20b/c%3Fd/", true),
+            ("/data/x.json", false),
+            ("/~user/(1)/", true),
+        ] {
+            let file = file_for(url, html, QueryPolicy::Skip).unwrap();
+            assert_eq!(url_for(&file).as_deref(), Some(url), "{}", file.display());
+            // And the URL maps to the same file again.
+            let back = url_for(&file).unwrap();
+            assert_eq!(file_for(&back, html, QueryPolicy::Skip).unwrap(), file);
+        }
+        for not_a_page in [".kiln-tmp-1-x", "a/.hidden", "../x", "/etc/passwd"] {
+            assert_eq!(
+                url_for(std::path::Path::new(not_a_page)),
+                None,
+                "{not_a_page}"
+            );
+        }
     }
 
     #[test]

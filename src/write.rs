@@ -437,6 +437,38 @@ impl WebRoot {
         Ok(swept)
     }
 
+    /// Every page file in the root (relative paths), without the
+    /// precompressed siblings, temp files and dot files: what rebuilding
+    /// the index from the output starts from. Does not follow symlinks.
+    pub(crate) fn page_files(&self) -> Result<Vec<PathBuf>, WriteError> {
+        let root = self.root_dir()?;
+        let mut files = Vec::new();
+        let walk = walkdir::WalkDir::new(&root.path)
+            .follow_links(false)
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+        for entry in walk {
+            let Ok(entry) = entry else { continue };
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let path = entry.path();
+            let sibling = Encoding::ALL.iter().any(|enc| {
+                let name = path.to_string_lossy();
+                name.strip_suffix(enc.suffix())
+                    .is_some_and(|page| Path::new(page).is_file())
+            });
+            if sibling {
+                continue;
+            }
+            if let Ok(rel) = path.strip_prefix(&root.path) {
+                files.push(rel.to_path_buf());
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
     /// The baker's three steps in one call, for tests: [`WebRoot::stage_page`],
     /// [`WebRoot::make_durable`] (on a runtime of its own), [`Staged::place`].
     #[cfg(test)]

@@ -87,7 +87,7 @@ async fn build(
         (None, root)
     };
     let baked = match root {
-        Ok(root) => bake_all(g, cfg.clone(), root, &args).await,
+        Ok(root) => bake_all(g, cfg.clone(), root, &args.guard, Vec::new()).await,
         Err(e) => Err(e.into()),
     };
     let (summary, root, guarded) = match (baked, &release) {
@@ -149,27 +149,24 @@ async fn build(
     Ok(exit)
 }
 
-/// Bakes everything into `out`: render routes, then the crawl from the seeds.
-async fn bake_all(
+/// Bakes everything into `out`: render routes, then the crawl from the
+/// seeds (and `more_seeds`: the output's pages when the index is rebuilt).
+pub(super) async fn bake_all(
     g: &GlobalArgs,
     cfg: Arc<crate::config::Config>,
     root: WebRoot,
-    args: &BuildArgs,
+    guard: &super::GuardFlags,
+    more_seeds: Vec<String>,
 ) -> anyhow::Result<(Summary, WebRoot, Result<usize, MassDelete>)> {
-    let baker = Arc::new(Baker::with_root(cfg, root.clone(), args.guard.run_options()).await?);
+    let baker = Arc::new(Baker::with_root(cfg, root.clone(), guard.run_options()).await?);
     baker.sweep_stale_temp_files()?;
     let progress = g.progress();
     let shutdown = CancellationToken::new();
-    let mut summary = crawl::run(
-        &baker,
-        baker.build_seeds_with_known().await,
-        Follow::All,
-        &progress,
-        &shutdown,
-    )
-    .await;
+    let mut seeds = baker.build_seeds_with_known().await;
+    seeds.extend(more_seeds);
+    let mut summary = crawl::run(&baker, seeds, Follow::All, &progress, &shutdown).await;
     progress.finish_and_clear();
-    let guarded = baker.apply_removals(args.guard.allow_mass_delete).await;
+    let guarded = baker.apply_removals(guard.allow_mass_delete).await;
     summary.finish();
     baker.flush().await?;
     Ok((summary, root, guarded))

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod delete;
 pub mod enqueue;
 pub mod explain;
+pub mod index;
 pub mod init;
 pub mod mirror;
 pub mod nginx;

@@ -162,7 +162,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/status", get(status_page))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         // Not behind the token: nginx calls it for anonymous visitors, and
         // all it can do is what any visitor through nginx can (fetch a
         // public page of the origin, bake it if the privacy rules pass).
@@ -171,6 +171,15 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/fill/{*path}", get(fill))
         .merge(guarded)
         .with_state(state)
+}
+
+/// `ok`, or 503 with the reason while the daemon cannot keep its promise
+/// (its index is damaged: what it accepted could not be recorded).
+async fn healthz(State(s): State<ApiState>) -> Response {
+    match s.index.broken() {
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+        None => "ok\n".into_response(),
+    }
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -330,6 +339,11 @@ async fn regen(State(s): State<ApiState>, req: Request) -> Response {
                 s.max_targets
             ),
         );
+    }
+    // A 202 promises the work will be done; with a damaged index it could
+    // not be recorded (the caller retries, or queues it in the spool).
+    if let Some(why) = s.index.broken() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, why);
     }
     // Durable first: a 202 promises the work survives a kill -9.
     let (reply, report) = tokio::sync::oneshot::channel();

@@ -294,3 +294,89 @@ async fn empty_answers_never_blank_a_page() {
     assert_eq!(allowed.read("p/0/index.html").as_deref(), Some(""));
     drop(d);
 }
+
+/// Damages every page of the index after its first (the schema stays, so
+/// SQLite opens it and fails on the first read of any table).
+fn damage_index(site: &TestSite) {
+    let db = site.state_dir().join("index.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    drop(conn);
+    let mut bytes = std::fs::read(&db).unwrap();
+    assert!(bytes.len() > 4096 * 3, "an index of several pages");
+    for (i, b) in bytes.iter_mut().enumerate().skip(4096) {
+        *b = (i % 251) as u8;
+    }
+    std::fs::write(&db, bytes).unwrap();
+}
+
+fn tagged(n: usize, version: &str) -> Page {
+    page(n, version).with_header("surrogate-key", &format!("post:{n}"))
+}
+
+/// A damaged index loses nothing. `kiln regen` names the damage and the
+/// fix; `kiln index rebuild` rebuilds it from the output and the origin,
+/// tags included (a tag event lands afterwards); and a daemon started on a
+/// damaged index rebuilds it itself and takes the next event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_index_is_rebuilt_from_the_output_and_the_origin() {
+    let pages = home_and_pages(30, |n| tagged(n, "v1"));
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(&origin, "");
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let before = crate::util::snapshot(&site);
+    damage_index(&site);
+    let damaged = std::fs::read(site.state_dir().join("index.db")).unwrap();
+
+    // A one-shot command says what is wrong and what to do.
+    let run = site.kiln(&["regen", "/p/3/"]).await;
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert!(
+        run.all().contains("is corrupt") && run.all().contains("kiln index rebuild"),
+        "{}",
+        run.all()
+    );
+
+    // `kiln index rebuild`: every page kept, the tags known again.
+    let run = site.kiln(&["index", "rebuild"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(crate::util::snapshot(&site), before, "{}", run.all());
+    origin.set("/p/3/", tagged(3, "v2"));
+    let run = site.kiln(&["regen", "tag:post:3"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        site.read("p/3/index.html").unwrap().contains("v2"),
+        "{}",
+        run.all()
+    );
+
+    // The same damage under a daemon: it starts, rebuilds, and a tag event
+    // then lands.
+    std::fs::write(site.state_dir().join("index.db"), &damaged).unwrap();
+    let _ = std::fs::remove_file(site.state_dir().join("index.db-wal"));
+    let _ = std::fs::remove_file(site.state_dir().join("index.db-shm"));
+    let d = site.daemon(&[]).await;
+    let (code, health) = d.get("/healthz", None).await;
+    assert_eq!(code, 200, "{health}");
+    d.settle(None).await;
+    wait_until(Duration::from_secs(30), "the rebuild to finish", || async {
+        site.queue_files("new").is_empty() && site.queue_files("journal").is_empty()
+    })
+    .await;
+    d.settle(None).await;
+    origin.set("/p/5/", tagged(5, "v3"));
+    let (code, v) = d
+        .post("/v1/regen", r#"{"targets": ["tag:post:5"]}"#, None)
+        .await;
+    assert_eq!(code, 202, "{v}");
+    let job = d.job_done(v["job"].as_u64().unwrap(), None).await;
+    assert_eq!(job["report"]["urls"], 1, "{job}");
+    assert!(site.read("p/5/index.html").unwrap().contains("v3"));
+    for file in before.keys() {
+        assert!(site.file(file).exists(), "{file} kept");
+    }
+    assert!(site.queue_files("failed").is_empty());
+    drop(d);
+}
