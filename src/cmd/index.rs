@@ -9,6 +9,9 @@ use crate::write::WebRoot;
 
 /// `kiln index` flags.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  kiln index rebuild                        the index is corrupt: rebuild it from the output and the origin
+  kiln index rebuild --allow-mass-delete    the same, removing pages the origin no longer has however many")]
 pub struct IndexArgs {
     /// What to do.
     #[command(subcommand)]
