@@ -86,10 +86,13 @@ impl Answer {
     /// Failures and "no page here" are shown again, without asking the
     /// origin, until the window ends.
     fn is_remembered(&self) -> bool {
-        matches!(
-            self,
-            Answer::Unavailable { .. } | Answer::Shared { baked: false, .. }
-        )
+        // A 404 or an outage is shown for the window; a page that is not
+        // baked (an asset) is asked for again, as the app would serve it.
+        match self {
+            Answer::Unavailable { .. } => true,
+            Answer::Shared { baked, status, .. } => !baked && *status != 200,
+            Answer::ToApp(_) => false,
+        }
     }
 }
 
@@ -320,6 +323,19 @@ impl Filler {
                         baked: true,
                     },
                     None => Answer::ToApp("the page is too large to show from memory"),
+                }
+            }
+            // A public answer kiln does not bake (an asset): shown as it
+            // came, so the app is not asked twice.
+            Outcome::Skipped(_) if filled.shareable && fetched.is_some_and(|f| f.status == 200) => {
+                match self.body_of(path, filled, false).await {
+                    Some(body) => Answer::Shared {
+                        status: 200,
+                        content_type: content_type(),
+                        body,
+                        baked: false,
+                    },
+                    None => Answer::ToApp("the answer is too large to show from memory"),
                 }
             }
             Outcome::Deleted | Outcome::Skipped(_)

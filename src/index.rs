@@ -878,8 +878,7 @@ impl Index {
         self.peek(move |conn| {
             conn.prepare_cached(
                 "SELECT file, etag, last_modified FROM pages
-                 WHERE url = ?1 AND status = 'ok' AND file IS NOT NULL
-                   AND (etag IS NOT NULL OR last_modified IS NOT NULL)",
+                 WHERE url = ?1 AND status = 'ok' AND file IS NOT NULL",
             )?
             .query_row([&url], |r| {
                 Ok((
@@ -906,8 +905,7 @@ impl Index {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT url, file, etag, last_modified FROM pages
-                 WHERE status = 'ok' AND file IS NOT NULL
-                   AND (etag IS NOT NULL OR last_modified IS NOT NULL)",
+                 WHERE status = 'ok' AND file IS NOT NULL",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
@@ -1081,7 +1079,8 @@ impl Index {
             let mut stmt = conn.prepare_cached(
                 "SELECT url, content_type FROM pages
                  WHERE file IS NOT NULL AND content_type IS NOT NULL
-                   AND content_type NOT LIKE 'text/html%' ORDER BY url",
+                   AND content_type NOT LIKE 'text/html%'
+                   AND file NOT LIKE '.kiln-typed/%' ORDER BY url",
             )?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()

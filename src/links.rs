@@ -112,7 +112,7 @@ impl Scope {
 
     /// True when a path passes include/exclude.
     pub(crate) fn allows(&self, path: &str) -> bool {
-        self.crawl.include.is_match(path) && !self.crawl.exclude.is_match(path)
+        self.crawl.allows(path)
     }
 }
 

@@ -51,34 +51,10 @@ pub(crate) fn site_id(o: &NginxOptions) -> String {
     h.finalize().to_hex()[..8].to_string()
 }
 
-/// Media types the block serves from the types map, each with the name
-/// of its internal location. A fixed list, so a file of one of these types
-/// baked after the block was generated is served right once its map line
-/// is there; a file of another type is served by its extension (and
-/// `kiln nginx` says which).
-pub(crate) const TYPED: &[(&str, &str)] = &[
-    ("rss", "application/rss+xml"),
-    ("atom", "application/atom+xml"),
-    ("json", "application/json"),
-    ("feed-json", "application/feed+json"),
-    ("ld-json", "application/ld+json"),
-    ("xml", "application/xml"),
-    ("text-xml", "text/xml"),
-    ("text", "text/plain"),
-    ("css", "text/css"),
-    ("js", "application/javascript"),
-    ("text-js", "text/javascript"),
-    ("svg", "image/svg+xml"),
-    ("manifest", "application/manifest+json"),
-    ("calendar", "text/calendar"),
-    ("csv", "text/csv"),
-    ("pdf", "application/pdf"),
-    ("xhtml", "application/xhtml+xml"),
-];
-
 /// The types map nginx reads (`map $uri $kiln_type`): one line per baked
 /// file that is not HTML, its decoded URL path and the name of its type's
-/// location. Also returns the URLs whose type is not in [`TYPED`].
+/// location. Also returns the URLs whose type is not in
+/// [`crate::urlmap::TYPED`].
 pub(crate) fn types_map(pages: &[(String, String)]) -> (String, Vec<(String, String)>) {
     let mut text =
         String::from("# Written by kiln: the Content-Type of each baked file that is not HTML.\n");
@@ -102,7 +78,7 @@ pub(crate) fn types_map(pages: &[(String, String)]) -> (String, Vec<(String, Str
         else {
             continue;
         };
-        match TYPED.iter().find(|(_, m)| *m == media_type) {
+        match crate::urlmap::TYPED.iter().find(|(_, m)| *m == media_type) {
             Some((name, _)) => text.push_str(&format!("\"{location}\" {name};\n")),
             None => other.push((location, media_type)),
         }
@@ -268,7 +244,7 @@ pub(crate) fn render(o: &NginxOptions) -> String {
         origin => o.origin.as_deref().map(|u| u.trim_end_matches('/')),
         brotli => o.brotli,
         types_map => o.types_map.display().to_string(),
-        typed => TYPED.iter().map(|(name, media_type)| minijinja::context! { name, media_type }).collect::<Vec<_>>(),
+        typed => crate::urlmap::TYPED.iter().map(|(name, media_type)| minijinja::context! { name, media_type }).collect::<Vec<_>>(),
         not_found_page => o.not_found_page && o.origin.is_none(),
         fill => o.origin.as_ref().and(o.fill).map(|a| a.to_string()),
     };
@@ -312,10 +288,15 @@ mod tests {
             "location = \"/old/\" {{\n        error_page 418 = @origin;\n        if ($kiln_{id}_method) {{ return 418; }}\n        if ($kiln_{id}_session) {{ return 418; }}\n        if ($kiln_{id}_query) {{ return 418; }}\n        return 301 \"/new/\";\n    }}"
         );
         let typed =
-            format!("if ($kiln_{id}_type) {{ rewrite ^ /.kiln-typed/$kiln_{id}_type$uri last; }}");
+            format!("if ($kiln_{id}_type) {{ rewrite ^ /.kiln-as/$kiln_{id}_type$uri last; }}");
+        let leaf = format!(
+            "if (-f \"$document_root/.kiln-typed/rss$kiln_{id}_leaf\") {{ rewrite ^ \"/.kiln-typed/rss$kiln_{id}_leaf\" last; }}"
+        );
         for want in [
             "root \"/srv/www/current\";",
-            "try_files $uri $uri/index.html @origin;",
+            "try_files $uri $uri/index.html @typed;",
+            &leaf,
+            "try_files $uri @origin;\n    }",
             "gzip_static on;",
             "location ~ /\\. {",
             "\"~(^|;)\\s*sessionid=\" 1;",
@@ -334,8 +315,8 @@ mod tests {
         assert!(!conf.contains("evil"), "unsafe redirect skipped");
         assert_eq!(
             conf.matches("default_type").count(),
-            TYPED.len(),
-            "one location per type, whatever the number of files"
+            2 * crate::urlmap::TYPED.len(),
+            "two locations per type (the typed tree, the types map), whatever the number of files"
         );
         assert!(!conf.contains("bad;cookie"), "unsafe cookie name skipped");
         assert_eq!(conf.matches('{').count(), conf.matches('}').count());

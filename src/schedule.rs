@@ -89,6 +89,8 @@ pub(crate) struct Dispatch {
     pub(crate) first_event: Instant,
     /// Retry attempt (0 first).
     pub(crate) attempt: u32,
+    /// When this bake was started (set by the worker).
+    pub(crate) started: Option<Instant>,
 }
 
 /// Pure coalescing state: pending URLs with due times, URLs in flight.
@@ -219,6 +221,7 @@ impl Coalescer {
                     jobs: p.jobs,
                     first_event: p.first_event,
                     attempt: p.attempt,
+                    started: None,
                 })
             })
             .collect()
@@ -723,6 +726,59 @@ impl Backlog {
     }
 }
 
+/// Targets that name pages by what the index knows of them (tags, globs,
+/// `all`), kept while a bake that started before them is in flight. A page
+/// baked for the first time is not in the index until its bake records it,
+/// so such a target resolved meanwhile cannot name it, although its fetch
+/// may have read the page before the change the target announces. When such
+/// a bake ends, its page is checked against the targets that arrived after
+/// it started, and baked once more if one names it. (A page the index knew
+/// is named by the resolution itself, and the coalescer bakes it once more.)
+#[derive(Debug, Default)]
+struct LateTargets {
+    recent: std::collections::VecDeque<(Instant, Target, JobId)>,
+}
+
+impl LateTargets {
+    fn note(&mut self, at: Instant, targets: &[Target], job: JobId) {
+        for t in targets {
+            if matches!(t, Target::Tag(_) | Target::Glob(_) | Target::All) {
+                self.recent.push_back((at, t.clone(), job));
+            }
+        }
+    }
+
+    /// The jobs whose targets, arrived after `started`, name the page at
+    /// `url` with `tags`.
+    fn naming(&self, url: &str, tags: &[String], started: Instant) -> Vec<JobId> {
+        let mut jobs: Vec<JobId> = self
+            .recent
+            .iter()
+            .filter(|(at, _, _)| *at >= started)
+            .filter(|(_, t, _)| match t {
+                Target::Tag(tag) => tags.iter().any(|t| t == tag),
+                Target::Glob(pattern) => crate::glob::path_matcher(pattern)
+                    .is_ok_and(|m| m.is_match(url.split('?').next().unwrap_or(url))),
+                Target::All => true,
+                _ => false,
+            })
+            .map(|(_, _, job)| *job)
+            .collect();
+        jobs.dedup();
+        jobs
+    }
+
+    /// Forgets what arrived before every bake in flight started.
+    fn prune(&mut self, oldest_in_flight: Option<Instant>) {
+        while let Some((at, _, _)) = self.recent.front() {
+            if oldest_in_flight.is_some_and(|oldest| *at >= oldest) {
+                break;
+            }
+            self.recent.pop_front();
+        }
+    }
+}
+
 /// The jobs being worked on, with what it takes to run one again. A job
 /// whose targets could not be resolved (the index unreadable), or during
 /// which a write to the index failed (a full disk under the state, a
@@ -838,6 +894,7 @@ pub(crate) async fn worker(
     let mut baking: HashMap<tokio::task::Id, Dispatch> = HashMap::new();
     let mut resolving_jobs: HashMap<tokio::task::Id, (JobId, Vec<String>)> = HashMap::new();
     let mut runs = JobRuns::default();
+    let mut late = LateTargets::default();
     loop {
         let wake = co.next_due();
         let rerun = runs.next_due();
@@ -864,6 +921,7 @@ pub(crate) async fn worker(
                 match done {
                     Ok(d) => {
                         backlog.page_done(&d.1, &outputs);
+                        bake_again_if_named(&late, &jobs, &mut co, &settings, &d);
                         finish(&baker, &jobs, &mut co, &mut runs, &settings, &metrics, d).await
                     }
                     Err(e) => tracing::error!(error = %e, "bake task panicked"),
@@ -925,12 +983,14 @@ pub(crate) async fn worker(
                     baker.consent_to_removals();
                 }
                 let targets = crate::targets::dedup(req.targets);
+                late.note(now, &targets, id);
                 runs.start(id, targets.clone(), now, baker.index_write_failures());
                 resolve(&baker, &mut resolving, &mut resolving_jobs, id, targets, now);
             }
             _ = sleep_until(wake), if wake.is_some() && can_start => {
                 let slots = settings.concurrency - tasks.len();
-                for d in co.take_due(Instant::now(), slots) {
+                for mut d in co.take_due(Instant::now(), slots) {
+                    d.started = Some(Instant::now());
                     let baker = baker.clone();
                     metrics.fetches.inc();
                     let dispatch = d.clone();
@@ -955,6 +1015,7 @@ pub(crate) async fn worker(
                 }
             }
         }
+        late.prune(baking.values().filter_map(|d| d.started).min());
         let (pending, running) = co.backlog();
         metrics.set_backlog(pending, running);
         metrics.retrying.set(co.retrying() as i64);
@@ -995,6 +1056,37 @@ pub(crate) async fn worker(
         }
     }
     jobs.abandon_unfinished();
+}
+
+/// A page whose bake started before a tag, glob or `all` target that names
+/// it arrived is baked once more, for that target's jobs ([`LateTargets`]).
+fn bake_again_if_named(
+    late: &LateTargets,
+    jobs: &Jobs,
+    co: &mut Coalescer,
+    settings: &Settings,
+    (d, result): &BakeDone,
+) {
+    let (Some(started), Op::Bake) = (d.started, d.op) else {
+        return;
+    };
+    if !matches!(result.outcome, Outcome::Written | Outcome::Unchanged) {
+        return;
+    }
+    let url = result.final_path.as_deref().unwrap_or(&d.url);
+    let named = late.naming(url, &result.tags, started);
+    if named.is_empty() {
+        return;
+    }
+    tracing::debug!(url, jobs = ?named, "a target that names this page arrived while it was baked for the first time; baking it once more");
+    let now = Instant::now();
+    co.event(url.to_string(), Op::Bake, None, now, settings.debounce);
+    for job in named {
+        if !jobs.is_done(job) {
+            jobs.add_urls(job, 1);
+            co.event(url.to_string(), Op::Bake, Some(job), now, settings.debounce);
+        }
+    }
 }
 
 /// Starts resolving job `id`'s targets in its own task.
@@ -1289,6 +1381,7 @@ mod tests {
             jobs: vec![7],
             first_event: t0,
             attempt: 0,
+            started: None,
         };
         co.finished("/a/");
         co.retry(d, t0 + W * 50);
@@ -1351,6 +1444,7 @@ mod tests {
             jobs: vec![],
             first_event: t0,
             attempt: 0,
+            started: None,
         };
         let transient = Retry::Transient(None);
         // Jittered into the upper half of the backoff (crate::retry).

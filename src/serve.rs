@@ -339,15 +339,16 @@ async fn serve(State(p): State<Preview>, req: Request) -> Response {
                     .unwrap_or_default();
             }
         }
-        if let Some((rel, bytes)) = find_file(&p.root, &canonical) {
-            let content_type = match p
-                .index
-                .page(&canonical)
-                .await
-                .ok()
-                .flatten()
-                .and_then(|r| r.content_type)
-            {
+        let record = p.index.page(&canonical).await.ok().flatten();
+        // As nginx does: the file the path names, else the page's file in
+        // the typed tree.
+        let found = find_file(&p.root, &canonical).or_else(|| {
+            let rel = PathBuf::from(record.as_ref()?.file.as_ref()?);
+            let typed = rel.starts_with(crate::urlmap::TYPED_TREE);
+            typed.then(|| p.root.read_page(&rel).map(|b| (rel, b)))?
+        });
+        if let Some((rel, bytes)) = found {
+            let content_type = match record.and_then(|r| r.content_type) {
                 Some(ct) => ct,
                 None => crate::urlmap::content_type_of(&rel).to_string(),
             };

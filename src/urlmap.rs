@@ -147,7 +147,7 @@ pub(crate) fn file_for(
 /// not UTF-8). Rebuilding the index from the output uses it.
 pub(crate) fn url_for(file: &std::path::Path) -> Option<String> {
     let mut segs = Vec::new();
-    for part in file.components() {
+    for part in logical(file).components() {
         let std::path::Component::Normal(name) = part else {
             return None;
         };
@@ -195,6 +195,75 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b':')
     .remove(b'@');
 
+/// The media types kiln serves with their own type whatever the file's
+/// name, each with a short name: the name of its directory in the typed
+/// tree ([`TYPED_TREE`]) and of its internal locations in the nginx block.
+/// A fixed list, so a block generated once serves a page of any of these
+/// types baked later; a page of another type is served by its extension
+/// (the types map corrects that at nginx's next reload, and `kiln nginx`
+/// says which).
+pub(crate) const TYPED: &[(&str, &str)] = &[
+    ("rss", "application/rss+xml"),
+    ("atom", "application/atom+xml"),
+    ("json", "application/json"),
+    ("feed-json", "application/feed+json"),
+    ("ld-json", "application/ld+json"),
+    ("xml", "application/xml"),
+    ("text-xml", "text/xml"),
+    ("text", "text/plain"),
+    ("css", "text/css"),
+    ("js", "application/javascript"),
+    ("text-js", "text/javascript"),
+    ("svg", "image/svg+xml"),
+    ("manifest", "application/manifest+json"),
+    ("calendar", "text/calendar"),
+    ("csv", "text/csv"),
+    ("pdf", "application/pdf"),
+    ("xhtml", "application/xhtml+xml"),
+];
+
+/// The typed tree: a page whose file name would make nginx serve it with
+/// the wrong type (a feed at `/feed/` is `feed/index.html`, JSON at
+/// `/api/x` has no extension) is written under `.kiln-typed/<name>/`
+/// instead, where the block's location for its type serves it with that
+/// type from its first request (no reload, no map). See [`placed`].
+pub(crate) const TYPED_TREE: &str = ".kiln-typed";
+
+/// Where a page's file goes under the root: its file ([`file_for`]), or
+/// that path in the typed tree ([`TYPED_TREE`]) when the page is not HTML,
+/// its type is one of [`TYPED`], and the file's name says otherwise (an
+/// `index.html`, or no extension at all). A file whose own extension names
+/// a type (`feed.xml`) stays where it is: it is a file users expect there.
+pub(crate) fn placed(file: PathBuf, content_type: &str) -> PathBuf {
+    let media = media_type(content_type);
+    if media == "text/html" || media == "application/xhtml+xml" {
+        return file;
+    }
+    let misnamed =
+        file.file_name().is_some_and(|n| n == "index.html") || file.extension().is_none();
+    match TYPED.iter().find(|(_, m)| *m == media) {
+        Some((name, _)) if misnamed => PathBuf::from(TYPED_TREE).join(name).join(file),
+        _ => file,
+    }
+}
+
+/// A placed file's path as the site has it: the typed tree's prefix
+/// removed (object keys in a bucket, URLs read back from the output).
+pub(crate) fn logical(file: &std::path::Path) -> &std::path::Path {
+    let Ok(rest) = file.strip_prefix(TYPED_TREE) else {
+        return file;
+    };
+    let mut parts = rest.components();
+    match parts.next() {
+        Some(std::path::Component::Normal(name))
+            if TYPED.iter().any(|(n, _)| std::ffi::OsStr::new(n) == name) =>
+        {
+            parts.as_path()
+        }
+        _ => file,
+    }
+}
+
 /// The `Content-Type` a file's extension stands for (the common part of
 /// nginx's `mime.types`), for rendered pages without an explicit type.
 pub(crate) fn content_type_of(file: &std::path::Path) -> &'static str {
@@ -215,6 +284,20 @@ pub(crate) fn content_type_of(file: &std::path::Path) -> &'static str {
         "webmanifest" => "application/manifest+json",
         _ => "application/octet-stream",
     }
+}
+
+/// Whether a `Content-Type` is an asset a page loads (a style sheet, a
+/// script, an image, a font, media) rather than a page of its own: a
+/// crawl bakes these only with `[crawl] assets = true`, and so does a fill.
+pub(crate) fn is_asset_type(content_type: &str) -> bool {
+    let media = media_type(content_type);
+    ["image/", "font/", "audio/", "video/"]
+        .iter()
+        .any(|p| media.starts_with(p))
+        || matches!(
+            media.as_str(),
+            "text/css" | "application/javascript" | "text/javascript" | "application/wasm"
+        )
 }
 
 /// The media type of a `Content-Type` value, lowercased, without parameters.
@@ -259,6 +342,44 @@ mod tests {
     }
 
     #[test]
+    fn a_page_goes_to_the_typed_tree_only_when_its_name_would_give_the_wrong_type() {
+        let cases = [
+            (
+                "/feed/",
+                "application/rss+xml",
+                ".kiln-typed/rss/feed/index.html",
+            ),
+            (
+                "/api/x",
+                "application/json; charset=utf-8",
+                ".kiln-typed/json/api/x",
+            ),
+            ("/", "application/json", ".kiln-typed/json/index.html"),
+            // The name says it already, or users expect the file there.
+            ("/feed.xml", "application/rss+xml", "feed.xml"),
+            ("/data.json", "application/json", "data.json"),
+            // HTML, and types without a location, stay.
+            ("/a/", "text/html; charset=utf-8", "a/index.html"),
+            ("/x/", "application/xhtml+xml", "x/index.html"),
+            ("/img", "image/png", "img"),
+        ];
+        for (url, ty, want) in cases {
+            let html = media_type(ty) == "text/html";
+            let file = placed(file_for(url, html, QueryPolicy::Skip).unwrap(), ty);
+            assert_eq!(file, std::path::Path::new(want), "{url} {ty}");
+            assert_eq!(
+                logical(&file),
+                file_for(url, html, QueryPolicy::Skip).unwrap(),
+                "{url}"
+            );
+        }
+        assert_eq!(
+            logical(std::path::Path::new(".kiln-typed/x/y")),
+            std::path::Path::new(".kiln-typed/x/y")
+        );
+    }
+
+    #[test]
     fn a_file_maps_back_to_the_url_it_was_baked_from() {
         for (url, html) in [
             ("/", true),
@@ -277,7 +398,23 @@ mod tests {
             let back = url_for(&file).unwrap();
             assert_eq!(file_for(&back, html, QueryPolicy::Skip).unwrap(), file);
         }
-        for not_a_page in [".kiln-tmp-1-x", "a/.hidden", "../x", "/etc/passwd"] {
+        // A page in the typed tree maps back to its own URL.
+        let feed = placed(
+            file_for("/feed/", false, QueryPolicy::Skip).unwrap(),
+            "application/rss+xml",
+        );
+        assert_eq!(
+            feed,
+            std::path::Path::new(".kiln-typed/rss/feed/index.html")
+        );
+        assert_eq!(url_for(&feed).as_deref(), Some("/feed/"));
+        for not_a_page in [
+            ".kiln-tmp-1-x",
+            "a/.hidden",
+            "../x",
+            "/etc/passwd",
+            ".kiln-typed/nosuch/x",
+        ] {
             assert_eq!(
                 url_for(std::path::Path::new(not_a_page)),
                 None,

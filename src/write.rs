@@ -446,7 +446,12 @@ impl WebRoot {
         let walk = walkdir::WalkDir::new(&root.path)
             .follow_links(false)
             .into_iter()
-            .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+            .filter_entry(|e| {
+                let name = e.file_name().to_string_lossy();
+                e.depth() == 0
+                    || !name.starts_with('.')
+                    || (e.depth() == 1 && name == crate::urlmap::TYPED_TREE)
+            });
         for entry in walk {
             let Ok(entry) = entry else { continue };
             if !entry.file_type().is_file() {

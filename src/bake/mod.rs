@@ -31,7 +31,7 @@ mod summary;
 use decision::{Decision, decide, private_redirect};
 use locks::PathLocks;
 use removal::RunMode;
-use store::{blocking_if, is_big};
+use store::{blocking_if, is_big, page_tags};
 
 pub(crate) use crate::targets::resolve::Resolved;
 pub(crate) use outcome::{Outcome, PageError, PageResult, Retry, error_chain};
@@ -265,6 +265,17 @@ impl Baker {
         self.index.validators(path).await
     }
 
+    /// Whether a fill bakes a response: what a crawl would bake (pages,
+    /// feeds, documents; assets only with `[crawl] assets`).
+    fn fill_bakes(&self, meta: &PageMeta) -> bool {
+        meta.is_html
+            || self.cfg.crawl.assets
+            || !meta
+                .content_type
+                .as_deref()
+                .is_some_and(urlmap::is_asset_type)
+    }
+
     /// Bakes one URL from whichever source owns it.
     #[tracing::instrument(level = "debug", skip(self))]
     pub(crate) async fn bake(&self, url: &str) -> PageResult {
@@ -273,7 +284,7 @@ impl Baker {
         // only a full response can be compared with the shared index.
         let conditional = self.cfg.pool.is_none();
         let (result, _) = BAKE_STARTED
-            .scope(now_us().into(), self.bake_inner(url, conditional))
+            .scope(now_us().into(), self.bake_inner(url, conditional, false))
             .await;
         match &result.outcome {
             Outcome::Failed(e) => {
@@ -294,7 +305,7 @@ impl Baker {
     pub(crate) async fn fill(&self, url: &str) -> Filled {
         let _one_at_a_time = self.baking.lock(url).await;
         let (result, fetched) = BAKE_STARTED
-            .scope(now_us().into(), self.bake_inner(url, false))
+            .scope(now_us().into(), self.bake_inner(url, false, true))
             .await;
         // A stored page passed the privacy rules already (its decision
         // was to store it); anything else (a 404) is checked here.
@@ -343,7 +354,13 @@ impl Baker {
 
     /// Bakes one URL; with `conditional`, an unchanged page costs a 304.
     /// The response is returned too when one came back complete.
-    async fn bake_inner(&self, url: &str, conditional: bool) -> (PageResult, Option<Fetched>) {
+    /// A fill (`filling`) bakes what a crawl would: pages, not assets.
+    async fn bake_inner(
+        &self,
+        url: &str,
+        conditional: bool,
+        filling: bool,
+    ) -> (PageResult, Option<Fetched>) {
         let mut result = PageResult::new(url);
         let path = match urlmap::apply_query_policy(url, self.cfg.output.query_strings) {
             Ok(p) => p.to_string(),
@@ -365,7 +382,8 @@ impl Baker {
                             tags: page.tags,
                             ..PageMeta::default()
                         };
-                        self.store(&path, &body, &meta).await
+                        result.tags = page_tags(&path, &meta.tags);
+                        self.store(&path, &body, &meta, None).await
                     }
                     Err(e) => self.fail(&path, None, PageError::Render(Arc::new(e))).await,
                 };
@@ -389,13 +407,13 @@ impl Baker {
         }
         // The validators of the baked copy, when that copy is really there:
         // an unchanged page then costs the origin a 304 and kiln no write.
-        let known = match self.validators_of(&path).await {
-            Ok(Some((file, v)))
-                if conditional && self.root.has_page(Path::new(&file)).unwrap_or(false) =>
-            {
-                Some(v)
+        let (recorded, known) = match self.validators_of(&path).await {
+            Ok(Some((file, v))) => {
+                let there = conditional && self.root.has_page(Path::new(&file)).unwrap_or(false);
+                let any = v.etag.is_some() || v.last_modified.is_some();
+                (Some(file), (there && any).then_some(v))
             }
-            _ => None,
+            _ => (None, None),
         };
         let fetched = {
             let _request = self.requests.acquire().await;
@@ -420,12 +438,20 @@ impl Baker {
                 return (result, None);
             }
         };
-        self.classify(&mut result, &path, &fetched).await;
+        self.classify(&mut result, &path, &fetched, recorded.as_deref(), filling)
+            .await;
         (result, Some(fetched))
     }
 
     /// Decides what a complete response means for the page and stores it.
-    async fn classify(&self, result: &mut PageResult, path: &str, fetched: &Fetched) {
+    async fn classify(
+        &self,
+        result: &mut PageResult,
+        path: &str,
+        fetched: &Fetched,
+        recorded: Option<&str>,
+        filling: bool,
+    ) {
         let final_path = fetched.final_path.clone();
         result.final_path = Some(final_path.clone());
         // Every hop is recorded (a chain may pass through the origin first),
@@ -471,13 +497,25 @@ impl Baker {
                 self.fail(path, Some(status), PageError::Empty { url, status })
                     .await
             }
+            Decision::Store { .. } if filling && !self.fill_bakes(&fetched.meta) => {
+                Outcome::Skipped(format!(
+                    "an asset ({}): a fill bakes pages, as a crawl does; `[crawl] assets = true` bakes assets too",
+                    fetched.meta.content_type.as_deref().unwrap_or("no type")
+                ))
+            }
             Decision::Store { anonymous } => {
-                let outcome = self.store(&final_path, &fetched.body, &fetched.meta).await;
+                // The recorded file is the page's own only when no
+                // redirect led elsewhere.
+                let previous = recorded.filter(|_| final_path == path);
+                let outcome = self
+                    .store(&final_path, &fetched.body, &fetched.meta, previous)
+                    .await;
                 let stored = matches!(outcome, Outcome::Written | Outcome::Unchanged);
                 if stored && anonymous {
                     self.index.mark_anonymous_variant(&final_path).await;
                 }
                 if stored {
+                    result.tags = page_tags(&final_path, &fetched.meta.tags);
                     let is_html = fetched.meta.is_html;
                     result.links = blocking_if(is_big(&fetched.body), || {
                         self.links_of(&final_path, &fetched.body, is_html)

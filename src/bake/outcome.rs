@@ -181,6 +181,8 @@ pub(crate) struct PageResult {
     pub(crate) links: Vec<String>,
     /// Redirect hops recorded on the way.
     pub(crate) hops: usize,
+    /// The tags the stored page was recorded with.
+    pub(crate) tags: Vec<String>,
 }
 
 impl PageResult {
@@ -192,6 +194,7 @@ impl PageResult {
             outcome: Outcome::Skipped(String::new()),
             links: Vec::new(),
             hops: 0,
+            tags: Vec::new(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Storing a page: its file written through the web root, its record (tags,
 //! type, validators, redirect hops) queued in the index, its links found.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::body::Body;
@@ -48,8 +49,16 @@ impl Baker {
 
     /// Writes a good body and records it with its tags. A URL that cannot
     /// be a file is refused with the reason (never a failure: a hostile link
-    /// must not fail every build).
-    pub(super) async fn store(&self, path: &str, body: &Body, meta: &PageMeta) -> Outcome {
+    /// must not fail every build). `previous` is the file the index had for
+    /// the page: when the page now goes elsewhere (its type changed, or a
+    /// kiln before the typed tree baked it), that file goes.
+    pub(super) async fn store(
+        &self,
+        path: &str,
+        body: &Body,
+        meta: &PageMeta,
+        previous: Option<&str>,
+    ) -> Outcome {
         let PageMeta {
             is_html,
             content_type,
@@ -59,8 +68,7 @@ impl Baker {
             tags,
         } = meta;
         let (is_html, http_status) = (*is_html, *http_status);
-        let mut tags = tags.clone();
-        let rel = match urlmap::file_for(path, is_html, self.cfg.output.query_strings) {
+        let file = match urlmap::file_for(path, is_html, self.cfg.output.query_strings) {
             Ok(r) => r,
             Err(e) => {
                 let why = format!("cannot be stored as a file: {e}");
@@ -69,6 +77,13 @@ impl Baker {
                 return Outcome::Refused(why);
             }
         };
+        // What the origin said it is (or the route); else what the file's
+        // extension says. nginx, `serve` and publishing all use this record,
+        // and it decides whether the file goes to the typed tree.
+        let content_type = content_type
+            .clone()
+            .unwrap_or_else(|| urlmap::content_type_of(&file).to_string());
+        let rel = urlmap::placed(file, &content_type);
         // Temp files are written here; the wait for their durability holds
         // no thread, so concurrent pages share one sync ([`WebRoot::make_durable`]).
         let staged = blocking_if(self.root.syncs_each_file() || is_big(body), || {
@@ -91,19 +106,13 @@ impl Baker {
                     .await;
             }
         };
-        tags.extend(
-            urlmap::path_prefixes(path)
-                .into_iter()
-                .map(|p| Tag::Path(p).into()),
-        );
-        tags.sort();
-        tags.dedup();
+        let tags = page_tags(path, tags);
         let hash = hash.map(|h| h.to_hex().to_string()).unwrap_or_default();
-        // What the origin said it is (or the route); else what the file's
-        // extension says. nginx, `serve` and publishing all use this record.
-        let content_type = content_type
-            .clone()
-            .unwrap_or_else(|| urlmap::content_type_of(&rel).to_string());
+        if let Some(old) = previous.map(Path::new).filter(|old| *old != rel) {
+            if let Err(e) = self.root.remove_page(old) {
+                tracing::warn!(url = path, file = %old.display(), error = %e, "could not remove the page's old file");
+            }
+        }
         let mut record = PageRecord::baked(
             path,
             rel.to_string_lossy().into_owned(),
@@ -171,6 +180,20 @@ impl Baker {
             .await;
         Outcome::Failed(error)
     }
+}
+
+/// The tags a page is recorded with: its source's, and a `path:` tag for
+/// each prefix of its path.
+pub(super) fn page_tags(path: &str, tags: &[String]) -> Vec<String> {
+    let mut all = tags.to_vec();
+    all.extend(
+        urlmap::path_prefixes(path)
+            .into_iter()
+            .map(|p| Tag::Path(p).into()),
+    );
+    all.sort();
+    all.dedup();
+    all
 }
 
 /// Runs work that may take long (a big body, a sync per file) from async

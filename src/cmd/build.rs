@@ -28,7 +28,15 @@ pub struct BuildArgs {
 
 /// Renders every route, crawls the origin from the seeds, prints the summary.
 pub async fn run(g: &GlobalArgs, args: BuildArgs) -> anyhow::Result<Exit> {
-    let cfg = Arc::new(g.load_config()?);
+    run_with(g, args, Arc::new(g.load_config()?)).await
+}
+
+/// [`run`] with a config the caller loaded (`kiln serve`'s preview).
+pub(super) async fn run_with(
+    g: &GlobalArgs,
+    args: BuildArgs,
+    cfg: Arc<crate::config::Config>,
+) -> anyhow::Result<Exit> {
     let fresh = super::FreshDirs::note(&cfg);
     let result = build(g, args, cfg).await;
     fresh.clean_up_after(&result);

@@ -86,8 +86,10 @@ async fn serve_once(
 ) -> anyhow::Result<Exit> {
     let bound = listener.local_addr()?;
     if cfg.renders() {
+        // Into a preview output of its own, never the one nginx serves.
+        cfg = cfg.preview();
         // Everything once, then only what edits affect.
-        let built = super::build::run(
+        let built = super::build::run_with(
             g,
             super::build::BuildArgs {
                 release: false,
@@ -96,6 +98,7 @@ async fn serve_once(
                     force: false,
                 },
             },
+            Arc::new(cfg.clone()),
         )
         .await?;
         if built == Exit::PagesFailed {

@@ -21,6 +21,8 @@ pub(crate) struct RawCrawl {
     pub(crate) max_depth: Option<usize>,
     /// Also bake same-origin assets (CSS, JS, images).
     pub(crate) assets: Option<bool>,
+    /// Also bake script endpoints (`*.php`, `/wp-admin/`, `/wp-json/`).
+    pub(crate) script_endpoints: Option<bool>,
 }
 
 /// `[crawl]`, resolved.
@@ -38,6 +40,34 @@ pub(crate) struct Crawl {
     pub(crate) max_depth: usize,
     /// Follow asset links.
     pub(crate) assets: bool,
+    /// Bake script endpoints too ([`is_script_endpoint`]).
+    pub(crate) script_endpoints: bool,
+}
+
+impl Crawl {
+    /// Whether a crawl (or a fill) may bake `path`: inside `include`,
+    /// outside `exclude`, and not a script endpoint unless asked.
+    pub(crate) fn allows(&self, path: &str) -> bool {
+        self.include.is_match(path)
+            && !self.exclude.is_match(path)
+            && (self.script_endpoints || !is_script_endpoint(path))
+    }
+}
+
+/// A URL that runs a script rather than shows a page: a `*.php` file (a
+/// pretty URL never ends so), WordPress's `/wp-admin/` and its REST API
+/// `/wp-json/`. Baked, `/wp-cron.php` becomes an empty file and WordPress's
+/// cron stops; `/xmlrpc.php` and the admin answer per visitor. The app
+/// answers them unless `[crawl] script-endpoints = true`.
+pub(crate) fn is_script_endpoint(path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or(path);
+    let lower = path.to_ascii_lowercase();
+    let last = lower.rsplit('/').next().unwrap_or("");
+    last.ends_with(".php")
+        || lower == "/wp-admin"
+        || lower.starts_with("/wp-admin/")
+        || lower == "/wp-json"
+        || lower.starts_with("/wp-json/")
 }
 
 pub(super) fn resolve_crawl(raw: RawCrawl, invalid: &Invalid<'_>) -> Result<Crawl, ConfigError> {
@@ -67,5 +97,40 @@ pub(super) fn resolve_crawl(raw: RawCrawl, invalid: &Invalid<'_>) -> Result<Craw
         max_pages,
         max_depth: raw.max_depth.unwrap_or(32),
         assets: raw.assets.unwrap_or(false),
+        script_endpoints: raw.script_endpoints.unwrap_or(false),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_endpoints_are_the_apps() {
+        for yes in [
+            "/wp-cron.php",
+            "/xmlrpc.php",
+            "/wp-login.php",
+            "/wp-config.php",
+            "/wp-admin/",
+            "/wp-admin",
+            "/wp-admin/install.php",
+            "/wp-json/wp/v2/posts/66",
+            "/index.php",
+            "/shop/cart.PHP",
+        ] {
+            assert!(is_script_endpoint(yes), "{yes}");
+        }
+        for no in [
+            "/",
+            "/2026/12/hello-world/",
+            "/php/",
+            "/docs/php-tips/",
+            "/wp-content/uploads/a.png",
+            "/feed/",
+            "/wp-adminx/",
+        ] {
+            assert!(!is_script_endpoint(no), "{no}");
+        }
+    }
 }

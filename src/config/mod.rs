@@ -384,6 +384,29 @@ impl Config {
         self.state.with_file_name("nginx-types.map")
     }
 
+    /// The same site previewed by `kiln serve`: rendered into its own
+    /// output and index in the state directory (`preview/`), never into the
+    /// output nginx serves (a draft shown with `--drafts` would go public),
+    /// and feeding nothing beyond it (no bucket, no CDN, no stream). It
+    /// stays between runs, so the next `kiln serve` renders only what
+    /// changed.
+    pub(crate) fn preview(mut self) -> Config {
+        let dir = self
+            .state
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("preview");
+        self.out = dir.join("public");
+        self.state = dir.join("index.db");
+        self.queue = dir.join("queue");
+        self.publish.clear();
+        self.purge.clear();
+        self.redis = None;
+        self.pool = None;
+        self.mirror = None;
+        self
+    }
+
     /// True when pages come from `[[render]]` routes.
     pub(crate) fn renders(&self) -> bool {
         !self.render.is_empty()

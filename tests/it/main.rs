@@ -25,6 +25,7 @@ mod purge;
 mod readme;
 mod redis;
 mod referee;
+mod referee_django;
 mod render;
 mod render_trust;
 mod requests;

@@ -102,8 +102,10 @@ async fn the_bucket_mirrors_the_output_with_content_types_and_no_needless_upload
     require!("s3s-fs");
     let s3 = S3Server::start().await;
     let origin = Origin::start(vec![
-        ("/", Page::html("<a href=\"/p/1/\">1</a><a href=\"/p/2/\">2</a><link rel=\"alternate\" href=\"/feed.xml\">")),
+        ("/", Page::html("<a href=\"/p/1/\">1</a><a href=\"/p/2/\">2</a><link rel=\"alternate\" href=\"/feed.xml\"><a href=\"/comments/\">c</a>")),
         ("/p/1/", Page::html("<p>one</p>")),
+        // Served from the typed tree locally; its own name in the bucket.
+        ("/comments/", Page::html("[1]").typed("application/json")),
         ("/p/2/", Page::html("<p>two</p>")),
         ("/feed.xml", Page::html("<rss/>").typed("application/rss+xml")),
     ])
@@ -124,18 +126,21 @@ async fn the_bucket_mirrors_the_output_with_content_types_and_no_needless_upload
     let run = kiln_with_creds(&site, &["publish"]).await;
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(
-        run.stdout.contains("4 uploaded, 0 unchanged, 0 deleted"),
+        run.stdout.contains("5 uploaded, 0 unchanged, 0 deleted"),
         "{}",
         run.all()
     );
-    // The bucket equals the output: keys, bytes, content types.
+    // The bucket equals the output: keys, bytes, content types (a page in
+    // the typed tree under its own name).
+    assert!(site.file(".kiln-typed/json/comments/index.html").exists());
     for f in site.files() {
-        let (ct, bytes) = s3.get(&format!("site/{f}")).await;
+        let key = f.strip_prefix(".kiln-typed/json/").unwrap_or(&f);
+        let (ct, bytes) = s3.get(&format!("site/{key}")).await;
         assert_eq!(bytes, std::fs::read(site.file(&f)).unwrap(), "{f}");
-        let want = if f == "feed.xml" {
-            "application/rss+xml"
-        } else {
-            "text/html; charset=utf-8"
+        let want = match key {
+            "feed.xml" => "application/rss+xml",
+            "comments/index.html" => "application/json",
+            _ => "text/html; charset=utf-8",
         };
         assert_eq!(ct, want, "{f}");
     }
@@ -149,7 +154,7 @@ async fn the_bucket_mirrors_the_output_with_content_types_and_no_needless_upload
     std::fs::write(s3.object("site/stale.html"), "old").unwrap();
     let run = kiln_with_creds(&site, &["publish"]).await;
     assert!(
-        run.stdout.contains("0 uploaded, 4 unchanged, 1 deleted"),
+        run.stdout.contains("0 uploaded, 5 unchanged, 1 deleted"),
         "{}",
         run.all()
     );

@@ -102,13 +102,15 @@ async fn an_edited_template_changes_the_open_page_without_a_reload_and_errors_sh
         true,
         "the page reloaded itself"
     );
-    // The script is in the response, never in the file on disk.
+    // The script is in the response, never in the file on disk (the
+    // preview's own output: serve never writes into public/).
+    let preview = site.state_dir().join("preview/public/about/index.html");
     assert!(
-        !site
-            .read("about/index.html")
+        !std::fs::read_to_string(preview)
             .unwrap()
             .contains("kiln-live-reload")
     );
+    assert!(site.read("about/index.html").is_none());
 
     // A syntax error: an overlay with file and line, the last good page under it.
     let nav = site.path().join("templates/partials/nav.html");
@@ -423,4 +425,33 @@ async fn serve_without_a_site_says_how_to_make_one() {
         err.contains("no site.toml in") && err.contains("kiln init --render"),
         "{err}"
     );
+}
+
+/// `kiln serve` previews into a place of its own: a draft shown with
+/// `--drafts` never reaches the output nginx serves, which it does not
+/// touch at all (it used to render into it, drafts included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_previews_drafts_without_touching_the_served_output() {
+    let site = default_site_copy();
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let before = crate::util::snapshot(&site);
+    std::fs::write(
+        site.path().join("content/posts/secret-plans.md"),
+        "---\ntitle: Secret plans\ndate: 2026-04-01\ntags: [kilns]\ndraft: true\n---\nNot yet.\n",
+    )
+    .unwrap();
+    let serve = Serve::start(&site, &["--drafts"]).await;
+    let r = reqwest::get(format!("{}/posts/secret-plans/", serve.url))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Secret plans"));
+    let changed = crate::util::changed(&before, &crate::util::snapshot(&site));
+    assert!(changed.is_empty(), "the served output changed: {changed:?}");
+    drop(serve);
+    // A build afterwards publishes no draft either.
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(site.read("posts/secret-plans/index.html").is_none());
 }

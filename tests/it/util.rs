@@ -867,7 +867,17 @@ impl Nginx {
     /// `kiln [global] nginx --listen 127.0.0.1:PORT [flags]` for the site,
     /// checked by `nginx -t`, and a real nginx serving it; with the block.
     pub async fn for_site(site: &TestSite, global: &[&str], flags: &[&str]) -> (Nginx, String) {
-        let port = free_port();
+        Nginx::for_site_on(free_port(), site, global, flags).await
+    }
+
+    /// [`Nginx::for_site`] on a port the caller chose (the site's public
+    /// host names it).
+    pub async fn for_site_on(
+        port: u16,
+        site: &TestSite,
+        global: &[&str],
+        flags: &[&str],
+    ) -> (Nginx, String) {
         let listen = format!("127.0.0.1:{port}");
         let mut args = global.to_vec();
         args.extend(["nginx", "--listen", &listen]);

@@ -1,0 +1,348 @@
+//! The request referee (guarantee 12, docs/architecture.md) on a real app:
+//! the example Django blog (a `?page=N` Paginator, search, feeds, a
+//! logged-in editor) behind nginx with kiln's block and a daemon. Each seed
+//! makes random edits through the ORM (kiln-django tells the daemon); at
+//! quiescence every request of a corpus goes through nginx and straight to
+//! Django with the same Host and headers, and what a visitor sees must be
+//! the same: status, media type, `Location`, decoded body.
+//!
+//! CI runs seeds 1-3; a campaign: `KILN_REQUEST_SEEDS=1-50 cargo test
+//! --test it request_referee_django`.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::time::Duration;
+
+use crate::django::{blog_site, django_available, manage, runserver};
+use crate::require;
+use crate::util::{Nginx, client, free_port, wait_until};
+
+/// `KILN_REQUEST_SEEDS` ("1-50", "3,7,9"), else 1-3.
+fn seeds() -> Vec<u64> {
+    let spec = std::env::var("KILN_REQUEST_SEEDS").unwrap_or_else(|_| "1-3".into());
+    spec.split(',')
+        .flat_map(|part| match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse().unwrap()..=b.trim().parse().unwrap()).collect(),
+            None => vec![part.trim().parse::<u64>().unwrap()],
+        })
+        .collect()
+}
+
+/// One request of the corpus.
+#[derive(Debug, Clone)]
+struct Ask {
+    head: bool,
+    path: String,
+    gzip: bool,
+    cookie: Option<String>,
+}
+
+/// What a visitor sees of an answer.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    status: u16,
+    media: String,
+    location: Option<String>,
+    body: String,
+}
+
+async fn see(http: &reqwest::Client, base: &str, host: &str, ask: &Ask) -> Seen {
+    let method = if ask.head {
+        reqwest::Method::HEAD
+    } else {
+        reqwest::Method::GET
+    };
+    let mut r = http
+        .request(method, format!("{base}{}", ask.path))
+        .header("host", host)
+        .header(
+            "accept-encoding",
+            if ask.gzip { "gzip" } else { "identity" },
+        );
+    if let Some(c) = &ask.cookie {
+        r = r.header("cookie", c);
+    }
+    let resp = r.send().await.unwrap();
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let status = resp.status().as_u16();
+    let media = header("content-type")
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let location = header("location");
+    let gzipped = header("content-encoding").is_some_and(|e| e == "gzip");
+    let bytes = resp.bytes().await.unwrap().to_vec();
+    let body = if gzipped {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    } else {
+        bytes
+    };
+    Seen {
+        status,
+        media,
+        location,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// `a` from a little before where it first differs from `b`.
+fn around_difference(a: &str, b: &str) -> String {
+    let at = a
+        .char_indices()
+        .zip(b.chars())
+        .find(|((_, x), y)| x != y)
+        .map_or(a.len().min(b.len()), |((i, _), _)| i);
+    a.get(at.saturating_sub(60)..)
+        .unwrap_or(a)
+        .chars()
+        .take(140)
+        .collect::<String>()
+        .replace('\n', "⏎")
+}
+
+/// The post ids the app lists now, from its own list pages.
+async fn listed_posts(http: &reqwest::Client, django: &str, host: &str) -> BTreeSet<u64> {
+    let mut ids = BTreeSet::new();
+    for page in 1..100 {
+        let ask = Ask {
+            head: false,
+            path: format!("/?page={page}"),
+            gzip: false,
+            cookie: None,
+        };
+        let seen = see(http, django, host, &ask).await;
+        for part in seen.body.split("href=\"/posts/").skip(1) {
+            if let Some(id) = part.split('/').next().and_then(|n| n.parse().ok()) {
+                ids.insert(id);
+            }
+        }
+        if !seen.body.contains(">older</a>") {
+            break;
+        }
+    }
+    ids
+}
+
+/// Logs the demo editor in, straight at Django: its cookies.
+async fn log_in(http: &reqwest::Client, django: &str, host: &str) -> String {
+    let r = http
+        .get(format!("{django}/accounts/login/"))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap();
+    let csrf = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let form = r.text().await.unwrap();
+    let token = form
+        .split("name=\"csrfmiddlewaretoken\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let r = http
+        .post(format!("{django}/accounts/login/"))
+        .header("host", host)
+        .header("cookie", &csrf)
+        .header("origin", format!("http://{host}"))
+        .header("referer", format!("http://{host}/accounts/login/"))
+        .form(&[
+            ("username", "editor"),
+            ("password", "field-notes"),
+            ("csrfmiddlewaretoken", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "login");
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("sessionid="))
+        .expect("a session cookie");
+    format!("{csrf}; {session}")
+}
+
+/// The requests a visitor might send, for the posts `ever` listed.
+fn corpus(ever: &BTreeSet<u64>, session: &str) -> Vec<Ask> {
+    let mut paths: Vec<String> = [
+        "/",
+        "/archive/",
+        "/feed.xml",
+        "/search/",
+        "/nope/",
+        "/posts/999999/",
+    ]
+    .iter()
+    .map(|p| p.to_string())
+    .collect();
+    for id in ever {
+        paths.push(format!("/posts/{id}/"));
+        paths.push(format!("/posts/{id}/feed/"));
+    }
+    let mut asks = Vec::new();
+    let ask = |path: String, gzip: bool| Ask {
+        head: false,
+        path,
+        gzip,
+        cookie: None,
+    };
+    for path in &paths {
+        for query in ["", "?utm_source=news&fbclid=x1", "?page=2", "?x=1"] {
+            asks.push(ask(format!("{path}{query}"), false));
+        }
+        asks.push(ask(path.clone(), true));
+        asks.push(Ask {
+            head: true,
+            ..ask(path.clone(), false)
+        });
+        asks.push(Ask {
+            cookie: Some(session.to_string()),
+            ..ask(path.clone(), false)
+        });
+    }
+    for query in ["?page=3", "?page=abc", "?page=2&utm_source=news"] {
+        asks.push(ask(format!("/{query}"), true));
+    }
+    for word in ["heron", "rain", "zzz"] {
+        asks.push(ask(format!("/search/?q={word}"), false));
+    }
+    asks
+}
+
+/// Nothing queued, resolving, baking or journaled in the daemon.
+async fn quiet(http: &reqwest::Client, daemon: &str) {
+    wait_until(Duration::from_secs(60), "the daemon to be idle", || async {
+        let Ok(r) = http.get(format!("{daemon}/v1/status")).send().await else {
+            return false;
+        };
+        let v: serde_json::Value = r.json().await.unwrap_or_default();
+        [
+            "pending_urls",
+            "in_flight_urls",
+            "resolving_requests",
+            "journal_entries",
+            "queue_depth",
+        ]
+        .iter()
+        .all(|k| v[k] == 0)
+    })
+    .await;
+}
+
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_referee_django_blog() {
+    require!("nginx");
+    require!("python3");
+    if !django_available() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "Django is required under CI=true"
+        );
+        eprintln!("\n*** SKIPPED: Django not importable ***\n");
+        return;
+    }
+    let site = blog_site();
+    let nginx_port = free_port();
+    let host = format!("127.0.0.1:{nginx_port}");
+    // The public host is nginx's: the app writes it into feeds, and kiln
+    // asks with it.
+    let toml = site.path().join("site.toml");
+    let config = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("[origin]\n", &format!("[origin]\nhost = \"{host}\"\n"));
+    std::fs::write(&toml, config).unwrap();
+    let django_port = free_port();
+    let origin = format!("http://127.0.0.1:{django_port}");
+    let daemon = site.daemon_with(&["--origin", &origin], &[]).await;
+    let _django = runserver(&site, django_port, &daemon.http, None).await;
+    let run = site.kiln(&["--origin", &origin, "build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let (nginx, _) = Nginx::for_site_on(
+        nginx_port,
+        &site,
+        &["--origin", &origin],
+        &["--fill", daemon.http.trim_start_matches("http://")],
+    )
+    .await;
+    let http = client();
+    let session = log_in(&http, &origin, &host).await;
+    let mut ever = BTreeSet::new();
+    let mut mismatches = Vec::new();
+    let mut compared = 0;
+    for seed in seeds() {
+        let out = manage(
+            site.path(),
+            &[("KILN_URL", daemon.http.clone())],
+            &["referee_edit", "--seed", &seed.to_string()],
+        );
+        let edits = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        quiet(&http, &daemon.http).await;
+        ever.extend(listed_posts(&http, &origin, &host).await);
+        for ask in corpus(&ever, &session) {
+            let through = see(&http, &nginx.url(""), &host, &ask).await;
+            let direct = see(&http, &origin, &host, &ask).await;
+            compared += 1;
+            if through != direct {
+                mismatches.push(format!(
+                    "seed {seed} ({edits}): {} {}{}{}\n  nginx:  {} {} {:?} …{}\n  django: {} {} {:?} …{}",
+                    if ask.head { "HEAD" } else { "GET" },
+                    ask.path,
+                    if ask.gzip { " gzip" } else { "" },
+                    if ask.cookie.is_some() { " logged-in" } else { "" },
+                    through.status,
+                    through.media,
+                    through.location,
+                    around_difference(&through.body, &direct.body),
+                    direct.status,
+                    direct.media,
+                    direct.location,
+                    around_difference(&direct.body, &through.body),
+                ));
+            }
+        }
+        // A fill the corpus caused settles before the next edits.
+        quiet(&http, &daemon.http).await;
+    }
+    eprintln!(
+        "request referee, Django blog: {compared} requests over {} seeds, {} mismatches",
+        seeds().len(),
+        mismatches.len()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} of {compared} requests differ:\n{}",
+        mismatches.len(),
+        mismatches
+            .iter()
+            .take(30)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    drop(nginx);
+}
