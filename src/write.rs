@@ -545,6 +545,7 @@ impl WebRoot {
             dir,
             temps: Vec::new(),
             unchanged,
+            replaced_len: existing.as_ref().map(|st| st.st_size as u64),
         };
         for enc in Encoding::ALL {
             let sibling = sibling_name(&name, enc);
@@ -757,9 +758,17 @@ pub(crate) struct Staged {
     temps: Vec<(OsString, OsString, PathBuf)>,
     /// The page's bytes were already in place.
     unchanged: bool,
+    /// The size of the file the page replaces, when there was one.
+    replaced_len: Option<u64>,
 }
 
 impl Staged {
+    /// The size of the baked file this write replaces, if any (the
+    /// mass-change guard compares it with the new body).
+    pub(crate) fn replaced_len(&self) -> Option<u64> {
+        self.replaced_len
+    }
+
     /// Renames the temp files over their targets, siblings first, so nginx
     /// never sees a sibling newer than its page.
     pub(crate) fn place(mut self) -> Result<WriteOutcome, WriteError> {

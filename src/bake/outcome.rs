@@ -64,6 +64,20 @@ pub(crate) enum PageError {
         /// The window, human readable.
         window: String,
     },
+    /// The mass-change guard kept the file of a page that shrank.
+    #[error(
+        "the page shrank from {old} to {new} bytes, and more than {limit} pages shrank to a tenth or less within {window} (`safety.max-delete-pages` / `safety.max-delete-percent`), so the mass-change guard kept its file; a broken template or app looks like this. If the pages really are this small now, run `kiln regen --allow-mass-delete failed`"
+    )]
+    ShrinkHeld {
+        /// The file's size before.
+        old: u64,
+        /// The new body's size.
+        new: u64,
+        /// The limit.
+        limit: usize,
+        /// The window, human readable.
+        window: String,
+    },
     /// The daemon retried until its policy gave up.
     #[error("{last} (gave up after {attempts} attempts)")]
     GaveUp {

@@ -53,6 +53,10 @@ pub(super) enum RunMode {
         deferred: Mutex<Vec<Removal>>,
         /// Pages baked (or being baked) so far.
         claimed: Mutex<HashSet<String>>,
+        /// Pages that shrank to a tenth or less: written as they come, so
+        /// they are counted as the daemon counts them; `None` with
+        /// `--allow-mass-delete`.
+        shrinks: Option<Mutex<RemovalGuard>>,
     },
     /// The daemon, `serve`: removals go at once under the sliding-window
     /// guard; the scheduler's coalescing keeps a page from being baked
@@ -64,12 +68,14 @@ pub(super) enum RunMode {
 }
 
 impl RunMode {
-    /// A one-shot run when `defer_removals`, else a long-running baker.
-    pub(super) fn new(defer_removals: bool) -> RunMode {
+    /// A one-shot run when `defer_removals`, else a long-running baker;
+    /// `allow_mass` is the run's consent to mass changes.
+    pub(super) fn new(defer_removals: bool, allow_mass: bool) -> RunMode {
         if defer_removals {
             RunMode::Run {
                 deferred: Mutex::default(),
                 claimed: Mutex::default(),
+                shrinks: (!allow_mass).then(Mutex::default),
             }
         } else {
             RunMode::LongRunning {
@@ -344,6 +350,42 @@ impl Baker {
         }
         Err(PageError::RemovalHeld {
             why,
+            limit,
+            window: window.to_string(),
+        })
+    }
+
+    /// The mass-change guard for a page whose new body (`new` bytes) is a
+    /// tenth or less of its file (`old` bytes): a broken template or app
+    /// blanks pages this way, and a site-wide blanking is held like a
+    /// mass removal (the file kept, the page failed with the reason). The
+    /// same limit and window as removals, counted with them in the daemon.
+    pub(super) async fn may_shrink(&self, path: &str, old: u64, new: u64) -> Result<(), PageError> {
+        let guard = match &self.mode {
+            RunMode::LongRunning { guard } => guard,
+            RunMode::Run {
+                shrinks: Some(guard),
+                ..
+            } => guard,
+            RunMode::Run { shrinks: None, .. } => return Ok(()),
+        };
+        let baked = self.index.baked_count().await.unwrap_or(0);
+        let admission = match guard.lock() {
+            Ok(mut g) => g.admit(path, Instant::now(), baked, |n| self.limit_for(n)),
+            Err(_) => return Ok(()),
+        };
+        let Admission::Held { first, limit } = admission else {
+            return Ok(());
+        };
+        let window = humantime::format_duration(GUARD_WINDOW);
+        if first {
+            tracing::warn!(url = %path, limit, window = %window, "mass-change guard tripped: more pages than the limit shrank to a tenth or less; their files are kept until `kiln regen --allow-mass-delete failed` or until they are baked again");
+        } else {
+            tracing::warn!(url = %path, old, new, "mass-change guard kept a file that shrank");
+        }
+        Err(PageError::ShrinkHeld {
+            old,
+            new,
             limit,
             window: window.to_string(),
         })

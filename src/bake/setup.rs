@@ -26,6 +26,9 @@ pub(crate) struct RunOptions {
     pub(crate) force_origin: bool,
     /// One request per fetch: the caller (the daemon's scheduler) retries.
     pub(crate) single_attempt: bool,
+    /// `--allow-mass-delete` on a one-shot run: pages may shrink to a
+    /// tenth or less however many do (removals are decided at the end).
+    pub(crate) allow_mass_change: bool,
 }
 
 /// A fatal setup error (bad root, index, templates).
@@ -190,7 +193,7 @@ impl Baker {
             root,
             index,
             scope,
-            mode: RunMode::new(opts.defer_removals),
+            mode: RunMode::new(opts.defer_removals, opts.allow_mass_change),
             outbox,
             shared,
             known: RwLock::new(None),

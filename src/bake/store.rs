@@ -18,6 +18,10 @@ use super::decision::private_redirect;
 use super::outcome::{Outcome, PageError};
 use super::{BAKE_STARTED, Baker};
 
+/// Below this a page may shrink by any amount without the mass-change
+/// guard counting it (a short page edited shorter).
+const SHRINK_MIN_BYTES: u64 = 1024;
+
 impl Baker {
     /// The in-scope links of a stored page (an HTML page's links, a
     /// sitemap's entries).
@@ -89,6 +93,18 @@ impl Baker {
         let staged = blocking_if(self.root.syncs_each_file() || is_big(body), || {
             self.root.stage_page(&rel, body)
         });
+        // A page that shrinks to a tenth or less of a file of some size is
+        // what a broken template or app looks like: a site-wide one is held.
+        let shrank = staged
+            .as_ref()
+            .ok()
+            .and_then(|s| s.replaced_len())
+            .filter(|old| *old >= SHRINK_MIN_BYTES && body.len() * 10 <= *old);
+        if let Some(old) = shrank {
+            if let Err(held) = self.may_shrink(path, old, body.len()).await {
+                return self.fail(path, http_status, held).await;
+            }
+        }
         let written = match staged {
             Ok(staged) => match self.root.make_durable(&staged).await {
                 Ok(()) => staged.place(),

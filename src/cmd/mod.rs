@@ -153,6 +153,7 @@ impl GuardFlags {
             defer_removals: true,
             force_origin: self.force,
             single_attempt: false,
+            allow_mass_change: self.allow_mass_delete,
         }
     }
 }

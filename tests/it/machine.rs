@@ -380,3 +380,53 @@ async fn a_damaged_index_is_rebuilt_from_the_output_and_the_origin() {
     assert!(site.queue_files("failed").is_empty());
     drop(d);
 }
+
+/// A broken template or app blanks a site by shrinking its pages, not by
+/// removing them: a site-wide shrink to a tenth or less is held like a mass
+/// removal, in a build (exit 1, the files past the limit kept, the reason)
+/// and in the daemon (status and metric), and consent lets it through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_wide_shrink_is_held_like_a_mass_removal() {
+    let pages = home_and_pages(30, |n| page(n, "v1"));
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(&origin, "");
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let stubs = || {
+        (0..30)
+            .filter(|n| {
+                site.read(&format!("p/{n}/index.html"))
+                    .is_some_and(|t| t.starts_with("<p>stub"))
+            })
+            .count()
+    };
+
+    // The app breaks: every page is a stub of itself.
+    for n in 0..30 {
+        origin.set(&format!("/p/{n}/"), Page::html(format!("<p>stub {n}</p>")));
+    }
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.all().contains("mass-change guard"), "{}", run.all());
+    // The limit is max(5, 10 % of 31) = 5 pages.
+    assert!(
+        stubs() <= 5,
+        "{} pages became stubs:\n{}",
+        stubs(),
+        run.all()
+    );
+
+    // The daemon holds the same within its window, and says so.
+    let d = site.daemon(&[]).await;
+    let (_, v) = d.post("/v1/regen", r#"{"targets": ["all"]}"#, None).await;
+    d.job_done(v["job"].as_u64().unwrap(), None).await;
+    assert!(stubs() <= 10, "{} pages became stubs", stubs());
+    let (_, status) = d.get("/v1/status", None).await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["mass_delete_guard"]["tripped"], true, "{status}");
+
+    // Consent: the pages really are this small now.
+    let run = site.kiln(&["regen", "--allow-mass-delete", "failed"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(stubs(), 30, "{}", run.all());
+    drop(d);
+}

@@ -182,9 +182,20 @@ async fn log_in(http: &reqwest::Client, django: &str, host: &str) -> String {
     format!("{csrf}; {session}")
 }
 
-/// The requests a visitor might send, for the posts `ever` listed.
-fn corpus(ever: &BTreeSet<u64>, session: &str) -> Vec<Ask> {
-    let mut paths: Vec<String> = [
+/// The requests a visitor might send. Every path (the site's, and each
+/// post `ever` listed, deleted ones included) is asked for plainly; the
+/// site's paths and a seeded sample of posts also with every variant: query
+/// strings (tracking parameters, `?page=N`, an unknown parameter), gzip,
+/// HEAD and the logged-in editor's cookie. Bounded per seed however many
+/// posts a campaign makes.
+fn corpus(seed: u64, ever: &BTreeSet<u64>, session: &str) -> Vec<Ask> {
+    let ask = |path: String| Ask {
+        head: false,
+        path,
+        gzip: false,
+        cookie: None,
+    };
+    let site: Vec<String> = [
         "/",
         "/archive/",
         "/feed.xml",
@@ -195,36 +206,44 @@ fn corpus(ever: &BTreeSet<u64>, session: &str) -> Vec<Ask> {
     .iter()
     .map(|p| p.to_string())
     .collect();
-    for id in ever {
-        paths.push(format!("/posts/{id}/"));
-        paths.push(format!("/posts/{id}/feed/"));
+    let post_paths = |id: &u64| [format!("/posts/{id}/"), format!("/posts/{id}/feed/")];
+    let mut asks: Vec<Ask> = site.iter().cloned().map(ask).collect();
+    asks.extend(ever.iter().flat_map(post_paths).map(ask));
+    // A small LCG: the same seed samples the same posts.
+    let ids: Vec<&u64> = ever.iter().collect();
+    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    let mut sampled = site.clone();
+    for _ in 0..ids.len().min(4) {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        sampled.extend(post_paths(ids[(state >> 33) as usize % ids.len()]));
     }
-    let mut asks = Vec::new();
-    let ask = |path: String, gzip: bool| Ask {
-        head: false,
-        path,
-        gzip,
-        cookie: None,
-    };
-    for path in &paths {
-        for query in ["", "?utm_source=news&fbclid=x1", "?page=2", "?x=1"] {
-            asks.push(ask(format!("{path}{query}"), false));
+    for path in &sampled {
+        for query in ["?utm_source=news&fbclid=x1", "?page=2", "?x=1"] {
+            asks.push(ask(format!("{path}{query}")));
         }
-        asks.push(ask(path.clone(), true));
+        asks.push(Ask {
+            gzip: true,
+            ..ask(path.clone())
+        });
         asks.push(Ask {
             head: true,
-            ..ask(path.clone(), false)
+            ..ask(path.clone())
         });
         asks.push(Ask {
             cookie: Some(session.to_string()),
-            ..ask(path.clone(), false)
+            ..ask(path.clone())
         });
     }
     for query in ["?page=3", "?page=abc", "?page=2&utm_source=news"] {
-        asks.push(ask(format!("/{query}"), true));
+        asks.push(Ask {
+            gzip: true,
+            ..ask(format!("/{query}"))
+        });
     }
     for word in ["heron", "rain", "zzz"] {
-        asks.push(ask(format!("/search/?q={word}"), false));
+        asks.push(ask(format!("/search/?q={word}")));
     }
     asks
 }
@@ -303,7 +322,7 @@ async fn request_referee_django_blog() {
         let edits = String::from_utf8_lossy(&out.stdout).trim().to_string();
         quiet(&http, &daemon.http).await;
         ever.extend(listed_posts(&http, &origin, &host).await);
-        for ask in corpus(&ever, &session) {
+        for ask in corpus(seed, &ever, &session) {
             let through = see(&http, &nginx.url(""), &host, &ask).await;
             let direct = see(&http, &origin, &host, &ask).await;
             compared += 1;
