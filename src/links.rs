@@ -136,8 +136,18 @@ impl PageScope<'_> {
         }
         let mut url = self.base.join(raw).ok()?;
         url.set_fragment(None);
-        if url.query().is_some() && self.scope.query == QueryPolicy::Skip {
-            return None;
+        if url.query().is_some() {
+            // A query page the site declared (`?page=2`) is a page of its own.
+            let with_query = crate::urlpath::origin_path(&self.origin, &url)?;
+            if let Some(page) =
+                crate::urlmap::query_page(&with_query, &self.scope.crawl.query_params)
+            {
+                let path = page.split('?').next().unwrap_or(&page);
+                return self.scope.allows(path).then_some(page);
+            }
+            if self.scope.query == QueryPolicy::Skip {
+                return None;
+            }
         }
         url.set_query(None);
         let path = crate::urlpath::origin_path(&self.origin, &url)?;

@@ -32,6 +32,28 @@ pub(crate) struct NginxOptions {
     /// Query parameters that do not change the page (`utm_*`, `fbclid`…,
     /// globs): a query of these alone is served the path's file.
     pub(crate) tracking_params: Vec<String>,
+    /// Query parameters whose values are pages of their own (`[crawl]
+    /// query-params`, sorted): their canonical query strings are served
+    /// from the query tree ([`crate::urlmap::QUERY_TREE`]).
+    pub(crate) query_params: Vec<String>,
+}
+
+/// The regex of the query strings the query tree serves: the declared
+/// names in order, each at most once, at least one, with plain values (as
+/// [`crate::urlmap::query_page`] writes them). One alternative per subset.
+fn query_page_regex(names: &[String]) -> Option<String> {
+    const VALUE: &str = "=[A-Za-z0-9._~-]{1,64}";
+    let mut alternatives = Vec::new();
+    for mask in 1u32..(1 << names.len()) {
+        let parts: Vec<String> = names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, n)| format!("{n}{VALUE}"))
+            .collect();
+        alternatives.push(parts.join("&"));
+    }
+    (!alternatives.is_empty()).then(|| format!("~^(?:{})$", alternatives.join("|")))
 }
 
 /// The id that makes this block's `http`-level names its own: two kiln
@@ -236,6 +258,8 @@ pub(crate) fn render(o: &NginxOptions) -> String {
         id => site_id(o),
         tracking => tracking.join("|"),
         tracking_shown => o.tracking_params.join(", "),
+        query_pages => query_page_regex(&o.query_params),
+        query_names => o.query_params.join(", "),
         cookies,
         redirects,
         listen => o.listen,
@@ -281,6 +305,7 @@ mod tests {
             not_found_page: true,
             fill: None,
             tracking_params: vec!["utm_*".into(), "fbclid".into()],
+            query_params: vec!["page".into()],
         };
         let conf = render(&options);
         let id = site_id(&options);

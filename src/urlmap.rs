@@ -116,11 +116,84 @@ pub(crate) fn segments(url_path: &str) -> Result<Vec<String>, PathError> {
     Ok(out)
 }
 
+/// The query tree: a query page (`/posts/?page=2`, a parameter the site
+/// declared in `[crawl] query-params`) is baked as
+/// `.kiln-query/<its query>/<its path's file>`, which the nginx block
+/// serves only for exactly that query string. See [`query_page`].
+pub(crate) const QUERY_TREE: &str = ".kiln-query";
+
+/// The canonical URL of a query page: `url` when its query string holds
+/// only parameters of `declared`, each once, with a plain value (1-64
+/// letters, digits, `-`, `_`, `.`, `~`), written in name order; else
+/// `None` (a query that is the app's to answer). Tracking parameters mixed
+/// in make it the app's too: the nginx block only serves a query page for
+/// its exact query string.
+pub(crate) fn query_page(url: &str, declared: &[String]) -> Option<String> {
+    let (path, query) = url.split_once('?')?;
+    if declared.is_empty() || query.is_empty() {
+        return None;
+    }
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=')?;
+        let plain = !value.is_empty()
+            && value.len() <= 64
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+        if !plain || !declared.iter().any(|d| d == name) || pairs.iter().any(|(n, _)| *n == name) {
+            return None;
+        }
+        pairs.push((name, value));
+    }
+    pairs.sort();
+    let query: Vec<String> = pairs.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    Some(format!("{path}?{}", query.join("&")))
+}
+
+/// The file of a page: a declared query page's in the query tree
+/// (`.kiln-query/<query>/<file of its path>`), any other's by [`file_for`].
+pub(crate) fn page_file(
+    url: &str,
+    is_html: bool,
+    policy: QueryPolicy,
+    declared: &[String],
+) -> Result<PathBuf, PathError> {
+    match query_page(url, declared).filter(|page| page == url) {
+        Some(_) => {
+            let (path, query) = url.split_once('?').unwrap_or((url, ""));
+            Ok(PathBuf::from(QUERY_TREE)
+                .join(query)
+                .join(file_for(path, is_html, policy)?))
+        }
+        None => file_for(url, is_html, policy),
+    }
+}
+
+/// `(path, query)` of a URL whose query is in query-page form (see
+/// [`query_page`]; whether its names were declared is the caller's).
+fn query_page_parts(url: &str) -> Option<(&str, &str)> {
+    let (path, query) = url.split_once('?')?;
+    let form = !query.is_empty()
+        && query.split('&').all(|pair| {
+            pair.split_once('=').is_some_and(|(n, v)| {
+                !n.is_empty()
+                    && !v.is_empty()
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+                    && v.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~')
+                    })
+            })
+        });
+    form.then_some((path, query))
+}
+
 /// Maps a URL path to a file relative to the output root.
 ///
 /// `/` → `index.html`; `/a/` and `/a` → `a/index.html` for HTML; a last
 /// segment with an extension (`/feed.xml`) or a non-HTML response keeps its
-/// path.
+/// path. A declared query page's file is [`page_file`]'s.
 pub(crate) fn file_for(
     url_path: &str,
     is_html: bool,
@@ -146,6 +219,14 @@ pub(crate) fn file_for(
 /// `None` for what no URL maps to (dot files, temp files, names that are
 /// not UTF-8). Rebuilding the index from the output uses it.
 pub(crate) fn url_for(file: &std::path::Path) -> Option<String> {
+    if let Ok(rest) = file.strip_prefix(QUERY_TREE) {
+        let mut parts = rest.components();
+        let std::path::Component::Normal(query) = parts.next()? else {
+            return None;
+        };
+        let page = format!("{}?{}", url_for(parts.as_path())?, query.to_str()?);
+        return query_page_parts(&page).is_some().then_some(page);
+    }
     let mut segs = Vec::new();
     for part in logical(file).components() {
         let std::path::Component::Normal(name) = part else {
@@ -236,7 +317,7 @@ pub(crate) const TYPED_TREE: &str = ".kiln-typed";
 /// a type (`feed.xml`) stays where it is: it is a file users expect there.
 pub(crate) fn placed(file: PathBuf, content_type: &str) -> PathBuf {
     let media = media_type(content_type);
-    if media == "text/html" || media == "application/xhtml+xml" {
+    if media == "text/html" || media == "application/xhtml+xml" || file.starts_with(QUERY_TREE) {
         return file;
     }
     let misnamed =
@@ -342,6 +423,29 @@ mod tests {
     }
 
     #[test]
+    fn a_query_page_is_canonical_and_only_for_declared_plain_parameters() {
+        let declared = vec!["page".to_string(), "sort".to_string()];
+        let cases = [
+            ("/posts/?page=2", Some("/posts/?page=2")),
+            ("/posts/?sort=new&page=2", Some("/posts/?page=2&sort=new")),
+            ("/?page=abc", Some("/?page=abc")),
+            // Something else in it: the app's.
+            ("/posts/?page=2&utm_source=x", None),
+            ("/posts/?q=clay", None),
+            ("/posts/?page=2&page=3", None),
+            ("/posts/?page=", None),
+            ("/posts/?page=%2e%2e", None),
+            ("/posts/?page=../x", None),
+            ("/posts/?page", None),
+            ("/posts/", None),
+        ];
+        for (url, want) in cases {
+            assert_eq!(query_page(url, &declared).as_deref(), want, "{url}");
+        }
+        assert_eq!(query_page("/posts/?page=2", &[]), None);
+    }
+
+    #[test]
     fn a_page_goes_to_the_typed_tree_only_when_its_name_would_give_the_wrong_type() {
         let cases = [
             (
@@ -398,6 +502,13 @@ mod tests {
             let back = url_for(&file).unwrap();
             assert_eq!(file_for(&back, html, QueryPolicy::Skip).unwrap(), file);
         }
+        // A query page maps back to its URL, query included.
+        let page2 = page_file("/posts/?page=2", true, QueryPolicy::Skip, &["page".into()]).unwrap();
+        assert_eq!(
+            page2,
+            std::path::Path::new(".kiln-query/page=2/posts/index.html")
+        );
+        assert_eq!(url_for(&page2).as_deref(), Some("/posts/?page=2"));
         // A page in the typed tree maps back to its own URL.
         let feed = placed(
             file_for("/feed/", false, QueryPolicy::Skip).unwrap(),

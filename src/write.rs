@@ -450,7 +450,8 @@ impl WebRoot {
                 let name = e.file_name().to_string_lossy();
                 e.depth() == 0
                     || !name.starts_with('.')
-                    || (e.depth() == 1 && name == crate::urlmap::TYPED_TREE)
+                    || (e.depth() == 1
+                        && (name == crate::urlmap::TYPED_TREE || name == crate::urlmap::QUERY_TREE))
             });
         for entry in walk {
             let Ok(entry) = entry else { continue };

@@ -156,6 +156,11 @@ impl Baker {
     pub(crate) fn bakeable_path(&self, uri: &str) -> Option<String> {
         self.fetcher.as_ref()?;
         let canonical = crate::urlpath::canonical(uri).ok()?;
+        if let Some(page) = urlmap::query_page(&canonical, &self.cfg.crawl.query_params) {
+            let path = page.split('?').next().unwrap_or(&page);
+            urlmap::file_for(path, true, QueryPolicy::Strip).ok()?;
+            return self.in_scope(path).then_some(page);
+        }
         let path = urlmap::apply_query_policy(&canonical, self.cfg.output.query_strings).ok()?;
         urlmap::file_for(path, true, QueryPolicy::Strip).ok()?;
         self.in_scope(path).then(|| path.to_string())
@@ -362,12 +367,16 @@ impl Baker {
         filling: bool,
     ) -> (PageResult, Option<Fetched>) {
         let mut result = PageResult::new(url);
-        let path = match urlmap::apply_query_policy(url, self.cfg.output.query_strings) {
-            Ok(p) => p.to_string(),
-            Err(e) => {
-                result.outcome = Outcome::Skipped(e.to_string());
-                return (result, None);
-            }
+        let path = match urlmap::query_page(url, &self.cfg.crawl.query_params) {
+            // A declared query page (`?page=2`), fetched with its query.
+            Some(page) => page,
+            None => match urlmap::apply_query_policy(url, self.cfg.output.query_strings) {
+                Ok(p) => p.to_string(),
+                Err(e) => {
+                    result.outcome = Outcome::Skipped(e.to_string());
+                    return (result, None);
+                }
+            },
         };
         if let Some(renderer) = self.renderer() {
             if let Some(rendered) = renderer.render(&path) {

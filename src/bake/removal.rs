@@ -526,7 +526,8 @@ impl Baker {
             .map(PathBuf::from);
         match stored {
             Some(r) => Ok(r),
-            None => urlmap::file_for(path, true, QueryPolicy::Strip).map_err(|e| e.to_string()),
+            None => urlmap::page_file(path, true, QueryPolicy::Strip, &self.cfg.crawl.query_params)
+                .map_err(|e| e.to_string()),
         }
     }
 

@@ -72,7 +72,19 @@ impl Baker {
             tags,
         } = meta;
         let (is_html, http_status) = (*is_html, *http_status);
-        let file = match urlmap::file_for(path, is_html, self.cfg.output.query_strings) {
+        if !is_html && path.contains('?') {
+            // The block serves a query page from the query tree as HTML.
+            let why = "a query page that is not HTML is the app's to answer".to_string();
+            self.record(PageRecord::refused(path, http_status, why.clone()))
+                .await;
+            return Outcome::Refused(why);
+        }
+        let file = match urlmap::page_file(
+            path,
+            is_html,
+            self.cfg.output.query_strings,
+            &self.cfg.crawl.query_params,
+        ) {
             Ok(r) => r,
             Err(e) => {
                 let why = format!("cannot be stored as a file: {e}");

@@ -125,6 +125,7 @@ pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
             not_found_page,
             fill,
             tracking_params: cfg.safety.tracking_params.clone(),
+            query_params: cfg.crawl.query_params.clone(),
         })
     );
     Ok(Exit::Clean)

@@ -23,6 +23,8 @@ pub(crate) struct RawCrawl {
     pub(crate) assets: Option<bool>,
     /// Also bake script endpoints (`*.php`, `/wp-admin/`, `/wp-json/`).
     pub(crate) script_endpoints: Option<bool>,
+    /// Query parameters whose values are pages of their own (`page`).
+    pub(crate) query_params: Option<Vec<String>>,
 }
 
 /// `[crawl]`, resolved.
@@ -42,6 +44,9 @@ pub(crate) struct Crawl {
     pub(crate) assets: bool,
     /// Bake script endpoints too ([`is_script_endpoint`]).
     pub(crate) script_endpoints: bool,
+    /// Query parameters whose values are pages of their own, sorted
+    /// ([`crate::urlmap::query_page`]).
+    pub(crate) query_params: Vec<String>,
 }
 
 impl Crawl {
@@ -53,6 +58,10 @@ impl Crawl {
             && (self.script_endpoints || !is_script_endpoint(path))
     }
 }
+
+/// Query parameters a site may declare as pages of their own (the nginx
+/// block matches their canonical combinations, one regex alternative each).
+pub(crate) const MAX_QUERY_PARAMS: usize = 3;
 
 /// A URL that runs a script rather than shows a page: a `*.php` file (a
 /// pretty URL never ends so), WordPress's `/wp-admin/` and its REST API
@@ -82,6 +91,32 @@ pub(super) fn resolve_crawl(raw: RawCrawl, invalid: &Invalid<'_>) -> Result<Craw
             ));
         }
     }
+    let mut query_params = raw.query_params.unwrap_or_default();
+    query_params.sort();
+    query_params.dedup();
+    if query_params.len() > MAX_QUERY_PARAMS {
+        return Err(invalid(
+            "crawl.query-params",
+            format!(
+                "names {} parameters: at most {MAX_QUERY_PARAMS} (pagination needs one, `page` or `paged`)",
+                query_params.len()
+            ),
+        ));
+    }
+    if let Some(bad) = query_params.iter().find(|p| {
+        p.is_empty()
+            || p.len() > 32
+            || !p
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+    }) {
+        return Err(invalid(
+            "crawl.query-params",
+            format!(
+                "has `{bad}`: a parameter name is 1-32 letters, digits, `_` or `-`, e.g. \"page\""
+            ),
+        ));
+    }
     let max_pages = raw.max_pages.unwrap_or(100_000);
     if max_pages == 0 {
         return Err(invalid("crawl.max-pages", "must be at least 1".into()));
@@ -98,6 +133,7 @@ pub(super) fn resolve_crawl(raw: RawCrawl, invalid: &Invalid<'_>) -> Result<Craw
         max_depth: raw.max_depth.unwrap_or(32),
         assets: raw.assets.unwrap_or(false),
         script_endpoints: raw.script_endpoints.unwrap_or(false),
+        query_params,
     })
 }
 

@@ -46,7 +46,8 @@ struct Seen {
     body: String,
 }
 
-async fn see(http: &reqwest::Client, base: &str, host: &str, ask: &Ask) -> Seen {
+/// What a visitor sees, and whether nginx served it from a baked file.
+async fn see(http: &reqwest::Client, base: &str, host: &str, ask: &Ask) -> (Seen, bool) {
     let method = if ask.head {
         reqwest::Method::HEAD
     } else {
@@ -78,6 +79,7 @@ async fn see(http: &reqwest::Client, base: &str, host: &str, ask: &Ask) -> Seen 
         .trim()
         .to_ascii_lowercase();
     let location = header("location");
+    let from_disk = header("x-kiln").is_some_and(|v| v == "static");
     let gzipped = header("content-encoding").is_some_and(|e| e == "gzip");
     let bytes = resp.bytes().await.unwrap().to_vec();
     let body = if gzipped {
@@ -89,12 +91,13 @@ async fn see(http: &reqwest::Client, base: &str, host: &str, ask: &Ask) -> Seen 
     } else {
         bytes
     };
-    Seen {
+    let seen = Seen {
         status,
         media,
         location,
         body: String::from_utf8_lossy(&body).into_owned(),
-    }
+    };
+    (seen, from_disk)
 }
 
 /// `a` from a little before where it first differs from `b`.
@@ -122,7 +125,7 @@ async fn listed_posts(http: &reqwest::Client, django: &str, host: &str) -> BTree
             gzip: false,
             cookie: None,
         };
-        let seen = see(http, django, host, &ask).await;
+        let (seen, _) = see(http, django, host, &ask).await;
         for part in seen.body.split("href=\"/posts/").skip(1) {
             if let Some(id) = part.split('/').next().and_then(|n| n.parse().ok()) {
                 ids.insert(id);
@@ -313,6 +316,7 @@ async fn request_referee_django_blog() {
     let mut ever = BTreeSet::new();
     let mut mismatches = Vec::new();
     let mut compared = 0;
+    let mut from_disk = 0;
     for seed in seeds() {
         let out = manage(
             site.path(),
@@ -323,9 +327,10 @@ async fn request_referee_django_blog() {
         quiet(&http, &daemon.http).await;
         ever.extend(listed_posts(&http, &origin, &host).await);
         for ask in corpus(seed, &ever, &session) {
-            let through = see(&http, &nginx.url(""), &host, &ask).await;
-            let direct = see(&http, &origin, &host, &ask).await;
+            let (through, baked) = see(&http, &nginx.url(""), &host, &ask).await;
+            let (direct, _) = see(&http, &origin, &host, &ask).await;
             compared += 1;
+            from_disk += usize::from(baked);
             if through != direct {
                 mismatches.push(format!(
                     "seed {seed} ({edits}): {} {}{}{}\n  nginx:  {} {} {:?} …{}\n  django: {} {} {:?} …{}",
@@ -348,9 +353,13 @@ async fn request_referee_django_blog() {
         quiet(&http, &daemon.http).await;
     }
     eprintln!(
-        "request referee, Django blog: {compared} requests over {} seeds, {} mismatches",
+        "request referee, Django blog: {compared} requests over {} seeds ({from_disk} served from baked files), {} mismatches",
         seeds().len(),
         mismatches.len()
+    );
+    assert!(
+        from_disk > compared / 4,
+        "most answers came from the app: {from_disk} of {compared} from disk"
     );
     assert!(
         mismatches.is_empty(),

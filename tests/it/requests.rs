@@ -363,3 +363,98 @@ async fn encoded_varying_and_no_longer_public_answers_are_served_as_the_app_serv
     let mismatches = compare("after the 401").await;
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
+
+/// `[crawl] query-params = ["page"]`: the pages of `?page=N` are pages of
+/// their own. The crawl follows their links and bakes each in the query
+/// tree; nginx serves one only for exactly its query string, tagged and
+/// regenerated like any page; anything else with a query is the app's.
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_query_pages_are_baked_and_served_for_exactly_their_query() {
+    require!("nginx");
+    let list = |n: u32, version: &str| {
+        let next = if n < 3 {
+            format!("<a href=\"?page={}\">older</a>", n + 1)
+        } else {
+            String::new()
+        };
+        Page::html(format!("<h1>posts page {n} {version}</h1>{next}"))
+            .with_header("surrogate-key", "post-list")
+    };
+    let mut pages = [
+        ("/".to_string(), Page::html("<a href=\"/posts/\">posts</a>")),
+        ("/posts/".to_string(), list(1, "v1")),
+        ("/posts/?page=2".to_string(), list(2, "v1")),
+        ("/posts/?page=3".to_string(), list(3, "v1")),
+        ("/posts/?page=9".to_string(), list(3, "v1")),
+        (
+            "/posts/?page=2&sort=new".to_string(),
+            Page::html("sorted page 2"),
+        ),
+        ("/posts/?page=2&utm_source=x".to_string(), list(2, "v1")),
+    ];
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(&origin, "[crawl]\nquery-params = [\"page\"]\n");
+    open_up(site.path());
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("4 written"),
+        "/, /posts/ and pages 2 and 3: {}",
+        run.all()
+    );
+    assert_eq!(
+        site.read(".kiln-query/page=2/posts/index.html").as_deref(),
+        Some("<h1>posts page 2 v1</h1><a href=\"?page=3\">older</a>")
+    );
+    let d = site.daemon(&[]).await;
+    let fill = d.http.trim_start_matches("http://").to_string();
+    let (nginx, _) = Nginx::for_site(&site, &[], &["--fill", &fill]).await;
+    let http = client();
+    let compare = |path: &'static str, want_static: bool| {
+        let (http, nginx, origin) = (http.clone(), nginx.url(path), origin.url());
+        async move {
+            let r = http.get(&nginx).send().await.unwrap();
+            let from_disk = r.headers().get("x-kiln").is_some_and(|v| v == "static");
+            let got = seen(r).await;
+            let want = seen(http.get(format!("{origin}{path}")).send().await.unwrap()).await;
+            assert_eq!(got, want, "{path}");
+            assert_eq!(from_disk, want_static, "{path} from disk");
+        }
+    };
+    compare("/posts/?page=2", true).await;
+    compare("/posts/?page=3", true).await;
+    compare("/posts/", true).await;
+    // Another parameter, or a tracking one mixed in: the app's.
+    compare("/posts/?page=2&sort=new", false).await;
+    compare("/posts/?page=2&utm_source=x", false).await;
+    // A page nobody linked: the fill bakes it, then nginx serves it.
+    compare("/posts/?page=9", false).await;
+    d.settle(None).await;
+    compare("/posts/?page=9", true).await;
+
+    // An event for the list's tag regenerates every page of it.
+    for (key, page) in pages.iter_mut() {
+        if let Some(n) = key
+            .strip_prefix("/posts/?page=")
+            .and_then(|n| n.parse().ok())
+        {
+            *page = list(n, "v2");
+            origin.set(key, page.clone());
+        }
+    }
+    origin.set("/posts/", list(1, "v2"));
+    let (code, v) = d
+        .post("/v1/regen", r#"{"targets": ["tag:post-list"]}"#, None)
+        .await;
+    assert_eq!(code, 202, "{v}");
+    let job = d.job_done(v["job"].as_u64().unwrap(), None).await;
+    assert_eq!(job["report"]["urls"], 4, "{job}");
+    compare("/posts/?page=2", true).await;
+    compare("/posts/?page=9", true).await;
+    drop(nginx);
+    drop(d);
+}

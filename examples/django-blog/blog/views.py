@@ -17,7 +17,7 @@ from .models import Comment, Post
 
 #: Posts per page of the list; later pages are `/?page=2`, Django's
 #: standard Paginator (nginx hands any query string to Django).
-PAGE_SIZE = 10
+PAGE_SIZE = 5
 
 
 def post_list(request):
