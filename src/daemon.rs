@@ -66,10 +66,21 @@ fn bind_hint(e: &std::io::Error, addr: &SocketAddr) -> String {
 
 impl DaemonError {
     /// 2 for what the user fixes (no token off loopback, a second daemon,
-    /// the setup's own usage errors), 1 otherwise.
+    /// an address that is taken or privileged, the setup's own usage
+    /// errors), 1 otherwise.
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             DaemonError::NoToken(_) => 2,
+            DaemonError::Bind { source, .. }
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::AddrInUse
+                        | std::io::ErrorKind::PermissionDenied
+                        | std::io::ErrorKind::AddrNotAvailable
+                ) =>
+            {
+                2
+            }
             DaemonError::Locked(e) => e.exit_code(),
             DaemonError::Setup(e) => e.exit_code(),
             DaemonError::Spool(_) | DaemonError::Publish(_) | DaemonError::Bind { .. } => 1,

@@ -36,7 +36,10 @@ pub async fn run(g: &GlobalArgs, args: DaemonArgs) -> anyhow::Result<Exit> {
         force_origin: args.force,
         ..Default::default()
     };
-    crate::daemon::run(Arc::new(cfg), token, opts, shutdown_signal(), |ready| {
+    // A daemon that fails to start on a new site leaves nothing behind
+    // (no empty output with a lock file, no state directory).
+    let fresh = super::FreshDirs::note(&cfg);
+    let result = crate::daemon::run(Arc::new(cfg), token, opts, shutdown_signal(), |ready| {
         if let Some(addr) = ready.http {
             // One line on stdout that scripts and tests can wait for.
             println!("kiln daemon listening on http://{addr}");
@@ -44,8 +47,11 @@ pub async fn run(g: &GlobalArgs, args: DaemonArgs) -> anyhow::Result<Exit> {
             println!("kiln daemon running (HTTP endpoint off)");
         }
     })
-    .await?;
-    Ok(Exit::Clean)
+    .await
+    .map(|()| Exit::Clean)
+    .map_err(anyhow::Error::from);
+    fresh.clean_up_after(&result);
+    result
 }
 
 /// Completes on SIGTERM or SIGINT. The handlers are installed when this is

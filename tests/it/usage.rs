@@ -103,7 +103,7 @@ async fn quiet_runs_print_nothing_on_success() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_taken_port_is_named_with_the_fix_and_localhost_is_understood() {
+async fn a_taken_port_is_named_with_the_fix_exits_2_and_leaves_nothing() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let site = TestSite::new("[[render]]\ntemplate = \"p.html\"\nurl = \"/\"\n");
@@ -112,7 +112,11 @@ async fn a_taken_port_is_named_with_the_fix_and_localhost_is_understood() {
     let run = site
         .kiln(&["daemon", "--listen", &format!("localhost:{port}")])
         .await;
-    assert_ne!(run.code, 0);
+    // The user's to fix, like a config error; and a first start that
+    // failed leaves no output or state directory behind.
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(!site.out().exists(), "{}", run.all());
+    assert!(!site.path().join(".kiln").exists(), "{}", run.all());
     assert!(
         run.stderr
             .contains(&format!("failed to listen on 127.0.0.1:{port}"))
