@@ -57,7 +57,7 @@ pub enum Command {
     Enqueue(cmd::enqueue::EnqueueArgs),
     /// Run beside nginx: watch the spool, serve the HTTP endpoint, regenerate on events
     Daemon(cmd::daemon::DaemonArgs),
-    /// Make the S3-compatible bucket of [[publish]] equal the output
+    /// Make the S3-compatible bucket of `[[publish]]` equal the output
     Publish(cmd::publish::PublishArgs),
     /// Copy a pool's pages from its bucket into the output as they are published
     Mirror(cmd::mirror::MirrorArgs),

@@ -181,7 +181,7 @@ pub(crate) enum OutboxRule {
     /// its own index is the whole truth).
     WhenChanged,
     /// Every record but a failure: in pool mode the shared index, not this
-    /// worker's, decides what changed ([`crate::output::pool`]).
+    /// worker's, decides what changed ([`crate::pool`]).
     Every,
 }
 

@@ -19,7 +19,7 @@
 //! - [`text`]: quoting untrusted text, bounded and escaped.
 //! - [`files`]: the filesystem error and editor-junk rule every disk stage shares.
 //! - [`body`]: page bodies, in memory or spilled to disk when large.
-//! - [`write`]: the web root; the only code that writes or removes served files.
+//! - [`write`](mod@write): the web root; the only code that writes or removes served files.
 //! - [`index`]: the SQLite dependency index (pages, tags, redirects).
 //! - [`lock`]: one writer per output (the daemon, or one command at a time).
 //! - [`bake`]: one page through all of the above; target resolution; summaries.

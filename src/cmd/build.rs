@@ -18,7 +18,7 @@ use crate::write::WebRoot;
   kiln build --release                         build a new release beside the live one, switch when done
   kiln build --force --origin http://new:8000  the app moved: bake the same output from a new origin")]
 pub struct BuildArgs {
-    /// Build into a new releases/<id>/ directory and switch the `current` symlink when done
+    /// Build into a new `releases/<id>/` directory and switch the `current` symlink when done
     #[arg(long)]
     pub release: bool,
     /// Guards against destroying the site by mistake.
