@@ -204,6 +204,10 @@ pub(crate) async fn run(
     )
     .map_err(SetupError::from)?;
     let spool = Spool::open(&cfg.queue)?;
+    let swept = spool.sweep_tmp();
+    if swept > 0 {
+        tracing::info!(swept, "removed files writers abandoned in the spool's tmp/");
+    }
     let (index, baker) = open_index(&cfg, &root, &spool, opts).await?;
     baker.sweep_stale_temp_files()?;
     let metrics = Arc::new(Metrics::new());

@@ -316,7 +316,7 @@ async fn regen(State(s): State<ApiState>, req: Request) -> Response {
         let shown: Vec<String> = bad
             .iter()
             .take(10)
-            .map(|b| crate::text::excerpt(b, 200))
+            .map(|b| crate::text::excerpt(b, 600))
             .collect();
         let more = bad.len().saturating_sub(shown.len());
         let tail = if more > 0 {

@@ -65,6 +65,9 @@ pub(crate) struct Spool {
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// How old a file in `queue/tmp/` is before it counts as abandoned.
+pub(crate) const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(3600);
+
 impl Spool {
     /// Creates the directories if needed.
     pub(crate) fn open(root: &Path) -> Result<Spool, SpoolError> {
@@ -77,6 +80,33 @@ impl Spool {
             .canonicalize()
             .map_err(err("resolve spool directory", root))?;
         Ok(Spool { root })
+    }
+
+    /// Removes what writers left in `tmp/` long ago (a process killed
+    /// between its write and its rename, a refused write): a producer
+    /// renames its file within moments, so anything older than
+    /// [`STALE_TMP`] is nobody's. The daemon does this at start. Returns
+    /// how many went.
+    pub(crate) fn sweep_tmp(&self) -> usize {
+        let dir = self.root.join("tmp");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return 0;
+        };
+        let now = std::time::SystemTime::now();
+        let mut swept = 0;
+        for entry in entries.filter_map(Result::ok) {
+            let old = entry
+                .metadata()
+                .ok()
+                .filter(|m| m.is_file())
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age > STALE_TMP);
+            if old && fs::remove_file(entry.path()).is_ok() {
+                swept += 1;
+            }
+        }
+        swept
     }
 
     /// `queue/new`, the directory the daemon watches.

@@ -29,8 +29,10 @@ pub(crate) enum Target {
 }
 
 /// A line that is not a target, with the reason.
+/// The text is shown cut to an excerpt, so however long it is the reason
+/// (and the fix) is never cut off a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bad target `{text}`: {reason}")]
+#[error("bad target `{}`: {reason}", crate::text::excerpt(text, 120))]
 pub(crate) struct TargetError {
     /// The offending text.
     pub(crate) text: String,
@@ -237,6 +239,12 @@ mod tests {
             assert!(!e.reason.is_empty());
             assert!(e.to_string().contains("bad target"), "{text}");
         }
+        // However long the target, its message keeps the reason.
+        let long = format!("blog/{}", "x".repeat(5_000));
+        let e = Target::parse(&long).unwrap_err();
+        let message = e.to_string();
+        assert!(message.ends_with(&e.reason), "{message}");
+        assert!(message.len() < 400, "{} bytes", message.len());
     }
 
     /// Hostile targets: every target kind's prefix, then a body drawn from

@@ -430,3 +430,30 @@ async fn a_site_wide_shrink_is_held_like_a_mass_removal() {
     assert_eq!(stubs(), 30, "{}", run.all());
     drop(d);
 }
+
+/// What writers abandoned in the spool's `tmp/` (a producer killed between
+/// its write and its rename) is swept when the daemon starts; a file a
+/// producer is writing right now is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_sweeps_what_writers_abandoned_in_the_spool() {
+    let pages = home_and_pages(2, |n| page(n, "v1"));
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(&origin, "");
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let tmp = site.queue().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let abandoned = tmp.join("producer-killed-mid-write");
+    std::fs::write(&abandoned, "/p/1/\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&abandoned)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(2 * 3600))
+        .unwrap();
+    let writing = tmp.join("being-written-now");
+    std::fs::write(&writing, "/p/0/\n").unwrap();
+    let d = site.daemon(&[]).await;
+    assert!(!abandoned.exists(), "an abandoned temp file is swept");
+    assert!(writing.exists(), "a file being written is left alone");
+    drop(d);
+}
