@@ -88,6 +88,10 @@ impl DaemonError {
     }
 }
 
+/// How long a starting daemon waits for a one-shot command that holds the
+/// output (a build from a deploy hook) before it gives up with exit 2.
+const LOCK_WAIT: Duration = Duration::from_secs(30 * 60);
+
 /// Things the caller may want to learn once the daemon is up.
 #[derive(Debug, Clone)]
 pub(crate) struct Ready {
@@ -185,8 +189,14 @@ pub(crate) async fn run(
             return Err(DaemonError::NoToken(addr));
         }
     }
-    // One writer per output: a second daemon (or a build) stops here.
-    let mut lock = crate::lock::try_lock(&cfg.out, "daemon")?;
+    // One writer per output: a second daemon stops here at once; a
+    // one-shot command (a deploy hook's build) is waited for, a while, so
+    // systemd starting the daemon during a build does not fail it.
+    let mut lock =
+        match tokio::time::timeout(LOCK_WAIT, crate::lock::lock(&cfg.out, "daemon")).await {
+            Ok(locked) => locked?,
+            Err(_) => crate::lock::try_lock(&cfg.out, "daemon")?,
+        };
     let out = crate::release::live_root(&cfg.out);
     // The scheduler retries failed pages itself, with backoff, without holding
     // a fetch slot; the fetcher makes a single attempt per dispatch.

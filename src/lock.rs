@@ -191,7 +191,7 @@ pub(crate) async fn lock(out: &Path, role: &str) -> Result<OutputLock, LockError
     loop {
         match try_lock(out, role) {
             Err(LockError::Held { holder, path }) if holder.role != "daemon" => {
-                tracing::info!(pid = holder.pid, role = %holder.role, "waiting for another kiln to finish with this output");
+                tracing::warn!(pid = holder.pid, role = %holder.role, "waiting for another kiln (`kiln {}`, PID {}) to finish with this output", holder.role, holder.pid);
                 let file = open(&path)?;
                 let waited = tokio::task::spawn_blocking(move || {
                     rustix::fs::flock(&file, FlockOperation::LockShared)

@@ -457,3 +457,37 @@ async fn the_daemon_sweeps_what_writers_abandoned_in_the_spool() {
     assert!(writing.exists(), "a file being written is left alone");
     drop(d);
 }
+
+/// A daemon started while a one-shot build holds the output (a deploy
+/// hook's build, systemd starting the daemon meanwhile) waits for it and
+/// then starts, instead of exiting at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_started_during_a_build_waits_for_it() {
+    let mut pages = home_and_pages(3, |n| page(n, "v1"));
+    // The build holds the output while this page answers.
+    pages[1].1 = page(0, "v1").delay(Duration::from_millis(1500));
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(&origin, "");
+    let build = site.command(&["build"]).output();
+    let build = tokio::spawn(build);
+    wait_until(
+        Duration::from_secs(30),
+        "the build to hold the output",
+        || async { origin.hits("/p/0/") > 0 },
+    )
+    .await;
+    let d = site.daemon(&[]).await;
+    let built = build.await.unwrap().unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    // The daemon took over once the build was done, and works.
+    origin.set("/p/1/", page(1, "v2"));
+    let (code, v) = d.post("/v1/regen", r#"{"targets": ["/p/1/"]}"#, None).await;
+    assert_eq!(code, 202, "{v}");
+    d.job_done(v["job"].as_u64().unwrap(), None).await;
+    assert!(site.read("p/1/index.html").unwrap().contains("v2"));
+    drop(d);
+}
