@@ -409,13 +409,9 @@ impl Baker {
     /// The mass-delete limit for a site of `known` baked pages (one rule
     /// for runs and the daemon).
     fn limit_for(&self, known: usize) -> usize {
-        let s = &self.cfg.safety;
-        s.max_delete_pages
-            .min((known * s.max_delete_percent / 100).max(5))
+        self.cfg.safety.delete_limit().of(known)
     }
 
-    /// The operator consented to a mass removal (`--allow-mass-delete` on a
-    /// request): removals pass for one guard window (the request's own and
     /// The operator consented to a mass removal (`--allow-mass-delete` on a
     /// request): removals pass for one guard window (the request's own and
     /// any that follow it closely), then the guard counts afresh.

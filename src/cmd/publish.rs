@@ -11,6 +11,8 @@ at <prefix>_kiln/redirects.json. Credentials: AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN).
 
 Uploads run `concurrency` at a time (`[[publish]] concurrency`, 16).
+Deleting more objects than the mass-delete limit (`[safety]`) deletes
+nothing and exits 1 unless --allow-mass-delete.
 
 Examples:
   kiln publish
@@ -28,6 +30,10 @@ pub struct PublishArgs {
     /// Upload every page, also those the bucket already has
     #[arg(long)]
     pub force: bool,
+    /// Delete objects no page has even when more than the mass-delete
+    /// limit would go (`safety.max-delete-pages` / `max-delete-percent`)
+    #[arg(long)]
+    pub allow_mass_delete: bool,
 }
 
 /// Reconciles every `[[publish]]` target with the output.
@@ -70,6 +76,7 @@ pub async fn run(g: &GlobalArgs, args: PublishArgs) -> anyhow::Result<Exit> {
             dry_run: args.dry_run,
             delete: !args.no_delete,
             force: args.force || metadata_changed,
+            delete_limit: (!args.allow_mass_delete).then(|| cfg.safety.delete_limit()),
         };
         let started = std::time::Instant::now();
         let (done, plan) = crate::output::publish::reconcile(&s3, &index, &root, opts).await?;

@@ -47,6 +47,32 @@ pub(crate) struct Safety {
     pub(crate) max_delete_percent: usize,
 }
 
+/// The mass-delete limit, the one rule every destructive path applies (a
+/// run's removals, the daemon's window, a bucket's deletions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeleteLimit {
+    pages: usize,
+    percent: usize,
+}
+
+impl DeleteLimit {
+    /// The most of `known` pages (or objects) one change may remove:
+    /// `max-delete-pages`, or `max-delete-percent` of them, never below 5.
+    pub(crate) fn of(self, known: usize) -> usize {
+        self.pages.min((known * self.percent / 100).max(5))
+    }
+}
+
+impl Safety {
+    /// The mass-delete limit.
+    pub(crate) fn delete_limit(&self) -> DeleteLimit {
+        DeleteLimit {
+            pages: self.max_delete_pages,
+            percent: self.max_delete_percent,
+        }
+    }
+}
+
 /// What a `Vary: Cookie` (or `Authorization`) response to kiln's
 /// cookie-less request means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

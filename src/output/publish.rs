@@ -56,6 +56,22 @@ pub(crate) enum PublishError {
     /// An upload task ended without an answer (it panicked).
     #[error("an upload task failed: {0}")]
     Task(String),
+    /// The mass-delete guard kept the bucket's objects.
+    #[error(
+        "{bucket}: this would delete {count} of its {known} objects ({examples}), more than the limit of {limit} (`safety.max-delete-pages` / `safety.max-delete-percent`), so nothing was deleted (uploads are done). An output built elsewhere or a wrong prefix looks like this; if the objects really are stale, run again with --allow-mass-delete"
+    )]
+    MassDelete {
+        /// `s3:<endpoint>/<bucket>/<prefix>`.
+        bucket: String,
+        /// Objects that would go.
+        count: usize,
+        /// Objects listed.
+        known: usize,
+        /// The limit that applied.
+        limit: usize,
+        /// A few of the keys.
+        examples: String,
+    },
 }
 
 /// One bucket kiln mirrors into.
@@ -394,6 +410,9 @@ pub(crate) struct ReconcileOptions {
     pub(crate) delete: bool,
     /// Upload every page, current or not.
     pub(crate) force: bool,
+    /// The mass-delete limit for the deletions; `None` with
+    /// `--allow-mass-delete`.
+    pub(crate) delete_limit: Option<crate::config::DeleteLimit>,
 }
 
 /// What a dry run would do.
@@ -513,6 +532,19 @@ pub(crate) async fn reconcile(
     let listing = serde_json::to_vec_pretty(&redirects).unwrap_or_default();
     s3.put(&redirects_key, listing, "application/json").await?;
     if opts.delete {
+        if let Some(limit) = opts.delete_limit {
+            let limit = limit.of(present.len());
+            if extra.len() > limit {
+                let examples: Vec<&str> = extra.iter().take(3).map(String::as_str).collect();
+                return Err(PublishError::MassDelete {
+                    bucket: s3.id().to_string(),
+                    count: extra.len(),
+                    known: present.len(),
+                    limit,
+                    examples: format!("e.g. {}", examples.join(", ")),
+                });
+            }
+        }
         let mut deletes = tokio::task::JoinSet::new();
         for key in extra {
             while deletes.len() >= opts.concurrency.max(1) {

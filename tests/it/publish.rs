@@ -312,3 +312,49 @@ async fn publish_says_what_it_would_do_keeps_strays_when_asked_and_can_force() {
         run.all()
     );
 }
+
+/// `kiln publish` has the mass-delete guard too: an output of two pages
+/// against a bucket of 40 other objects (a wrong prefix, an output built
+/// elsewhere) uploads its pages, deletes nothing and exits 1 with the
+/// reason; `--allow-mass-delete` is the consent.
+#[cfg_attr(
+    kiln_no_s3s,
+    ignore = "s3s-fs is not on PATH: cargo install s3s-fs --features binary (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_keeps_a_bucket_it_would_mostly_delete() {
+    require!("s3s-fs");
+    let s3 = S3Server::start().await;
+    let origin = Origin::start(vec![
+        ("/", Page::html("<a href=\"/p/1/\">1</a>")),
+        ("/p/1/", Page::html("<p>one</p>")),
+    ])
+    .await;
+    let site = TestSite::for_origin(
+        &origin,
+        &format!(
+            "[[publish]]\nkind = \"s3\"\nbucket = \"kiln\"\nprefix = \"site\"\nendpoint = \"http://127.0.0.1:{}\"\n",
+            s3.port
+        ),
+    );
+    let run = kiln_with_creds(&site, &["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    for n in 0..40 {
+        let object = s3.object(&format!("site/other/{n}.html"));
+        std::fs::create_dir_all(object.parent().unwrap()).unwrap();
+        std::fs::write(object, format!("other {n}")).unwrap();
+    }
+    let run = kiln_with_creds(&site, &["publish"]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.all().contains("nothing was deleted") && run.all().contains("--allow-mass-delete"),
+        "{}",
+        run.all()
+    );
+    assert!(s3.object("site/other/7.html").exists(), "kept");
+    let run = kiln_with_creds(&site, &["publish", "--allow-mass-delete"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("40 deleted"), "{}", run.all());
+    assert!(!s3.object("site/other/7.html").exists());
+    assert_eq!(s3.get("site/p/1/index.html").await.1, b"<p>one</p>");
+}
