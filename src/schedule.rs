@@ -316,6 +316,10 @@ struct JobEntry {
     info: JobInfo,
     remaining: usize,
     reply: Option<oneshot::Sender<JobReport>>,
+    /// The job named no more pages than the mass-delete limit: a page of
+    /// it that turns out gone is the app's own doing (it saved or deleted
+    /// that object), not a broken origin, and the guard does not count it.
+    targeted: bool,
 }
 
 /// Jobs remembered after they finish, for `GET /v1/jobs/ID`.
@@ -368,14 +372,16 @@ impl Jobs {
                 },
                 remaining: 0,
                 reply,
+                targeted: false,
             },
         );
         id
     }
 
-    fn set_urls(&self, id: JobId, n: usize, unmatched: &[(String, String)]) {
+    fn set_urls(&self, id: JobId, n: usize, unmatched: &[(String, String)], targeted: bool) {
         if let Ok(mut t) = self.inner.lock() {
             if let Some(j) = t.jobs.get_mut(&id) {
+                j.targeted = targeted;
                 j.remaining = n;
                 j.info.report.urls = n;
                 j.info.report.tally.unmatched = unmatched.to_vec();
@@ -480,6 +486,14 @@ impl Jobs {
             }
         }
         self.complete_if_done(id);
+    }
+
+    /// Whether any of `ids` is a targeted job ([`JobEntry::targeted`]).
+    fn any_targeted(&self, ids: &[JobId]) -> bool {
+        self.inner.lock().ok().is_some_and(|t| {
+            ids.iter()
+                .any(|id| t.jobs.get(id).is_some_and(|j| j.targeted))
+        })
     }
 
     fn is_done(&self, id: JobId) -> bool {
@@ -865,7 +879,12 @@ impl JobRuns {
 }
 
 type BakeDone = (Dispatch, PageResult);
-type ResolveDone = (JobId, Instant, Result<Resolved, crate::index::IndexError>);
+/// A job's resolved targets, with the mass-delete limit of the site then.
+type ResolveDone = (
+    JobId,
+    Instant,
+    Result<(Resolved, usize), crate::index::IndexError>,
+);
 
 /// The long-running scheduler task. Stops taking new work when `shutdown`
 /// fires, lets in-flight bakes finish, then returns.
@@ -939,18 +958,19 @@ pub(crate) async fn worker(
                             tracing::error!(job = id, error = %e, "resolving targets panicked; they are refused");
                             let why = format!("refused: resolving it failed ({})", panic_text(&e));
                             let unmatched: Vec<_> = targets.into_iter().map(|t| (t, why.clone())).collect();
-                            jobs.set_urls(id, 0, &unmatched);
+                            jobs.set_urls(id, 0, &unmatched, false);
                             runs.finished(id);
                         }
                         continue;
                     }
                 };
                 match resolved {
-                    Ok(resolved) => {
+                    Ok((resolved, limit)) => {
                         for (target, why) in &resolved.unmatched {
                             tracing::info!(job = id, %target, why, "target matched nothing");
                         }
-                        jobs.set_urls(id, resolved.bake.len() + resolved.delete.len(), &resolved.unmatched);
+                        let urls = resolved.bake.len() + resolved.delete.len();
+                        jobs.set_urls(id, urls, &resolved.unmatched, urls <= limit);
                         for u in resolved.bake {
                             co.event(u, Op::Bake, Some(id), at, settings.debounce);
                         }
@@ -994,9 +1014,10 @@ pub(crate) async fn worker(
                     let baker = baker.clone();
                     metrics.fetches.inc();
                     let dispatch = d.clone();
+                    let consent = jobs.any_targeted(&d.jobs);
                     let task = tasks.spawn(async move {
                         let result = match d.op {
-                            Op::Bake => baker.bake(&d.url).await,
+                            Op::Bake => baker.bake_as(&d.url, consent).await,
                             Op::Delete => {
                                 let mut r = PageResult::new(&d.url);
                                 r.outcome = baker.remove(&d.url, None).await;
@@ -1100,7 +1121,13 @@ fn resolve(
 ) {
     let baker = baker.clone();
     let named = targets.iter().map(Target::to_string).collect();
-    let task = resolving.spawn(async move { (id, at, baker.resolve(&targets).await) });
+    let task = resolving.spawn(async move {
+        let resolved = match baker.resolve(&targets).await {
+            Ok(r) => Ok((r, baker.removal_limit().await)),
+            Err(e) => Err(e),
+        };
+        (id, at, resolved)
+    });
     resolving_jobs.insert(task.id(), (id, named));
 }
 

@@ -50,6 +50,14 @@ tokio::task_local! {
     static BAKE_STARTED: std::cell::Cell<i64>;
 }
 
+tokio::task_local! {
+    /// Whether a removal this bake leads to is the app's consent: the event
+    /// that asked for the page named no more pages than the mass-delete
+    /// limit (a saved or deleted object's pages), so the guard, there for a
+    /// broken origin answering 404 for everything, does not count it.
+    static APP_CONSENTS: bool;
+}
+
 /// Microseconds since the Unix epoch.
 fn now_us() -> i64 {
     std::time::SystemTime::now()
@@ -279,6 +287,12 @@ impl Baker {
                 .content_type
                 .as_deref()
                 .is_some_and(urlmap::is_asset_type)
+    }
+
+    /// [`Baker::bake`] for an event; with `app_consents`, a removal it
+    /// leads to bypasses the mass-delete guard ([`APP_CONSENTS`]).
+    pub(crate) async fn bake_as(&self, url: &str, app_consents: bool) -> PageResult {
+        APP_CONSENTS.scope(app_consents, self.bake(url)).await
     }
 
     /// Bakes one URL from whichever source owns it.

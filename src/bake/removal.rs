@@ -334,6 +334,11 @@ impl Baker {
         if !self.root.has_page(rel).unwrap_or(false) {
             return Ok(());
         }
+        if super::APP_CONSENTS.try_with(|c| *c).unwrap_or(false) {
+            // The event that named this page named few: the app removed
+            // what it meant to (a deleted post), not a site's worth.
+            return Ok(());
+        }
         let baked = self.index.baked_count().await.unwrap_or(0);
         let admission = match guard.lock() {
             Ok(mut g) => g.admit(path, Instant::now(), baked, |n| self.limit_for(n)),
@@ -369,6 +374,9 @@ impl Baker {
             } => guard,
             RunMode::Run { shrinks: None, .. } => return Ok(()),
         };
+        if super::APP_CONSENTS.try_with(|c| *c).unwrap_or(false) {
+            return Ok(());
+        }
         let baked = self.index.baked_count().await.unwrap_or(0);
         let admission = match guard.lock() {
             Ok(mut g) => g.admit(path, Instant::now(), baked, |n| self.limit_for(n)),
@@ -401,7 +409,7 @@ impl Baker {
     }
 
     /// The most files one run (or one guard window) may remove.
-    async fn removal_limit(&self) -> usize {
+    pub(crate) async fn removal_limit(&self) -> usize {
         let known = self.index.baked_count().await.unwrap_or(0);
         self.limit_for(known)
     }

@@ -570,3 +570,42 @@ async fn a_connection_flood_under_a_low_fd_limit_leaves_the_spool_working() {
     let _ = child.start_kill();
     let _ = child.wait().await;
 }
+
+/// The app deleting posts one by one is its own doing, not a broken
+/// origin: each event names a post's pages, they answer 404, and their
+/// files go however many posts are deleted in the guard's window (the
+/// Django referee found deleted posts served forever after the fifth).
+/// An `all` event that finds the same pages gone is still held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_own_deletions_are_its_consent() {
+    const PAGES: usize = 30;
+    let (origin, site) = built_site(PAGES, "").await;
+    let d = site.daemon(&[]).await;
+    for n in 0..12 {
+        let path = format!("/p/{n}/");
+        origin.remove(&path);
+        let (code, v) = d
+            .post("/v1/regen", &format!("{{\"targets\": [\"{path}\"]}}"), None)
+            .await;
+        assert_eq!(code, 202, "{v}");
+        d.job_done(v["job"].as_u64().unwrap(), None).await;
+        assert!(
+            site.read(&format!("p/{n}/index.html")).is_none(),
+            "{path} removed"
+        );
+    }
+    let (_, status) = d.get("/v1/status", None).await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["mass_delete_guard"]["tripped"], false, "{status}");
+    // A broad event finding the rest gone is a broken origin: held.
+    for n in 12..PAGES {
+        origin.remove(&format!("/p/{n}/"));
+    }
+    let (_, v) = d.post("/v1/regen", r#"{"targets": ["all"]}"#, None).await;
+    d.job_done(v["job"].as_u64().unwrap(), None).await;
+    let kept = (12..PAGES)
+        .filter(|n| site.read(&format!("p/{n}/index.html")).is_some())
+        .count();
+    assert!(kept >= PAGES - 12 - 5, "only {kept} kept");
+    drop(d);
+}
