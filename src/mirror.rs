@@ -45,6 +45,34 @@ pub(crate) enum MirrorError {
     /// Another kiln writes this output.
     #[error(transparent)]
     Locked(#[from] crate::lock::LockError),
+    /// The mass-delete guard kept the web root's files.
+    #[error(
+        "the bucket lacks {count} of the {known} files in the web root ({examples}), more than the limit of {limit} (`safety.max-delete-pages` / `safety.max-delete-percent`), so none was removed; a wrong bucket, prefix or endpoint, or an empty bucket, looks like this. If the pages really are gone, run `kiln mirror --allow-mass-delete`"
+    )]
+    MassDelete {
+        /// Files the bucket lacks.
+        count: usize,
+        /// Files in the root.
+        known: usize,
+        /// The limit that applied.
+        limit: usize,
+        /// A few of them.
+        examples: String,
+    },
+}
+
+/// Why a session of following the stream ended.
+enum SessionEnd {
+    /// Worth trying again (Redis, the bucket, a write).
+    Retry(String),
+    /// Not until the operator acts (the mass-delete guard).
+    Stop(MirrorError),
+}
+
+impl From<String> for SessionEnd {
+    fn from(e: String) -> SessionEnd {
+        SessionEnd::Retry(e)
+    }
 }
 
 /// What the mirror did, for its log, `/metrics` and the tests.
@@ -81,6 +109,9 @@ pub(crate) struct MirrorRun {
     marker: PathBuf,
     consumer: String,
     concurrency: usize,
+    /// The mass-delete limit on what a bootstrap removes; `None` with
+    /// `--allow-mass-delete`.
+    delete_limit: Option<crate::config::DeleteLimit>,
     /// Counts.
     pub(crate) stats: Arc<MirrorStats>,
 }
@@ -104,31 +135,47 @@ impl MirrorRun {
             s3,
             root,
             marker,
+            delete_limit: None,
             stats: Arc::default(),
         })
     }
 
+    /// Holds a bootstrap's removals over `limit` (`None`: no guard).
+    pub(crate) fn with_delete_limit(
+        mut self,
+        limit: Option<crate::config::DeleteLimit>,
+    ) -> MirrorRun {
+        self.delete_limit = limit;
+        self
+    }
+
     /// Follows the stream until `shutdown`, reconnecting with backoff;
-    /// `ready` is called once after the first bootstrap or catch-up.
-    pub(crate) async fn run(&self, shutdown: CancellationToken, ready: impl FnOnce()) {
+    /// `ready` is called once after the first bootstrap or catch-up. Ends
+    /// with the error when the mass-delete guard holds a bootstrap.
+    pub(crate) async fn run(
+        &self,
+        shutdown: CancellationToken,
+        ready: impl FnOnce(),
+    ) -> Result<(), MirrorError> {
         let mut ready = Some(ready);
         let mut delay = Duration::from_millis(200);
         loop {
             let result = tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return Ok(()),
                 r = self.session(&shutdown, &mut ready) => r,
             };
             if shutdown.is_cancelled() {
-                return;
+                return Ok(());
             }
             match result {
-                Ok(()) => return,
-                Err(e) => {
+                Ok(()) => return Ok(()),
+                Err(SessionEnd::Stop(e)) => return Err(e),
+                Err(SessionEnd::Retry(e)) => {
                     tracing::warn!(error = %e, retry_in = ?delay, stream = %self.cfg.published, "mirror stopped following (Redis, the bucket or its web root, as the error says); the web root keeps serving what it has, and the mirror tries again");
                 }
             }
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(delay) => {}
             }
             delay = (delay * 2).min(Duration::from_secs(5));
@@ -139,7 +186,7 @@ impl MirrorRun {
         &self,
         shutdown: &CancellationToken,
         ready: &mut Option<impl FnOnce()>,
-    ) -> Result<(), String> {
+    ) -> Result<(), SessionEnd> {
         let client = redis::Client::open(self.cfg.redis.as_str()).map_err(|e| e.to_string())?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
@@ -185,12 +232,15 @@ impl MirrorRun {
                     conn.xgroup_create_mkstream(stream, group, &last).await;
                 if let Err(e) = created {
                     if e.code() != Some("BUSYGROUP") {
-                        return Err(e.to_string());
+                        return Err(e.to_string().into());
                     }
                 }
             }
             let started = std::time::Instant::now();
-            let (copied, removed) = self.bootstrap().await.map_err(|e| e.to_string())?;
+            let (copied, removed) = self.bootstrap().await.map_err(|e| match e {
+                MirrorError::MassDelete { .. } => SessionEnd::Stop(e),
+                e => SessionEnd::Retry(e.to_string()),
+            })?;
             std::fs::write(&self.marker, format!("{last}\n")).map_err(|e| {
                 format!(
                     "cannot record the bootstrap in {}: {e}",
@@ -321,16 +371,33 @@ impl MirrorRun {
         };
         let copied = differs.len();
         self.sync_files(differs).await?;
-        let mut removed = 0;
-        for file in local {
-            let is_sibling = Encoding::ALL.iter().any(|e| {
+        let here: std::collections::HashSet<&str> = local.iter().map(String::as_str).collect();
+        // A `.gz` goes with its page (kept or removed with it).
+        let is_sibling = |file: &str| {
+            Encoding::ALL.iter().any(|e| {
                 file.strip_suffix(e.suffix())
-                    .is_some_and(|page| wanted.contains_key(page))
-            });
-            if !wanted.contains_key(&file)
-                && !is_sibling
-                && self.root.remove_page(Path::new(&file))?
-            {
+                    .is_some_and(|page| wanted.contains_key(page) || here.contains(page))
+            })
+        };
+        let pages = local.iter().filter(|f| !is_sibling(f)).count();
+        let gone: Vec<&String> = local
+            .iter()
+            .filter(|f| !wanted.contains_key(*f) && !is_sibling(f))
+            .collect();
+        if let Some(limit) = self.delete_limit.map(|l| l.of(pages)) {
+            if gone.len() > limit {
+                let examples: Vec<&str> = gone.iter().take(3).map(|f| f.as_str()).collect();
+                return Err(MirrorError::MassDelete {
+                    count: gone.len(),
+                    known: pages,
+                    limit,
+                    examples: format!("e.g. {}", examples.join(", ")),
+                });
+            }
+        }
+        let mut removed = 0;
+        for file in gone {
+            if self.root.remove_page(Path::new(file))? {
                 removed += 1;
                 self.stats.removed.fetch_add(1, Ordering::Relaxed);
             }

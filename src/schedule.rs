@@ -316,10 +316,11 @@ struct JobEntry {
     info: JobInfo,
     remaining: usize,
     reply: Option<oneshot::Sender<JobReport>>,
-    /// The job named no more pages than the mass-delete limit: a page of
-    /// it that turns out gone is the app's own doing (it saved or deleted
-    /// that object), not a broken origin, and the guard does not count it.
-    targeted: bool,
+    /// The pages the job's targets named narrowly
+    /// ([`crate::targets::resolve::Resolved::narrow`]): one of them turning
+    /// out gone is the app's own doing (it deleted that object), not a
+    /// broken origin, and the mass-delete guard does not count it.
+    narrow: HashSet<String>,
 }
 
 /// Jobs remembered after they finish, for `GET /v1/jobs/ID`.
@@ -372,16 +373,22 @@ impl Jobs {
                 },
                 remaining: 0,
                 reply,
-                targeted: false,
+                narrow: HashSet::new(),
             },
         );
         id
     }
 
-    fn set_urls(&self, id: JobId, n: usize, unmatched: &[(String, String)], targeted: bool) {
+    fn set_urls(
+        &self,
+        id: JobId,
+        n: usize,
+        unmatched: &[(String, String)],
+        narrow: HashSet<String>,
+    ) {
         if let Ok(mut t) = self.inner.lock() {
             if let Some(j) = t.jobs.get_mut(&id) {
-                j.targeted = targeted;
+                j.narrow = narrow;
                 j.remaining = n;
                 j.info.report.urls = n;
                 j.info.report.tally.unmatched = unmatched.to_vec();
@@ -488,11 +495,11 @@ impl Jobs {
         self.complete_if_done(id);
     }
 
-    /// Whether any of `ids` is a targeted job ([`JobEntry::targeted`]).
-    fn any_targeted(&self, ids: &[JobId]) -> bool {
+    /// Whether one of the jobs `ids` named `url` narrowly ([`JobEntry::narrow`]).
+    fn named_narrowly(&self, ids: &[JobId], url: &str) -> bool {
         self.inner.lock().ok().is_some_and(|t| {
             ids.iter()
-                .any(|id| t.jobs.get(id).is_some_and(|j| j.targeted))
+                .any(|id| t.jobs.get(id).is_some_and(|j| j.narrow.contains(url)))
         })
     }
 
@@ -879,12 +886,7 @@ impl JobRuns {
 }
 
 type BakeDone = (Dispatch, PageResult);
-/// A job's resolved targets, with the mass-delete limit of the site then.
-type ResolveDone = (
-    JobId,
-    Instant,
-    Result<(Resolved, usize), crate::index::IndexError>,
-);
+type ResolveDone = (JobId, Instant, Result<Resolved, crate::index::IndexError>);
 
 /// The long-running scheduler task. Stops taking new work when `shutdown`
 /// fires, lets in-flight bakes finish, then returns.
@@ -958,19 +960,20 @@ pub(crate) async fn worker(
                             tracing::error!(job = id, error = %e, "resolving targets panicked; they are refused");
                             let why = format!("refused: resolving it failed ({})", panic_text(&e));
                             let unmatched: Vec<_> = targets.into_iter().map(|t| (t, why.clone())).collect();
-                            jobs.set_urls(id, 0, &unmatched, false);
+                            jobs.set_urls(id, 0, &unmatched, HashSet::new());
                             runs.finished(id);
                         }
                         continue;
                     }
                 };
                 match resolved {
-                    Ok((resolved, limit)) => {
+                    Ok(resolved) => {
                         for (target, why) in &resolved.unmatched {
                             tracing::info!(job = id, %target, why, "target matched nothing");
                         }
                         let urls = resolved.bake.len() + resolved.delete.len();
-                        jobs.set_urls(id, urls, &resolved.unmatched, urls <= limit);
+                        let narrow = resolved.narrow.iter().cloned().collect();
+                        jobs.set_urls(id, urls, &resolved.unmatched, narrow);
                         for u in resolved.bake {
                             co.event(u, Op::Bake, Some(id), at, settings.debounce);
                         }
@@ -1014,7 +1017,7 @@ pub(crate) async fn worker(
                     let baker = baker.clone();
                     metrics.fetches.inc();
                     let dispatch = d.clone();
-                    let consent = jobs.any_targeted(&d.jobs);
+                    let consent = jobs.named_narrowly(&d.jobs, &d.url);
                     let task = tasks.spawn(async move {
                         let result = match d.op {
                             Op::Bake => baker.bake_as(&d.url, consent).await,
@@ -1121,13 +1124,7 @@ fn resolve(
 ) {
     let baker = baker.clone();
     let named = targets.iter().map(Target::to_string).collect();
-    let task = resolving.spawn(async move {
-        let resolved = match baker.resolve(&targets).await {
-            Ok(r) => Ok((r, baker.removal_limit().await)),
-            Err(e) => Err(e),
-        };
-        (id, at, resolved)
-    });
+    let task = resolving.spawn(async move { (id, at, baker.resolve(&targets).await) });
     resolving_jobs.insert(task.id(), (id, named));
 }
 

@@ -51,10 +51,10 @@ tokio::task_local! {
 }
 
 tokio::task_local! {
-    /// Whether a removal this bake leads to is the app's consent: the event
-    /// that asked for the page named no more pages than the mass-delete
-    /// limit (a saved or deleted object's pages), so the guard, there for a
-    /// broken origin answering 404 for everything, does not count it.
+    /// Whether a removal this bake leads to is the app's consent: an event
+    /// named the page narrowly (its path, or a tag on a few pages: a saved
+    /// or deleted object's own), so the guard, there for a broken origin
+    /// answering 404 for everything, does not count it.
     static APP_CONSENTS: bool;
 }
 

@@ -409,7 +409,7 @@ impl Baker {
     }
 
     /// The most files one run (or one guard window) may remove.
-    pub(crate) async fn removal_limit(&self) -> usize {
+    async fn removal_limit(&self) -> usize {
         let known = self.index.baked_count().await.unwrap_or(0);
         self.limit_for(known)
     }

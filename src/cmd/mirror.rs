@@ -19,6 +19,10 @@ pub struct MirrorArgs {
     /// Copy the bucket into the output and exit (no stream following)
     #[arg(long)]
     pub once: bool,
+    /// Remove the files the bucket lacks even when more than the
+    /// mass-delete limit would go (`[safety]`)
+    #[arg(long)]
+    pub allow_mass_delete: bool,
 }
 
 /// Runs the mirror until SIGTERM or Ctrl-C (or once).
@@ -43,7 +47,8 @@ pub async fn run(g: &GlobalArgs, args: MirrorArgs) -> anyhow::Result<Exit> {
     )?
     .with_durability(cfg.output.durability);
     root.sweep_temp_files()?;
-    let run = crate::mirror::MirrorRun::new(mirror.clone(), root, &cfg.state)?;
+    let run = crate::mirror::MirrorRun::new(mirror.clone(), root, &cfg.state)?
+        .with_delete_limit((!args.allow_mass_delete).then(|| cfg.safety.delete_limit()));
     if args.once {
         let (copied, removed) = run.bootstrap().await?;
         println!(
@@ -64,6 +69,6 @@ pub async fn run(g: &GlobalArgs, args: MirrorArgs) -> anyhow::Result<Exit> {
         // One line on stdout that scripts and tests can wait for.
         println!("kiln mirror following {stream} into {}", out.display());
     })
-    .await;
+    .await?;
     Ok(Exit::Clean)
 }

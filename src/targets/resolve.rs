@@ -35,7 +35,16 @@ pub(crate) struct Resolved {
     pub(crate) delete: BTreeSet<String>,
     /// Targets that matched nothing, with why (said out loud, never silent).
     pub(crate) unmatched: Vec<(String, String)>,
+    /// URLs a target named narrowly: by their path, or by a tag or glob
+    /// matching at most [`NARROW`] pages (a saved or deleted object's own
+    /// tag). Such a page turning out gone is the app's doing, not a broken
+    /// origin, and the mass-delete guard does not count it.
+    pub(crate) narrow: BTreeSet<String>,
 }
+
+/// The most pages a tag or glob may match and still name them narrowly
+/// ([`Resolved::narrow`]): the mass-delete guard's floor.
+pub(crate) const NARROW: usize = 5;
 
 impl Sources<'_> {
     /// Pages of the pool carrying `tag` (none outside pool mode).
@@ -59,6 +68,7 @@ impl Sources<'_> {
             match t {
                 Target::Url(u) => {
                     r.bake.insert(u.clone());
+                    r.narrow.insert(u.clone());
                 }
                 Target::Delete(u) => {
                     r.delete.insert(u.clone());
@@ -114,6 +124,9 @@ impl Sources<'_> {
                     found.extend(self.seeds.iter().cloned());
                     why_empty = Some("the index knows no page yet (run `kiln build` first)");
                 }
+            }
+            if matches!(t, Target::Tag(_) | Target::Glob(_)) && found.len() <= NARROW {
+                r.narrow.extend(found.iter().cloned());
             }
             if let (true, Some(why)) = (found.is_empty(), why_empty) {
                 let why = if self.index.is_empty().await.unwrap_or(false) {

@@ -870,3 +870,51 @@ async fn a_mirror_killed_mid_copy_never_leaves_a_partial_file() {
     let agents: Vec<String> = origin.hits_by_agent().into_keys().collect();
     assert_eq!(agents, ["worker"], "only the worker asked the origin");
 }
+
+/// A mirror pointed at an empty listing (a typo in the prefix, an empty
+/// bucket) does not blank its web root: the bootstrap removes nothing and
+/// exits 1 with the reason; `--allow-mass-delete` is the consent.
+#[cfg_attr(
+    kiln_no_s3s,
+    ignore = "s3s-fs is not on PATH: cargo install s3s-fs --features binary (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_keeps_its_root_when_the_bucket_lists_nothing() {
+    require!("s3s-fs");
+    let s3 = S3Server::start().await;
+    // No Redis needed: --once only copies the bucket.
+    let web = TestSite::new(&format!(
+        "[mirror]\nredis = \"redis://127.0.0.1:1\"\npool = \"www\"\nbucket = \"kiln\"\nprefix = \"wrong/\"\nendpoint = \"http://127.0.0.1:{}\"\n",
+        s3.port
+    ));
+    for n in 0..30 {
+        let file = web.file(&format!("p/{n}/index.html"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, format!("page {n}")).unwrap();
+    }
+    let run = web
+        .command(&["mirror", "--once"])
+        .envs(CREDS)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("none was removed") && stderr.contains("--allow-mass-delete"),
+        "{stderr}"
+    );
+    assert_eq!(web.files().len(), 30, "the web root is kept");
+    let run = web
+        .command(&["mirror", "--once", "--allow-mass-delete"])
+        .envs(CREDS)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(web.files().is_empty(), "{:?}", web.files());
+}
