@@ -455,15 +455,20 @@ pub(crate) async fn trimmed_past<C: redis::aio::ConnectionLike>(
         return Ok(false);
     };
     let last_delivered = get(group, "last-delivered-id").unwrap_or_else(|| "0-0".into());
-    let Some(lag) = get(group, "lag").and_then(|l| l.parse::<u64>().ok()) else {
-        // Redis could not compute it: entries were deleted after our position.
-        return Ok(true);
-    };
     let stream: HashMap<String, redis::Value> = redis::cmd("XINFO")
         .arg("STREAM")
         .arg(stream)
         .query_async(conn)
         .await?;
+    let Some(lag) = get(group, "lag").and_then(|l| l.parse::<u64>().ok()) else {
+        // Redis cannot compute the lag: after a restart from its AOF it no
+        // longer knows how many entries the group read. What it deleted
+        // tells: only entries deleted after our position were lost to us.
+        // (Reading this as a trim made every host rebake the whole site
+        // after a Redis restart with its data intact.)
+        let max_deleted = get(&stream, "max-deleted-entry-id").unwrap_or_else(|| "0-0".into());
+        return Ok(stream_id(&max_deleted) > stream_id(&last_delivered));
+    };
     let length = get(&stream, "length")
         .and_then(|l| l.parse::<u64>().ok())
         .unwrap_or(0);

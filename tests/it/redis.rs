@@ -501,3 +501,81 @@ async fn a_new_host_starts_its_group_where_its_build_started() {
     );
     drop(d);
 }
+
+/// Redis restarted with its data intact (AOF on) costs nothing: after the
+/// reload Redis no longer knows the group's lag, which used to read as
+/// "trimmed past this host", and every host rebaked the whole site. Now
+/// only a deletion after the group's position counts as a trim.
+#[cfg_attr(
+    kiln_no_redis,
+    ignore = "redis-server is not on PATH: install it (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_with_its_data_intact_rebakes_nothing() {
+    require!("redis-server");
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let args: [&std::ffi::OsStr; 4] = [
+        "--appendonly".as_ref(),
+        "yes".as_ref(),
+        "--dir".as_ref(),
+        dir.path().as_os_str(),
+    ];
+    let aof = || spawn_redis(port, &args);
+    let mut redis = aof().await;
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let connect = || async {
+        redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    };
+    let pages = linked_site(20);
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(&origin, &intake_toml(&url, "host"));
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let d = site.daemon(&[]).await;
+    // Two events read and acknowledged: the group's position is past the
+    // stream's first entry (where Redis cannot tell the lag after a reload).
+    let mut conn = connect().await;
+    for n in [1, 3] {
+        origin.set(&format!("/p/{n}/"), Page::html("after the event"));
+        xadd(&mut conn, &format!("/p/{n}/\n")).await;
+        wait_until(Duration::from_secs(20), "an event", || async {
+            site.read(&format!("p/{n}/index.html")).as_deref() == Some("after the event")
+        })
+        .await;
+    }
+    wait_until(Duration::from_secs(20), "its acknowledgement", || async {
+        pending(&mut connect().await, "host").await == 0
+    })
+    .await;
+
+    // The host stops; an event arrives for it; Redis stops cleanly (its
+    // AOF synced) and comes back with its data; the host starts again and
+    // finds the group behind the stream, its lag unknown since the reload.
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait(Duration::from_secs(10)).await, Some(0));
+    origin.set("/p/2/", Page::html("two, after the restart"));
+    xadd(&mut conn, "/p/2/\n").await;
+    crate::util::signal(redis.id().unwrap(), libc::SIGTERM);
+    redis.wait().await.unwrap();
+    redis = aof().await;
+    let before = origin.total_hits();
+    let d = site.daemon(&[]).await;
+    wait_until(
+        Duration::from_secs(30),
+        "the event after the restart",
+        || async { site.read("p/2/index.html").as_deref() == Some("two, after the restart") },
+    )
+    .await;
+    d.settle(None).await;
+    let asked = origin.total_hits() - before;
+    assert!(
+        asked <= 2,
+        "{asked} origin requests after a restart that lost nothing (a rebake asks all 21)"
+    );
+    drop(d);
+    drop(redis);
+}
