@@ -7,6 +7,7 @@ same seed makes the same edits.
 import random
 
 from django.core.management.base import BaseCommand
+from django.db import transaction
 
 from blog.models import Comment, Post
 
@@ -33,6 +34,8 @@ class Command(BaseCommand):
             choices = ["create", "create", "comment"]
             if posts:
                 choices += ["retitle", "rebody", "delete_post"]
+            if len(posts) > 4:
+                choices += ["delete_several"]
             if comments:
                 choices += ["delete_comment"]
             action = rng.choice(choices)
@@ -57,6 +60,12 @@ class Command(BaseCommand):
                 post = rng.choice(posts)
                 done.append(f"delete post {post.pk}")
                 post.delete()
+            elif action == "delete_several":
+                # Several posts in one transaction: one notification.
+                doomed = rng.sample(posts, 3)
+                with transaction.atomic():
+                    Post.objects.filter(pk__in=[p.pk for p in doomed]).delete()
+                done.append("delete posts " + ",".join(str(p.pk) for p in doomed))
             elif action == "delete_comment":
                 comment = rng.choice(comments)
                 done.append(f"delete comment {comment.pk} of {comment.post_id}")
