@@ -397,13 +397,29 @@ impl MirrorRun {
         }
         let mut removed = 0;
         for file in gone {
-            if self.root.remove_page(Path::new(file))? {
+            let mut any = false;
+            for place in placements(Path::new(file)) {
+                any |= self.root.remove_page(&place)?;
+            }
+            if any {
                 removed += 1;
                 self.stats.removed.fetch_add(1, Ordering::Relaxed);
             }
         }
         Ok((copied, removed))
     }
+}
+
+/// Every place a file of the bucket may have in a root: its own path, and
+/// its path in each type's directory of the typed tree.
+fn placements(logical: &Path) -> impl Iterator<Item = PathBuf> + '_ {
+    std::iter::once(logical.to_path_buf()).chain(crate::urlmap::TYPED.iter().map(
+        move |(name, _)| {
+            Path::new(crate::urlmap::TYPED_TREE)
+                .join(name)
+                .join(logical)
+        },
+    ))
 }
 
 /// Copies one file from the bucket into the root (or removes it).
@@ -414,14 +430,21 @@ async fn copy_one(
     file: &str,
 ) -> Result<(), MirrorError> {
     match s3.get(&s3.key_of(file)).await? {
-        Some((bytes, _)) => {
+        Some((bytes, content_type)) => {
             // The bake's own three steps: staged beside the target, made
             // durable (batched with other writes), then renamed into place.
             let task = |e: tokio::task::JoinError| {
                 crate::output::publish::PublishError::Task(e.to_string())
             };
+            // Where a bake would put it: a feed at `feed/index.html` goes
+            // to the typed tree, so this host's nginx serves it as a feed
+            // from its first request, as the baking host's does.
+            let logical = PathBuf::from(file);
+            let content_type = content_type
+                .unwrap_or_else(|| crate::urlmap::content_type_of(&logical).to_string());
+            let rel = crate::urlmap::placed(logical.clone(), &content_type);
             let staging = root.clone();
-            let rel = PathBuf::from(file);
+            let placed_at = rel.clone();
             let staged = tokio::task::spawn_blocking(move || {
                 staging.stage_page(&rel, &crate::body::Body::from(bytes))
             })
@@ -434,9 +457,17 @@ async fn copy_one(
             if outcome == crate::write::WriteOutcome::Written {
                 stats.written.fetch_add(1, Ordering::Relaxed);
             }
+            // Its other placement, from an earlier type, goes.
+            for other in placements(&logical).filter(|p| *p != placed_at) {
+                root.remove_page(&other)?;
+            }
         }
         None => {
-            if root.remove_page(Path::new(file))? {
+            let mut removed = false;
+            for place in placements(Path::new(file)) {
+                removed |= root.remove_page(&place)?;
+            }
+            if removed {
                 stats.removed.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -454,9 +485,12 @@ fn local_files(root: &Path) -> Vec<String> {
         .filter(|e| e.file_type().is_file())
         .filter_map(|e| {
             let rel = e.path().strip_prefix(root).ok()?;
-            let text = rel.to_str()?.to_string();
+            // A page in the typed tree is its bucket key's file.
+            let text = crate::urlmap::logical(rel).to_str()?.to_string();
             is_safe_file(&text).then_some(text)
         })
+        .collect::<std::collections::BTreeSet<String>>()
+        .into_iter()
         .collect()
 }
 

@@ -918,3 +918,84 @@ async fn a_mirror_keeps_its_root_when_the_bucket_lists_nothing() {
     );
     assert!(web.files().is_empty(), "{:?}", web.files());
 }
+
+/// A mirror serves what a baking host serves: a feed at `/feed/` (its
+/// bucket key `feed/index.html`, typed by the object's Content-Type) is
+/// placed into the typed tree, so the mirror's nginx answers it as RSS, as
+/// the app does; a page the bucket no longer has goes from there too.
+#[cfg_attr(
+    kiln_no_redis,
+    ignore = "redis-server is not on PATH: install it (bash .ci/run does)"
+)]
+#[cfg_attr(
+    kiln_no_s3s,
+    ignore = "s3s-fs is not on PATH: cargo install s3s-fs --features binary (bash .ci/run does)"
+)]
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_serves_a_feed_with_its_type() {
+    require!("redis-server");
+    require!("s3s-fs");
+    require!("nginx");
+    let redis = Redis::start_on(free_port()).await;
+    let s3 = S3Server::start().await;
+    let feed = "<rss version=\"2.0\"><channel><title>feed</title></channel></rss>";
+    let origin = Origin::start(vec![
+        ("/", Page::html("<a href=\"/feed/\">feed</a>")),
+        ("/feed/", Page::html(feed).typed("application/rss+xml")),
+    ])
+    .await;
+    let worker = pool_worker(&origin, &redis, &s3, "worker", "", "");
+    build_into_bucket(&worker).await;
+    assert!(
+        s3.object("feed/index.html").exists(),
+        "its own key in the bucket"
+    );
+    let web = mirror_site(&redis, &s3, "web");
+    let run = web
+        .command(&["mirror", "--once"])
+        .envs(CREDS)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let (nginx, _) = crate::util::Nginx::for_site(&web, &[], &[]).await;
+    let r = crate::util::client()
+        .get(nginx.url("/feed/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ty = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(
+        ty.starts_with("application/rss+xml"),
+        "the mirror's nginx said {ty}"
+    );
+    assert_eq!(r.text().await.unwrap(), feed);
+    // Gone from the bucket: gone from the mirror.
+    std::fs::remove_file(s3.object("feed/index.html")).unwrap();
+    let run = web
+        .command(&["mirror", "--once"])
+        .envs(CREDS)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let r = crate::util::client()
+        .get(nginx.url("/feed/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
