@@ -71,6 +71,8 @@ pub(crate) struct Scope {
     crawl: Crawl,
     query: QueryPolicy,
     origin: Option<Url>,
+    /// The site's public URL: its links are the site's own too.
+    public: Option<Url>,
 }
 
 impl Scope {
@@ -80,7 +82,14 @@ impl Scope {
             crawl: crawl.clone(),
             query,
             origin,
+            public: None,
         }
+    }
+
+    /// Links on the site's public URL (`[site] url`) are the site's too.
+    pub(crate) fn with_public(mut self, public: Option<Url>) -> Scope {
+        self.public = public;
+        self
     }
 
     /// Resolves a raw link found on `page_path` to an in-scope origin path.
@@ -138,7 +147,8 @@ impl PageScope<'_> {
         url.set_fragment(None);
         if url.query().is_some() {
             // A query page the site declared (`?page=2`) is a page of its own.
-            let with_query = crate::urlpath::origin_path(&self.origin, &url)?;
+            let with_query =
+                crate::urlpath::site_path(&self.origin, self.scope.public.as_ref(), &url)?;
             if let Some(page) =
                 crate::urlmap::query_page(&with_query, &self.scope.crawl.query_params)
             {
@@ -150,7 +160,7 @@ impl PageScope<'_> {
             }
         }
         url.set_query(None);
-        let path = crate::urlpath::origin_path(&self.origin, &url)?;
+        let path = crate::urlpath::site_path(&self.origin, self.scope.public.as_ref(), &url)?;
         self.scope.allows(&path).then_some(path)
     }
 }

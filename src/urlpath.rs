@@ -105,6 +105,13 @@ pub(crate) fn canonical(raw: &str) -> Result<String, UrlPathError> {
     Ok(out)
 }
 
+/// The canonical path of `url` when it is the site's own: on the origin,
+/// or on its public URL (`[site] url`). The one same-site rule for links,
+/// sitemaps and redirects.
+pub(crate) fn site_path(origin: &Url, public: Option<&Url>, url: &Url) -> Option<String> {
+    origin_path(origin, url).or_else(|| origin_path(public?, url))
+}
+
 /// True when two URLs share scheme, host and port.
 pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme()

@@ -170,7 +170,8 @@ impl Baker {
             &cfg.crawl,
             cfg.output.query_strings,
             cfg.origin.as_ref().map(|o| o.url.clone()),
-        );
+        )
+        .with_public(cfg.origin.as_ref().and_then(|o| o.public.clone()));
         let concurrency = concurrency_of(&cfg);
         let outbox = if cfg.pool.is_some() {
             crate::index::OutboxRule::Every

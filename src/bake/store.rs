@@ -44,7 +44,7 @@ impl Baker {
                 sitemap = page,
                 listed = raw.len(),
                 example = %crate::text::excerpt(&raw[0], 120),
-                "the sitemap lists no URL on the origin: kiln follows only the origin's; set `[origin] host` to the host the app writes into it"
+                "the sitemap lists no URL on the origin: kiln follows only the site's own; set `[site] url` to the public address the app writes into it"
             );
         }
         out.dedup();

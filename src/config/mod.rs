@@ -318,10 +318,13 @@ impl Config {
         }
         let site = resolve_site(raw.site, &base_dir, overrides, &invalid)?;
         let raw_origin = raw.origin.unwrap_or_default();
-        let origin = match overrides.origin.clone().or(raw_origin.url.clone()) {
+        let mut origin = match overrides.origin.clone().or(raw_origin.url.clone()) {
             None => None,
             Some(u) => Some(resolve_origin(&u, raw_origin, &base_dir, &invalid)?),
         };
+        if let (Some(o), Some(public)) = (origin.as_mut(), site.url.clone()) {
+            o.serve_as(public);
+        }
         let daemon = resolve_daemon(raw.daemon, &invalid)?;
         let mut raw_intake = raw.intake;
         if let Some(p) = &raw.pool {

@@ -80,6 +80,32 @@ pub(crate) struct Origin {
     pub(crate) vary_ignore: Vec<String>,
     /// Whether an empty 2xx body is a page.
     pub(crate) allow_empty: bool,
+    /// The site's public URL (`[site] url`): links and redirects on it are
+    /// the site's own, as on `url`.
+    pub(crate) public: Option<Url>,
+}
+
+impl Origin {
+    /// Asks as a visitor through nginx would be proxied: with the public
+    /// host (unless `[origin] host` says another) and its scheme in
+    /// `X-Forwarded-Proto`, so the app writes its public links and has no
+    /// reason to redirect kiln to its canonical address.
+    pub(super) fn serve_as(&mut self, public: Url) {
+        if self.host.is_none() {
+            let authority = match public.port() {
+                Some(port) => format!("{}:{port}", public.host_str().unwrap_or_default()),
+                None => public.host_str().unwrap_or_default().to_string(),
+            };
+            self.host = HeaderValue::from_str(&authority).ok();
+        }
+        let proto = HeaderName::from_static("x-forwarded-proto");
+        if !self.headers.contains_key(&proto) {
+            if let Ok(v) = HeaderValue::from_str(public.scheme()) {
+                self.headers.insert(proto, v);
+            }
+        }
+        self.public = Some(public);
+    }
 }
 
 /// How dependency tags are separated in the tags header.
@@ -243,6 +269,7 @@ pub(super) fn resolve_origin(
         user_agent: raw
             .user_agent
             .unwrap_or_else(|| concat!("kiln/", env!("CARGO_PKG_VERSION")).to_string()),
+        public: None,
     })
 }
 

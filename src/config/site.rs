@@ -24,6 +24,9 @@ pub(crate) struct RawSite {
     pub(crate) static_dir: Option<PathBuf>,
     /// Releases kept by `build --release`.
     pub(crate) keep_releases: Option<usize>,
+    /// The site's public URL (`https://example.org`), when the app writes
+    /// it into its pages and it is not the origin's.
+    pub(crate) url: Option<String>,
     /// Site title and other values exposed to templates as `site.*`.
     #[serde(default)]
     pub(crate) vars: BTreeMap<String, toml::Value>,
@@ -38,6 +41,8 @@ pub(super) struct Site {
     pub(super) static_dir: PathBuf,
     pub(super) keep_releases: usize,
     pub(super) vars: BTreeMap<String, toml::Value>,
+    /// The public URL ([`RawSite::url`]).
+    pub(super) url: Option<url::Url>,
     /// Said once to the user (the old state location in use).
     pub(super) notices: Vec<String>,
 }
@@ -51,6 +56,11 @@ pub(super) fn resolve_site(
     let resolve = |p: Option<PathBuf>, default: &str| {
         let p = p.unwrap_or_else(|| PathBuf::from(default));
         if p.is_absolute() { p } else { base_dir.join(p) }
+    };
+    let url = match raw.url.as_deref().map(public_url) {
+        None => None,
+        Some(Ok(u)) => Some(u),
+        Some(Err(why)) => return Err(invalid("site.url", why)),
     };
     let keep_releases = raw.keep_releases.unwrap_or(5);
     if keep_releases == 0 {
@@ -100,8 +110,25 @@ pub(super) fn resolve_site(
         static_dir: resolve(raw.static_dir, "static"),
         keep_releases,
         vars: raw.vars,
+        url,
         notices,
     })
+}
+
+/// A public base URL: http(s), a host, nothing after the `/`.
+fn public_url(text: &str) -> Result<url::Url, String> {
+    let example = "e.g. \"https://example.org\"";
+    let url =
+        url::Url::parse(text).map_err(|e| format!("is `{text}`, not a URL ({e}): {example}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("is `{text}`: the site's public address, {example}"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "is `{text}`: only the scheme, host and port, with no path (a site under a path prefix is not supported), {example}"
+        ));
+    }
+    Ok(url)
 }
 
 /// Where kiln keeps what it knows about the output `out` when `[site]

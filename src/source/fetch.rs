@@ -380,7 +380,7 @@ impl Fetcher {
 
     /// If `url` is on the origin, its canonical path (with query); otherwise `None`.
     pub(crate) fn same_origin_path(&self, url: &Url) -> Option<String> {
-        urlpath::origin_path(&self.origin.url, url)
+        urlpath::site_path(&self.origin.url, self.origin.public.as_ref(), url)
     }
 
     /// GETs `path`, following same-origin redirects, retrying transient failures.

@@ -621,3 +621,50 @@ async fn every_url_is_counted_once_and_the_daemon_reports_in_the_same_words() {
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait(Duration::from_secs(20)).await, Some(0));
 }
+
+/// The public URL is not the origin's. An app that writes absolute links
+/// on its public host and redirects any other Host there (WordPress's
+/// `home` and its canonical redirect) used to bake one page; with `[site]
+/// url` its links are the site's own, kiln asks with the public Host (and
+/// `X-Forwarded-Proto`), so the app has no reason to redirect, and the
+/// whole site is baked with no redirect recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_that_writes_its_public_url_is_baked_whole() {
+    let origin = Origin::start(vec![
+        (
+            "/",
+            Page::html(
+                "<a href=\"https://example.org/a/\">a</a><a href=\"https://example.org/b/\">b</a>",
+            ),
+        ),
+        ("/a/", Page::html("<p>a</p>")),
+        (
+            "/b/",
+            Page::html("<a href=\"https://example.org/c/\">c</a>"),
+        ),
+        ("/c/", Page::html("<p>c</p>")),
+    ])
+    .await;
+    origin.state.lock().unwrap().canonical_host = Some("example.org".into());
+    let site = TestSite::for_origin(&origin, "[site]\nurl = \"https://example.org\"\n");
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("4 written") && run.stdout.contains("0 redirects"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(site.read("c/index.html").as_deref(), Some("<p>c</p>"));
+    // The block answers for the public name.
+    let block = site.kiln(&["nginx"]).await;
+    assert!(
+        block.stdout.contains("server_name example.org;"),
+        "{}",
+        block.stdout
+    );
+    // A bad value is named with the fix.
+    let bad = TestSite::for_origin(&origin, "[site]\nurl = \"https://example.org/blog/\"\n");
+    let run = bad.kiln(&["build"]).await;
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.all().contains("site.url"), "{}", run.all());
+}

@@ -60,6 +60,9 @@ pub struct OriginState {
     pub authorization: Option<String>,
     /// Requests by User-Agent.
     pub agents: HashMap<String, usize>,
+    /// The app's public host: a request with another Host is redirected
+    /// there (https), as WordPress redirects to its `home`.
+    pub canonical_host: Option<String>,
 }
 
 /// A real HTTP server on loopback whose pages the test controls.
@@ -93,6 +96,22 @@ async fn serve(
         resp.headers_mut()
             .insert("content-type", HeaderValue::from_static("text/html"));
         return resp;
+    }
+    let canonical = state.lock().unwrap().canonical_host.clone();
+    if let Some(host) = canonical {
+        let asked = request_headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if asked != host {
+            let mut resp = Response::new(Body::empty());
+            *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+            resp.headers_mut().insert(
+                "location",
+                HeaderValue::from_str(&format!("https://{host}{key}")).unwrap(),
+            );
+            return resp;
+        }
     }
     let page = {
         let mut s = state.lock().unwrap();
@@ -179,6 +198,7 @@ impl Origin {
             not_modified: HashMap::new(),
             authorization: None,
             agents: HashMap::new(),
+            canonical_host: None,
         }));
         let app = axum::Router::new()
             .fallback(serve)
