@@ -552,8 +552,22 @@ async fn a_sitemap_naming_another_host_is_said_not_skipped_silently() {
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(
         run.stderr.contains("lists no URL on the origin")
-            && run.stderr.contains("[origin] host")
+            && run.stderr.contains("[site] url")
             && run.stderr.contains("http://localhost/blog/"),
+        "{}",
+        run.all()
+    );
+    // With the public address it names, the sitemap's pages are the site's.
+    origin.set("/blog/", Page::html("<h1>blog</h1>"));
+    let site = TestSite::for_origin(
+        &origin,
+        "[site]\nurl = \"http://localhost\"\n[crawl]\nseeds = [\"/\", \"/sitemap.xml\"]\n",
+    );
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        site.read("blog/index.html").as_deref(),
+        Some("<h1>blog</h1>"),
         "{}",
         run.all()
     );
