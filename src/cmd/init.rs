@@ -34,6 +34,7 @@ url = "{ORIGIN}"
 
 [site]
 out = "public"              # the directory nginx serves (`kiln nginx` prints its config)
+{SITE_URL}
 
 [crawl]
 seeds = ["/"]               # add "/sitemap.xml" to follow your sitemap
@@ -175,9 +176,21 @@ pub async fn run(g: &GlobalArgs, args: InitArgs) -> anyhow::Result<Exit> {
     let files: Vec<(&str, String)> = match &mode {
         Mode::Fetch(url) => {
             let parsed = origin_url(url).map_err(|why| UsageError(format!("--origin {why}")))?;
+            let site_url = match discover_public_url(&parsed).await {
+                Some((public, how)) => {
+                    println!("found the site's public address, {public} ({how}): written as [site] url");
+                    format!(
+                        "# The public address the app writes into its links ({how}): kiln\n# asks with its Host, and links and redirects on it are the site's own.\nurl = \"{}\"",
+                        public.as_str().trim_end_matches('/')
+                    )
+                }
+                None => "# The public address, when the app writes it into its links and it is\n# not the address above (WordPress's home): links and redirects on it are\n# then the site's own, and kiln asks with its Host.\n# url = \"https://example.org\"".to_string(),
+            };
             vec![(
                 "site.toml",
-                FETCH_TOML.replace("{ORIGIN}", parsed.as_str().trim_end_matches('/')),
+                FETCH_TOML
+                    .replace("{ORIGIN}", parsed.as_str().trim_end_matches('/'))
+                    .replace("{SITE_URL}", &site_url),
             )]
         }
         Mode::Render => STARTER
@@ -221,6 +234,61 @@ pub async fn run(g: &GlobalArgs, args: InitArgs) -> anyhow::Result<Exit> {
         }
     );
     Ok(Exit::Clean)
+}
+
+/// The site's public address when it is not the origin's: where the app
+/// redirects its home page to (WordPress sends any other Host to its
+/// `home`), or the canonical link its home page names. One short request;
+/// `None` when the app cannot be reached or names no other address.
+async fn discover_public_url(origin: &url::Url) -> Option<(url::Url, &'static str)> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let resp = client.get(origin.clone()).send().await.ok()?;
+    let other = |u: url::Url| {
+        let base = u.join("/").ok()?;
+        (!crate::urlpath::same_origin(&base, origin)).then_some(base)
+    };
+    if resp.status().is_redirection() {
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)?
+            .to_str()
+            .ok()?;
+        return other(origin.join(location).ok()?).map(|u| (u, "the app redirects to it"));
+    }
+    let body = resp.text().await.ok()?;
+    let href = canonical_link(&body)?;
+    other(origin.join(&href).ok()?).map(|u| (u, "the home page's canonical link"))
+}
+
+/// The `href` of the first `<link rel="canonical">` in a page.
+fn canonical_link(html: &str) -> Option<String> {
+    let lower = html.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(at) = lower[from..].find("<link") {
+        let start = from + at;
+        let end = start + lower[start..].find('>')?;
+        let tag = &lower[start..end];
+        if tag.contains("rel=\"canonical\"")
+            || tag.contains("rel='canonical'")
+            || tag.contains("rel=canonical")
+        {
+            let h = tag.find("href=")? + 5;
+            let rest = &html[start + h..end];
+            let quote = rest.chars().next()?;
+            let value = if quote == '"' || quote == '\'' {
+                rest[1..].split(quote).next()?
+            } else {
+                rest.split(|c: char| c.is_whitespace()).next()?
+            };
+            return Some(value.to_string());
+        }
+        from = end;
+    }
+    None
 }
 
 #[derive(Debug)]
@@ -274,6 +342,28 @@ fn origin_url(text: &str) -> Result<url::Url, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_canonical_link_is_found_in_a_page_head() {
+        for (html, want) in [
+            (
+                "<head><link rel=\"canonical\" href=\"https://example.org/\"></head>",
+                Some("https://example.org/"),
+            ),
+            (
+                "<LINK REL='canonical' HREF='https://Example.org/a/'>",
+                Some("https://Example.org/a/"),
+            ),
+            (
+                "<link rel=stylesheet href=/s.css><link href=\"/x/\" rel=\"canonical\">",
+                Some("/x/"),
+            ),
+            ("<link rel=\"alternate\" href=\"/feed/\">", None),
+            ("<p>no head</p>", None),
+        ] {
+            assert_eq!(canonical_link(html).as_deref(), want, "{html}");
+        }
+    }
 
     #[test]
     fn a_bad_answer_is_asked_again() {

@@ -97,3 +97,46 @@ async fn init_origin_writes_a_commented_fetch_config() {
         run.all()
     );
 }
+
+/// `kiln init --origin` finds the site's public address when it is not the
+/// origin's (an app that redirects any other Host to its `home`, as
+/// WordPress does, or a home page whose canonical link names it), writes it
+/// as `[site] url`, and the site then builds whole as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_origin_finds_the_public_address() {
+    let origin = Origin::start(vec![
+        (
+            "/",
+            Page::html("<a href=\"https://example.org/about/\">about</a>"),
+        ),
+        ("/about/", Page::html("<p>about</p>")),
+    ])
+    .await;
+    origin.state.lock().unwrap().canonical_host = Some("example.org".into());
+    let site = empty();
+    let run = site.kiln(&["init", "--origin", &origin.url()]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let toml = std::fs::read_to_string(site.path().join("site.toml")).unwrap();
+    assert!(toml.contains("\nurl = \"https://example.org\""), "{toml}");
+    let build = site.kiln(&["build"]).await;
+    assert_eq!(build.code, 0, "{}", build.all());
+    assert_eq!(
+        site.read("about/index.html").as_deref(),
+        Some("<p>about</p>")
+    );
+
+    // A canonical link on the home page names it too.
+    let origin = Origin::start(vec![(
+        "/",
+        Page::html("<head><link rel=\"canonical\" href=\"https://blog.example.net/\"></head>"),
+    )])
+    .await;
+    let site = empty();
+    let run = site.kiln(&["init", "--origin", &origin.url()]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let toml = std::fs::read_to_string(site.path().join("site.toml")).unwrap();
+    assert!(
+        toml.contains("\nurl = \"https://blog.example.net\""),
+        "{toml}"
+    );
+}
