@@ -71,7 +71,8 @@ pub(crate) fn render(view: &StatusView<'_>) -> String {
         ("URLs pending", "pending_urls"),
         ("URLs in flight", "in_flight_urls"),
         ("URLs retrying after a failure", "retrying_urls"),
-        ("accepted requests not done", "queue"),
+        ("spool files waiting", "queue_depth"),
+        ("accepted HTTP requests not done", "journal_entries"),
     ] {
         row(&mut out, &[td(label), num(&s[key])]);
     }

@@ -215,6 +215,9 @@ async fn the_token_is_required_when_configured() {
     let (code, page) = d.get("/status", Some("s3cret")).await;
     assert_eq!(code, 200);
     assert!(page.contains("<table id=backlog>"), "{page}");
+    // Every number is a number (a key the JSON does not have showed `null`).
+    assert!(!page.contains(">null<"), "{page}");
+    assert!(page.contains("accepted HTTP requests not done"), "{page}");
     // Not in a fleet: said, not an empty answer.
     let (code, body) = d.get("/v1/fleet", Some("s3cret")).await;
     assert_eq!(code, 404, "{body}");
