@@ -49,11 +49,44 @@ pub async fn run(g: &GlobalArgs, args: CheckArgs) -> anyhow::Result<Exit> {
         ),
         None => println!("origin:  none"),
     }
+    if let Some(public) = cfg.origin.as_ref().and_then(|o| o.public.as_ref()) {
+        println!("public:  {public}");
+    }
     println!(
         "routes:  {} render routes, {} depend rules",
         cfg.render.len(),
         cfg.depend.len()
     );
+    if let Some(r) = &cfg.redis {
+        println!(
+            "intake:  redis {} stream {} group {} consumer {}",
+            without_secret(&r.url),
+            r.stream,
+            r.group,
+            r.consumer
+        );
+    }
+    if let Some(p) = &cfg.pool {
+        println!("pool:    {} (published on {})", p.name, p.published);
+    }
+    for p in &cfg.publish {
+        println!(
+            "publish: s3 {} bucket {} prefix `{}`",
+            p.endpoint, p.bucket, p.prefix
+        );
+    }
+    for h in &cfg.purge {
+        println!("purge:   {:?} {}", h.kind, without_secret(&h.url));
+    }
+    if let Some(m) = &cfg.mirror {
+        println!(
+            "mirror:  {} group {} from bucket {} at {}",
+            without_secret(&m.redis),
+            m.group,
+            m.bucket.bucket,
+            m.bucket.endpoint
+        );
+    }
     if cfg.origin.is_none() && cfg.render.is_empty() {
         println!("warning: nothing to bake: set [origin] url or add [[render]] routes");
         return Ok(if args.strict {
@@ -211,4 +244,15 @@ fn broken_links(
             format!("link to {target} reaches no page, {}", pages_list(&pages))
         })
         .collect()
+}
+
+/// A URL as `kiln check` may print it: any password in it replaced.
+fn without_secret(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
 }

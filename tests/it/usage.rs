@@ -155,3 +155,28 @@ async fn a_template_error_exits_2_with_and_without_a_daemon() {
         alone.all()
     );
 }
+
+/// `kiln check` prints every section it resolved, the intake, the pool,
+/// the buckets and the purge hooks included, and never a password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_shows_the_outputs_and_the_intake_without_secrets() {
+    let origin = Origin::start(vec![("/", Page::html("<p>home</p>"))]).await;
+    let site = TestSite::for_origin(
+        &origin,
+        "[site]\nurl = \"https://example.org\"\n\
+         [intake]\nredis = \"redis://:hunter2@127.0.0.1:6379/0\"\n\
+         [[publish]]\nkind = \"s3\"\nbucket = \"site\"\nendpoint = \"http://127.0.0.1:9000\"\n\
+         [[purge]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/purge\"\n",
+    );
+    let run = site.kiln(&["check"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    for want in [
+        "public:  https://example.org/",
+        "intake:  redis redis://:***@127.0.0.1:6379/0",
+        "publish: s3 http://127.0.0.1:9000/ bucket site",
+        "purge:   Webhook http://127.0.0.1:9/purge",
+    ] {
+        assert!(run.stdout.contains(want), "`{want}` in:\n{}", run.all());
+    }
+    assert!(!run.all().contains("hunter2"), "{}", run.all());
+}
