@@ -117,7 +117,14 @@ pub(crate) fn from_minijinja(
             } else {
                 r.start
             };
-            Some((src.as_str(), start..r.end))
+            // An undefined value piped through a filter (`page.nosuch |
+            // upper`): minijinja's span is the filter's, but what is at
+            // fault is the value before the `|`.
+            let (start, end) = match piped_value(src, start) {
+                Some(value) if e.kind() == ErrorKind::UndefinedError => value,
+                _ => (start, r.end),
+            };
+            Some((src.as_str(), start..end))
         }
         _ => None,
     };
@@ -263,6 +270,22 @@ pub(crate) fn from_minijinja(
         help,
         subject: expr,
     }
+}
+
+/// The expression piped into the filter whose name starts at `at`, as a
+/// byte range: `page.nosuch` in `{{ page.nosuch | upper }}`. `None` when
+/// no `|` comes before it.
+fn piped_value(src: &str, at: usize) -> Option<(usize, usize)> {
+    let before = src[..at].trim_end();
+    let before = before.strip_suffix('|')?.trim_end();
+    let end = before.len();
+    let start = before
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_alphanumeric() || matches!(c, '_' | '.' | '[' | ']' | '"' | '\''))
+        .last()
+        .map(|(i, _)| i)?;
+    (start < end).then_some((start, end))
 }
 
 /// The first word in backquotes or quotes, or the word after "filter"/"test"

@@ -155,6 +155,13 @@ async fn silent_mistakes_are_warned_and_drafts_stay_unpublished() {
         "---\n",
         "---\ndraft: true\n",
     );
+    // An undefined value piped through a filter: named, not the filter.
+    edit(
+        &site,
+        "templates/page.html",
+        "<h1>{{ page.title }}</h1>",
+        "<h1>{{ page.title }}{{ page.nosuch | upper }}</h1>",
+    );
     let toml = std::fs::read_to_string(site.path().join("site.toml")).unwrap();
     std::fs::write(
         site.path().join("site.toml"),
@@ -168,6 +175,8 @@ async fn silent_mistakes_are_warned_and_drafts_stay_unpublished() {
     let err = &run.stderr;
     for expected in [
         "`page.title` is undefined, so it prints nothing",
+        "`page.nosuch` is undefined, so it prints nothing",
+        "`{{ page.nosuch | default(",
         "/posts/reclaiming-clay/ (content/posts/reclaiming-clay.md)",
         "items = [\"post\"] names no collection",
         "collections: posts",
@@ -176,6 +185,7 @@ async fn silent_mistakes_are_warned_and_drafts_stay_unpublished() {
     ] {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
+    assert!(!err.contains("`upper` is undefined"), "{err}");
     let strict = site.kiln(&["check", "--strict"]).await;
     assert_eq!(strict.code, 2, "{}", strict.all());
     // The draft is not built, unless asked for.
