@@ -22,7 +22,9 @@
 //! - [`write`](mod@write): the web root; the only code that writes or removes served files.
 //! - [`index`]: the SQLite dependency index (pages, tags, redirects).
 //! - [`lock`]: one writer per output (the daemon, or one command at a time).
-//! - [`bake`]: one page through all of the above; target resolution; summaries.
+//! - [`bake`]: one page through all of the above (source, decision, file,
+//!   record; removals and the mass-delete guard); the run's tally. Targets
+//!   resolve in [`targets`].
 //! - [`intake`]: everything that turns arrivals into requests: the spool
 //!   directory and the journal ([`intake::spool`]), the loopback API
 //!   ([`intake::http`]), Redis Streams ([`intake::redis`]), the template
@@ -38,6 +40,9 @@
 //! - [`output`]: what goes beside the local web root, drained from the
 //!   outbox in order: the S3-compatible bucket ([`output::publish`]), then
 //!   the CDN purge hooks ([`output::purge`]).
+//! - [`pool`]: pool mode's shared index in Redis (many workers, one bake per change).
+//! - [`mirror`]: a web host of a pool, the bucket copied into its web root.
+//! - [`fleet`]: the fleet as Redis sees it, for `status --fleet` and `/metrics`.
 //! - [`serve`]: `kiln serve`'s preview server with live reload.
 //! - [`cmd`]: one module per subcommand, driven by [`run`].
 #![warn(missing_docs, unreachable_pub)]

@@ -218,7 +218,15 @@ async fn the_starter_looks_right_at_desktop_and_mobile_widths() {
                         h1: parseFloat(getComputedStyle(document.querySelector('h1')).fontSize),
                         body: parseFloat(getComputedStyle(document.body).fontSize),
                     }) : null",
-                    |v| v.is_string(),
+                    // Loaded and styled: a page that reloads itself while
+                    // it loads (the preview settling) is waited for, and
+                    // one whose stylesheet never applies times out here
+                    // with its last measurements.
+                    |v| {
+                        v.as_str()
+                            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+                            .is_some_and(|f| f["rules"].as_u64().unwrap_or(0) > 0)
+                    },
                 )
                 .await;
             let f: serde_json::Value = serde_json::from_str(facts.as_str().unwrap()).unwrap();
