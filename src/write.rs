@@ -538,9 +538,9 @@ impl WebRoot {
             &[]
         };
         // Every new file is written to a temp file first; they are made
-        // durable together and only then renamed into place, siblings before
-        // the page, so nginx never sees a partial file or a sibling newer
-        // than its page, and a crash leaves old or new complete files.
+        // durable together and only then put in place ([`Staged::place`]),
+        // so nginx never sees a partial file or a sibling of another
+        // version than its page, and a crash leaves old or new complete files.
         // Dropping `staged` on an error below removes its temp files.
         let mut staged = Staged {
             dir,
@@ -770,18 +770,34 @@ impl Staged {
         self.replaced_len
     }
 
-    /// Renames the temp files over their targets, siblings first, so nginx
-    /// never sees a sibling newer than its page.
+    /// Puts the staged files in place so that a `.gz` beside a page is
+    /// always that page's own, whenever a kill comes: the old siblings go
+    /// first (nginx then serves the page uncompressed for a moment), then
+    /// the page is renamed into place, then its new siblings. A page that
+    /// was already in place only has its siblings renamed (a repair).
     pub(crate) fn place(mut self) -> Result<WriteOutcome, WriteError> {
         let temps = std::mem::take(&mut self.temps);
-        for (i, (tmp, final_name, path)) in temps.iter().enumerate() {
+        let (siblings, page) = match (self.unchanged, temps.split_last()) {
+            (false, Some((page, siblings))) => (siblings.to_vec(), Some(page.clone())),
+            _ => (temps.clone(), None),
+        };
+        if page.is_some() {
+            let old: Vec<OsString> = siblings.iter().map(|(_, n, _)| n.clone()).collect();
+            remove_quietly(&self.dir, &old);
+        }
+        if let Some((tmp, final_name, path)) = &page {
             if let Err(e) = rustix::fs::renameat(&self.dir.fd, tmp, &self.dir.fd, final_name) {
-                // Siblings made from the new body must not outlive its
-                // failed write: nginx would serve new compressed bytes beside
-                // old ones, or an orphan `.gz` for a page that does not exist.
-                let placed: Vec<OsString> = temps[..i].iter().map(|(_, n, _)| n.clone()).collect();
-                remove_quietly(&self.dir, &placed);
-                self.temps = temps[i..].to_vec();
+                // The old page stays, without siblings: consistent. The
+                // staged files go with `self` (Drop).
+                self.temps = temps;
+                return Err(errno("rename temp file over", path)(e));
+            }
+        }
+        for (i, (tmp, final_name, path)) in siblings.iter().enumerate() {
+            if let Err(e) = rustix::fs::renameat(&self.dir.fd, tmp, &self.dir.fd, final_name) {
+                // The rest are dropped; the page is served uncompressed
+                // where its sibling is missing, and the next write repairs it.
+                self.temps = siblings[i..].to_vec();
                 return Err(errno("rename temp file over", path)(e));
             }
         }
