@@ -20,6 +20,10 @@ use crate::crawl::{self, Follow};
   all             everything kiln knows, and the seeds
   -               read targets from stdin, one per line (# comments)
 
+A page the regenerated pages newly link to is baked too (how a new post
+gets its page from the list that links it); pages kiln already knows are
+not followed.
+
 Examples:
   kiln regen /blog/ /blog/post-1/
   kiln regen tag:post:42
