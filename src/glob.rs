@@ -38,6 +38,13 @@ pub(crate) fn path_matcher(pattern: &str) -> Result<GlobMatcher, GlobError> {
         .map_err(|_| GlobError("the pattern is too complex to match with".into()))
 }
 
+/// Whether a `glob:` matcher names the URL `url`: `glob:/posts/*` matches
+/// `/posts/1/`, the trailing slash of a directory-style URL not being a
+/// path segment. The one rule for resolving a `glob:` target.
+pub(crate) fn matches_url(matcher: &GlobMatcher, url: &str) -> bool {
+    matcher.is_match(url) || matcher.is_match(url.trim_end_matches('/'))
+}
+
 /// Why a glob cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]

@@ -757,15 +757,31 @@ impl Backlog {
 /// is named by the resolution itself, and the coalescer bakes it once more.)
 #[derive(Debug, Default)]
 struct LateTargets {
-    recent: std::collections::VecDeque<(Instant, Target, JobId)>,
+    recent: std::collections::VecDeque<(Instant, Naming, JobId)>,
+}
+
+/// What a late target names pages by: compiled once when it arrives.
+#[derive(Debug)]
+enum Naming {
+    Tag(String),
+    Glob(globset::GlobMatcher),
+    All,
 }
 
 impl LateTargets {
     fn note(&mut self, at: Instant, targets: &[Target], job: JobId) {
         for t in targets {
-            if matches!(t, Target::Tag(_) | Target::Glob(_) | Target::All) {
-                self.recent.push_back((at, t.clone(), job));
-            }
+            let naming = match t {
+                Target::Tag(tag) => Naming::Tag(tag.clone()),
+                // A glob that does not compile matched nothing at resolution.
+                Target::Glob(pattern) => match crate::glob::path_matcher(pattern) {
+                    Ok(m) => Naming::Glob(m),
+                    Err(_) => continue,
+                },
+                Target::All => Naming::All,
+                _ => continue,
+            };
+            self.recent.push_back((at, naming, job));
         }
     }
 
@@ -776,12 +792,10 @@ impl LateTargets {
             .recent
             .iter()
             .filter(|(at, _, _)| *at >= started)
-            .filter(|(_, t, _)| match t {
-                Target::Tag(tag) => tags.iter().any(|t| t == tag),
-                Target::Glob(pattern) => crate::glob::path_matcher(pattern)
-                    .is_ok_and(|m| m.is_match(url.split('?').next().unwrap_or(url))),
-                Target::All => true,
-                _ => false,
+            .filter(|(_, n, _)| match n {
+                Naming::Tag(tag) => tags.iter().any(|t| t == tag),
+                Naming::Glob(m) => crate::glob::matches_url(m, url),
+                Naming::All => true,
             })
             .map(|(_, _, job)| *job)
             .collect();
@@ -810,6 +824,9 @@ impl LateTargets {
 #[derive(Debug, Default)]
 struct JobRuns {
     runs: HashMap<JobId, JobRun>,
+    /// The jobs waiting to run again, by when: the scheduler's loop asks
+    /// for the earliest on every turn, so it is not a scan of every job.
+    waiting: BTreeSet<(Instant, JobId)>,
 }
 
 #[derive(Debug)]
@@ -821,8 +838,6 @@ struct JobRun {
     first: Instant,
     /// The index's write failures when this run started.
     failures_at: u64,
-    /// When it runs again, while it waits to.
-    due: Option<Instant>,
 }
 
 impl JobRuns {
@@ -834,7 +849,6 @@ impl JobRuns {
                 attempt: 0,
                 first: now,
                 failures_at: failures,
-                due: None,
             },
         );
     }
@@ -858,23 +872,26 @@ impl JobRuns {
             self.runs.remove(&id);
             return None;
         }
-        run.due = Some(now + delay);
+        self.waiting.insert((now + delay, id));
         Some(delay)
     }
 
     fn next_due(&self) -> Option<Instant> {
-        self.runs.values().filter_map(|r| r.due).min()
+        self.waiting.first().map(|(at, _)| *at)
     }
 
     /// The jobs due to run again at `now`, with their targets; each run
     /// counts index failures afresh from `failures`.
     fn take_due(&mut self, now: Instant, failures: u64) -> Vec<(JobId, Vec<Target>)> {
         let mut due = Vec::new();
-        for (id, run) in &mut self.runs {
-            if run.due.is_some_and(|d| d <= now) {
-                run.due = None;
+        while let Some(&(at, id)) = self.waiting.first() {
+            if at > now {
+                break;
+            }
+            self.waiting.pop_first();
+            if let Some(run) = self.runs.get_mut(&id) {
                 run.failures_at = failures;
-                due.push((*id, run.targets.clone()));
+                due.push((id, run.targets.clone()));
             }
         }
         due

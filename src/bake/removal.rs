@@ -324,7 +324,6 @@ impl Baker {
     }
 
     /// The daemon's mass-delete guard ([`RemovalGuard`]): Ok when `path`'s
-    /// The daemon's mass-delete guard ([`RemovalGuard`]): Ok when `path`'s
     /// file may go now, else the error that keeps it. Only files that
     /// exist count.
     async fn may_remove(&self, path: &str, rel: &Path, why: String) -> Result<(), PageError> {
@@ -334,17 +333,7 @@ impl Baker {
         if !self.root.has_page(rel).unwrap_or(false) {
             return Ok(());
         }
-        if super::APP_CONSENTS.try_with(|c| *c).unwrap_or(false) {
-            // The event that named this page named few: the app removed
-            // what it meant to (a deleted post), not a site's worth.
-            return Ok(());
-        }
-        let baked = self.index.baked_count().await.unwrap_or(0);
-        let admission = match guard.lock() {
-            Ok(mut g) => g.admit(path, Instant::now(), baked, |n| self.limit_for(n)),
-            Err(_) => return Ok(()),
-        };
-        let Admission::Held { first, limit } = admission else {
+        let Some((first, limit)) = self.held_by(guard, path).await else {
             return Ok(());
         };
         let window = humantime::format_duration(GUARD_WINDOW);
@@ -374,15 +363,7 @@ impl Baker {
             } => guard,
             RunMode::Run { shrinks: None, .. } => return Ok(()),
         };
-        if super::APP_CONSENTS.try_with(|c| *c).unwrap_or(false) {
-            return Ok(());
-        }
-        let baked = self.index.baked_count().await.unwrap_or(0);
-        let admission = match guard.lock() {
-            Ok(mut g) => g.admit(path, Instant::now(), baked, |n| self.limit_for(n)),
-            Err(_) => return Ok(()),
-        };
-        let Admission::Held { first, limit } = admission else {
+        let Some((first, limit)) = self.held_by(guard, path).await else {
             return Ok(());
         };
         let window = humantime::format_duration(GUARD_WINDOW);
@@ -397,6 +378,26 @@ impl Baker {
             limit,
             window: window.to_string(),
         })
+    }
+
+    /// Asks `guard` whether `path` may be removed or blanked now: `None`
+    /// when it may (the event named the page narrowly, [`super::APP_CONSENTS`],
+    /// or the limit is not reached), else `(tripped by this one, limit)`.
+    async fn held_by(&self, guard: &Mutex<RemovalGuard>, path: &str) -> Option<(bool, usize)> {
+        if super::APP_CONSENTS.try_with(|c| *c).unwrap_or(false) {
+            // The app removed what it meant to (a deleted post), not a
+            // site's worth.
+            return None;
+        }
+        let baked = self.index.baked_count().await.unwrap_or(0);
+        let admission = guard
+            .lock()
+            .ok()?
+            .admit(path, Instant::now(), baked, |n| self.limit_for(n));
+        match admission {
+            Admission::Pass => None,
+            Admission::Held { first, limit } => Some((first, limit)),
+        }
     }
 
     /// A page was baked or removed on request: the guard may clear.

@@ -95,10 +95,7 @@ impl Sources<'_> {
                             continue;
                         }
                     };
-                    // `glob:/posts/*` matches `/posts/1/`: the trailing slash
-                    // of a directory-style URL is not a path segment.
-                    let matches =
-                        |u: &str| matcher.is_match(u) || matcher.is_match(u.trim_end_matches('/'));
+                    let matches = |u: &str| crate::glob::matches_url(&matcher, u);
                     let prefix = crate::glob::glob_literal_prefix(pattern);
                     let path_tag: String = Tag::Path(prefix.to_string()).into();
                     let mut candidates = self.index.urls_for_tags(vec![path_tag.clone()]).await?;
