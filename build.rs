@@ -22,7 +22,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PATH");
     println!("cargo:rerun-if-env-changed=CI");
     let mut cfgs: Vec<&str> = TOOLS.iter().map(|(_, c)| *c).collect();
-    cfgs.extend(["kiln_no_django", "kiln_no_wagtail"]);
+    cfgs.extend(["kiln_no_django", "kiln_no_wagtail", "kiln_no_wordpress"]);
     for c in &cfgs {
         println!("cargo:rustc-check-cfg=cfg({c})");
     }
@@ -56,6 +56,26 @@ fn main() {
             println!("cargo:rustc-cfg={cfg}");
             missing_any = true;
         }
+    }
+    // WordPress from Debian's packages: the PHP tree, php-fpm (named with
+    // its version, in /usr/sbin), php-cli and MariaDB's server.
+    let in_path = |name: &dyn Fn(&str) -> bool| {
+        path_dirs
+            .iter()
+            .chain([PathBuf::from("/usr/sbin")].iter())
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_str().is_some_and(name) && is_executable(&e.path()))
+    };
+    let wordpress = Path::new("/usr/share/wordpress/wp-load.php").exists()
+        && in_path(&|n| n.starts_with("php-fpm"))
+        && ["php", "mariadbd", "mariadb-install-db", "mariadb"]
+            .iter()
+            .all(|tool| in_path(&|n| n == *tool));
+    if !wordpress {
+        println!("cargo:rustc-cfg=kiln_no_wordpress");
+        missing_any = true;
     }
     if missing_any {
         // A tool installed later is noticed (the directories change).

@@ -52,6 +52,12 @@ precompress = ["gzip"]      # .gz siblings for nginx's gzip_static
 listen = "127.0.0.1:7878"   # POST /v1/regen {"targets": ["tag:post:42"]}
 "#;
 
+/// Where `kiln init` writes the WordPress plugin, and the plugin itself
+/// (integrations/wordpress/kiln/kiln.php: kiln and its plugin come as one
+/// version).
+const WORDPRESS_PLUGIN: &str = "wordpress/kiln.php";
+const WORDPRESS_PLUGIN_PHP: &str = include_str!("../../integrations/wordpress/kiln/kiln.php");
+
 /// The starter `kiln init --render` writes: the bundled default site (a
 /// styled blog with posts, tags, an archive, a feed, a sitemap and a 404
 /// page), file for file. `tests/it/init.rs` checks this list is the whole
@@ -176,7 +182,8 @@ pub async fn run(g: &GlobalArgs, args: InitArgs) -> anyhow::Result<Exit> {
     let files: Vec<(&str, String)> = match &mode {
         Mode::Fetch(url) => {
             let parsed = origin_url(url).map_err(|why| UsageError(format!("--origin {why}")))?;
-            let site_url = match discover_public_url(&parsed).await {
+            let probe = probe(&parsed).await;
+            let site_url = match &probe.public {
                 Some((public, how)) => {
                     println!("found the site's public address, {public} ({how}): written as [site] url");
                     format!(
@@ -186,12 +193,22 @@ pub async fn run(g: &GlobalArgs, args: InitArgs) -> anyhow::Result<Exit> {
                 }
                 None => "# The public address, when the app writes it into its links and it is\n# not the address above (WordPress's home): links and redirects on it are\n# then the site's own, and kiln asks with its Host.\n# url = \"https://example.org\"".to_string(),
             };
-            vec![(
-                "site.toml",
-                FETCH_TOML
-                    .replace("{ORIGIN}", parsed.as_str().trim_end_matches('/'))
-                    .replace("{SITE_URL}", &site_url),
-            )]
+            let mut toml = FETCH_TOML
+                .replace("{ORIGIN}", parsed.as_str().trim_end_matches('/'))
+                .replace("{SITE_URL}", &site_url);
+            let mut files = Vec::new();
+            if probe.app == Some(App::WordPress) {
+                println!(
+                    "found WordPress: its sitemap is a seed, and its plugin is written to {WORDPRESS_PLUGIN}"
+                );
+                toml = toml.replace(
+                    "seeds = [\"/\"]               # add \"/sitemap.xml\" to follow your sitemap",
+                    "# WordPress: its own sitemap lists every post, page, category, tag and author.\nseeds = [\"/\", \"/wp-sitemap.xml\"]",
+                );
+                files.push((WORDPRESS_PLUGIN, WORDPRESS_PLUGIN_PHP.to_string()));
+            }
+            files.insert(0, ("site.toml", toml));
+            files
         }
         Mode::Render => STARTER
             .iter()
@@ -225,6 +242,13 @@ pub async fn run(g: &GlobalArgs, args: InitArgs) -> anyhow::Result<Exit> {
         f.write_all(text.as_bytes())?;
         println!("created {path}");
     }
+    if files.iter().any(|(p, _)| *p == WORDPRESS_PLUGIN) {
+        println!(
+            "activate the plugin (pages then name what they show; edits reach kiln, or its spool when it is stopped):\n  \
+             mkdir -p <wp-content>/plugins/kiln && cp {WORDPRESS_PLUGIN} <wp-content>/plugins/kiln/\n  \
+             then Plugins → kiln → Activate (or copy it into <wp-content>/mu-plugins/); docs/wordpress.md says more"
+        );
+    }
     println!(
         "next: {}",
         match mode {
@@ -236,32 +260,88 @@ pub async fn run(g: &GlobalArgs, args: InitArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Clean)
 }
 
-/// The site's public address when it is not the origin's: where the app
-/// redirects its home page to (WordPress sends any other Host to its
-/// `home`), or the canonical link its home page names. One short request;
-/// `None` when the app cannot be reached or names no other address.
-async fn discover_public_url(origin: &url::Url) -> Option<(url::Url, &'static str)> {
-    let client = reqwest::Client::builder()
+/// What one look at the app's home page tells: its public address when it
+/// is not the origin's, and which app it is.
+#[derive(Debug, Default)]
+struct Probe {
+    /// Where the app redirects its home page to (WordPress sends any
+    /// other Host to its `home`), or the canonical link its home page
+    /// names; with how it was found.
+    public: Option<(url::Url, &'static str)>,
+    /// The app, when kiln knows it.
+    app: Option<App>,
+}
+
+/// Apps `kiln init` sets a site up for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum App {
+    /// Its REST API link header or its generator tag.
+    WordPress,
+}
+
+/// Two short requests at most (the second asks with the public host); an
+/// empty [`Probe`] when the app cannot be reached.
+async fn probe(origin: &url::Url) -> Probe {
+    let Ok(client) = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(std::time::Duration::from_secs(5))
         .build()
-        .ok()?;
-    let resp = client.get(origin.clone()).send().await.ok()?;
+    else {
+        return Probe::default();
+    };
     let other = |u: url::Url| {
         let base = u.join("/").ok()?;
         (!crate::urlpath::same_origin(&base, origin)).then_some(base)
     };
+    let Ok(mut resp) = client.get(origin.clone()).send().await else {
+        return Probe::default();
+    };
+    let mut probe = Probe::default();
     if resp.status().is_redirection() {
-        let location = resp
+        let to = resp
             .headers()
-            .get(reqwest::header::LOCATION)?
-            .to_str()
-            .ok()?;
-        return other(origin.join(location).ok()?).map(|u| (u, "the app redirects to it"));
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| origin.join(l).ok());
+        probe.public = to.and_then(other).map(|u| (u, "the app redirects to it"));
+        // Ask again as a visitor of the public address would.
+        let Some((public, _)) = &probe.public else {
+            return probe;
+        };
+        let mut again = client.get(origin.clone());
+        if let Some(host) = public.host_str() {
+            let host = match public.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_string(),
+            };
+            again = again
+                .header(reqwest::header::HOST, host)
+                .header("x-forwarded-proto", public.scheme());
+        }
+        match again.send().await {
+            Ok(r) => resp = r,
+            Err(_) => return probe,
+        }
     }
-    let body = resp.text().await.ok()?;
-    let href = canonical_link(&body)?;
-    other(origin.join(&href).ok()?).map(|u| (u, "the home page's canonical link"))
+    let wordpress_api = resp
+        .headers()
+        .get_all(reqwest::header::LINK)
+        .iter()
+        .any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.contains("rel=\"https://api.w.org/\""))
+        });
+    let body = resp.text().await.unwrap_or_default();
+    if wordpress_api || body.contains("<meta name=\"generator\" content=\"WordPress") {
+        probe.app = Some(App::WordPress);
+    }
+    if probe.public.is_none() {
+        probe.public = canonical_link(&body)
+            .and_then(|href| origin.join(&href).ok())
+            .and_then(other)
+            .map(|u| (u, "the home page's canonical link"));
+    }
+    probe
 }
 
 /// The `href` of the first `<link rel="canonical">` in a page.

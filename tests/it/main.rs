@@ -32,3 +32,5 @@ mod requests;
 mod serve;
 mod stale;
 mod usage;
+mod visitor;
+mod wordpress;

@@ -10,110 +10,11 @@
 //! --test it request_referee_django`.
 
 use std::collections::BTreeSet;
-use std::io::Read;
-use std::time::Duration;
 
 use crate::django::{blog_site, django_available, manage, runserver};
 use crate::require;
-use crate::util::{Nginx, client, free_port, wait_until};
-
-/// `KILN_REQUEST_SEEDS` ("1-50", "3,7,9"), else 1-3.
-fn seeds() -> Vec<u64> {
-    let spec = std::env::var("KILN_REQUEST_SEEDS").unwrap_or_else(|_| "1-3".into());
-    spec.split(',')
-        .flat_map(|part| match part.split_once('-') {
-            Some((a, b)) => (a.trim().parse().unwrap()..=b.trim().parse().unwrap()).collect(),
-            None => vec![part.trim().parse::<u64>().unwrap()],
-        })
-        .collect()
-}
-
-/// One request of the corpus.
-#[derive(Debug, Clone)]
-struct Ask {
-    head: bool,
-    path: String,
-    gzip: bool,
-    cookie: Option<String>,
-}
-
-/// What a visitor sees of an answer.
-#[derive(Debug, PartialEq)]
-struct Seen {
-    status: u16,
-    media: String,
-    location: Option<String>,
-    body: String,
-}
-
-/// What a visitor sees, and whether nginx served it from a baked file.
-async fn see(http: &reqwest::Client, base: &str, host: &str, ask: &Ask) -> (Seen, bool) {
-    let method = if ask.head {
-        reqwest::Method::HEAD
-    } else {
-        reqwest::Method::GET
-    };
-    let mut r = http
-        .request(method, format!("{base}{}", ask.path))
-        .header("host", host)
-        .header(
-            "accept-encoding",
-            if ask.gzip { "gzip" } else { "identity" },
-        );
-    if let Some(c) = &ask.cookie {
-        r = r.header("cookie", c);
-    }
-    let resp = r.send().await.unwrap();
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let status = resp.status().as_u16();
-    let media = header("content-type")
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    let location = header("location");
-    let from_disk = header("x-kiln").is_some_and(|v| v == "static");
-    let gzipped = header("content-encoding").is_some_and(|e| e == "gzip");
-    let bytes = resp.bytes().await.unwrap().to_vec();
-    let body = if gzipped {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&bytes[..])
-            .read_to_end(&mut out)
-            .unwrap();
-        out
-    } else {
-        bytes
-    };
-    let seen = Seen {
-        status,
-        media,
-        location,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    };
-    (seen, from_disk)
-}
-
-/// `a` from a little before where it first differs from `b`.
-fn around_difference(a: &str, b: &str) -> String {
-    let at = a
-        .char_indices()
-        .zip(b.chars())
-        .find(|((_, x), y)| x != y)
-        .map_or(a.len().min(b.len()), |((i, _), _)| i);
-    a.get(at.saturating_sub(60)..)
-        .unwrap_or(a)
-        .chars()
-        .take(140)
-        .collect::<String>()
-        .replace('\n', "⏎")
-}
+use crate::util::{Nginx, client, free_port};
+use crate::visitor::{Ask, around_difference, quiet, see, seeds, without_tracking};
 
 /// The post ids the app lists now, from its own list pages.
 async fn listed_posts(http: &reqwest::Client, django: &str, host: &str) -> BTreeSet<u64> {
@@ -251,26 +152,6 @@ fn corpus(seed: u64, ever: &BTreeSet<u64>, session: &str) -> Vec<Ask> {
     asks
 }
 
-/// Nothing queued, resolving, baking or journaled in the daemon.
-async fn quiet(http: &reqwest::Client, daemon: &str) {
-    wait_until(Duration::from_secs(60), "the daemon to be idle", || async {
-        let Ok(r) = http.get(format!("{daemon}/v1/status")).send().await else {
-            return false;
-        };
-        let v: serde_json::Value = r.json().await.unwrap_or_default();
-        [
-            "pending_urls",
-            "in_flight_urls",
-            "resolving_requests",
-            "journal_entries",
-            "queue_depth",
-        ]
-        .iter()
-        .all(|k| v[k] == 0)
-    })
-    .await;
-}
-
 #[cfg_attr(
     kiln_no_nginx,
     ignore = "nginx is not on PATH: install it (bash .ci/run does)"
@@ -328,7 +209,18 @@ async fn request_referee_django_blog() {
         ever.extend(listed_posts(&http, &origin, &host).await);
         for ask in corpus(seed, &ever, &session) {
             let (through, baked) = see(&http, &nginx.url(""), &host, &ask).await;
-            let (direct, _) = see(&http, &origin, &host, &ask).await;
+            // A baked file answers for the request without its tracking
+            // parameters (guarantee 6); what nginx passes on, the app
+            // answers as asked.
+            let app_ask = Ask {
+                path: if baked {
+                    without_tracking(&ask.path)
+                } else {
+                    ask.path.clone()
+                },
+                ..ask.clone()
+            };
+            let (direct, _) = see(&http, &origin, &host, &app_ask).await;
             compared += 1;
             from_disk += usize::from(baked);
             if through != direct {

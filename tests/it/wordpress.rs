@@ -1,0 +1,711 @@
+//! kiln in front of real WordPress (Debian's `wordpress` package, php-fpm,
+//! MariaDB, all started by the test on loopback ports) with the kiln plugin
+//! (integrations/wordpress) activated: a site set up by `kiln init
+//! --origin` with no hand edits is baked completely, and every request
+//! through nginx gets WordPress's own answer after each kind of edit a site
+//! owner makes (the request referee, guarantee 12).
+//!
+//! The site: 200 posts in 8 categories with 30 tags, pages, comments, a
+//! password-protected post, a menu and the default sidebar widgets
+//! (tests/it/wordpress/install.php). WordPress's public address is nginx's
+//! (kiln's block); its origin is a second nginx with php-fpm on another
+//! port, which WordPress redirects to the public one, as on a real host.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::require;
+use crate::util::{Nginx, TestSite, client, free_port, open_up, poll_until, wait_until};
+use crate::visitor::{Ask, Seen, around_difference, quiet, see, seeds, without_tracking};
+
+/// Where this checkout's plugin is.
+fn plugin_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("integrations/wordpress/kiln")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/wordpress")
+        .join(name)
+}
+
+/// php-fpm as Debian names it (`php-fpm8.2`), on PATH or in /usr/sbin.
+fn php_fpm() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.push("/usr/sbin".into());
+    dirs.iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("php-fpm"))
+        })
+        .min()
+}
+
+/// Whether WordPress can run here; under CI=true it must.
+fn wordpress_available() -> bool {
+    let ok = Path::new("/usr/share/wordpress/wp-load.php").exists()
+        && php_fpm().is_some()
+        && ["php", "mariadbd", "mariadb-install-db", "mariadb"]
+            .iter()
+            .all(|c| crate::util::has_cmd(c));
+    if !ok {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "WordPress (Debian's wordpress, php-fpm, php-mysql, php-xml, mariadb-server) is required under CI=true"
+        );
+        eprintln!("\n*** SKIPPED: WordPress, php-fpm or MariaDB not installed ***\n");
+    }
+    ok
+}
+
+/// A running WordPress: MariaDB, php-fpm and its own nginx, each on a
+/// loopback port; everything stopped and removed when dropped.
+pub struct WordPress {
+    dir: tempfile::TempDir,
+    _mariadb: tokio::process::Child,
+    _fpm: tokio::process::Child,
+    _nginx: Nginx,
+    /// Debian's per-site config file, /etc/wordpress/config-<name>.php.
+    config: PathBuf,
+    /// `WORDPRESS_CONFIG`: which config file WordPress reads.
+    name: String,
+    /// Where WordPress answers directly (kiln's origin).
+    pub origin: String,
+    /// WordPress's public host (`home`): nginx with kiln's block.
+    pub public_host: String,
+}
+
+impl WordPress {
+    /// Installs and seeds a site whose public address is
+    /// `http://127.0.0.1:{public_port}`.
+    pub async fn start(public_port: u16) -> WordPress {
+        let dir = tempfile::tempdir().unwrap();
+        open_up(dir.path());
+        let d = dir.path();
+        let db_port = free_port();
+        let name = format!("kiln-test-{db_port}");
+        let install = std::process::Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--auth-root-authentication-method=normal"])
+            .args(["--skip-test-db", "--user=root"])
+            .arg(format!("--datadir={}", d.join("db").display()))
+            .output()
+            .unwrap();
+        assert!(
+            install.status.success(),
+            "mariadb-install-db: {}",
+            String::from_utf8_lossy(&install.stderr)
+        );
+        let mariadb = tokio::process::Command::new("mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", d.join("db").display()))
+            .arg(format!("--socket={}", d.join("mysql.sock").display()))
+            .arg(format!("--port={db_port}"))
+            .args(["--bind-address=127.0.0.1", "--user=root", "--skip-log-bin"])
+            .args(["--innodb-buffer-pool-size=64M", "--skip-name-resolve"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("mariadb.log")).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let port = db_port.to_string();
+        wait_until(Duration::from_secs(60), "MariaDB to take queries", || {
+            let port = port.clone();
+            async move {
+                tokio::process::Command::new("mariadb")
+                    .args(["-h127.0.0.1", &format!("-P{port}"), "-uroot"])
+                    .args(["-e", "CREATE DATABASE IF NOT EXISTS wp"])
+                    .stderr(Stdio::null())
+                    .status()
+                    .await
+                    .is_ok_and(|s| s.success())
+            }
+        })
+        .await;
+
+        // WordPress's content directory: the theme Debian ships, this
+        // checkout's plugin, uploads.
+        let content = d.join("content");
+        for sub in ["themes", "plugins", "uploads", "mu-plugins"] {
+            std::fs::create_dir_all(content.join(sub)).unwrap();
+        }
+        std::os::unix::fs::symlink(
+            "/usr/share/wordpress/wp-content/themes/twentytwentyone",
+            content.join("themes/twentytwentyone"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(plugin_dir(), content.join("plugins/kiln")).unwrap();
+        // No mail on this machine: WordPress's install and comment
+        // notifications would log a failed sendmail.
+        std::fs::write(
+            content.join("mu-plugins/no-mail.php"),
+            "<?php function wp_mail() { return true; }\n",
+        )
+        .unwrap();
+
+        let public = format!("http://127.0.0.1:{public_port}");
+        let config = PathBuf::from(format!("/etc/wordpress/config-{name}.php"));
+        std::fs::write(
+            &config,
+            format!(
+                r#"<?php
+// Written by kiln's tests (tests/it/wordpress.rs); removed when they stop.
+define('DB_NAME', 'wp');
+define('DB_USER', 'root');
+define('DB_PASSWORD', '');
+define('DB_HOST', '127.0.0.1:{db_port}');
+define('WP_CONTENT_DIR', '{content}');
+define('WP_HOME', '{public}');
+define('WP_SITEURL', '{public}');
+define('DISABLE_WP_CRON', true);
+define('WP_HTTP_BLOCK_EXTERNAL', true);
+define('AUTOMATIC_UPDATER_DISABLED', true);
+foreach (['AUTH_KEY','SECURE_AUTH_KEY','LOGGED_IN_KEY','NONCE_KEY','AUTH_SALT','SECURE_AUTH_SALT','LOGGED_IN_SALT','NONCE_SALT'] as $k) define($k, "test-$k-{db_port}");
+// The kiln daemon's address changes with each start in the tests.
+define('KILN_URL', trim((string) @file_get_contents('{kiln_url}')));
+define('KILN_SPOOL', trim((string) @file_get_contents('{kiln_spool}')));
+"#,
+                content = content.display(),
+                kiln_url = d.join("kiln-url").display(),
+                kiln_spool = d.join("kiln-spool").display(),
+            ),
+        )
+        .unwrap();
+
+        let fpm_port = free_port();
+        std::fs::write(
+            d.join("fpm.conf"),
+            format!(
+                "[global]\npid = {d}/fpm.pid\nerror_log = {d}/fpm.log\ndaemonize = no\n[wp]\nlisten = 127.0.0.1:{fpm_port}\npm = static\npm.max_children = 4\ncatch_workers_output = yes\nphp_admin_value[error_log] = {d}/php.log\n",
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        let fpm = tokio::process::Command::new(php_fpm().unwrap())
+            .args(["-R", "-F", "-y"])
+            .arg(d.join("fpm.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        crate::util::wait_for_port(fpm_port, "php-fpm to listen").await;
+
+        let origin_port = free_port();
+        let server = format!(
+            r#"server {{
+    listen 127.0.0.1:{origin_port};
+    root /usr/share/wordpress;
+    index index.php;
+    include /etc/nginx/mime.types;
+    client_max_body_size 8m;
+    location /wp-content/ {{
+        alias {content}/;
+        location ~ \.php$ {{ return 403; }}
+    }}
+    location / {{ try_files $uri $uri/ /index.php?$args; }}
+    location ~ \.php$ {{
+        include /etc/nginx/fastcgi_params;
+        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+        fastcgi_param WORDPRESS_CONFIG {name};
+        # Debian's fastcgi_params pass $host, without the port WordPress
+        # compares with its home URL.
+        fastcgi_param HTTP_HOST $http_host;
+        fastcgi_pass 127.0.0.1:{fpm_port};
+    }}
+}}
+"#,
+            content = content.display(),
+        );
+        let nginx = Nginx::start(&server, origin_port).await;
+        let wp = WordPress {
+            dir,
+            _mariadb: mariadb,
+            _fpm: fpm,
+            _nginx: nginx,
+            config,
+            name,
+            origin: format!("http://127.0.0.1:{origin_port}"),
+            public_host: format!("127.0.0.1:{public_port}"),
+        };
+        let out = wp.php(&fixture("install.php"), &[]);
+        assert!(
+            out.status.success(),
+            "installing WordPress: {}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            wp.php_log()
+        );
+        // The install has no kiln to tell (activating the plugin names
+        // `all`): the log starts after it.
+        std::fs::write(wp.dir.path().join("php.log"), "").unwrap();
+        wp
+    }
+
+    /// Runs a PHP script as WordPress's own CLI tools do (the plugin's
+    /// hooks fire and tell kiln at exit).
+    pub fn php(&self, script: &Path, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("php")
+            .arg("-d")
+            .arg("error_reporting=E_ALL & ~E_DEPRECATED")
+            .arg("-d")
+            .arg(format!(
+                "error_log={}",
+                self.dir.path().join("php.log").display()
+            ))
+            .arg(script)
+            .args(args)
+            .env("WORDPRESS_CONFIG", &self.name)
+            .env("HTTP_HOST", &self.public_host)
+            .output()
+            .unwrap()
+    }
+
+    /// Where the plugin sends changes (`KILN_URL`) and spools them (`KILN_SPOOL`).
+    pub fn point_at(&self, daemon_url: &str, spool: &Path) {
+        std::fs::write(self.dir.path().join("kiln-url"), daemon_url).unwrap();
+        std::fs::write(
+            self.dir.path().join("kiln-spool"),
+            spool.display().to_string(),
+        )
+        .unwrap();
+    }
+
+    /// PHP's error log (the plugin logs what kiln did not take).
+    pub fn php_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("php.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for WordPress {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+/// Every URL WordPress's own sitemaps list, as paths.
+async fn sitemap_paths(http: &reqwest::Client, wp: &WordPress) -> BTreeSet<String> {
+    let get = |path: String| async move {
+        http.get(format!("{}{path}", wp.origin))
+            .header("host", &wp.public_host)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let public = format!("http://{}", wp.public_host);
+    let locs = |xml: &str| -> Vec<String> {
+        xml.split("<loc>")
+            .skip(1)
+            .filter_map(|s| s.split("</loc>").next())
+            .map(|u| u.trim_start_matches(&public).to_string())
+            .collect()
+    };
+    let mut paths = BTreeSet::new();
+    for map in locs(&get("/wp-sitemap.xml".into()).await) {
+        paths.extend(locs(&get(map).await));
+    }
+    assert!(paths.len() > 200, "WordPress's sitemaps list {paths:?}");
+    paths
+}
+
+/// Logs a user in at WordPress directly: the cookies of the session.
+async fn log_in(http: &reqwest::Client, wp: &WordPress, user: &str, password: &str) -> String {
+    let r = http
+        .post(format!("{}/wp-login.php", wp.origin))
+        .header("host", &wp.public_host)
+        .header("cookie", "wordpress_test_cookie=WP%20Cookie%20check")
+        .form(&[("log", user), ("pwd", password), ("testcookie", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "logging in as {user}");
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .filter(|c| c.starts_with("wordpress_"))
+        .collect();
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("wordpress_logged_in_")),
+        "{cookies:?}"
+    );
+    cookies.join("; ")
+}
+
+/// A visitor who commented and ticked "save my name": WordPress's consent
+/// cookies, as wp-comments-post.php sets them.
+async fn commenter_cookies(http: &reqwest::Client, wp: &WordPress, post_id: u64) -> String {
+    let r = http
+        .post(format!("{}/wp-comments-post.php", wp.origin))
+        .header("host", &wp.public_host)
+        .form(&[
+            ("comment", "Saved my name, seed comment."),
+            ("author", "Rin"),
+            ("email", "rin@example.org"),
+            ("url", ""),
+            ("wp-comment-cookies-consent", "yes"),
+            ("comment_post_ID", &post_id.to_string()),
+            ("comment_parent", "0"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "posting a comment");
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .filter(|c| c.starts_with("comment_author"))
+        .collect();
+    assert!(!cookies.is_empty(), "no consent cookies");
+    cookies.join("; ")
+}
+
+/// A visitor who typed a protected post's password: its cookie.
+async fn post_password_cookie(http: &reqwest::Client, wp: &WordPress) -> String {
+    let r = http
+        .post(format!("{}/wp-login.php?action=postpass", wp.origin))
+        .header("host", &wp.public_host)
+        .header("referer", format!("http://{}/", wp.public_host))
+        .form(&[("post_password", "celadon")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "the post password form");
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("wp-postpass_"))
+        .expect("a wp-postpass cookie")
+}
+
+/// kiln's site for the WordPress, set up as the README says: `kiln init
+/// --origin` and nothing else.
+async fn init_site(wp: &WordPress) -> TestSite {
+    let site = TestSite::new("");
+    std::fs::remove_file(site.path().join("site.toml")).unwrap();
+    let run = site.kiln(&["init", "--origin", &wp.origin]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.all().contains("WordPress"),
+        "kiln init did not recognise WordPress:\n{}",
+        run.all()
+    );
+    site
+}
+
+/// The requests of one round: every sitemap path (and every one ever
+/// listed) plainly, WordPress's query URLs, and for a seeded sample the
+/// variants (tracking parameters, gzip, HEAD, each kind of cookie).
+fn corpus(seed: u64, ever: &BTreeSet<String>, cookies: &[(&str, &str)]) -> Vec<Ask> {
+    let ask = |path: String| Ask {
+        head: false,
+        path,
+        gzip: false,
+        cookie: None,
+    };
+    let mut asks: Vec<Ask> = ever.iter().cloned().map(ask).collect();
+    let site = [
+        "/",
+        "/page/2/",
+        "/feed/",
+        "/comments/feed/",
+        "/wp-sitemap.xml",
+        "/nope/",
+        "/?s=clay",
+        "/?p=12",
+        "/?cat=3",
+        "/?feed=rss2",
+        "/?replytocom=1",
+        "/page/999/",
+    ];
+    asks.extend(site.iter().map(|p| ask(p.to_string())));
+    let all: Vec<&String> = ever.iter().collect();
+    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    let mut sampled: Vec<String> = ["/", "/feed/"].iter().map(|p| p.to_string()).collect();
+    for _ in 0..6 {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        sampled.push(all[(state >> 33) as usize % all.len()].clone());
+    }
+    for path in &sampled {
+        asks.push(ask(format!("{path}?utm_source=news&fbclid=x1")));
+        asks.push(Ask {
+            gzip: true,
+            ..ask(path.clone())
+        });
+        asks.push(Ask {
+            head: true,
+            ..ask(path.clone())
+        });
+        for (_, cookie) in cookies {
+            asks.push(Ask {
+                cookie: Some(cookie.to_string()),
+                ..ask(path.clone())
+            });
+        }
+    }
+    asks
+}
+
+/// A request's line in a mismatch report.
+fn describe(ask: &Ask, through: &Seen, direct: &Seen) -> String {
+    format!(
+        "{} {}{}{}\n  nginx:     {} {} {:?} …{}\n  wordpress: {} {} {:?} …{}",
+        if ask.head { "HEAD" } else { "GET" },
+        ask.path,
+        if ask.gzip { " gzip" } else { "" },
+        ask.cookie
+            .as_deref()
+            .map(|c| format!(" cookie {}", c.split('=').next().unwrap_or("")))
+            .unwrap_or_default(),
+        through.status,
+        through.media,
+        through.location,
+        around_difference(&through.body, &direct.body),
+        direct.status,
+        direct.media,
+        direct.location,
+        around_difference(&direct.body, &through.body),
+    )
+}
+
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
+#[cfg_attr(
+    kiln_no_wordpress,
+    ignore = "WordPress, php-fpm or MariaDB is missing: install them (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_referee_wordpress() {
+    require!("nginx");
+    if !wordpress_available() {
+        return;
+    }
+    let public_port = free_port();
+    let wp = WordPress::start(public_port).await;
+    let http = client();
+    let site = init_site(&wp).await;
+
+    // Baked completely, with no hand edits: every URL of WordPress's own
+    // sitemaps is a baked file, served by nginx, equal to WordPress's answer.
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let daemon = site.daemon(&[]).await;
+    wp.point_at(&daemon.http, &site.queue());
+    let (nginx, _) = Nginx::for_site_on(public_port, &site, &[], &["--fill", "off"]).await;
+    let mut ever = sitemap_paths(&http, &wp).await;
+    let mut not_baked = Vec::new();
+    for path in &ever {
+        let ask = Ask {
+            head: false,
+            path: path.clone(),
+            gzip: false,
+            cookie: None,
+        };
+        let (_, baked) = see(&http, &nginx.url(""), &wp.public_host, &ask).await;
+        if !baked {
+            not_baked.push(path.clone());
+        }
+    }
+    assert!(
+        not_baked.is_empty(),
+        "{} of {} sitemap URLs are not baked: {:?}",
+        not_baked.len(),
+        ever.len(),
+        &not_baked[..not_baked.len().min(20)]
+    );
+
+    let admin = log_in(&http, &wp, "admin", "admin-pass-1").await;
+    let commenter = commenter_cookies(&http, &wp, 12).await;
+    let postpass = post_password_cookie(&http, &wp).await;
+    let cookies = [
+        ("logged-in admin", admin.as_str()),
+        ("commenter", commenter.as_str()),
+        ("post password", postpass.as_str()),
+    ];
+    // The commenter's comment was approved (moderation is off): its tag
+    // regenerates the pages that show it.
+    quiet(&http, &daemon.http).await;
+
+    let mut mismatches = Vec::new();
+    let (mut compared, mut from_disk) = (0, 0);
+    for seed in seeds() {
+        let out = wp.php(&fixture("edit.php"), &[&seed.to_string()]);
+        assert!(
+            out.status.success(),
+            "edit.php {seed}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let edits = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        quiet(&http, &daemon.http).await;
+        ever.extend(sitemap_paths(&http, &wp).await);
+        for ask in corpus(seed, &ever, &cookies) {
+            let (through, baked) = see(&http, &nginx.url(""), &wp.public_host, &ask).await;
+            // A baked file answers for the request without its tracking
+            // parameters (guarantee 6); what nginx passes on, the app
+            // answers as asked.
+            let app_ask = Ask {
+                path: if baked {
+                    without_tracking(&ask.path)
+                } else {
+                    ask.path.clone()
+                },
+                ..ask.clone()
+            };
+            let (direct, _) = see(&http, &wp.origin, &wp.public_host, &app_ask).await;
+            compared += 1;
+            from_disk += usize::from(baked);
+            if ask.cookie.is_some() && baked {
+                mismatches.push(format!(
+                    "seed {seed} ({edits}): a visitor with cookies got a baked file: {}",
+                    describe(&ask, &through, &direct)
+                ));
+            } else if through != direct {
+                mismatches.push(format!(
+                    "seed {seed} ({edits}): {}",
+                    describe(&ask, &through, &direct)
+                ));
+            }
+        }
+        quiet(&http, &daemon.http).await;
+    }
+    eprintln!(
+        "request referee, WordPress: {compared} requests over {} seeds ({from_disk} served from baked files), {} mismatches",
+        seeds().len(),
+        mismatches.len()
+    );
+    assert!(
+        !wp.php_log().contains("did not take"),
+        "the plugin could not reach kiln:\n{}",
+        wp.php_log()
+    );
+    assert!(
+        from_disk > compared / 2,
+        "most answers came from WordPress: {from_disk} of {compared} from disk"
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} of {compared} requests differ:\n{}",
+        mismatches.len(),
+        mismatches
+            .iter()
+            .take(30)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    drop(nginx);
+}
+
+/// Edits made while kiln's daemon is stopped wait in its spool and land
+/// when it starts: what a visitor sees through nginx is WordPress's answer.
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
+#[cfg_attr(
+    kiln_no_wordpress,
+    ignore = "WordPress, php-fpm or MariaDB is missing: install them (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wordpress_edits_made_while_kiln_is_stopped_land_when_it_starts() {
+    require!("nginx");
+    if !wordpress_available() {
+        return;
+    }
+    let public_port = free_port();
+    let wp = WordPress::start(public_port).await;
+    let http = client();
+    let site = init_site(&wp).await;
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let (nginx, _) = Nginx::for_site_on(public_port, &site, &[], &["--fill", "off"]).await;
+    // No daemon: the plugin finds nothing at its address.
+    wp.point_at(&format!("http://127.0.0.1:{}", free_port()), &site.queue());
+    let edit = std::env::temp_dir().join(format!("kiln-wp-edit-{public_port}.php"));
+    std::fs::write(
+        &edit,
+        "<?php require '/usr/share/wordpress/wp-load.php';\n\
+         $p = get_page_by_path('clay-notes-7', OBJECT, 'post') ?: get_posts(['numberposts' => 1, 'offset' => 7])[0];\n\
+         wp_update_post(['ID' => $p->ID, 'post_title' => 'Written while kiln slept']);\n\
+         echo wp_parse_url(get_permalink($p), PHP_URL_PATH);\n",
+    )
+    .unwrap();
+    let out = wp.php(&edit, &[]);
+    std::fs::remove_file(&edit).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        wp.php_log().contains("did not take"),
+        "the plugin should have found no daemon: {}",
+        wp.php_log()
+    );
+    let spooled = std::fs::read_dir(site.queue().join("new")).unwrap().count();
+    assert_eq!(spooled, 1, "one spool file for the edit's request");
+    let ask = Ask {
+        head: false,
+        path: path.clone(),
+        gzip: false,
+        cookie: None,
+    };
+    let (before, _) = see(&http, &nginx.url(""), &wp.public_host, &ask).await;
+    assert!(
+        !before.body.contains("Written while kiln slept"),
+        "nginx serves the baked page until kiln runs"
+    );
+
+    let daemon = site.daemon(&[]).await;
+    wp.point_at(&daemon.http, &site.queue());
+    let seen = poll_until(Duration::from_secs(60), "the spooled edit to land", || {
+        let (http, nginx, wp, ask) = (&http, &nginx, &wp, &ask);
+        async move {
+            let (through, baked) = see(http, &nginx.url(""), &wp.public_host, ask).await;
+            (baked && through.body.contains("Written while kiln slept")).then_some(through)
+        }
+    })
+    .await;
+    quiet(&http, &daemon.http).await;
+    // Every page that shows the post (the home page lists it, its
+    // neighbours link it) equals WordPress's answer.
+    for p in ["/", path.as_str(), "/feed/", "/page/2/"] {
+        let ask = Ask {
+            path: p.to_string(),
+            ..ask.clone()
+        };
+        let (through, _) = see(&http, &nginx.url(""), &wp.public_host, &ask).await;
+        let (direct, _) = see(&http, &wp.origin, &wp.public_host, &ask).await;
+        assert_eq!(
+            through,
+            direct,
+            "{p}: {}",
+            describe(&ask, &through, &direct)
+        );
+    }
+    assert_eq!(seen.status, 200);
+    drop(nginx);
+}
