@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use crate::django::{blog_site, django_available, manage, runserver};
 use crate::require;
 use crate::util::{Nginx, client, free_port};
-use crate::visitor::{Ask, around_difference, quiet, see, seeds, without_tracking};
+use crate::visitor::{Ask, around_difference, both_ways, quiet, see, seeds};
 
 /// The post ids the app lists now, from its own list pages.
 async fn listed_posts(http: &reqwest::Client, django: &str, host: &str) -> BTreeSet<u64> {
@@ -208,19 +208,8 @@ async fn request_referee_django_blog() {
         quiet(&http, &daemon.http).await;
         ever.extend(listed_posts(&http, &origin, &host).await);
         for ask in corpus(seed, &ever, &session) {
-            let (through, baked) = see(&http, &nginx.url(""), &host, &ask).await;
-            // A baked file answers for the request without its tracking
-            // parameters (guarantee 6); what nginx passes on, the app
-            // answers as asked.
-            let app_ask = Ask {
-                path: if baked {
-                    without_tracking(&ask.path)
-                } else {
-                    ask.path.clone()
-                },
-                ..ask.clone()
-            };
-            let (direct, _) = see(&http, &origin, &host, &app_ask).await;
+            let (through, direct, baked) =
+                both_ways(&http, &nginx.url(""), &origin, &host, &ask).await;
             compared += 1;
             from_disk += usize::from(baked);
             if through != direct {

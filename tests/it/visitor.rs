@@ -148,3 +148,27 @@ pub(crate) fn without_tracking(path: &str) -> String {
         format!("{base}?{}", kept.join("&"))
     }
 }
+
+/// One request through nginx (`through`) and straight to the app
+/// (`app`): both answers, and whether nginx's came from a baked file. A
+/// baked file answers for the request without its tracking parameters
+/// (guarantee 6); what nginx passes on, the app answers as asked.
+pub(crate) async fn both_ways(
+    http: &reqwest::Client,
+    through: &str,
+    app: &str,
+    host: &str,
+    ask: &Ask,
+) -> (Seen, Seen, bool) {
+    let (via_nginx, baked) = see(http, through, host, ask).await;
+    let app_ask = Ask {
+        path: if baked {
+            without_tracking(&ask.path)
+        } else {
+            ask.path.clone()
+        },
+        ..ask.clone()
+    };
+    let (direct, _) = see(http, app, host, &app_ask).await;
+    (via_nginx, direct, baked)
+}

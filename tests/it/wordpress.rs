@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use crate::require;
 use crate::util::{Nginx, TestSite, client, free_port, open_up, poll_until, wait_until};
-use crate::visitor::{Ask, Seen, around_difference, quiet, see, seeds, without_tracking};
+use futures_util::StreamExt;
+
+use crate::visitor::{Ask, Seen, around_difference, both_ways, quiet, see, seeds};
 
 /// Where this checkout's plugin is.
 fn plugin_dir() -> PathBuf {
@@ -289,6 +291,17 @@ define('KILN_SPOOL', trim((string) @file_get_contents('{kiln_spool}')));
 impl Drop for WordPress {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.config);
+        // php-fpm's workers outlive a SIGKILLed master (and spin): its
+        // master stops them on SIGTERM (a fast shutdown).
+        if let Some(pid) = self._fpm.id() {
+            crate::util::signal(pid, libc::SIGTERM);
+            for _ in 0..250 {
+                if matches!(self._fpm.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
     }
 }
 
@@ -560,20 +573,22 @@ async fn request_referee_wordpress() {
         let edits = String::from_utf8_lossy(&out.stdout).trim().to_string();
         quiet(&http, &daemon.http).await;
         ever.extend(sitemap_paths(&http, &wp).await);
-        for ask in corpus(seed, &ever, &cookies) {
-            let (through, baked) = see(&http, &nginx.url(""), &wp.public_host, &ask).await;
-            // A baked file answers for the request without its tracking
-            // parameters (guarantee 6); what nginx passes on, the app
-            // answers as asked.
-            let app_ask = Ask {
-                path: if baked {
-                    without_tracking(&ask.path)
-                } else {
-                    ask.path.clone()
-                },
-                ..ask.clone()
-            };
-            let (direct, _) = see(&http, &wp.origin, &wp.public_host, &app_ask).await;
+        // Four at a time: php-fpm has four workers.
+        let through = nginx.url("");
+        let answers: Vec<(Ask, Seen, Seen, bool)> =
+            futures_util::stream::iter(corpus(seed, &ever, &cookies))
+                .map(|ask| {
+                    let (http, through, wp) = (&http, &through, &wp);
+                    async move {
+                        let (via_nginx, direct, baked) =
+                            both_ways(http, through, &wp.origin, &wp.public_host, &ask).await;
+                        (ask, via_nginx, direct, baked)
+                    }
+                })
+                .buffered(4)
+                .collect()
+                .await;
+        for (ask, through, direct, baked) in answers {
             compared += 1;
             from_disk += usize::from(baked);
             if ask.cookie.is_some() && baked {
