@@ -36,6 +36,9 @@ pub(crate) struct NginxOptions {
     /// query-params`, sorted): their canonical query strings are served
     /// from the query tree ([`crate::urlmap::QUERY_TREE`]).
     pub(crate) query_params: Vec<String>,
+    /// The app's own static files, served from its directory
+    /// (`[nginx] app-files`; checked when the config was read).
+    pub(crate) app_files: Vec<crate::config::AppFiles>,
 }
 
 /// The regex of the query strings the query tree serves: the declared
@@ -271,6 +274,7 @@ pub(crate) fn render(o: &NginxOptions) -> String {
         typed => crate::urlmap::TYPED.iter().map(|(name, media_type)| minijinja::context! { name, media_type }).collect::<Vec<_>>(),
         not_found_page => o.not_found_page && o.origin.is_none(),
         fill => o.origin.as_ref().and(o.fill).map(|a| a.to_string()),
+        app_files => o.app_files.iter().map(|a| minijinja::context! { prefix => a.prefix, dir => a.dir.display().to_string() }).collect::<Vec<_>>(),
     };
     env.render_str(TEMPLATE, ctx)
         .expect("the built-in nginx template renders: it is tested")
@@ -306,8 +310,17 @@ mod tests {
             fill: None,
             tracking_params: vec!["utm_*".into(), "fbclid".into()],
             query_params: vec!["page".into()],
+            app_files: vec![crate::config::AppFiles {
+                prefix: "/wp-content/".into(),
+                dir: "/var/lib/wordpress/wp-content/".into(),
+            }],
         };
         let conf = render(&options);
+        assert!(conf.contains("location ^~ /wp-content/ {"), "{conf}");
+        assert!(
+            conf.contains("alias \"/var/lib/wordpress/wp-content/\";"),
+            "{conf}"
+        );
         let id = site_id(&options);
         let redirect = format!(
             "location = \"/old/\" {{\n        error_page 418 = @origin;\n        if ($kiln_{id}_method) {{ return 418; }}\n        if ($kiln_{id}_session) {{ return 418; }}\n        if ($kiln_{id}_query) {{ return 418; }}\n        return 301 \"/new/\";\n    }}"

@@ -206,6 +206,31 @@ pub async fn run(g: &GlobalArgs, args: InitArgs) -> anyhow::Result<Exit> {
                     "# WordPress: its own sitemap lists every post, page, category, tag and author.\nseeds = [\"/\", \"/wp-sitemap.xml\"]",
                 );
                 files.push((WORDPRESS_PLUGIN, WORDPRESS_PLUGIN_PHP.to_string()));
+                if !probe.app_files.is_empty() {
+                    let lines: Vec<String> = probe
+                        .app_files
+                        .iter()
+                        .map(|(prefix, dir)| {
+                            format!(
+                                "\"{prefix}\" = \"{}/\"",
+                                dir.display().to_string().trim_end_matches('/')
+                            )
+                        })
+                        .collect();
+                    println!(
+                        "found WordPress's files on this machine: nginx serves {} from there",
+                        probe
+                            .app_files
+                            .iter()
+                            .map(|(p, _)| *p)
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    );
+                    toml.push_str(&format!(
+                        "\n[nginx]\n# WordPress's own files (themes, scripts, uploads), served by nginx from\n# its directories (found here: the home page's files are there, byte for\n# byte); a file that is not there is WordPress's to answer.\napp-files = {{ {} }}\n",
+                        lines.join(", ")
+                    ));
+                }
             }
             files.insert(0, ("site.toml", toml));
             files
@@ -270,6 +295,70 @@ struct Probe {
     public: Option<(url::Url, &'static str)>,
     /// The app, when kiln knows it.
     app: Option<App>,
+    /// The app's static file directories on this machine, by URL prefix
+    /// (`[nginx] app-files`), each proven by a file the home page uses.
+    app_files: Vec<(&'static str, std::path::PathBuf)>,
+}
+
+/// Where WordPress keeps `/wp-content/` and `/wp-includes/`: Debian's
+/// package, then the upstream tarball's usual homes.
+const WORDPRESS_DIRS: &[&str] = &[
+    "/usr/share/wordpress",
+    "/var/lib/wordpress",
+    "/var/www/html",
+    "/var/www/wordpress",
+    "/srv/www/wordpress",
+];
+
+/// For `/wp-content/` and `/wp-includes/`, the first local directory
+/// holding the very file the home page loads from there (the same bytes
+/// the app serves): nginx can then serve those files itself. A directory
+/// that does not hold one file is not guessed.
+async fn wordpress_files(
+    client: &reqwest::Client,
+    origin: &url::Url,
+    public: Option<&url::Url>,
+    home: &str,
+) -> Vec<(&'static str, std::path::PathBuf)> {
+    let mut found = Vec::new();
+    for prefix in ["/wp-content/", "/wp-includes/"] {
+        // A stylesheet or script URL under the prefix, on this site.
+        let Some(asset) = home
+            .split(['"', '\''])
+            .filter_map(|s| url::Url::parse(s).ok().or_else(|| origin.join(s).ok()))
+            .find(|u| {
+                (u.path().ends_with(".css") || u.path().ends_with(".js"))
+                    && u.path().starts_with(prefix)
+                    && (crate::urlpath::same_origin(u, origin)
+                        || public.is_some_and(|p| crate::urlpath::same_origin(u, p)))
+            })
+        else {
+            continue;
+        };
+        let Ok(served) = async {
+            client
+                .get(origin.join(asset.path())?)
+                .send()
+                .await?
+                .error_for_status()?
+                .bytes()
+                .await
+                .map_err(anyhow::Error::from)
+        }
+        .await
+        else {
+            continue;
+        };
+        let rest = &asset.path()[prefix.len()..];
+        let dir = WORDPRESS_DIRS
+            .iter()
+            .map(|root| std::path::Path::new(root).join(&prefix[1..]))
+            .find(|dir| std::fs::read(dir.join(rest)).is_ok_and(|local| local == served.as_ref()));
+        if let Some(dir) = dir {
+            found.push((prefix, dir));
+        }
+    }
+    found
 }
 
 /// Apps `kiln init` sets a site up for.
@@ -334,6 +423,8 @@ async fn probe(origin: &url::Url) -> Probe {
     let body = resp.text().await.unwrap_or_default();
     if wordpress_api || body.contains("<meta name=\"generator\" content=\"WordPress") {
         probe.app = Some(App::WordPress);
+        probe.app_files =
+            wordpress_files(&client, origin, probe.public.as_ref().map(|p| &p.0), &body).await;
     }
     if probe.public.is_none() {
         probe.public = canonical_link(&body)

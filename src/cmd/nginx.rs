@@ -126,6 +126,7 @@ pub async fn run(g: &GlobalArgs, args: NginxArgs) -> anyhow::Result<Exit> {
             fill,
             tracking_params: cfg.safety.tracking_params.clone(),
             query_params: cfg.crawl.query_params.clone(),
+            app_files: cfg.nginx.app_files.clone(),
         })
     );
     Ok(Exit::Clean)

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 mod crawl;
 mod daemon;
+mod nginx;
 mod origin;
 mod output;
 mod pool;
@@ -25,6 +26,7 @@ mod site;
 
 pub(crate) use crawl::*;
 pub(crate) use daemon::*;
+pub(crate) use nginx::*;
 pub(crate) use origin::*;
 pub(crate) use output::*;
 pub(crate) use pool::*;
@@ -107,6 +109,9 @@ pub(crate) struct RawConfig {
     pub(crate) pool: Option<RawPool>,
     /// `[mirror]`
     pub(crate) mirror: Option<RawMirror>,
+    /// `[nginx]`
+    #[serde(default)]
+    pub(crate) nginx: RawNginx,
 }
 
 /// A duration written as text with a unit (`"100ms"`, `"10s"`, `"6h"`),
@@ -226,6 +231,8 @@ pub(crate) struct Config {
     pub(crate) pool: Option<Pool>,
     /// This host mirrors a pool's bucket (`[mirror]`, `kiln mirror`).
     pub(crate) mirror: Option<Mirror>,
+    /// What only the nginx block reads (`[nginx]`).
+    pub(crate) nginx: NginxBlock,
     /// Things to tell the user once about how the config was read.
     pub(crate) notices: Vec<String>,
     /// Render data files marked `draft: true` too (`--drafts`).
@@ -376,6 +383,7 @@ impl Config {
             revalidate: resolve_revalidate(raw.revalidate, &invalid)?,
             pool,
             mirror,
+            nginx: resolve_nginx(raw.nginx, &invalid)?,
             notices: site.notices,
             drafts: false,
             base_dir,

@@ -305,6 +305,23 @@ impl Drop for WordPress {
     }
 }
 
+/// nginx with kiln's block for the site, as a stock nginx.conf has it:
+/// Debian's full types map at `http` level (the tests' own nginx.conf knows
+/// a few types only; WordPress's scripts and fonts need the rest).
+async fn front(port: u16, site: &TestSite) -> Nginx {
+    let listen = format!("127.0.0.1:{port}");
+    let block = site
+        .kiln(&["nginx", "--listen", &listen, "--fill", "off"])
+        .await;
+    assert_eq!(block.code, 0, "{}", block.all());
+    let stock = block
+        .stdout
+        .replacen("server {", "server {\n    include /etc/nginx/mime.types;", 1);
+    let (ok, msg) = Nginx::test_config(&stock);
+    assert!(ok, "nginx -t rejected the generated config:\n{msg}\n{stock}");
+    Nginx::start(&stock, port).await
+}
+
 /// Every URL WordPress's own sitemaps list, as paths.
 async fn sitemap_paths(http: &reqwest::Client, wp: &WordPress) -> BTreeSet<String> {
     let get = |path: String| async move {
@@ -331,6 +348,34 @@ async fn sitemap_paths(http: &reqwest::Client, wp: &WordPress) -> BTreeSet<Strin
     }
     assert!(paths.len() > 200, "WordPress's sitemaps list {paths:?}");
     paths
+}
+
+/// The stylesheets and scripts the home page loads from WordPress's own
+/// directories, as paths with their `?ver=` queries.
+async fn home_assets(http: &reqwest::Client, wp: &WordPress) -> Vec<String> {
+    let home = http
+        .get(format!("{}/", wp.origin))
+        .header("host", &wp.public_host)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let public = format!("http://{}", wp.public_host);
+    let assets: BTreeSet<String> = home
+        .split(['"', '\''])
+        .filter_map(|s| s.strip_prefix(&public))
+        .filter(|p| p.starts_with("/wp-content/") || p.starts_with("/wp-includes/"))
+        .filter(|p| p.contains(".css") || p.contains(".js"))
+        .map(|p| p.replace("&#038;", "&"))
+        .collect();
+    assert!(
+        assets.iter().any(|a| a.starts_with("/wp-includes/"))
+            && assets.iter().any(|a| a.starts_with("/wp-content/")),
+        "{assets:?}"
+    );
+    assets.into_iter().collect()
 }
 
 /// Logs a user in at WordPress directly: the cookies of the session.
@@ -417,9 +462,20 @@ async fn init_site(wp: &WordPress) -> TestSite {
     let run = site.kiln(&["init", "--origin", &wp.origin]).await;
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(
-        run.all().contains("WordPress"),
+        run.all().contains("found WordPress"),
         "kiln init did not recognise WordPress:\n{}",
         run.all()
+    );
+    // Debian's WordPress keeps its scripts and theme in /usr/share/wordpress.
+    let toml = std::fs::read_to_string(site.path().join("site.toml")).unwrap();
+    assert!(
+        toml.contains("\"/wp-includes/\" = \"/usr/share/wordpress/wp-includes/\""),
+        "{toml}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.path().join("wordpress/kiln.php")).unwrap(),
+        std::fs::read_to_string(plugin_dir().join("kiln.php")).unwrap(),
+        "kiln init writes this checkout's plugin"
     );
     site
 }
@@ -427,7 +483,12 @@ async fn init_site(wp: &WordPress) -> TestSite {
 /// The requests of one round: every sitemap path (and every one ever
 /// listed) plainly, WordPress's query URLs, and for a seeded sample the
 /// variants (tracking parameters, gzip, HEAD, each kind of cookie).
-fn corpus(seed: u64, ever: &BTreeSet<String>, cookies: &[(&str, &str)]) -> Vec<Ask> {
+fn corpus(
+    seed: u64,
+    ever: &BTreeSet<String>,
+    assets: &[String],
+    cookies: &[(&str, &str)],
+) -> Vec<Ask> {
     let ask = |path: String| Ask {
         head: false,
         path,
@@ -450,6 +511,13 @@ fn corpus(seed: u64, ever: &BTreeSet<String>, cookies: &[(&str, &str)]) -> Vec<A
         "/page/999/",
     ];
     asks.extend(site.iter().map(|p| ask(p.to_string())));
+    for asset in assets {
+        asks.push(ask(asset.clone()));
+        asks.push(Ask {
+            gzip: true,
+            ..ask(asset.clone())
+        });
+    }
     let all: Vec<&String> = ever.iter().collect();
     let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
     let mut sampled: Vec<String> = ["/", "/feed/"].iter().map(|p| p.to_string()).collect();
@@ -526,7 +594,7 @@ async fn request_referee_wordpress() {
     assert_eq!(run.code, 0, "{}", run.all());
     let daemon = site.daemon(&[]).await;
     wp.point_at(&daemon.http, &site.queue());
-    let (nginx, _) = Nginx::for_site_on(public_port, &site, &[], &["--fill", "off"]).await;
+    let nginx = front(public_port, &site).await;
     let mut ever = sitemap_paths(&http, &wp).await;
     let mut not_baked = Vec::new();
     for path in &ever {
@@ -549,6 +617,22 @@ async fn request_referee_wordpress() {
         &not_baked[..not_baked.len().min(20)]
     );
 
+    // WordPress's own files come from its directories, served by nginx.
+    let assets = home_assets(&http, &wp).await;
+    for asset in &assets {
+        let r = http
+            .get(nginx.url(asset))
+            .header("host", &wp.public_host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{asset}");
+        assert_eq!(
+            r.headers().get("x-kiln").and_then(|v| v.to_str().ok()),
+            Some("app-files"),
+            "{asset} was not served from WordPress's directory"
+        );
+    }
     let admin = log_in(&http, &wp, "admin", "admin-pass-1").await;
     let commenter = commenter_cookies(&http, &wp, 12).await;
     let postpass = post_password_cookie(&http, &wp).await;
@@ -576,7 +660,7 @@ async fn request_referee_wordpress() {
         // Four at a time: php-fpm has four workers.
         let through = nginx.url("");
         let answers: Vec<(Ask, Seen, Seen, bool)> =
-            futures_util::stream::iter(corpus(seed, &ever, &cookies))
+            futures_util::stream::iter(corpus(seed, &ever, &assets, &cookies))
                 .map(|ask| {
                     let (http, through, wp) = (&http, &through, &wp);
                     async move {
@@ -609,6 +693,21 @@ async fn request_referee_wordpress() {
         "request referee, WordPress: {compared} requests over {} seeds ({from_disk} served from baked files), {} mismatches",
         seeds().len(),
         mismatches.len()
+    );
+    // Nothing failed on the way: a page kiln could not fetch keeps its
+    // last good file, which the comparison alone would not notice.
+    let status: serde_json::Value = http
+        .get(format!("{}/v1/status", daemon.http))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        status["pages"]["failed"].as_u64().unwrap_or(0) == 0,
+        "pages failed: {}",
+        status["problems"]
     );
     assert!(
         !wp.php_log().contains("did not take"),
@@ -655,7 +754,7 @@ async fn wordpress_edits_made_while_kiln_is_stopped_land_when_it_starts() {
     let site = init_site(&wp).await;
     let run = site.kiln(&["build"]).await;
     assert_eq!(run.code, 0, "{}", run.all());
-    let (nginx, _) = Nginx::for_site_on(public_port, &site, &[], &["--fill", "off"]).await;
+    let nginx = front(public_port, &site).await;
     // No daemon: the plugin finds nothing at its address.
     wp.point_at(&format!("http://127.0.0.1:{}", free_port()), &site.queue());
     let edit = std::env::temp_dir().join(format!("kiln-wp-edit-{public_port}.php"));

@@ -273,7 +273,10 @@ final class Kiln {
 			header( 'ETag: ' . $etag );
 			header_remove( 'Last-Modified' );
 			if ( null !== self::$if_none_match && in_array( $etag, array_map( 'trim', explode( ',', self::$if_none_match ) ), true ) ) {
-				http_response_code( 304 );
+				// The whole status line: WordPress set one ("200 OK"), which
+				// http_response_code() alone would leave in place under FPM.
+				$protocol = isset( $_SERVER['SERVER_PROTOCOL'] ) ? $_SERVER['SERVER_PROTOCOL'] : 'HTTP/1.1';
+				header( $protocol . ' 304 Not Modified', true, 304 );
 				return '';
 			}
 		}
