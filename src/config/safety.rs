@@ -86,7 +86,7 @@ pub(crate) enum VaryCookie {
     Refuse,
 }
 
-/// Session and login cookies of Django, Rails, PHP and WordPress.
+/// Session and login cookies of Django, Rails, PHP, WordPress and WooCommerce.
 pub(crate) const DEFAULT_BYPASS_COOKIES: &[&str] = &[
     "sessionid",
     "_session_id",
@@ -95,6 +95,10 @@ pub(crate) const DEFAULT_BYPASS_COOKIES: &[&str] = &[
     "wordpress_logged_in_*",
     "wp-postpass_*",
     "comment_author_*",
+    // A shop's cart and session: a visitor with something in the cart sees
+    // it on every page.
+    "woocommerce_*",
+    "wp_woocommerce_session_*",
 ];
 
 /// Campaign and click identifiers that analytics add to links: the page is
