@@ -992,3 +992,156 @@ async fn bench_wordpress() {
     }
     drop(nginx);
 }
+
+/// What an administrator sees of kiln in wp-admin: the dashboard's status
+/// box (the daemon's pages, or where changes wait when it is stopped), the
+/// settings page, and the admin bar's "bake this page again", which
+/// refreshes a page changed behind WordPress's back (a direct database
+/// edit no hook sees).
+#[cfg_attr(
+    kiln_no_nginx,
+    ignore = "nginx is not on PATH: install it (bash .ci/run does)"
+)]
+#[cfg_attr(
+    kiln_no_wordpress,
+    ignore = "WordPress, php-fpm or MariaDB is missing: install them (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wordpress_admin_shows_kiln_and_bakes_a_page_on_request() {
+    require!("nginx");
+    if !wordpress_available() {
+        return;
+    }
+    let public_port = free_port();
+    let wp = WordPress::start(public_port).await;
+    let http = client();
+    let site = init_site(&wp).await;
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let mut daemon = site.daemon(&[]).await;
+    wp.point_at(&daemon.http, &site.queue());
+    let nginx = front(public_port, &site).await;
+    let admin = log_in(&http, &wp, "admin", "admin-pass-1").await;
+    let as_admin = |path: &str| {
+        http.get(format!("{}{path}", wp.origin))
+            .header("host", &wp.public_host)
+            .header("cookie", &admin)
+            .send()
+    };
+
+    // The dashboard counts what the daemon counts.
+    let status: serde_json::Value = http
+        .get(format!("{}/v1/status", daemon.http))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let baked = status["pages"]["ok"].as_u64().unwrap();
+    let dashboard = as_admin("/wp-admin/").await.unwrap().text().await.unwrap();
+    assert!(
+        dashboard.contains(&format!(
+            "kiln's daemon at {}: <strong>{baked} pages</strong> baked",
+            daemon.http
+        )),
+        "the dashboard's kiln box: {}",
+        around_difference(&dashboard[dashboard.find("kiln").unwrap_or(0)..], "")
+    );
+    let settings = as_admin("/wp-admin/options-general.php?page=kiln")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for field in [
+        "kiln_settings[url]",
+        "kiln_settings[token]",
+        "kiln_settings[spool]",
+    ] {
+        assert!(settings.contains(field), "settings lack {field}");
+    }
+    assert!(
+        settings.contains("(set by KILN_URL in wp-config.php)"),
+        "a constant wins over the setting, and says so"
+    );
+
+    // A title changed in the database directly: no hook, no event.
+    let sneak = std::env::temp_dir().join(format!("kiln-wp-sneak-{public_port}.php"));
+    std::fs::write(
+        &sneak,
+        "<?php require '/usr/share/wordpress/wp-load.php'; global $wpdb;\n\
+         $id = get_posts(['numberposts' => 1, 'offset' => 3, 'fields' => 'ids'])[0];\n\
+         $wpdb->update($wpdb->posts, ['post_title' => 'Changed behind WordPress'], ['ID' => $id]);\n\
+         clean_post_cache($id);\n\
+         echo wp_parse_url(get_permalink($id), PHP_URL_PATH);\n",
+    )
+    .unwrap();
+    let out = wp.php(&sneak, &[]);
+    std::fs::remove_file(&sneak).unwrap();
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    quiet(&http, &daemon.http).await;
+    let anonymous = Ask {
+        head: false,
+        path: path.clone(),
+        gzip: false,
+        cookie: None,
+    };
+    let (before, _) = see(&http, &nginx.url(""), &wp.public_host, &anonymous).await;
+    assert!(!before.body.contains("Changed behind WordPress"));
+
+    // The admin bar on that page (the admin gets WordPress's page).
+    let page = http
+        .get(nginx.url(&path))
+        .header("host", &wp.public_host)
+        .header("cookie", &admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // WordPress quotes the admin bar's attributes with `'`.
+    let link = page
+        .split("href=")
+        .filter_map(|s| {
+            let quote = s.chars().next()?;
+            s[1..].split(quote).next()
+        })
+        .find(|h| h.contains("action=kiln_regen"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no kiln item in the admin bar (admin bar shown: {}): {}",
+                page.contains("wpadminbar"),
+                around_difference(&page[page.find("wp-admin-bar").unwrap_or(0)..], "")
+            )
+        })
+        .replace("&#038;", "&")
+        .replace("&amp;", "&");
+    let link = link.trim_start_matches(&format!("http://{}", wp.public_host));
+    let r = as_admin(link).await.unwrap();
+    assert_eq!(r.status(), 302, "the regen link redirects back to the page");
+    poll_until(
+        Duration::from_secs(60),
+        "the page to be baked again",
+        || {
+            let (http, nginx, wp, anonymous) = (&http, &nginx, &wp, &anonymous);
+            async move {
+                let (seen, baked) = see(http, &nginx.url(""), &wp.public_host, anonymous).await;
+                (baked && seen.body.contains("Changed behind WordPress")).then_some(())
+            }
+        },
+    )
+    .await;
+
+    // The daemon stopped: the box says where changes wait.
+    daemon.child.kill().await.unwrap();
+    let dashboard = as_admin("/wp-admin/").await.unwrap().text().await.unwrap();
+    assert!(
+        dashboard.contains("kiln's daemon is not reachable")
+            && dashboard.contains(&site.queue().display().to_string()),
+        "the stopped daemon's box: {}",
+        around_difference(&dashboard[dashboard.find("kiln").unwrap_or(0)..], "")
+    );
+    drop(nginx);
+}
