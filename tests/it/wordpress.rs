@@ -348,10 +348,15 @@ async fn sitemap_paths(http: &reqwest::Client, wp: &WordPress) -> BTreeSet<Strin
             .collect()
     };
     let mut paths = BTreeSet::new();
-    for map in locs(&get("/wp-sitemap.xml".into()).await) {
+    let index = get("/wp-sitemap.xml".into()).await;
+    for map in locs(&index) {
         paths.extend(locs(&get(map).await));
     }
-    assert!(paths.len() > 200, "WordPress's sitemaps list {paths:?}");
+    assert!(
+        paths.len() > 200,
+        "WordPress's sitemaps list {paths:?}; its index: {index}\nPHP's log: {}",
+        wp.php_log()
+    );
     paths
 }
 

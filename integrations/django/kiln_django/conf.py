@@ -34,6 +34,14 @@ DEFAULTS: dict[str, Any] = {
     # With kiln_django.wagtail: snippet models ("app_label.ModelName") whose
     # changes regenerate the pages that tag them.
     "snippets": [],
+    # Record the rows of watched models a GET reads as its tags
+    # (kiln_django.capture): menus, related posts, footers and snippets
+    # then regenerate with no template edits.
+    "capture": True,
+    # Models ("app_label.ModelName") whose reads are not recorded.
+    "capture_exclude": [],
+    # Most recorded rows per page; past it a model's rows become its model tag.
+    "capture_max_keys": 200,
     # Response header kiln reads tags from (`[origin] tags-header`).
     "header": "Surrogate-Key",
     # Drop `Vary: Cookie` from anonymous responses that did not use the session.

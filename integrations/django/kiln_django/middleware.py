@@ -10,7 +10,21 @@ from django.conf import settings
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from . import REQUEST_ATTR, conf, tag
+from . import REQUEST_ATTR, capture, conf, tag
+
+
+def _capturing(request: HttpRequest) -> Any:
+    """Records the rows a page read (kiln_django.capture): for the pages
+    kiln bakes, `GET` and `HEAD`."""
+    return capture.start() if request.method in ("GET", "HEAD") else None
+
+
+def _add_read(request: HttpRequest, read: list[str]) -> None:
+    """The captured keys, well-formed already, after the view's own tags."""
+    if read:
+        tags: dict[str, None] = getattr(request, REQUEST_ATTR, None) or {}
+        tags.update(dict.fromkeys(read))
+        setattr(request, REQUEST_ATTR, tags)
 
 
 class KilnMiddleware:
@@ -31,10 +45,21 @@ class KilnMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        return self.finish(request, self.get_response(request))
+        token = _capturing(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            read = capture.finish(token)
+        _add_read(request, read)
+        return self.finish(request, response)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        response = await self.get_response(request)
+        token = _capturing(request)
+        try:
+            response = await self.get_response(request)
+        finally:
+            read = capture.finish(token)
+        _add_read(request, read)
         return self.finish(request, response)
 
     def finish(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:

@@ -72,6 +72,34 @@ class WagtailTests(TransactionTestCase):
             self.assertIn(want, targets)
         self.assertNotIn("tag:wagtail.page:1", targets, "the tree's root is no page")
 
+    def test_a_page_names_the_pages_its_menu_shows_with_no_template_tags(self) -> None:
+        # Wagtail's menu (the home page's children "in menu") is read by the
+        # template alone: capture names what it read.
+        about = self.home.add_child(instance=BlogIndexPage(title="About", slug="about", show_in_menus=True))
+        about.save_revision().publish()
+        kiln_django.flush()
+        r = self.client.get("/blog/first/")
+        self.assertIn('<a href="/about/">About</a>', r.content.decode())
+        self.assertIn(f"wagtail.page:{about.pk}", r["Surrogate-Key"].split())
+        # Renaming it regenerates every page that tag names: this one too.
+        self.daemon.requests.clear()
+        about.title = "About us"
+        about.save_revision().publish()
+        kiln_django.flush()
+        self.assertIn(f"tag:wagtail.page:{about.pk}", self.daemon.targets())
+
+    def test_the_app_label_alone_installs_the_signals(self) -> None:
+        # "kiln_django.wagtail" in INSTALLED_APPS (the docs' spelling) is the
+        # app with its signals, not Django's default AppConfig.
+        from django.apps import apps
+
+        from kiln_django.wagtail.apps import KilnWagtailConfig
+
+        self.assertIsInstance(apps.get_app_config("kiln_wagtail"), KilnWagtailConfig)
+        from django.apps.config import AppConfig
+
+        self.assertIs(type(AppConfig.create("kiln_django.wagtail")), KilnWagtailConfig)
+
     def test_a_new_page_is_named_by_its_url_so_it_is_baked(self) -> None:
         new = self.blog.add_child(instance=BlogPage(title="Second", slug="second"))
         new.save_revision().publish()

@@ -4,7 +4,7 @@ from django.views.generic import DetailView, ListView
 
 import kiln_django
 
-from .models import Post
+from .models import Comment, Post
 
 
 class PostDetail(DetailView):
@@ -29,3 +29,8 @@ def with_login_link(request):
 
 def with_form(request):
     return render(request, "testapp/form.html")
+
+
+def reads(request):
+    # Reads rows without tagging anything: capture names them.
+    return HttpResponse(", ".join(f"{c.post.title}: {c.text}" for c in Comment.objects.select_related("post")))

@@ -5,6 +5,7 @@ tag themselves (`wagtail.page:<id>`), so a listing page is regenerated when
 a child changes without any code in the project.
 
     INSTALLED_APPS = [..., "kiln_django", "kiln_django.wagtail"]
+    # (or "kiln_django.wagtail.KilnWagtailConfig": the same app)
     KILN = {"snippets": ["blog.Author"]}      # optional
 
 A routable page that lists a tag (`/blog/tags/<slug>/`) names it with
@@ -13,8 +14,6 @@ A routable page that lists a tag (`/blog/tags/<slug>/`) names it with
 from __future__ import annotations
 
 from typing import Any
-
-from django.apps import AppConfig
 
 #: The tag every page served by Wagtail carries, and what its changes notify.
 PAGE_TAG = "wagtail.page"
@@ -61,13 +60,13 @@ def targets_for_page(page: Any, *, url: str | None = None, parents: Any = None) 
 
 
 def _published(sender: Any, instance: Any, **kwargs: Any) -> None:
-    from . import notify
+    from .. import notify
 
     notify(targets_for_page(instance))
 
 
 def _moved(sender: Any, instance: Any, parent_page_before: Any, parent_page_after: Any, url_path_before: str, url_path_after: str, **kwargs: Any) -> None:
-    from . import notify
+    from .. import notify
 
     targets = targets_for_page(instance)
     # The old address answers 404 (or a redirect) now: regenerate it too,
@@ -80,7 +79,7 @@ def _moved(sender: Any, instance: Any, parent_page_before: Any, parent_page_afte
 
 
 def _deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
-    from . import notify
+    from .. import notify
 
     # Read while the row is there: after the delete the tree has no place for it.
     notify(targets_for_page(instance))
@@ -98,27 +97,4 @@ def _site_relative(page: Any, url_path: str) -> str | None:
     return "/" + url_path[len(root):] if url_path.startswith(root) else None
 
 
-class KilnWagtailConfig(AppConfig):
-    name = "kiln_django.wagtail"
-    label = "kiln_wagtail"
-    verbose_name = "kiln for Wagtail"
-
-    def ready(self) -> None:
-        from django.apps import apps
-        from django.db.models.signals import post_delete, post_save, pre_delete
-        from wagtail.models import Page
-        from wagtail.signals import page_published, page_unpublished, post_page_move
-
-        from . import conf
-        from .signals import _changed
-
-        page_published.connect(_published, dispatch_uid="kiln_wagtail:published")
-        page_unpublished.connect(_published, dispatch_uid="kiln_wagtail:unpublished")
-        post_page_move.connect(_moved, dispatch_uid="kiln_wagtail:moved")
-        # Every page class: a delete is sent for the specific class too.
-        for model in [Page, *[m for m in apps.get_models() if issubclass(m, Page) and m is not Page]]:
-            pre_delete.connect(_deleted, sender=model, dispatch_uid=f"kiln_wagtail:deleted:{model._meta.label}")
-        for label in conf.get("snippets"):
-            model = apps.get_model(label)
-            post_save.connect(_changed, sender=model, dispatch_uid=f"kiln_wagtail:snippet:{label}")
-            post_delete.connect(_changed, sender=model, dispatch_uid=f"kiln_wagtail:snippet-delete:{label}")
+from .apps import KilnWagtailConfig as KilnWagtailConfig  # noqa: E402  (INSTALLED_APPS may name it here)
