@@ -66,14 +66,27 @@ pub(crate) enum Op {
     Delete,
 }
 
+/// Which of the URLs due at the same time starts first: a page a target
+/// named (the post an editor saved, `kiln regen /x/`) before the pages a
+/// tag fans out to (every page with the post in a sidebar), so the page
+/// the editor looks at is fresh first however wide the fan-out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Rank {
+    /// Named by its path, or by a tag or glob matching a handful of pages.
+    Named,
+    /// One of many pages a tag, a glob or `all` matched; a newly linked page.
+    FanOut,
+}
+
 #[derive(Debug)]
 struct Pending {
     op: Op,
     first_event: Instant,
     jobs: Vec<JobId>,
     attempt: u32,
-    /// When it may start (its key in `by_due`).
+    /// When it may start (its key in `by_due`, with `rank`).
     due: Instant,
+    rank: Rank,
 }
 
 /// A bake the coalescer has released.
@@ -102,7 +115,7 @@ pub(crate) struct Coalescer {
     pending: HashMap<String, Pending>,
     /// The pending URLs by due time (changed only by a new event for a
     /// URL waiting for a retry, which brings it forward).
-    by_due: BTreeSet<(Instant, String)>,
+    by_due: BTreeSet<(Instant, Rank, String)>,
     /// Pending entries that are retries of a failure.
     retries: usize,
     in_flight: HashSet<String>,
@@ -112,7 +125,7 @@ pub(crate) struct Coalescer {
 
 impl Coalescer {
     /// Records an event for `url` at `now`: due at once, or `min_interval`
-    /// after the URL's last bake started.
+    /// after the URL's last bake started; a URL named itself ([`Rank::Named`]).
     pub(crate) fn event(
         &mut self,
         url: String,
@@ -120,6 +133,19 @@ impl Coalescer {
         job: Option<JobId>,
         now: Instant,
         min_interval: Duration,
+    ) {
+        self.ranked_event(url, op, job, now, min_interval, Rank::Named);
+    }
+
+    /// [`Coalescer::event`] with its rank among URLs due at the same time.
+    pub(crate) fn ranked_event(
+        &mut self,
+        url: String,
+        op: Op,
+        job: Option<JobId>,
+        now: Instant,
+        min_interval: Duration,
+        rank: Rank,
     ) {
         let earliest = self
             .last_start
@@ -133,23 +159,30 @@ impl Coalescer {
                     // A URL waiting out a retry backoff: a new event means
                     // "try now" (the origin may be back, the content is
                     // new), and starts the retry count afresh.
-                    self.by_due.remove(&(p.due, url.clone()));
-                    self.by_due.insert((earliest, url));
+                    self.by_due.remove(&(p.due, p.rank, url.clone()));
                     p.due = earliest;
+                    p.rank = p.rank.min(rank);
+                    self.by_due.insert((p.due, p.rank, url));
                     p.attempt = 0;
                     p.first_event = now;
                     self.retries -= 1;
+                } else if rank < p.rank {
+                    // Named now: it goes before the fan-out due with it.
+                    self.by_due.remove(&(p.due, p.rank, url.clone()));
+                    p.rank = rank;
+                    self.by_due.insert((p.due, p.rank, url));
                 }
                 p
             }
             Entry::Vacant(e) => {
-                self.by_due.insert((earliest, e.key().clone()));
+                self.by_due.insert((earliest, rank, e.key().clone()));
                 e.insert(Pending {
                     op,
                     first_event: now,
                     jobs: Vec::new(),
                     attempt: 0,
                     due: earliest,
+                    rank,
                 })
             }
         };
@@ -164,13 +197,14 @@ impl Coalescer {
         let p = match self.pending.entry(d.url) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
-                self.by_due.insert((due, e.key().clone()));
+                self.by_due.insert((due, Rank::Named, e.key().clone()));
                 e.insert(Pending {
                     op: d.op,
                     first_event: d.first_event,
                     jobs: Vec::new(),
                     attempt: 0,
                     due,
+                    rank: Rank::Named,
                 })
             }
         };
@@ -185,17 +219,17 @@ impl Coalescer {
     pub(crate) fn next_due(&self) -> Option<Instant> {
         self.by_due
             .iter()
-            .find(|(_, u)| !self.in_flight.contains(u))
-            .map(|(due, _)| *due)
+            .find(|(_, _, u)| !self.in_flight.contains(u))
+            .map(|(due, _, _)| *due)
     }
 
     /// Releases up to `slots` due URLs that are not in flight, marking them in flight.
     pub(crate) fn take_due(&mut self, now: Instant, slots: usize) -> Vec<Dispatch> {
-        let ready: Vec<(Instant, String)> = self
+        let ready: Vec<(Instant, Rank, String)> = self
             .by_due
             .iter()
-            .take_while(|(due, _)| *due <= now)
-            .filter(|(_, u)| !self.in_flight.contains(u))
+            .take_while(|(due, _, _)| *due <= now)
+            .filter(|(_, _, u)| !self.in_flight.contains(u))
             .take(slots)
             .cloned()
             .collect();
@@ -208,7 +242,7 @@ impl Coalescer {
             .into_iter()
             .filter_map(|key| {
                 self.by_due.remove(&key);
-                let url = key.1;
+                let url = key.2;
                 let p = self.pending.remove(&url)?;
                 if p.attempt > 0 {
                     self.retries -= 1;
@@ -989,10 +1023,10 @@ pub(crate) async fn worker(
                             tracing::info!(job = id, %target, why, "target matched nothing");
                         }
                         let urls = resolved.bake.len() + resolved.delete.len();
-                        let narrow = resolved.narrow.iter().cloned().collect();
-                        jobs.set_urls(id, urls, &resolved.unmatched, narrow);
+                        jobs.set_urls(id, urls, &resolved.unmatched, resolved.narrow.iter().cloned().collect());
                         for u in resolved.bake {
-                            co.event(u, Op::Bake, Some(id), at, settings.debounce);
+                            let rank = if resolved.narrow.contains(&u) { Rank::Named } else { Rank::FanOut };
+                            co.ranked_event(u, Op::Bake, Some(id), at, settings.debounce, rank);
                         }
                         for u in resolved.delete {
                             co.event(u, Op::Delete, Some(id), at, settings.debounce);
@@ -1194,20 +1228,22 @@ async fn finish(
             for j in &d.jobs {
                 jobs.add_urls(*j, 1);
             }
-            co.event(
+            co.ranked_event(
                 link.clone(),
                 Op::Bake,
                 None,
                 Instant::now(),
                 settings.debounce,
+                Rank::FanOut,
             );
             for j in &d.jobs {
-                co.event(
+                co.ranked_event(
                     link.clone(),
                     Op::Bake,
                     Some(*j),
                     Instant::now(),
                     settings.debounce,
+                    Rank::FanOut,
                 );
             }
         }
@@ -1292,21 +1328,24 @@ mod tests {
                 let now = t0 + Duration::from_millis(ms);
                 let url = format!("/{url}/");
                 match kind {
-                    0 => co.event(url, Op::Bake, Some(ms), now, W),
+                    0 => {
+                        let rank = if ms % 2 == 0 { Rank::Named } else { Rank::FanOut };
+                        co.ranked_event(url, Op::Bake, Some(ms), now, W, rank)
+                    }
                     1 => {
                         // The two earliest due URLs not in flight, from the
                         // pending set itself.
-                        let mut due: Vec<(Instant, String)> = co
+                        let mut due: Vec<(Instant, Rank, String)> = co
                             .by_due
                             .iter()
-                            .filter(|(d, u)| *d <= now && !co.in_flight.contains(u))
+                            .filter(|(d, _, u)| *d <= now && !co.in_flight.contains(u))
                             .cloned()
                             .collect();
                         due.sort();
                         due.truncate(2);
                         let got = co.take_due(now, 2);
                         let got_urls: Vec<&String> = got.iter().map(|d| &d.url).collect();
-                        let want_urls: Vec<&String> = due.iter().map(|(_, u)| u).collect();
+                        let want_urls: Vec<&String> = due.iter().map(|(_, _, u)| u).collect();
                         proptest::prop_assert_eq!(got_urls, want_urls);
                         released.extend(got);
                     }
@@ -1323,8 +1362,9 @@ mod tests {
                     }
                 }
                 proptest::prop_assert_eq!(co.by_due.len(), co.pending.len());
-                for (_, u) in &co.by_due {
-                    proptest::prop_assert!(co.pending.contains_key(u));
+                for (due, rank, u) in &co.by_due {
+                    let p = &co.pending[u];
+                    proptest::prop_assert_eq!((p.due, p.rank), (*due, *rank));
                 }
                 proptest::prop_assert_eq!(
                     co.retrying(),
@@ -1333,8 +1373,8 @@ mod tests {
                 let earliest = co
                     .by_due
                     .iter()
-                    .filter(|(_, u)| !co.in_flight.contains(u))
-                    .map(|(d, _)| *d)
+                    .filter(|(_, _, u)| !co.in_flight.contains(u))
+                    .map(|(d, _, _)| *d)
                     .min();
                 proptest::prop_assert_eq!(co.next_due(), earliest);
             }
@@ -1596,5 +1636,32 @@ mod tests {
         );
         cancel.cancel();
         worker.await.unwrap();
+    }
+
+    #[test]
+    fn a_named_page_starts_before_the_fan_out_due_with_it() {
+        let t0 = Instant::now();
+        let mut co = Coalescer::default();
+        // A tag fans out to 300 pages; the edited post is one of them and
+        // also named by its path, and sorts last by name.
+        for i in 0..300 {
+            co.ranked_event(
+                format!("/a/{i:03}/"),
+                Op::Bake,
+                Some(1),
+                t0,
+                W,
+                Rank::FanOut,
+            );
+        }
+        co.ranked_event("/z/post/".into(), Op::Bake, Some(1), t0, W, Rank::FanOut);
+        co.event("/z/post/".into(), Op::Bake, Some(1), t0, W);
+        let first = co.take_due(t0, 1);
+        assert_eq!(first[0].url, "/z/post/");
+        // A fan-out event for a named page leaves it named.
+        co.event("/z/other/".into(), Op::Bake, None, t0, W);
+        co.ranked_event("/z/other/".into(), Op::Bake, None, t0, W, Rank::FanOut);
+        assert_eq!(co.take_due(t0, 1)[0].url, "/z/other/");
+        assert_eq!(co.take_due(t0, 1)[0].url, "/a/000/");
     }
 }
