@@ -26,6 +26,7 @@ mod readme;
 mod redis;
 mod referee;
 mod referee_django;
+mod referee_wagtail;
 mod render;
 mod render_trust;
 mod requests;

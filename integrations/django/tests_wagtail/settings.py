@@ -19,7 +19,7 @@ INSTALLED_APPS = [
     "taggit",
     "modelcluster",
     "kiln_django",
-    "kiln_django.wagtail.KilnWagtailConfig",
+    "kiln_django.wagtail",
     "tests_wagtail.blog",
 ]
 MIDDLEWARE = [
