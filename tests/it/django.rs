@@ -211,7 +211,7 @@ async fn kiln_django_wagtail_tests_pass_against_real_wagtail() {
     require_django!();
     let stderr = django_suite("tests_wagtail.settings", "tests_wagtail").await;
     assert!(
-        stderr.contains("\nOK") && stderr.contains("Ran 6 tests"),
+        stderr.contains("\nOK") && stderr.contains("Ran 8 tests"),
         "{stderr}"
     );
 }

@@ -70,6 +70,15 @@ fn wordpress_available() -> bool {
     ok
 }
 
+/// How kiln's plugin is installed: the two ways its README gives.
+#[derive(Debug, Clone, Copy)]
+pub enum Plugin {
+    /// wp-content/plugins/kiln/, activated.
+    Activated,
+    /// wp-content/mu-plugins/kiln.php.
+    MustUse,
+}
+
 /// A running WordPress: MariaDB, php-fpm and its own nginx, each on a
 /// loopback port; everything stopped and removed when dropped.
 pub struct WordPress {
@@ -89,8 +98,13 @@ pub struct WordPress {
 
 impl WordPress {
     /// Installs and seeds a site whose public address is
-    /// `http://127.0.0.1:{public_port}`.
+    /// `http://127.0.0.1:{public_port}`, with kiln's plugin activated.
     pub async fn start(public_port: u16) -> WordPress {
+        WordPress::start_with(public_port, Plugin::Activated).await
+    }
+
+    /// [`WordPress::start`], with the plugin installed as `how` says.
+    pub async fn start_with(public_port: u16, how: Plugin) -> WordPress {
         let dir = tempfile::tempdir().unwrap();
         open_up(dir.path());
         let d = dir.path();
@@ -145,7 +159,17 @@ impl WordPress {
             content.join("themes/twentytwentyone"),
         )
         .unwrap();
-        std::os::unix::fs::symlink(plugin_dir(), content.join("plugins/kiln")).unwrap();
+        match how {
+            Plugin::Activated => {
+                std::os::unix::fs::symlink(plugin_dir(), content.join("plugins/kiln")).unwrap()
+            }
+            // One file in mu-plugins/: loaded on every request, no activation.
+            Plugin::MustUse => std::os::unix::fs::symlink(
+                plugin_dir().join("kiln.php"),
+                content.join("mu-plugins/kiln.php"),
+            )
+            .unwrap(),
+        }
         // No mail on this machine: WordPress's install and comment
         // notifications would log a failed sendmail.
         std::fs::write(
@@ -239,7 +263,13 @@ define('KILN_SPOOL', trim((string) @file_get_contents('{kiln_spool}')));
             origin: format!("http://127.0.0.1:{origin_port}"),
             public_host: format!("127.0.0.1:{public_port}"),
         };
-        let out = wp.php(&fixture("install.php"), &[]);
+        let out = wp.php(
+            &fixture("install.php"),
+            &[match how {
+                Plugin::Activated => "activate",
+                Plugin::MustUse => "must-use",
+            }],
+        );
         assert!(
             out.status.success(),
             "installing WordPress: {}\n{}\n{}",
@@ -763,6 +793,7 @@ async fn request_referee_wordpress() {
 
 /// Edits made while kiln's daemon is stopped wait in its spool and land
 /// when it starts: what a visitor sees through nginx is WordPress's answer.
+/// The plugin runs as a must-use plugin (one file in mu-plugins/).
 #[cfg_attr(
     kiln_no_nginx,
     ignore = "nginx is not on PATH: install it (bash .ci/run does)"
@@ -778,7 +809,8 @@ async fn wordpress_edits_made_while_kiln_is_stopped_land_when_it_starts() {
         return;
     }
     let public_port = free_port();
-    let wp = WordPress::start(public_port).await;
+    // The plugin as a must-use plugin here (the referee has it activated).
+    let wp = WordPress::start_with(public_port, Plugin::MustUse).await;
     let http = client();
     let site = init_site(&wp).await;
     let run = site.kiln(&["build"]).await;

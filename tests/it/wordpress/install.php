@@ -4,7 +4,8 @@
  * real blog's: 200 posts over two years in 8 categories with 30 tags,
  * pages, approved and unapproved comments, a password-protected post, a
  * menu, the default sidebar widgets; pretty permalinks; then activates the
- * kiln plugin. Run by php-cli with WORDPRESS_CONFIG and HTTP_HOST set.
+ * kiln plugin (`php install.php activate`), or checks that the must-use
+ * plugin is loaded (`must-use`). Run by php-cli with WORDPRESS_CONFIG and HTTP_HOST set.
  */
 define( 'WP_INSTALLING', true );
 require '/usr/share/wordpress/wp-load.php';
@@ -88,9 +89,15 @@ wp_update_nav_menu_item( $menu, 0, array( 'menu-item-title' => 'Contact', 'menu-
 wp_update_nav_menu_item( $menu, 0, array( 'menu-item-title' => 'Glazes', 'menu-item-object' => 'category', 'menu-item-object-id' => $cats[0], 'menu-item-type' => 'taxonomy', 'menu-item-status' => 'publish' ) );
 set_theme_mod( 'nav_menu_locations', array( 'primary' => $menu, 'footer' => $menu ) );
 
-$r = activate_plugin( 'kiln/kiln.php' );
-if ( is_wp_error( $r ) ) {
-	fwrite( STDERR, 'activate: ' . $r->get_error_message() . "\n" );
+// `activate` (plugins/kiln/) or `must-use` (mu-plugins/kiln.php, loaded already).
+if ( 'must-use' !== ( $argv[1] ?? 'activate' ) ) {
+	$r = activate_plugin( 'kiln/kiln.php' );
+	if ( is_wp_error( $r ) ) {
+		fwrite( STDERR, 'activate: ' . $r->get_error_message() . "\n" );
+		exit( 1 );
+	}
+} elseif ( ! class_exists( 'Kiln' ) ) {
+	fwrite( STDERR, "the must-use plugin is not loaded\n" );
 	exit( 1 );
 }
 printf( "posts=%d menu=%d secret=%d about=%d\n", count( $ids ), $menu, $secret, $about );
