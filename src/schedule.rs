@@ -1019,9 +1019,7 @@ pub(crate) async fn worker(
                 };
                 match resolved {
                     Ok(resolved) => {
-                        for (target, why) in &resolved.unmatched {
-                            tracing::info!(job = id, %target, why, "target matched nothing");
-                        }
+                        log_unmatched(id, &resolved.unmatched);
                         let urls = resolved.bake.len() + resolved.delete.len();
                         jobs.set_urls(id, urls, &resolved.unmatched, resolved.narrow.iter().cloned().collect());
                         for u in resolved.bake {
@@ -1165,6 +1163,24 @@ fn bake_again_if_named(
 }
 
 /// Starts resolving job `id`'s targets in its own task.
+/// Targets that matched nothing, said once per job: a tag naming a brand
+/// new object (no page shows it yet) is normal, and an app saving 500 new
+/// rows must not print 500 lines. Each is in the job's report; at debug
+/// level, one line each.
+fn log_unmatched(job: JobId, unmatched: &[(String, String)]) {
+    let Some((first, why)) = unmatched.first() else {
+        return;
+    };
+    for (target, why) in unmatched {
+        tracing::debug!(job, %target, why, "target matched nothing");
+    }
+    if unmatched.len() == 1 {
+        tracing::info!(job, target = %first, why, "target matched nothing");
+    } else {
+        tracing::info!(job, count = unmatched.len(), first = %first, why, "targets matched nothing (each is in the job's report)");
+    }
+}
+
 fn resolve(
     baker: &Arc<Baker>,
     resolving: &mut JoinSet<ResolveDone>,

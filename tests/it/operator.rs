@@ -357,3 +357,27 @@ async fn a_file_in_the_way_is_named_once_with_the_fix() {
     );
     assert_eq!(site.read("posts/reclaiming-clay").unwrap(), "mine");
 }
+
+/// An app that saves 40 new objects sends 40 tags no page carries yet:
+/// one log line says so, not 40 (issue: "596 INFO lines").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_that_match_nothing_are_logged_once_per_job() {
+    let pages = linked_site(3);
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(&origin, "");
+    assert_eq!(site.kiln(&["build"]).await.code, 0);
+    let d = site.daemon_logged().await;
+    d.wait_for_log(&["daemon started"]).await;
+    let targets: Vec<String> = (0..40).map(|i| format!("tag:post:{}", 1000 + i)).collect();
+    let r = crate::util::client()
+        .post(format!("{}/v1/regen", d.http))
+        .json(&serde_json::json!({ "targets": targets }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let line = d.wait_for_log(&["matched nothing"]).await;
+    assert!(line.contains("count=40"), "{line}");
+    let log = d.log.as_ref().unwrap().lock().unwrap().join("\n");
+    assert_eq!(log.matches("matched nothing").count(), 1, "{log}");
+}
