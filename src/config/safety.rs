@@ -99,6 +99,9 @@ pub(crate) const DEFAULT_BYPASS_COOKIES: &[&str] = &[
     // it on every page.
     "woocommerce_*",
     "wp_woocommerce_session_*",
+    // Django's messages framework: a flash message ("Comment posted") for
+    // the visitor who just posted, shown on the page they go to next.
+    "messages",
 ];
 
 /// Campaign and click identifiers that analytics add to links: the page is

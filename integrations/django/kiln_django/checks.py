@@ -108,3 +108,43 @@ def settings_are_known(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     return found
+
+
+#: The cookies kiln's nginx block sends to the app by default
+#: (`safety.bypass-cookies`, owned by kiln: src/config/safety.rs), as
+#: globs: a visitor carrying one never gets a baked page.
+KILN_BYPASS_COOKIES = (
+    "sessionid",
+    "_session_id",
+    "_*_session",
+    "PHPSESSID",
+    "wordpress_logged_in_*",
+    "wp-postpass_*",
+    "comment_author_*",
+    "woocommerce_*",
+    "wp_woocommerce_session_*",
+    "messages",
+)
+
+
+@register(Tags.security)
+def session_cookie_bypasses_baked_pages(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """kiln.W005: a session cookie kiln's nginx block does not know. A
+    logged-in visitor carrying it would be served the anonymous baked
+    page (no "log out" link, no admin bar, an empty cart)."""
+    from fnmatch import fnmatchcase
+
+    names = {"SESSION_COOKIE_NAME": getattr(settings, "SESSION_COOKIE_NAME", "sessionid")}
+    found = []
+    for setting, name in names.items():
+        if any(fnmatchcase(name, glob) for glob in KILN_BYPASS_COOKIES):
+            continue
+        found.append(
+            Warning(
+                f"{setting} is {name!r}: kiln's nginx block does not send visitors carrying it to Django, "
+                "so a logged-in visitor would get the anonymous baked pages",
+                hint=f'List it in site.toml: [safety] bypass-cookies = ["{name}", "messages"] (then re-run `kiln nginx`); the list replaces kiln\'s defaults.',
+                id="kiln.W005",
+            )
+        )
+    return found

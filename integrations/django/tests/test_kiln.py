@@ -145,6 +145,13 @@ class CheckAndCsrfTests(TestCase):
         response = asyncio.run(middleware(RequestFactory().get("/")))
         self.assertEqual(response["Surrogate-Key"], "async-page")
 
+    def test_a_session_cookie_the_nginx_block_does_not_know_is_a_warning(self) -> None:
+        self.assertEqual(checks.session_cookie_bypasses_baked_pages(), [])
+        with override_settings(SESSION_COOKIE_NAME="shop_session"):
+            found = checks.session_cookie_bypasses_baked_pages()
+        self.assertEqual([w.id for w in found], ["kiln.W005"])
+        self.assertIn('bypass-cookies = ["shop_session"', found[0].hint)
+
     def test_an_unknown_setting_is_an_error_naming_the_one_meant(self) -> None:
         with override_settings(KILN=kiln(batchwindow=0.1)):
             found = checks.settings_are_known()
