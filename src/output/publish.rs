@@ -38,13 +38,17 @@ pub(crate) enum PublishError {
     #[error("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")]
     NoCredentials,
     /// The request failed or was refused.
-    #[error("{action} `{key}` failed: {message}")]
+    #[error("{action} `{key}` in bucket `{bucket}` failed: {message}")]
     Request {
         /// PUT, DELETE, LIST.
         action: &'static str,
+        /// Bucket name.
+        bucket: String,
         /// Object key.
         key: String,
-        /// Status or transport error.
+        /// The status and S3's error code and message, or the transport
+        /// error: never the request's URL, which is presigned (it carries
+        /// the access key id and a signature).
         message: String,
     },
     /// The page's file changed since its record was read (a newer bake is
@@ -152,7 +156,7 @@ impl S3 {
             .body(bytes)
             .send()
             .await;
-        check("PUT", key, resp)
+        self.check("PUT", key, resp).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), PublishError> {
@@ -160,7 +164,8 @@ impl S3 {
             .bucket
             .delete_object(Some(&self.credentials), key)
             .sign(SIGNED_FOR);
-        check("DELETE", key, self.client.delete(url).send().await)
+        self.check("DELETE", key, self.client.delete(url).send().await)
+            .await
     }
 
     /// An object's bytes and type; `None` when the bucket has no such key.
@@ -172,29 +177,25 @@ impl S3 {
             .bucket
             .get_object(Some(&self.credentials), key)
             .sign(SIGNED_FOR);
-        let err = |message: String| PublishError::Request {
-            action: "GET",
-            key: key.to_string(),
-            message,
-        };
+        let err = |message: String| self.request_error("GET", key, message);
         let resp = self
             .client
             .get(url)
             .send()
             .await
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(transport(e)))?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
         if !resp.status().is_success() {
-            return Err(err(resp.status().to_string()));
+            return Err(err(refusal(resp).await));
         }
         let content_type = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = resp.bytes().await.map_err(|e| err(e.to_string()))?;
+        let bytes = resp.bytes().await.map_err(|e| err(transport(e)))?;
         Ok(Some((bytes.to_vec(), content_type)))
     }
 
@@ -219,21 +220,18 @@ impl S3 {
                 action.with_continuation_token(t.clone());
             }
             let url = action.sign(SIGNED_FOR);
-            let err = |message: String| PublishError::Request {
-                action: "LIST",
-                key: self.prefix.clone(),
-                message,
-            };
+            let keys_listed = format!("{}*", self.prefix);
+            let err = |message: String| self.request_error("LIST", &keys_listed, message);
             let resp = self
                 .client
                 .get(url)
                 .send()
                 .await
-                .map_err(|e| err(e.to_string()))?;
+                .map_err(|e| err(transport(e)))?;
             if !resp.status().is_success() {
-                return Err(err(resp.status().to_string()));
+                return Err(err(refusal(resp).await));
             }
-            let text = resp.text().await.map_err(|e| err(e.to_string()))?;
+            let text = resp.text().await.map_err(|e| err(transport(e)))?;
             let page = rusty_s3::actions::ListObjectsV2::parse_response(&text)
                 .map_err(|e| err(e.to_string()))?;
             keys.extend(page.contents.into_iter().map(|c| {
@@ -258,20 +256,68 @@ pub(crate) fn etag_matches(bytes: &[u8], etag: &str) -> bool {
     hex.eq_ignore_ascii_case(etag)
 }
 
-fn check(
-    action: &'static str,
-    key: &str,
-    resp: Result<reqwest::Response, reqwest::Error>,
-) -> Result<(), PublishError> {
-    let err = |message: String| PublishError::Request {
-        action,
-        key: key.to_string(),
-        message,
+impl S3 {
+    fn request_error(&self, action: &'static str, key: &str, message: String) -> PublishError {
+        PublishError::Request {
+            action,
+            bucket: self.bucket.name().to_string(),
+            key: key.to_string(),
+            message,
+        }
+    }
+
+    async fn check(
+        &self,
+        action: &'static str,
+        key: &str,
+        resp: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<(), PublishError> {
+        match resp {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(self.request_error(action, key, refusal(r).await)),
+            Err(e) => Err(self.request_error(action, key, transport(e))),
+        }
+    }
+}
+
+/// A transport error without the request's presigned URL, with its causes
+/// ("error sending request: connection refused").
+fn transport(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// An S3 refusal as its status and S3's own error code and message
+/// (`403 Forbidden: InvalidAccessKeyId (The AWS Access Key Id you provided
+/// does not exist in our records.)`), read from the first 16 KiB of the body.
+async fn refusal(resp: reqwest::Response) -> String {
+    let status = resp.status();
+    let mut body = Vec::new();
+    let mut resp = resp;
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > 16 * 1024 {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&body);
+    let element = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = start + text[start..].find(&format!("</{name}>"))?;
+        Some(crate::text::excerpt(text[start..end].trim(), 200))
     };
-    match resp {
-        Ok(r) if r.status().is_success() => Ok(()),
-        Ok(r) => Err(err(r.status().to_string())),
-        Err(e) => Err(err(e.to_string())),
+    match (element("Code"), element("Message")) {
+        (Some(code), Some(message)) => format!("{status}: {code} ({message})"),
+        (Some(code), None) => format!("{status}: {code}"),
+        _ => status.to_string(),
     }
 }
 
@@ -368,11 +414,12 @@ pub(crate) async fn publish_decided(
     if let Some(page) = now {
         let key = s3.key_of(&page.file);
         let Some(bytes) = root.read_page(std::path::Path::new(&page.file)) else {
-            return Err(PublishError::Request {
-                action: "PUT",
-                key,
-                message: "the baked file is gone from the local root (a newer bake will publish the page)".into(),
-            });
+            return Err(s3.request_error(
+                "PUT",
+                &key,
+                "the baked file is gone from the local root (a newer bake will publish the page)"
+                    .into(),
+            ));
         };
         let content_type = page.content_type.clone().unwrap_or_else(|| {
             crate::urlmap::content_type_of(std::path::Path::new(&page.file)).to_string()

@@ -358,3 +358,61 @@ async fn publish_keeps_a_bucket_it_would_mostly_delete() {
     assert!(!s3.object("site/other/7.html").exists());
     assert_eq!(s3.get("site/p/1/index.html").await.1, b"<p>one</p>");
 }
+
+/// S3 refusals and outages are said with S3's own error code and the
+/// bucket, and never with the request's presigned URL (it carries the
+/// access key id and a signature) — in the output and in the logs.
+#[cfg_attr(
+    kiln_no_s3s,
+    ignore = "s3s-fs is not on PATH: cargo install s3s-fs --features binary (bash .ci/run does)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_errors_name_the_code_and_bucket_and_never_the_signed_url() {
+    require!("s3s-fs");
+    let s3 = S3Server::start().await;
+    let origin = Origin::start(vec![("/", Page::html("<p>home</p>"))]).await;
+    let toml = |port: u16| {
+        format!(
+            "[[publish]]\nkind = \"s3\"\nbucket = \"kiln\"\nendpoint = \"http://127.0.0.1:{port}\"\n"
+        )
+    };
+    let site = TestSite::for_origin(&origin, &toml(s3.port));
+    assert_eq!(site.kiln(&["build"]).await.code, 1);
+    let leaks = |text: &str| {
+        [
+            "X-Amz-Signature",
+            "X-Amz-Credential",
+            "test-key",
+            "wrong-key",
+        ]
+        .iter()
+        .any(|secret| text.contains(secret))
+    };
+    // A wrong key: S3's code and the bucket.
+    let mut c = site.command(&["publish"]);
+    c.env("AWS_ACCESS_KEY_ID", "wrong-key")
+        .env("AWS_SECRET_ACCESS_KEY", "test-secret");
+    let out = c.output().await.unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("in bucket `kiln`"), "{text}");
+    // s3s-fs says NotSignedUp; AWS, InvalidAccessKeyId: S3's own words.
+    assert!(
+        text.contains("LIST `*` in bucket `kiln` failed: 403 Forbidden: "),
+        "{text}"
+    );
+    assert!(text.contains("NotSignedUp ("), "{text}");
+    assert!(!leaks(&text), "a secret in the output: {text}");
+    // S3 down: the transport error, still no URL.
+    let down = TestSite::for_origin(&origin, &toml(free_port()));
+    assert_eq!(down.kiln(&["build"]).await.code, 1);
+    let run = kiln_with_creds(&down, &["publish"]).await;
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert!(
+        run.all().contains("in bucket `kiln` failed"),
+        "{}",
+        run.all()
+    );
+    assert!(!leaks(&run.all()), "a secret in the output: {}", run.all());
+}
