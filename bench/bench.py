@@ -840,6 +840,29 @@ def bench_pool(n=2000):
     log(json.dumps(res))
 
 
+def bench_passes(n=int(os.environ.get("BENCH_PASS_PAGES", "1000000"))):
+    """Memory of the full passes (guarantee 13): a full bake and an
+    unchanged re-bake of an n-page site on the real disk ($BENCH_DISK),
+    peak RSS of each and the index's size. `KILN_BIN` compares builds."""
+    site = gen_site(n)
+    origin = Origin(site)
+    d = fresh(DISK / f"passes-{n}")
+    (d / "site.toml").write_text('[site]\nout = "out"\n[crawl]\nmax-pages = 10000000\n')
+    result = {"pages": pages_of(n), "filesystem": fs_type(DISK), "kiln": str(KILN)}
+    try:
+        for k in ("full", "rebake"):
+            log(f"passes: {k} of {n}")
+            t = timed([KILN, "-q", "build", "--origin", origin.url], cwd=d)
+            result[f"{k}_s"] = t.wall
+            result[f"{k}_peak_rss_mib"] = round(t.rss / 1024, 1)
+        result["index_mib"] = round(sum(f.stat().st_size for f in (d / ".kiln").rglob("*") if f.is_file()) / 2**20, 1)
+    finally:
+        origin.stop()
+        shutil.rmtree(d, ignore_errors=True)
+    log(json.dumps(result))
+    RESULTS.setdefault("passes", []).append(result)
+
+
 def bench_rebake(n=10000):
     """A full bake, then a re-bake of the unchanged site, on the real disk
     ($BENCH_DISK): every page is re-checked with the origin (If-None-Match /

@@ -1,6 +1,12 @@
 //! The frontier: bakes seed URLs with bounded concurrency and follows the
 //! links of what it baked (all of them for a build, only unknown ones for a
 //! regeneration), within the crawl limits.
+//!
+//! Its memory does not hold the site (guarantee 13): the pages the index
+//! knows are read in batches as the crawl goes, not listed up front, and a
+//! URL the crawl has seen is remembered by 16 bytes of its hash, not by
+//! its text. What it holds per page is the queue of pages found but not
+//! baked yet.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -20,11 +26,48 @@ pub(crate) enum Follow {
     NewOnly,
 }
 
+/// Where a crawl starts.
+#[derive(Debug, Default)]
+pub(crate) struct Seeds {
+    /// URLs named: render routes, crawl seeds, a regeneration's targets.
+    pub(crate) listed: Vec<String>,
+    /// Also every page the index knows (a full build), read in batches
+    /// ([`Baker::next_known`]).
+    pub(crate) known: bool,
+}
+
+impl Seeds {
+    /// Only these URLs.
+    pub(crate) fn listed(listed: Vec<String>) -> Seeds {
+        Seeds {
+            listed,
+            known: false,
+        }
+    }
+}
+
+/// Known pages read from the index at a time.
+const KNOWN_BATCH: usize = 2048;
+
+/// A URL as the crawl remembers having seen it: 128 bits of its BLAKE3
+/// hash (two URLs sharing one would need ~2^64 URLs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct UrlKey(u128);
+
+impl UrlKey {
+    fn of(url: &str) -> UrlKey {
+        let hash = blake3::hash(url.as_bytes());
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&hash.as_bytes()[..16]);
+        UrlKey(u128::from_le_bytes(first))
+    }
+}
+
 /// Bakes `seeds` and, per `follow`, the pages they link to. Stops taking new
 /// work when `shutdown` fires; in-flight pages finish.
 pub(crate) async fn run(
     baker: &Arc<Baker>,
-    seeds: Vec<String>,
+    seeds: Seeds,
     follow: Follow,
     progress: &indicatif::ProgressBar,
     shutdown: &CancellationToken,
@@ -32,44 +75,88 @@ pub(crate) async fn run(
     let limits = baker.crawl_limits();
     let in_flight_max = baker.pages_in_flight();
     let mut summary = Summary::start();
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut seen: HashSet<UrlKey> = HashSet::new();
+    // Seeds (depth 0) start before any page found by a link, as if all
+    // were listed first; the known pages come from the index in batches
+    // while `known_after` says where the next batch starts.
+    let mut seed_queue: VecDeque<String> = VecDeque::new();
+    let mut known_after: Option<Option<String>> = seeds.known.then_some(None);
     let mut queue: VecDeque<String> = VecDeque::new();
-    // The depth of each URL waiting in the queue: pages finish out of
+    // The depth of each URL waiting in either queue: pages finish out of
     // order, so a URL first found through a longer path gets the shorter
     // path's depth if that is found before the URL starts.
-    let mut queued: HashMap<String, usize> = HashMap::new();
+    let mut queued: HashMap<UrlKey, usize> = HashMap::new();
     // How many pages of each depth are being baked.
     let mut depths_in_flight: BTreeMap<usize, usize> = BTreeMap::new();
-    for s in seeds {
-        if seen.insert(s.clone()) {
-            queued.insert(s.clone(), 0);
-            queue.push_back(s);
+    for s in seeds.listed {
+        let key = UrlKey::of(&s);
+        if seen.insert(key) {
+            queued.insert(key, 0);
+            seed_queue.push_back(s);
         }
     }
-    progress.set_length(queue.len() as u64);
+    progress.set_length(seed_queue.len() as u64);
     // Each page is its own task, so the runtime spreads parsing, hashing and
     // writing over every worker thread.
     let mut in_flight: JoinSet<(PageResult, usize)> = JoinSet::new();
     loop {
         while in_flight.len() < in_flight_max && !shutdown.is_cancelled() {
-            // A URL's depth is final once no page two levels above it is
-            // still being baked (one of those could link to it by a
-            // shorter path): until then it waits, so `max-depth` counts
-            // the shortest path whatever order pages finish in.
-            let Some(next_depth) = queue.front().and_then(|u| queued.get(u)).copied() else {
-                break;
-            };
-            if depths_in_flight
-                .keys()
-                .next()
-                .is_some_and(|&lowest| lowest + 1 < next_depth)
-            {
-                break;
+            if seed_queue.len() < in_flight_max {
+                if let Some(after) = known_after.take() {
+                    let batch = baker.next_known(after, KNOWN_BATCH).await;
+                    if batch.len() == KNOWN_BATCH {
+                        known_after = Some(batch.last().map(|(url, _)| url.clone()));
+                    }
+                    for (url, validators) in batch {
+                        let key = UrlKey::of(&url);
+                        let waiting = if seen.insert(key) {
+                            queued.insert(key, 0);
+                            seed_queue.push_back(url.clone());
+                            progress.inc_length(1);
+                            true
+                        } else if let Some(d) = queued.get_mut(&key) {
+                            // Waiting (a listed seed, or found by a link
+                            // first: a seed's depth then).
+                            *d = 0;
+                            true
+                        } else {
+                            // Baked already, or being baked.
+                            false
+                        };
+                        if let (true, Some(v)) = (waiting, validators) {
+                            baker.expect(&url, v);
+                        }
+                    }
+                }
             }
-            let Some(url) = queue.pop_front() else {
-                break;
+            let (url, depth) = if let Some(url) = seed_queue.pop_front() {
+                queued.remove(&UrlKey::of(&url));
+                (url, 0)
+            } else {
+                // A URL's depth is final once no page two levels above it
+                // is still being baked (one of those could link to it by a
+                // shorter path): until then it waits, so `max-depth` counts
+                // the shortest path whatever order pages finish in.
+                let Some(next_depth) = queue
+                    .front()
+                    .and_then(|u| queued.get(&UrlKey::of(u)))
+                    .copied()
+                else {
+                    break;
+                };
+                if depths_in_flight
+                    .keys()
+                    .next()
+                    .is_some_and(|&lowest| lowest + 1 < next_depth)
+                {
+                    break;
+                }
+                let Some(url) = queue.pop_front() else {
+                    break;
+                };
+                let depth = queued.remove(&UrlKey::of(&url)).unwrap_or(0);
+                (url, depth)
             };
-            let depth = queued.remove(&url).unwrap_or(0);
             *depths_in_flight.entry(depth).or_insert(0) += 1;
             let baker = Arc::clone(baker);
             in_flight.spawn(async move { (baker.bake(&url).await, depth) });
@@ -95,18 +182,18 @@ pub(crate) async fn run(
         }
         progress.inc(1);
         if let Some(final_path) = &result.final_path {
-            seen.insert(final_path.clone());
+            seen.insert(UrlKey::of(final_path));
         }
         if matches!(result.outcome, Outcome::Written | Outcome::Unchanged) {
             for l in &result.links {
-                if let Some(d) = queued.get_mut(l) {
+                if let Some(d) = queued.get_mut(&UrlKey::of(l)) {
                     *d = (*d).min(depth + 1);
                 }
             }
             let mut links: Vec<String> = result
                 .links
                 .iter()
-                .filter(|l| !seen.contains(*l) && baker.in_scope(l))
+                .filter(|l| !seen.contains(&UrlKey::of(l)) && baker.in_scope(l))
                 .cloned()
                 .collect();
             if follow == Follow::NewOnly && !links.is_empty() {
@@ -117,8 +204,9 @@ pub(crate) async fn run(
                 if depth + 1 > limits.max_depth || seen.len() >= limits.max_pages {
                     break;
                 }
-                if seen.insert(link.clone()) {
-                    queued.insert(link.clone(), depth + 1);
+                let key = UrlKey::of(&link);
+                if seen.insert(key) {
+                    queued.insert(key, depth + 1);
                     queue.push_back(link);
                     progress.inc_length(1);
                 }

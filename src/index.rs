@@ -803,12 +803,38 @@ impl Index {
         .await;
     }
 
-    /// Every URL kiln knows and has not seen deleted.
-    pub(crate) async fn live_urls(&self) -> Result<Vec<String>, IndexError> {
-        self.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT url FROM pages WHERE status != 'deleted' ORDER BY url")?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    /// The next `limit` pages that are not removed, in URL order after
+    /// `after`, each with its baked file and validators when it has a
+    /// baked file: a full build reads the index in such batches, so its
+    /// memory does not grow with the site (guarantee 13).
+    pub(crate) async fn known_after(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<(String, Option<(String, crate::source::fetch::Validators)>)>, IndexError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT url, CASE WHEN status = 'ok' THEN file END, etag, last_modified
+                 FROM pages WHERE status != 'deleted' AND url > ?1 ORDER BY url LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(
+                rusqlite::params![after.unwrap_or_default(), limit as i64],
+                |r| {
+                    let file: Option<String> = r.get(1)?;
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        file.map(|f| {
+                            (
+                                f,
+                                crate::source::fetch::Validators {
+                                    etag: r.get(2).unwrap_or(None),
+                                    last_modified: r.get(3).unwrap_or(None),
+                                },
+                            )
+                        }),
+                    ))
+                },
+            )?;
             rows.collect()
         })
         .await
@@ -890,36 +916,6 @@ impl Index {
                 ))
             })
             .optional()
-        })
-        .await
-    }
-
-    /// Every page's baked file and validators, in one query (a full build
-    /// asks for all of them; one round trip instead of one per page).
-    pub(crate) async fn all_validators(
-        &self,
-    ) -> Result<
-        std::collections::HashMap<String, (String, crate::source::fetch::Validators)>,
-        IndexError,
-    > {
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT url, file, etag, last_modified FROM pages
-                 WHERE status = 'ok' AND file IS NOT NULL",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    (
-                        r.get::<_, String>(1)?,
-                        crate::source::fetch::Validators {
-                            etag: r.get(2)?,
-                            last_modified: r.get(3)?,
-                        },
-                    ),
-                ))
-            })?;
-            rows.collect()
         })
         .await
     }

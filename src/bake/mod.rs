@@ -86,8 +86,11 @@ pub(crate) struct Baker {
     outbox: crate::index::OutboxRule,
     /// In pool mode, the index every worker shares ([`crate::pool`]).
     shared: Option<crate::pool::SharedIndex>,
-    /// Validators of every baked page, loaded at once for a full build.
-    known: RwLock<Option<std::collections::HashMap<String, (String, Validators)>>>,
+    /// In a full build, the validators of the known pages the crawl has
+    /// read from the index ([`Baker::next_known`]) and not baked yet: each
+    /// leaves the map when its page is baked, so it holds a batch or two,
+    /// never the site. `None` outside a full build.
+    known: std::sync::Mutex<Option<KnownBatches>>,
     /// Requests to the origin at once (`origin.concurrency`). Held for the
     /// request only: a page waiting for its write to be durable does not
     /// keep the next page from being fetched.
@@ -124,6 +127,26 @@ pub(crate) enum OnRecord {
     Refused,
     /// Nothing that answers the visitor.
     Unknown,
+}
+
+/// What a full build has read of the index's known pages, in URL order
+/// ([`Baker::next_known`]).
+#[derive(Debug, Default)]
+pub(crate) struct KnownBatches {
+    /// Validators of read pages not baked yet.
+    validators: std::collections::HashMap<String, (String, Validators)>,
+    /// The last URL read.
+    read_up_to: Option<String>,
+    /// Every known page is read.
+    exhausted: bool,
+}
+
+impl KnownBatches {
+    /// Whether the batches covered `url` (read in URL order): a URL they
+    /// did not hold is then not a known page.
+    fn has_read(&self, url: &str) -> bool {
+        self.exhausted || self.read_up_to.as_deref().is_some_and(|last| url <= last)
+    }
 }
 
 impl Baker {
@@ -213,24 +236,60 @@ impl Baker {
         self.concurrency() * 4
     }
 
-    /// Seeds of a full build: render routes' URLs, the crawl seeds, and
-    /// every page the index knows (an unchanged page answers 304 and has no
-    /// body to find links in; a changed one does, so new pages are found).
-    pub(crate) async fn build_seeds_with_known(&self) -> Vec<String> {
-        let mut seeds = self.build_seeds();
-        // Every page the index knows is asked for again, so a build is
-        // authoritative: what no route or origin produces any more is
-        // removed (under the mass-delete guard), in render mode too.
-        seeds.extend(self.index.live_urls().await.unwrap_or_default());
-        if self.fetcher.is_some() {
-            // Every page will be asked for: load all validators in one go.
-            if let (Ok(all), Ok(mut known)) =
-                (self.index.all_validators().await, self.known.write())
-            {
-                *known = Some(all);
-            }
+    /// Starts a full build: its listed seeds (render routes' URLs, the
+    /// crawl seeds). Every page the index knows is a seed too (an
+    /// unchanged page answers 304 and has no body to find links in; a
+    /// changed one does, so new pages are found), read from the index in
+    /// batches as the crawl goes ([`Baker::next_known`]): every known page
+    /// is asked for again, so a build is authoritative: what no route or
+    /// origin produces any more is removed (under the mass-delete guard),
+    /// in render mode too.
+    pub(crate) fn start_full_build(&self) -> Vec<String> {
+        if let Ok(mut known) = self.known.lock() {
+            *known = Some(KnownBatches::default());
         }
-        seeds
+        self.build_seeds()
+    }
+
+    /// The next batch of pages the index knows, after `after` in URL
+    /// order, with their baked files and validators (fewer than `limit`:
+    /// the last batch). The crawl hands the validators of the pages it
+    /// will bake to [`Baker::expect`]. On an index error, none: the pages
+    /// the crawl reaches are still baked, and the error is said.
+    pub(crate) async fn next_known(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Vec<(String, Option<(String, Validators)>)> {
+        let batch = match self.index.known_after(after, limit).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::error!(error = %error_chain(&e), "could not read the known pages from the index; the build bakes what it reaches");
+                Vec::new()
+            }
+        };
+        if let Ok(mut known) = self.known.lock() {
+            let read = known.get_or_insert_with(KnownBatches::default);
+            if let Some((last, _)) = batch.last() {
+                read.read_up_to = Some(last.clone());
+            }
+            read.exhausted |= batch.len() < limit;
+        }
+        batch
+    }
+
+    /// The validators a known page will be baked with (from
+    /// [`Baker::next_known`]), kept until it is.
+    pub(crate) fn expect(&self, url: &str, validators: (String, Validators)) {
+        if self.fetcher.is_none() {
+            return;
+        }
+        if let Ok(mut known) = self.known.lock() {
+            known
+                .get_or_insert_with(KnownBatches::default)
+                .validators
+                .insert(url.to_string(), validators);
+        }
     }
 
     /// In pool mode, the pool's shared index (the outputs publish through it).
@@ -263,16 +322,24 @@ impl Baker {
         seeds
     }
 
-    /// The baked file and validators of a page: from the map a full build
-    /// loaded (a miss there is a new page), else from the index. Asking the
-    /// index per page would also end its write batch each time.
+    /// The baked file and validators of a page: from the batch a full
+    /// build read (taken out: a page is baked once per build), else from
+    /// the index (a page the crawl reached by a link before its batch,
+    /// or outside a full build). Asking the index per page ends its write
+    /// batch each time, which the batches avoid for all but a few pages.
     async fn validators_of(
         &self,
         path: &str,
     ) -> Result<Option<(String, Validators)>, crate::index::IndexError> {
-        if let Ok(known) = self.known.read() {
-            if let Some(all) = known.as_ref() {
-                return Ok(all.get(path).cloned());
+        if let Ok(mut known) = self.known.lock() {
+            if let Some(read) = known.as_mut() {
+                if let Some(found) = read.validators.remove(path) {
+                    return Ok(Some(found));
+                }
+                if read.has_read(path) {
+                    // Read and not there: a new page (or baked already).
+                    return Ok(None);
+                }
             }
         }
         self.index.validators(path).await

@@ -197,7 +197,7 @@ impl Baker {
             mode: RunMode::new(opts.defer_removals, opts.allow_mass_change),
             outbox,
             shared,
-            known: RwLock::new(None),
+            known: std::sync::Mutex::new(None),
             requests: tokio::sync::Semaphore::new(concurrency),
             baking: PathLocks::default(),
         })

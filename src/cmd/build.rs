@@ -170,8 +170,12 @@ pub(super) async fn bake_all(
     baker.sweep_stale_temp_files()?;
     let progress = g.progress();
     let shutdown = CancellationToken::new();
-    let mut seeds = baker.build_seeds_with_known().await;
-    seeds.extend(more_seeds);
+    let mut listed = baker.start_full_build();
+    listed.extend(more_seeds);
+    let seeds = crawl::Seeds {
+        listed,
+        known: true,
+    };
     let mut summary = crawl::run(&baker, seeds, Follow::All, &progress, &shutdown).await;
     progress.finish_and_clear();
     let guarded = baker.apply_removals(guard.allow_mass_delete).await;

@@ -107,7 +107,7 @@ async fn regen(
     let shutdown = CancellationToken::new();
     let baked = crawl::run(
         &baker,
-        resolved.bake.into_iter().collect(),
+        crawl::Seeds::listed(resolved.bake.into_iter().collect()),
         Follow::NewOnly,
         &progress,
         &shutdown,

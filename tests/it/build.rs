@@ -682,3 +682,48 @@ async fn an_app_that_writes_its_public_url_is_baked_whole() {
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.all().contains("site.url"), "{}", run.all());
 }
+
+/// A re-bake reads the known pages from the index in batches (guarantee
+/// 13: its memory does not hold the site): a site of several batches is
+/// asked for page by page with each page's own validators, every page
+/// answers 304, none is missed or asked twice, and a page found by a link
+/// before its batch is read still gets its validators.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebake_of_many_batches_asks_every_known_page_once_with_its_validators() {
+    const N: usize = 5000;
+    let mut pages = Vec::new();
+    // The home page links every page: each is found by a link in the
+    // first build, and in a re-bake before its batch is read.
+    let home: String = (0..N)
+        .map(|i| format!("<a href=\"/p/{i}/\">{i}</a>"))
+        .collect();
+    pages.push((
+        "/".to_string(),
+        Page::html(home).with_header("etag", "\"home\""),
+    ));
+    for i in 0..N {
+        pages.push((
+            format!("/p/{i}/"),
+            Page::html(format!("<p>{i}</p>")).with_header("etag", &format!("\"v-{i}\"")),
+        ));
+    }
+    let origin = Origin::start(pages.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()).await;
+    let site = TestSite::for_origin(&origin, "");
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    origin.reset_hits();
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains(&format!("{} unchanged", N + 1)),
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        origin.total_not_modified(),
+        N + 1,
+        "every page answered 304"
+    );
+    assert_eq!(origin.total_hits(), N + 1, "every page asked once");
+    drop(site);
+}
