@@ -8,7 +8,8 @@
 //! its text. What it holds per page is the queue of pages found but not
 //! baked yet.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::bake::{Baker, Outcome, PageResult, Summary};
+use crate::urlpath::UrlKey;
 
 /// Whether the frontier follows links of baked pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,22 +48,11 @@ impl Seeds {
     }
 }
 
+/// The depth of a URL in the crawl's seen map once it has started.
+const STARTED: u32 = u32::MAX;
+
 /// Known pages read from the index at a time.
 const KNOWN_BATCH: usize = 2048;
-
-/// A URL as the crawl remembers having seen it: 128 bits of its BLAKE3
-/// hash (two URLs sharing one would need ~2^64 URLs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct UrlKey(u128);
-
-impl UrlKey {
-    fn of(url: &str) -> UrlKey {
-        let hash = blake3::hash(url.as_bytes());
-        let mut first = [0u8; 16];
-        first.copy_from_slice(&hash.as_bytes()[..16]);
-        UrlKey(u128::from_le_bytes(first))
-    }
-}
 
 /// Bakes `seeds` and, per `follow`, the pages they link to. Stops taking new
 /// work when `shutdown` fires; in-flight pages finish.
@@ -75,23 +66,24 @@ pub(crate) async fn run(
     let limits = baker.crawl_limits();
     let in_flight_max = baker.pages_in_flight();
     let mut summary = Summary::start();
-    let mut seen: HashSet<UrlKey> = HashSet::new();
+    // Every URL the crawl has seen, with its depth while it waits in a
+    // queue (pages finish out of order, so a URL first found through a
+    // longer path gets the shorter path's depth if that is found before
+    // it starts), `STARTED` once it has. One map: a million pages' keys
+    // are held once.
+    let mut seen: HashMap<UrlKey, u32> = HashMap::new();
     // Seeds (depth 0) start before any page found by a link, as if all
     // were listed first; the known pages come from the index in batches
     // while `known_after` says where the next batch starts.
     let mut seed_queue: VecDeque<String> = VecDeque::new();
     let mut known_after: Option<Option<String>> = seeds.known.then_some(None);
     let mut queue: VecDeque<String> = VecDeque::new();
-    // The depth of each URL waiting in either queue: pages finish out of
-    // order, so a URL first found through a longer path gets the shorter
-    // path's depth if that is found before the URL starts.
-    let mut queued: HashMap<UrlKey, usize> = HashMap::new();
     // How many pages of each depth are being baked.
     let mut depths_in_flight: BTreeMap<usize, usize> = BTreeMap::new();
     for s in seeds.listed {
         let key = UrlKey::of(&s);
-        if seen.insert(key) {
-            queued.insert(key, 0);
+        if let Entry::Vacant(e) = seen.entry(key) {
+            e.insert(0);
             seed_queue.push_back(s);
         }
     }
@@ -109,19 +101,21 @@ pub(crate) async fn run(
                     }
                     for (url, validators) in batch {
                         let key = UrlKey::of(&url);
-                        let waiting = if seen.insert(key) {
-                            queued.insert(key, 0);
-                            seed_queue.push_back(url.clone());
-                            progress.inc_length(1);
-                            true
-                        } else if let Some(d) = queued.get_mut(&key) {
+                        let waiting = match seen.entry(key) {
+                            Entry::Vacant(e) => {
+                                e.insert(0);
+                                seed_queue.push_back(url.clone());
+                                progress.inc_length(1);
+                                true
+                            }
+                            // Baked already, or being baked.
+                            Entry::Occupied(e) if *e.get() == STARTED => false,
                             // Waiting (a listed seed, or found by a link
                             // first: a seed's depth then).
-                            *d = 0;
-                            true
-                        } else {
-                            // Baked already, or being baked.
-                            false
+                            Entry::Occupied(mut e) => {
+                                e.insert(0);
+                                true
+                            }
                         };
                         if let (true, Some(v)) = (waiting, validators) {
                             baker.expect(&url, v);
@@ -130,7 +124,7 @@ pub(crate) async fn run(
                 }
             }
             let (url, depth) = if let Some(url) = seed_queue.pop_front() {
-                queued.remove(&UrlKey::of(&url));
+                seen.insert(UrlKey::of(&url), STARTED);
                 (url, 0)
             } else {
                 // A URL's depth is final once no page two levels above it
@@ -139,8 +133,8 @@ pub(crate) async fn run(
                 // the shortest path whatever order pages finish in.
                 let Some(next_depth) = queue
                     .front()
-                    .and_then(|u| queued.get(&UrlKey::of(u)))
-                    .copied()
+                    .and_then(|u| seen.get(&UrlKey::of(u)))
+                    .map(|&d| d as usize)
                 else {
                     break;
                 };
@@ -154,7 +148,10 @@ pub(crate) async fn run(
                 let Some(url) = queue.pop_front() else {
                     break;
                 };
-                let depth = queued.remove(&UrlKey::of(&url)).unwrap_or(0);
+                let depth = seen
+                    .insert(UrlKey::of(&url), STARTED)
+                    .filter(|&d| d != STARTED)
+                    .unwrap_or(0) as usize;
                 (url, depth)
             };
             *depths_in_flight.entry(depth).or_insert(0) += 1;
@@ -182,18 +179,20 @@ pub(crate) async fn run(
         }
         progress.inc(1);
         if let Some(final_path) = &result.final_path {
-            seen.insert(UrlKey::of(final_path));
+            seen.entry(UrlKey::of(final_path)).or_insert(STARTED);
         }
         if matches!(result.outcome, Outcome::Written | Outcome::Unchanged) {
             for l in &result.links {
-                if let Some(d) = queued.get_mut(&UrlKey::of(l)) {
-                    *d = (*d).min(depth + 1);
+                if let Some(d) = seen.get_mut(&UrlKey::of(l)) {
+                    if *d != STARTED {
+                        *d = (*d).min(depth as u32 + 1);
+                    }
                 }
             }
             let mut links: Vec<String> = result
                 .links
                 .iter()
-                .filter(|l| !seen.contains(&UrlKey::of(l)) && baker.in_scope(l))
+                .filter(|l| !seen.contains_key(&UrlKey::of(l)) && baker.in_scope(l))
                 .cloned()
                 .collect();
             if follow == Follow::NewOnly && !links.is_empty() {
@@ -204,9 +203,8 @@ pub(crate) async fn run(
                 if depth + 1 > limits.max_depth || seen.len() >= limits.max_pages {
                     break;
                 }
-                let key = UrlKey::of(&link);
-                if seen.insert(key) {
-                    queued.insert(key, depth + 1);
+                if let Entry::Vacant(e) = seen.entry(UrlKey::of(&link)) {
+                    e.insert(depth as u32 + 1);
                     queue.push_back(link);
                     progress.inc_length(1);
                 }

@@ -15,6 +15,23 @@ use url::Url;
 /// Longest URL path (with query) kiln accepts.
 pub(crate) const MAX_URL_BYTES: usize = 4096;
 
+/// A URL path as a set remembers it: 128 bits of its BLAKE3 hash, 16
+/// bytes whatever the URL's length (two paths sharing one would take
+/// ~2^64 paths). What a full pass remembers per page (the crawl's seen
+/// set, a run's claimed pages), so its memory does not hold the URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct UrlKey(u128);
+
+impl UrlKey {
+    /// The key of a path.
+    pub(crate) fn of(url: &str) -> UrlKey {
+        let hash = blake3::hash(url.as_bytes());
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&hash.as_bytes()[..16]);
+        UrlKey(u128::from_le_bytes(first))
+    }
+}
+
 /// Why a text is not a URL path on the origin.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum UrlPathError {

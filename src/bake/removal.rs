@@ -51,8 +51,9 @@ pub(super) enum RunMode {
     Run {
         /// Removals held back until [`Baker::apply_removals`].
         deferred: Mutex<Vec<Removal>>,
-        /// Pages baked (or being baked) so far.
-        claimed: Mutex<HashSet<String>>,
+        /// Pages baked (or being baked) so far, by key (a million pages'
+        /// URLs are not kept).
+        claimed: Mutex<HashSet<crate::urlpath::UrlKey>>,
         /// Pages that shrank to a tenth or less: written as they come, so
         /// they are counted as the daemon counts them; `None` with
         /// `--allow-mass-delete`.
@@ -218,7 +219,7 @@ impl Baker {
         match &self.mode {
             RunMode::Run { claimed, .. } => claimed
                 .lock()
-                .map(|mut c| c.insert(path.to_string()))
+                .map(|mut c| c.insert(crate::urlpath::UrlKey::of(path)))
                 .unwrap_or(true),
             RunMode::LongRunning { .. } => true,
         }
