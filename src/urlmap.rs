@@ -363,6 +363,25 @@ pub(crate) fn content_type_of(file: &std::path::Path) -> &'static str {
         "txt" => "text/plain; charset=utf-8",
         "svg" => "image/svg+xml",
         "webmanifest" => "application/manifest+json",
+        // Images, fonts, media and documents a site ships, as nginx's
+        // stock mime.types names them (`kiln serve` and a bucket then give
+        // them the type nginx would: a font as octet-stream is refused
+        // under `X-Content-Type-Options: nosniff`).
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
+        "ico" => "image/x-icon",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        "pdf" => "application/pdf",
+        "wasm" => "application/wasm",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "mp3" => "audio/mpeg",
+        "ogg" => "audio/ogg",
+        "zip" => "application/zip",
         _ => "application/octet-stream",
     }
 }

@@ -463,3 +463,50 @@ async fn serve_previews_drafts_without_touching_the_served_output() {
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(site.read("posts/secret-plans/index.html").is_none());
 }
+
+/// `kiln serve` gives a site's images, fonts, media and documents the
+/// types nginx's own mime.types gives them (it served PNG, WebP and WOFF2
+/// as application/octet-stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_types_static_files_as_nginx_does() {
+    let Ok(mime) = std::fs::read_to_string("/etc/nginx/mime.types") else {
+        require!("nginx");
+        return;
+    };
+    // extension → type, from nginx's own map.
+    let mut nginx = std::collections::HashMap::new();
+    for line in mime.lines() {
+        let mut words = line.trim().trim_end_matches(';').split_whitespace();
+        if let Some(media) = words.next().filter(|m| m.contains('/')) {
+            for ext in words {
+                nginx.insert(ext.to_string(), media.to_string());
+            }
+        }
+    }
+    let site = crate::util::default_site_copy();
+    let exts = [
+        "png", "jpg", "gif", "webp", "avif", "ico", "woff", "woff2", "pdf", "wasm", "mp4", "webm",
+        "mp3", "ogg", "zip", "svg", "css", "js", "json", "txt",
+    ];
+    std::fs::create_dir_all(site.path().join("static/files")).unwrap();
+    for ext in exts {
+        std::fs::write(site.path().join(format!("static/files/a.{ext}")), b"x").unwrap();
+    }
+    let serve = Serve::start(&site, &[]).await;
+    let http = crate::util::client();
+    for ext in exts {
+        let r = http
+            .get(format!("{}/files/a.{ext}", serve.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{ext}");
+        let got = r.headers()["content-type"].to_str().unwrap().to_string();
+        let media = got.split(';').next().unwrap().trim();
+        assert_eq!(
+            Some(media),
+            nginx.get(ext).map(String::as_str),
+            "a.{ext}: {got}"
+        );
+    }
+}
