@@ -35,6 +35,12 @@ fn fixture(name: &str) -> PathBuf {
 
 /// php-fpm as Debian names it (`php-fpm8.2`), on PATH or in /usr/sbin.
 fn php_fpm() -> Option<PathBuf> {
+    sbin_tool(|n| n.starts_with("php-fpm"))
+}
+
+/// A server binary on PATH or in /usr/sbin (where Debian puts
+/// `mariadbd` and `php-fpm8.2`, and which a user's PATH may lack).
+fn sbin_tool(name: impl Fn(&str) -> bool) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
@@ -44,11 +50,7 @@ fn php_fpm() -> Option<PathBuf> {
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("php-fpm"))
-        })
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(&name))
         .min()
 }
 
@@ -56,7 +58,8 @@ fn php_fpm() -> Option<PathBuf> {
 fn wordpress_available() -> bool {
     let ok = Path::new("/usr/share/wordpress/wp-load.php").exists()
         && php_fpm().is_some()
-        && ["php", "mariadbd", "mariadb-install-db", "mariadb"]
+        && sbin_tool(|n| n == "mariadbd").is_some()
+        && ["php", "mariadb-install-db", "mariadb"]
             .iter()
             .all(|c| crate::util::has_cmd(c));
     if !ok {
@@ -121,7 +124,7 @@ impl WordPress {
             "mariadb-install-db: {}",
             String::from_utf8_lossy(&install.stderr)
         );
-        let mariadb = tokio::process::Command::new("mariadbd")
+        let mariadb = tokio::process::Command::new(sbin_tool(|n| n == "mariadbd").unwrap())
             .arg("--no-defaults")
             .arg(format!("--datadir={}", d.join("db").display()))
             .arg(format!("--socket={}", d.join("mysql.sock").display()))
