@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use crate::django::{blog_site, django_available, manage, runserver};
 use crate::require;
 use crate::util::{Nginx, client, free_port};
-use crate::visitor::{Ask, around_difference, both_ways, quiet, see, seeds};
+use crate::visitor::{Ask, Tally, quiet, see, seeds};
 
 /// The post ids the app lists now, from its own list pages.
 async fn listed_posts(http: &reqwest::Client, django: &str, host: &str) -> BTreeSet<u64> {
@@ -195,9 +195,7 @@ async fn request_referee_django_blog() {
     let http = client();
     let session = log_in(&http, &origin, &host).await;
     let mut ever = BTreeSet::new();
-    let mut mismatches = Vec::new();
-    let mut compared = 0;
-    let mut from_disk = 0;
+    let mut tally = Tally::default();
     for seed in seeds() {
         let out = manage(
             site.path(),
@@ -207,51 +205,23 @@ async fn request_referee_django_blog() {
         let edits = String::from_utf8_lossy(&out.stdout).trim().to_string();
         quiet(&http, &daemon.http).await;
         ever.extend(listed_posts(&http, &origin, &host).await);
-        for ask in corpus(seed, &ever, &session) {
-            let (through, direct, baked) =
-                both_ways(&http, &nginx.url(""), &origin, &host, &ask).await;
-            compared += 1;
-            from_disk += usize::from(baked);
-            if through != direct {
-                mismatches.push(format!(
-                    "seed {seed} ({edits}): {} {}{}{}\n  nginx:  {} {} {:?} …{}\n  django: {} {} {:?} …{}",
-                    if ask.head { "HEAD" } else { "GET" },
-                    ask.path,
-                    if ask.gzip { " gzip" } else { "" },
-                    if ask.cookie.is_some() { " logged-in" } else { "" },
-                    through.status,
-                    through.media,
-                    through.location,
-                    around_difference(&through.body, &direct.body),
-                    direct.status,
-                    direct.media,
-                    direct.location,
-                    around_difference(&direct.body, &through.body),
-                ));
-            }
-        }
+        // One at a time: runserver is the app.
+        let context = format!("seed {seed} ({edits})");
+        let asks = corpus(seed, &ever, &session);
+        tally
+            .ask(
+                &http,
+                &nginx.url(""),
+                ("django", &origin),
+                &host,
+                asks,
+                1,
+                &context,
+            )
+            .await;
         // A fill the corpus caused settles before the next edits.
         quiet(&http, &daemon.http).await;
     }
-    eprintln!(
-        "request referee, Django blog: {compared} requests over {} seeds ({from_disk} served from baked files), {} mismatches",
-        seeds().len(),
-        mismatches.len()
-    );
-    assert!(
-        from_disk > compared / 4,
-        "most answers came from the app: {from_disk} of {compared} from disk"
-    );
-    assert!(
-        mismatches.is_empty(),
-        "{} of {compared} requests differ:\n{}",
-        mismatches.len(),
-        mismatches
-            .iter()
-            .take(30)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    tally.assert_clean("Django blog", 4);
     drop(nginx);
 }

@@ -14,11 +14,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use futures_util::StreamExt;
-
 use crate::require;
 use crate::util::{Nginx, TestSite, client, free_port, open_up, wait_for_port};
-use crate::visitor::{Ask, Seen, around_difference, both_ways, quiet, see, seeds};
+use crate::visitor::{Ask, Tally, quiet, see, seeds};
 
 fn django_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("integrations/django")
@@ -126,28 +124,6 @@ fn corpus(seed: u64, ever: &BTreeSet<String>) -> Vec<Ask> {
     asks
 }
 
-fn describe(ask: &Ask, through: &Seen, direct: &Seen) -> String {
-    format!(
-        "{} {}{}{}\n  nginx:   {} {} {:?} …{}\n  wagtail: {} {} {:?} …{}",
-        if ask.head { "HEAD" } else { "GET" },
-        ask.path,
-        if ask.gzip { " gzip" } else { "" },
-        if ask.cookie.is_some() {
-            " with a session"
-        } else {
-            ""
-        },
-        through.status,
-        through.media,
-        through.location,
-        around_difference(&through.body, &direct.body),
-        direct.status,
-        direct.media,
-        direct.location,
-        around_difference(&direct.body, &through.body),
-    )
-}
-
 #[cfg_attr(
     kiln_no_nginx,
     ignore = "nginx is not on PATH: install it (bash .ci/run does)"
@@ -202,8 +178,7 @@ async fn request_referee_wagtail() {
     let mut ever = site_paths(&http, &origin, &host).await;
     assert!(ever.len() > 30, "the site: {ever:?}");
 
-    let mut mismatches = Vec::new();
-    let (mut compared, mut from_disk) = (0, 0);
+    let mut tally = Tally::default();
     for seed in seeds() {
         let out = python(
             &db,
@@ -213,50 +188,20 @@ async fn request_referee_wagtail() {
         let edits = String::from_utf8_lossy(&out.stdout).trim().to_string();
         quiet(&http, &daemon.http).await;
         ever.extend(site_paths(&http, &origin, &host).await);
-        let through = nginx.url("");
-        let answers: Vec<(Ask, Seen, Seen, bool)> = futures_util::stream::iter(corpus(seed, &ever))
-            .map(|ask| {
-                let (http, through, origin, host) = (&http, &through, &origin, &host);
-                async move {
-                    let (via_nginx, direct, baked) =
-                        both_ways(http, through, origin, host, &ask).await;
-                    (ask, via_nginx, direct, baked)
-                }
-            })
-            .buffered(4)
-            .collect()
+        let context = format!("seed {seed} ({edits})");
+        tally
+            .ask(
+                &http,
+                &nginx.url(""),
+                ("wagtail", &origin),
+                &host,
+                corpus(seed, &ever),
+                4,
+                &context,
+            )
             .await;
-        for (ask, through, direct, baked) in answers {
-            compared += 1;
-            from_disk += usize::from(baked);
-            if through != direct {
-                mismatches.push(format!(
-                    "seed {seed} ({edits}): {}",
-                    describe(&ask, &through, &direct)
-                ));
-            }
-        }
         quiet(&http, &daemon.http).await;
     }
-    eprintln!(
-        "request referee, Wagtail: {compared} requests over {} seeds ({from_disk} served from baked files), {} mismatches",
-        seeds().len(),
-        mismatches.len()
-    );
-    assert!(
-        from_disk > compared / 2,
-        "most answers came from Wagtail: {from_disk} of {compared} from disk"
-    );
-    assert!(
-        mismatches.is_empty(),
-        "{} of {compared} requests differ:\n{}",
-        mismatches.len(),
-        mismatches
-            .iter()
-            .take(30)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    tally.assert_clean("Wagtail", 2);
     drop(nginx);
 }

@@ -172,3 +172,110 @@ pub(crate) async fn both_ways(
     let (direct, _) = see(http, app, host, &app_ask).await;
     (via_nginx, direct, baked)
 }
+
+/// A request and both answers, for a mismatch report: the answers from
+/// where they first differ, the app named by `app`.
+pub(crate) fn describe(app: &str, ask: &Ask, through: &Seen, direct: &Seen) -> String {
+    format!(
+        "{} {}{}{}\n  {:<10} {} {} {:?} …{}\n  {:<10} {} {} {:?} …{}",
+        if ask.head { "HEAD" } else { "GET" },
+        ask.path,
+        if ask.gzip { " gzip" } else { "" },
+        ask.cookie
+            .as_deref()
+            .map(|c| format!(" cookie {}", c.split('=').next().unwrap_or("")))
+            .unwrap_or_default(),
+        "nginx:",
+        through.status,
+        through.media,
+        through.location,
+        around_difference(&through.body, &direct.body),
+        format!("{app}:"),
+        direct.status,
+        direct.media,
+        direct.location,
+        around_difference(&direct.body, &through.body),
+    )
+}
+
+/// What a request referee saw over its seeds.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    compared: usize,
+    from_disk: usize,
+    mismatches: Vec<String>,
+}
+
+impl Tally {
+    /// Sends each request of `asks` through nginx (`through`) and straight
+    /// to the app (`app_url`), `at_once` at a time; a request whose answers
+    /// differ, or a visitor with cookies who got a baked file, is a
+    /// mismatch, reported with `context` (the seed and its edits).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn ask(
+        &mut self,
+        http: &reqwest::Client,
+        through: &str,
+        (app, app_url): (&str, &str),
+        host: &str,
+        asks: Vec<Ask>,
+        at_once: usize,
+        context: &str,
+    ) {
+        use futures_util::StreamExt;
+        let answers: Vec<(Ask, Seen, Seen, bool)> = futures_util::stream::iter(asks)
+            .map(|ask| async move {
+                let (via_nginx, direct, baked) =
+                    both_ways(http, through, app_url, host, &ask).await;
+                (ask, via_nginx, direct, baked)
+            })
+            .buffered(at_once)
+            .collect()
+            .await;
+        for (ask, through, direct, baked) in answers {
+            self.compared += 1;
+            self.from_disk += usize::from(baked);
+            if ask.cookie.is_some() && baked {
+                self.mismatches.push(format!(
+                    "{context}: a visitor with cookies got a baked file: {}",
+                    describe(app, &ask, &through, &direct)
+                ));
+            } else if through != direct {
+                self.mismatches.push(format!(
+                    "{context}: {}",
+                    describe(app, &ask, &through, &direct)
+                ));
+            }
+        }
+    }
+
+    /// Says the totals, then fails unless at least one answer in
+    /// `one_in` came from a baked file and no request differed.
+    pub(crate) fn assert_clean(&self, app: &str, one_in: usize) {
+        let Tally {
+            compared,
+            from_disk,
+            mismatches,
+        } = self;
+        eprintln!(
+            "request referee, {app}: {compared} requests over {} seeds ({from_disk} served from baked files), {} mismatches",
+            seeds().len(),
+            mismatches.len()
+        );
+        assert!(
+            *from_disk > compared / one_in,
+            "most answers came from {app}: {from_disk} of {compared} from disk"
+        );
+        assert!(
+            mismatches.is_empty(),
+            "{} of {compared} requests differ:\n{}",
+            mismatches.len(),
+            mismatches
+                .iter()
+                .take(30)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
