@@ -95,6 +95,8 @@ pub struct WordPress {
     pub origin: String,
     /// WordPress's public host (`home`): nginx with kiln's block.
     pub public_host: String,
+    /// Its port.
+    pub public_port: u16,
 }
 
 impl WordPress {
@@ -263,6 +265,7 @@ define('KILN_SPOOL', trim((string) @file_get_contents('{kiln_spool}')));
             name,
             origin: format!("http://127.0.0.1:{origin_port}"),
             public_host: format!("127.0.0.1:{public_port}"),
+            public_port,
         };
         let out = wp.php(
             &fixture("install.php"),
@@ -303,6 +306,14 @@ define('KILN_SPOOL', trim((string) @file_get_contents('{kiln_spool}')));
             .unwrap()
     }
 
+    /// Runs PHP code that loads WordPress (a script written into this
+    /// WordPress's directory), as [`WordPress::php`] runs a file.
+    pub fn run(&self, code: &str, args: &[&str]) -> std::process::Output {
+        let script = self.dir.path().join("run.php");
+        std::fs::write(&script, code).unwrap();
+        self.php(&script, args)
+    }
+
     /// Where the plugin sends changes (`KILN_URL`) and spools them (`KILN_SPOOL`).
     pub fn point_at(&self, daemon_url: &str, spool: &Path) {
         std::fs::write(self.dir.path().join("kiln-url"), daemon_url).unwrap();
@@ -339,7 +350,8 @@ impl Drop for WordPress {
 /// nginx with kiln's block for the site, as a stock nginx.conf has it:
 /// Debian's full types map at `http` level (the tests' own nginx.conf knows
 /// a few types only; WordPress's scripts and fonts need the rest).
-async fn front(port: u16, site: &TestSite) -> Nginx {
+async fn front(wp: &WordPress, site: &TestSite) -> Nginx {
+    let port = wp.public_port;
     let listen = format!("127.0.0.1:{port}");
     let block = site
         .kiln(&["nginx", "--listen", &listen, "--fill", "off"])
@@ -521,6 +533,16 @@ async fn init_site(wp: &WordPress) -> TestSite {
     site
 }
 
+/// A WordPress with kiln's plugin installed as `how` says, and kiln's
+/// site for it from `kiln init`, built.
+async fn baked(how: Plugin) -> (WordPress, TestSite) {
+    let wp = WordPress::start_with(free_port(), how).await;
+    let site = init_site(&wp).await;
+    let run = site.kiln(&["build"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    (wp, site)
+}
+
 /// The requests of one round: every sitemap path (and every one ever
 /// listed) plainly, WordPress's query URLs, and for a seeded sample the
 /// variants (tracking parameters, gzip, HEAD, each kind of cookie).
@@ -609,18 +631,13 @@ async fn request_referee_wordpress() {
     if !wordpress_available() {
         return;
     }
-    let public_port = free_port();
-    let wp = WordPress::start(public_port).await;
-    let http = client();
-    let site = init_site(&wp).await;
-
     // Baked completely, with no hand edits: every URL of WordPress's own
     // sitemaps is a baked file, served by nginx, equal to WordPress's answer.
-    let run = site.kiln(&["build"]).await;
-    assert_eq!(run.code, 0, "{}", run.all());
+    let (wp, site) = baked(Plugin::Activated).await;
+    let http = client();
     let daemon = site.daemon(&[]).await;
     wp.point_at(&daemon.http, &site.queue());
-    let nginx = front(public_port, &site).await;
+    let nginx = front(&wp, &site).await;
     let mut ever = sitemap_paths(&http, &wp).await;
     let mut not_baked = Vec::new();
     for path in &ever {
@@ -759,27 +776,17 @@ async fn wordpress_edits_made_while_kiln_is_stopped_land_when_it_starts() {
     if !wordpress_available() {
         return;
     }
-    let public_port = free_port();
     // The plugin as a must-use plugin here (the referee has it activated).
-    let wp = WordPress::start_with(public_port, Plugin::MustUse).await;
+    let (wp, site) = baked(Plugin::MustUse).await;
     let http = client();
-    let site = init_site(&wp).await;
-    let run = site.kiln(&["build"]).await;
-    assert_eq!(run.code, 0, "{}", run.all());
-    let nginx = front(public_port, &site).await;
+    let nginx = front(&wp, &site).await;
     // No daemon: the plugin finds nothing at its address.
     wp.point_at(&format!("http://127.0.0.1:{}", free_port()), &site.queue());
-    let edit = std::env::temp_dir().join(format!("kiln-wp-edit-{public_port}.php"));
-    std::fs::write(
-        &edit,
-        "<?php require '/usr/share/wordpress/wp-load.php';\n\
+    let edit = "<?php require '/usr/share/wordpress/wp-load.php';\n\
          $p = get_page_by_path('clay-notes-7', OBJECT, 'post') ?: get_posts(['numberposts' => 1, 'offset' => 7])[0];\n\
          wp_update_post(['ID' => $p->ID, 'post_title' => 'Written while kiln slept']);\n\
-         echo wp_parse_url(get_permalink($p), PHP_URL_PATH);\n",
-    )
-    .unwrap();
-    let out = wp.php(&edit, &[]);
-    std::fs::remove_file(&edit).unwrap();
+         echo wp_parse_url(get_permalink($p), PHP_URL_PATH);\n";
+    let out = wp.run(edit, &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -853,8 +860,7 @@ async fn bench_wordpress() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
-    let public_port = free_port();
-    let wp = WordPress::start(public_port).await;
+    let wp = WordPress::start(free_port()).await;
     let http = client();
     let site = init_site(&wp).await;
     let started = std::time::Instant::now();
@@ -863,7 +869,7 @@ async fn bench_wordpress() {
     assert_eq!(run.code, 0, "{}", run.all());
     let daemon = site.daemon(&[]).await;
     wp.point_at(&daemon.http, &site.queue());
-    let nginx = front(public_port, &site).await;
+    let nginx = front(&wp, &site).await;
 
     // Requests per second: one post page, baked vs PHP, 10 s each.
     let post = sitemap_paths(&http, &wp)
@@ -911,15 +917,10 @@ async fn bench_wordpress() {
             .and_then(|v| v.trim().parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    let script = std::env::temp_dir().join(format!("kiln-wp-bench-{public_port}.php"));
-    std::fs::write(
-        &script,
-        "<?php require '/usr/share/wordpress/wp-load.php';\n\
+    let script = "<?php require '/usr/share/wordpress/wp-load.php';\n\
          $ids = get_posts(['numberposts' => 1, 'offset' => (int) $argv[1], 'fields' => 'ids']);\n\
          wp_update_post(['ID' => $ids[0], 'post_title' => $argv[2]]);\n\
-         echo wp_parse_url(get_permalink($ids[0]), PHP_URL_PATH);\n",
-    )
-    .unwrap();
+         echo wp_parse_url(get_permalink($ids[0]), PHP_URL_PATH);\n";
     let mut fresh_ms = Vec::new();
     let mut per_edit = Vec::new();
     for i in 0..edits {
@@ -929,7 +930,7 @@ async fn bench_wordpress() {
         let offset = (i * 7 % 180).to_string();
         // The clock starts when the edit's request ends: the plugin has
         // told kiln by then (at shutdown).
-        let out = wp.php(&script, &[&offset, &title]);
+        let out = wp.run(script, &[&offset, &title]);
         let edited = std::time::Instant::now();
         assert!(
             out.status.success(),
@@ -955,7 +956,6 @@ async fn bench_wordpress() {
         quiet(&http, &daemon.http).await;
         per_edit.push(fetches().await - before);
     }
-    std::fs::remove_file(&script).unwrap();
     fresh_ms.sort_by(f64::total_cmp);
     per_edit.sort_by(f64::total_cmp);
     let pct = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
@@ -1000,15 +1000,11 @@ async fn wordpress_admin_shows_kiln_and_bakes_a_page_on_request() {
     if !wordpress_available() {
         return;
     }
-    let public_port = free_port();
-    let wp = WordPress::start(public_port).await;
+    let (wp, site) = baked(Plugin::Activated).await;
     let http = client();
-    let site = init_site(&wp).await;
-    let run = site.kiln(&["build"]).await;
-    assert_eq!(run.code, 0, "{}", run.all());
     let mut daemon = site.daemon(&[]).await;
     wp.point_at(&daemon.http, &site.queue());
-    let nginx = front(public_port, &site).await;
+    let nginx = front(&wp, &site).await;
     let admin = log_in(&http, &wp, "admin", "admin-pass-1").await;
     let as_admin = |path: &str| {
         http.get(format!("{}{path}", wp.origin))
@@ -1055,18 +1051,12 @@ async fn wordpress_admin_shows_kiln_and_bakes_a_page_on_request() {
     );
 
     // A title changed in the database directly: no hook, no event.
-    let sneak = std::env::temp_dir().join(format!("kiln-wp-sneak-{public_port}.php"));
-    std::fs::write(
-        &sneak,
-        "<?php require '/usr/share/wordpress/wp-load.php'; global $wpdb;\n\
+    let sneak = "<?php require '/usr/share/wordpress/wp-load.php'; global $wpdb;\n\
          $id = get_posts(['numberposts' => 1, 'offset' => 3, 'fields' => 'ids'])[0];\n\
          $wpdb->update($wpdb->posts, ['post_title' => 'Changed behind WordPress'], ['ID' => $id]);\n\
          clean_post_cache($id);\n\
-         echo wp_parse_url(get_permalink($id), PHP_URL_PATH);\n",
-    )
-    .unwrap();
-    let out = wp.php(&sneak, &[]);
-    std::fs::remove_file(&sneak).unwrap();
+         echo wp_parse_url(get_permalink($id), PHP_URL_PATH);\n";
+    let out = wp.run(sneak, &[]);
     let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
     quiet(&http, &daemon.http).await;
     let anonymous = Ask {
