@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use crate::config::is_safe_for_nginx;
 use crate::index::Redirect;
 
 /// Inputs to the generated config.
@@ -196,14 +197,6 @@ pub(crate) async fn reload_nginx(command: &str) {
         Ok(Err(e)) => tracing::warn!(command, error = %e, "could not run `daemon.nginx-reload`"),
         Err(_) => tracing::warn!(command, "`daemon.nginx-reload` did not finish within 30 s"),
     }
-}
-
-/// Characters that would break out of a quoted nginx string or regex.
-fn is_safe_for_nginx(s: &str) -> bool {
-    !s.is_empty()
-        && !s
-            .chars()
-            .any(|c| c.is_control() || matches!(c, '"' | '\'' | ';' | '{' | '}' | '\\' | '$'))
 }
 
 /// The server block, as a template: what nginx sees is readable in one

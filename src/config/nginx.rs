@@ -33,13 +33,20 @@ pub(crate) struct AppFiles {
     pub(crate) dir: PathBuf,
 }
 
-/// Characters that would end a quoted nginx string or start a variable.
+/// Characters that would break out of a quoted nginx string or regex, or
+/// start a variable: the one rule for any text kiln writes into the block
+/// (redirects, links, `[nginx]` paths).
+pub(crate) fn is_safe_for_nginx(s: &str) -> bool {
+    !s.is_empty()
+        && !s
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '"' | '\'' | ';' | '{' | '}' | '\\' | '$'))
+}
+
+/// [`is_safe_for_nginx`], and no whitespace: the block names a prefix
+/// unquoted (`location ^~ /wp-content/`).
 fn nginx_safe(s: &str) -> bool {
-    !s.chars().any(|c| {
-        c.is_control()
-            || c.is_whitespace()
-            || matches!(c, '"' | '\'' | ';' | '{' | '}' | '\\' | '$')
-    })
+    is_safe_for_nginx(s) && !s.contains(char::is_whitespace)
 }
 
 pub(super) fn resolve_nginx(
