@@ -182,19 +182,17 @@ pub(crate) async fn run(
             seen.entry(UrlKey::of(final_path)).or_insert(STARTED);
         }
         if matches!(result.outcome, Outcome::Written | Outcome::Unchanged) {
+            // One look per link: a waiting one may get a shorter depth,
+            // an unseen one in scope is followed.
+            let mut links: Vec<String> = Vec::new();
             for l in &result.links {
-                if let Some(d) = seen.get_mut(&UrlKey::of(l)) {
-                    if *d != STARTED {
-                        *d = (*d).min(depth as u32 + 1);
-                    }
+                match seen.get_mut(&UrlKey::of(l)) {
+                    Some(d) if *d != STARTED => *d = (*d).min(depth as u32 + 1),
+                    Some(_) => {}
+                    None if baker.in_scope(l) => links.push(l.clone()),
+                    None => {}
                 }
             }
-            let mut links: Vec<String> = result
-                .links
-                .iter()
-                .filter(|l| !seen.contains_key(&UrlKey::of(l)) && baker.in_scope(l))
-                .cloned()
-                .collect();
             if follow == Follow::NewOnly && !links.is_empty() {
                 // One index round trip for the whole page; on error follow none.
                 links = baker.unknown(links).await;
